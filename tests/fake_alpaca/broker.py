@@ -1,0 +1,364 @@
+"""The fake's account state and fill engine (callers hold FakeAlpaca's lock).
+
+Money is Decimal throughout, so cash/equity arithmetic in tests is exact. The fill
+engine runs after every state change while the market is open: market orders at
+the current price, limits when the price crosses them (at the better of limit and
+price), stops at the current price once triggered. Bracket legs wait in status
+"held" until the parent fills, then go "new"; when one leg fills the other is
+canceled (OCO). Shares reserved by open closing-side orders are "held" and make a
+plain close fail with 403, as on Alpaca.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+
+from . import validation
+from .model import ApiError, Order, Position, asset_id, money, now, rfc3339
+
+START_CASH = Decimal("100000")
+
+
+class Broker:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.cash = START_CASH
+        self.last_equity = START_CASH
+        self.buying_power_override: Decimal | None = None
+        self.orders: dict[str, Order] = {}
+        self.positions: dict[str, Position] = {}
+        self.prices: dict[str, Decimal] = {}
+        self.lastday: dict[str, Decimal] = {}
+        self.trades: dict[str, tuple[int, datetime]] = {}
+        self.market_open = True
+        self.auto_fill = True
+        self.fail_close: dict[str, tuple[int, str]] = {}
+        self.account_id = str(uuid.uuid4())
+        self.created_at = now()
+
+    # ----- queries -------------------------------------------------------------
+
+    def market_values(self) -> tuple[Decimal, Decimal]:
+        long_mv = short_mv = Decimal(0)
+        for pos in self.positions.values():
+            value = pos.qty * self.prices[pos.symbol]
+            if value >= 0:
+                long_mv += value
+            else:
+                short_mv += value
+        return long_mv, short_mv
+
+    def account(self) -> dict:
+        long_mv, short_mv = self.market_values()
+        equity = self.cash + long_mv + short_mv
+        exposure = long_mv - short_mv
+        buying_power = self.buying_power_override
+        if buying_power is None:  # Reg-T style: 2x equity minus the margin in use.
+            buying_power = max(Decimal(0), 2 * equity - exposure)
+        return {
+            "id": self.account_id,
+            "account_number": "PA" + self.account_id.replace("-", "")[:10].upper(),
+            "status": "ACTIVE",
+            "currency": "USD",
+            "cash": money(self.cash),
+            "portfolio_value": money(equity),
+            "equity": money(equity),
+            "last_equity": money(self.last_equity),
+            "long_market_value": money(long_mv),
+            "short_market_value": money(short_mv),
+            "position_market_value": money(long_mv - short_mv),
+            "buying_power": money(buying_power),
+            "regt_buying_power": money(buying_power),
+            "daytrading_buying_power": "0",
+            "non_marginable_buying_power": money(max(self.cash, Decimal(0))),
+            "options_buying_power": money(buying_power / 2),
+            "initial_margin": money(exposure / 2),
+            "maintenance_margin": money(exposure * Decimal("0.3")),
+            "last_maintenance_margin": "0",
+            "sma": money(equity),
+            "multiplier": "2",
+            "accrued_fees": "0",
+            "pending_transfer_in": "0",
+            "pending_transfer_out": "0",
+            "intraday_adjustments": "0",
+            "pending_reg_taf_fees": "0",
+            "daytrade_count": 0,
+            "balance_asof": self.created_at.date().isoformat(),
+            "created_at": rfc3339(self.created_at),
+            "pattern_day_trader": False,
+            "trade_suspended_by_user": False,
+            "trading_blocked": False,
+            "transfers_blocked": False,
+            "account_blocked": False,
+            "shorting_enabled": True,
+            "options_approved_level": 0,
+            "options_trading_level": 0,
+        }
+
+    def buying_power(self) -> Decimal:
+        return Decimal(self.account()["buying_power"])
+
+    def held(self, symbol: str, side: str) -> Decimal:
+        """Qty reserved by live orders on one side; an OCO pair of legs counts once."""
+        by_group: dict[str, Decimal] = {}
+        for order in self.orders.values():
+            if order.symbol == symbol and order.side == side and order.is_open and order.status != "held":
+                group = order.parent_id or order.id
+                by_group[group] = max(by_group.get(group, Decimal(0)), order.remaining)
+        return sum(by_group.values(), Decimal(0))
+
+    def find_position(self, symbol_or_asset_id: str) -> Position:
+        key = symbol_or_asset_id.upper()
+        for pos in self.positions.values():
+            if pos.symbol == key or asset_id(pos.symbol) == symbol_or_asset_id.lower():
+                return pos
+        raise ApiError(404, "position does not exist")
+
+    def position_dict(self, pos: Position) -> dict:
+        closing_side = "sell" if pos.qty > 0 else "buy"
+        held = min(abs(pos.qty), self.held(pos.symbol, closing_side))
+        price = self.prices[pos.symbol]
+        return pos.to_dict(price, self.lastday.get(pos.symbol, price), held)
+
+    def positions_list(self) -> list[dict]:
+        return [self.position_dict(self.positions[s]) for s in sorted(self.positions)]
+
+    def order_dict(self, order: Order, nested: bool) -> dict:
+        legs = [self.orders[i].to_dict() for i in order.leg_ids] if nested and order.leg_ids else None
+        return order.to_dict(legs)
+
+    def get_order(self, order_id: str) -> Order:
+        if order_id not in self.orders:
+            raise ApiError(404, "order not found")
+        return self.orders[order_id]
+
+    def by_client_order_id(self, client_order_id: str) -> Order:
+        for order in self.orders.values():
+            if order.client_order_id == client_order_id:
+                return order
+        raise ApiError(404, "order not found")
+
+    def list_orders(self, status: str = "open", limit: int = 50, after: datetime | None = None,
+                    until: datetime | None = None, direction: str = "desc", nested: bool = False,
+                    symbols: list[str] | None = None, side: str | None = None) -> list[dict]:
+        def matches(order: Order) -> bool:
+            return status == "all" or (order.is_open == (status == "open"))
+
+        found = []
+        for order in sorted(self.orders.values(), key=lambda o: o.seq, reverse=direction == "desc"):
+            if nested and order.parent_id:
+                continue  # shown under its parent
+            group = ([order] + [self.orders[i] for i in order.leg_ids]) if nested else [order]
+            if not any(matches(o) for o in group):
+                continue
+            if (symbols and order.symbol not in symbols) or (side and order.side != side):
+                continue
+            if (after and order.created_at <= after) or (until and order.created_at >= until):
+                continue
+            found.append(self.order_dict(order, nested))
+        return found[:limit]
+
+    # ----- commands --------------------------------------------------------------
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        symbol = symbol.upper()
+        self.prices[symbol] = price
+        self.lastday.setdefault(symbol, price)
+        trade_id = self.trades.get(symbol, (0, None))[0] + 1
+        self.trades[symbol] = (trade_id, now())
+        self.run_engine()
+
+    def add_position(self, symbol: str, qty: Decimal, avg_price: Decimal) -> None:
+        """An "external" position: shares appear without an order or a cash change."""
+        symbol = symbol.upper()
+        if symbol not in self.prices:
+            self.set_price(symbol, avg_price)
+        self.positions[symbol] = Position(symbol, qty, qty * avg_price)
+
+    def submit(self, body: object) -> dict:
+        """Accept an order and answer with it as accepted, before the engine fills it."""
+        req = validation.parse_order(body, self.prices.get)
+        if req.client_order_id is not None and any(
+            o.client_order_id == req.client_order_id for o in self.orders.values()
+        ):
+            raise ApiError(422, "client_order_id must be unique", code=40010001)
+        pos = self.positions.get(req.symbol)
+        closing = pos is not None and (pos.qty > 0) == (req.side == "sell")
+        if closing:
+            available = max(Decimal(0), abs(pos.qty) - self.held(req.symbol, req.side))
+            if req.qty > available:
+                raise ApiError(
+                    403, f"insufficient qty available for order (requested: {money(req.qty)}, "
+                    f"available: {money(available)})", symbol=req.symbol, available=money(available),
+                    existing_qty=money(abs(pos.qty)), held_for_orders=money(abs(pos.qty) - available))
+        else:
+            reference = req.limit_price or req.stop_price or self.prices[req.symbol]
+            if req.qty * reference > self.buying_power():
+                raise ApiError(403, "insufficient buying power")
+        intent = f"{req.side}_to_{'close' if closing else 'open'}"
+        status = "new" if self.market_open else "accepted"
+        order = Order(req.symbol, req.qty, req.side, req.type, req.time_in_force, req.order_class,
+                      req.limit_price, req.stop_price, status=status, position_intent=intent,
+                      extended_hours=req.extended_hours)
+        if req.client_order_id is not None:
+            order.client_order_id = req.client_order_id
+        self.orders[order.id] = order
+        if req.order_class == "bracket":
+            self._add_legs(order, req)
+        answer = self.order_dict(order, nested=True)
+        self.run_engine()
+        return answer
+
+    def _add_legs(self, parent: Order, req: validation.OrderRequest) -> None:
+        side = "sell" if parent.side == "buy" else "buy"
+        common = dict(symbol=parent.symbol, qty=parent.qty, side=side, time_in_force=parent.time_in_force,
+                      order_class="bracket", status="held", position_intent=f"{side}_to_close",
+                      parent_id=parent.id)
+        legs = [Order(type="limit", limit_price=req.take_profit, **common),
+                Order(type="stop_limit" if req.stop_loss_limit else "stop", stop_price=req.stop_loss,
+                      limit_price=req.stop_loss_limit, **common)]
+        for leg in legs:
+            self.orders[leg.id] = leg
+            parent.leg_ids.append(leg.id)
+
+    def cancel(self, order_id: str) -> None:
+        """Cancel an order with its bracket legs, or a leg with its OCO sibling."""
+        order = self.get_order(order_id)
+        if not order.is_open:
+            raise ApiError(422, "order is not cancelable")
+        siblings = self.orders[order.parent_id].leg_ids if order.parent_id else order.leg_ids
+        for other in [order] + [self.orders[i] for i in siblings]:
+            if other.is_open:
+                self._mark_canceled(other)
+
+    def cancel_all(self) -> list[dict]:
+        entries = []
+        for order in sorted(self.orders.values(), key=lambda o: o.seq):
+            if order.is_open:
+                self._mark_canceled(order)
+                entries.append({"id": order.id, "status": 200, "body": order.to_dict()})
+        return entries
+
+    def close_position(self, symbol: str, qty: Decimal | None = None,
+                       percentage: Decimal | None = None) -> dict:
+        """Submit a market order for the opposite side; answers that order."""
+        pos = self.find_position(symbol)
+        if pos.symbol in self.fail_close:
+            status, message = self.fail_close[pos.symbol]
+            raise ApiError(status, message)
+        if qty is not None and percentage is not None:
+            raise ApiError(422, "qty and percentage cannot be used together")
+        amount = abs(pos.qty)
+        if percentage is not None:
+            if not 0 < percentage <= 100:
+                raise ApiError(422, "percentage must be between 0 and 100")
+            amount = amount * percentage / 100
+            if pos.qty == pos.qty.to_integral_value():  # only fractional if it already was
+                amount = amount.to_integral_value(rounding=ROUND_DOWN)
+        elif qty is not None:
+            amount = qty
+        side = "sell" if pos.qty > 0 else "buy"
+        return self.submit({"symbol": pos.symbol, "qty": money(amount), "side": side,
+                            "type": "market", "time_in_force": "day"})
+
+    def close_all(self, cancel_orders: bool) -> list[dict]:
+        if cancel_orders:
+            self.cancel_all()
+        entries = []
+        for symbol in sorted(self.positions):
+            try:
+                entries.append({"symbol": symbol, "status": 200, "body": self.close_position(symbol)})
+            except ApiError as error:
+                entries.append({"symbol": symbol, "status": error.status, "body": error.body})
+        return entries
+
+    def fill(self, order_id: str, qty: Decimal | None, price: Decimal | None) -> None:
+        """Test hook: fill part (or the rest) of an order, whatever the market state."""
+        order = self.get_order(order_id)
+        if not order.is_open or order.status == "held":
+            raise ValueError(f"order {order_id} is {order.status}, it cannot fill")
+        qty = order.remaining if qty is None else qty
+        if not 0 < qty <= order.remaining:
+            raise ValueError(f"fill qty {qty} not in (0, {order.remaining}]")
+        self._fill(order, qty, price if price is not None else order.limit_price or self.prices[order.symbol])
+        self.run_engine()
+
+    # ----- fill engine -----------------------------------------------------------------
+
+    def run_engine(self) -> None:
+        if not self.market_open:
+            return
+        while True:
+            live = sorted((o for o in self.orders.values() if o.is_open and o.status != "held"),
+                          key=lambda o: o.seq)
+            for order in live:
+                if order.status == "accepted":  # the market has opened since submission
+                    order.status, order.updated_at = "new", now()
+            fills = ((o, self._fill_price(o)) for o in live)
+            order, price = next(((o, p) for o, p in fills if p is not None), (None, None))
+            if order is None:
+                return
+            self._fill(order, order.remaining, price)
+
+    def _fill_price(self, order: Order) -> Decimal | None:
+        price = self.prices[order.symbol]
+        buy = order.side == "buy"
+        if order.type == "market":
+            return price if self.auto_fill else None
+        if order.type in ("stop", "stop_limit") and not order.triggered:
+            if not (price >= order.stop_price if buy else price <= order.stop_price):
+                return None
+            if order.type == "stop":
+                return price
+            order.triggered = True
+        if order.type in ("limit", "stop_limit"):
+            if buy and price <= order.limit_price:
+                return min(order.limit_price, price)
+            if not buy and price >= order.limit_price:
+                return max(order.limit_price, price)
+        return None
+
+    def _fill(self, order: Order, qty: Decimal, price: Decimal) -> None:
+        stamp = now()
+        total = order.filled_qty + qty
+        previous = (order.filled_avg_price or Decimal(0)) * order.filled_qty
+        order.filled_avg_price = (previous + price * qty) / total
+        order.filled_qty = total
+        order.updated_at = order.filled_at = stamp
+        order.status = "filled" if order.remaining == 0 else "partially_filled"
+        self._apply_to_position(order.symbol, qty if order.side == "buy" else -qty, price)
+        if order.status != "filled":
+            return
+        for leg in (self.orders[i] for i in order.leg_ids):
+            if leg.status == "held":
+                leg.status, leg.updated_at = "new", stamp
+        if order.parent_id:
+            for sibling in (self.orders[i] for i in self.orders[order.parent_id].leg_ids):
+                if sibling.is_open:
+                    self._mark_canceled(sibling)
+
+    def _apply_to_position(self, symbol: str, signed_qty: Decimal, price: Decimal) -> None:
+        self.cash -= signed_qty * price
+        pos = self.positions.get(symbol)
+        if pos is None:
+            self.positions[symbol] = Position(symbol, signed_qty, signed_qty * price)
+            return
+        new_qty = pos.qty + signed_qty
+        if new_qty == 0:
+            del self.positions[symbol]
+        elif (pos.qty > 0) == (signed_qty > 0):  # adding to the position
+            pos.qty, pos.cost_basis = new_qty, pos.cost_basis + signed_qty * price
+        elif (new_qty > 0) == (pos.qty > 0):  # reducing: the average entry price stays
+            pos.qty, pos.cost_basis = new_qty, pos.cost_basis * new_qty / pos.qty
+        else:  # flipped side: the remainder is a new position at this price
+            self.positions[symbol] = Position(symbol, new_qty, new_qty * price)
+
+    @staticmethod
+    def _mark_canceled(order: Order) -> None:
+        order.status = "canceled"
+        order.canceled_at = order.updated_at = now()
+

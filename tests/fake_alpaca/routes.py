@@ -1,0 +1,169 @@
+"""HTTP routing of the fake: (method, path, query, body) -> (status, JSON payload).
+
+Trading API paths follow the spec (/v2/account, /v2/orders, ...); the market-data
+latest-trade paths (/v2/stocks/...) are served by the same server. An unknown
+symbol on GET /v2/stocks/{symbol}/trades/latest answers 404 {"code": 40410000,
+"message": "symbol not found"} (the market-data extract documents no 404, so this
+is the fake's choice); the multi-symbol endpoint leaves unknown symbols out of
+its "trades" map.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from .broker import Broker
+from .model import ApiError, now, rfc3339
+from .validation import decimal_field
+
+FEEDS = ("delayed_sip", "iex", "otc", "sip", "boats", "overnight")
+
+
+def _bool(query: dict, name: str) -> bool:
+    value = query.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise ApiError(422, f"invalid {name}")
+    return value == "true"
+
+
+def _choice(query: dict, name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+    value = query.get(name, default)
+    if value is not None and value not in allowed:
+        raise ApiError(422, f"invalid {name}")
+    return value
+
+
+def _timestamp(query: dict, name: str) -> datetime | None:
+    if name not in query:
+        return None
+    try:
+        moment = datetime.fromisoformat(query[name])
+    except ValueError:
+        raise ApiError(422, f"invalid {name}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _optional_decimal(query: dict, name: str) -> Decimal | None:
+    return decimal_field(query[name], name) if name in query else None
+
+
+def clock(broker: Broker, query: dict, body: object) -> dict:
+    stamp = now()
+    opens, closes = (17.5, 1) if broker.market_open else (1, 7.5)
+    return {
+        "timestamp": rfc3339(stamp),
+        "is_open": broker.market_open,
+        "next_open": rfc3339(stamp + timedelta(hours=opens)),
+        "next_close": rfc3339(stamp + timedelta(hours=closes)),
+    }
+
+
+def list_orders(broker: Broker, query: dict, body: object) -> list[dict]:
+    try:
+        limit = min(500, int(query.get("limit", "50")))
+    except ValueError:
+        raise ApiError(422, "invalid limit") from None
+    if limit < 1:
+        raise ApiError(422, "invalid limit")
+    symbols = [s.strip().upper() for s in query.get("symbols", "").split(",") if s.strip()]
+    return broker.list_orders(
+        status=_choice(query, "status", ("open", "closed", "all"), "open"),
+        limit=limit,
+        after=_timestamp(query, "after"),
+        until=_timestamp(query, "until"),
+        direction=_choice(query, "direction", ("asc", "desc"), "desc"),
+        nested=_bool(query, "nested"),
+        symbols=symbols or None,
+        side=_choice(query, "side", ("buy", "sell"), None),
+    )
+
+
+def order_by_client_id(broker: Broker, query: dict, body: object) -> dict:
+    if not query.get("client_order_id"):
+        raise ApiError(422, "client_order_id is required")
+    return broker.order_dict(broker.by_client_order_id(query["client_order_id"]), nested=_bool(query, "nested"))
+
+
+def get_order(broker: Broker, query: dict, body: object, order_id: str) -> dict:
+    return broker.order_dict(broker.get_order(order_id), nested=_bool(query, "nested"))
+
+
+def cancel_order(broker: Broker, query: dict, body: object, order_id: str) -> None:
+    broker.cancel(order_id)
+
+
+def get_position(broker: Broker, query: dict, body: object, symbol: str) -> dict:
+    return broker.position_dict(broker.find_position(symbol))
+
+
+def close_position(broker: Broker, query: dict, body: object, symbol: str) -> dict:
+    return broker.close_position(
+        symbol, qty=_optional_decimal(query, "qty"), percentage=_optional_decimal(query, "percentage")
+    )
+
+
+def _trade(broker: Broker, symbol: str) -> dict:
+    trade_id, stamp = broker.trades[symbol]
+    return {"t": rfc3339(stamp), "x": "V", "p": float(broker.prices[symbol]), "s": 100,
+            "c": ["@"], "i": trade_id, "z": "C"}
+
+
+def _check_feed(query: dict) -> None:
+    if query.get("feed", "iex") not in FEEDS:
+        raise ApiError(400, "invalid feed")
+
+
+def latest_trade(broker: Broker, query: dict, body: object, symbol: str) -> dict:
+    _check_feed(query)
+    symbol = symbol.upper()
+    if symbol not in broker.prices:
+        raise ApiError(404, "symbol not found")
+    return {"symbol": symbol, "trade": _trade(broker, symbol)}
+
+
+def latest_trades(broker: Broker, query: dict, body: object) -> dict:
+    _check_feed(query)
+    symbols = [s.strip().upper() for s in query.get("symbols", "").split(",") if s.strip()]
+    if not symbols:
+        raise ApiError(400, "symbols is required")
+    return {"trades": {s: _trade(broker, s) for s in symbols if s in broker.prices}}
+
+
+# (method, path pattern, handler, success status); named groups become arguments.
+ROUTES = [
+    ("GET", r"/v2/account", lambda b, q, body: b.account(), 200),
+    ("GET", r"/v2/clock", clock, 200),
+    ("POST", r"/v2/orders", lambda b, q, body: b.submit(body), 200),
+    ("GET", r"/v2/orders", list_orders, 200),
+    ("DELETE", r"/v2/orders", lambda b, q, body: b.cancel_all(), 207),
+    ("GET", r"/v2/orders:by_client_order_id", order_by_client_id, 200),
+    ("GET", r"/v2/orders/(?P<order_id>[^/]+)", get_order, 200),
+    ("DELETE", r"/v2/orders/(?P<order_id>[^/]+)", cancel_order, 204),
+    ("GET", r"/v2/positions", lambda b, q, body: b.positions_list(), 200),
+    ("DELETE", r"/v2/positions", lambda b, q, body: b.close_all(_bool(q, "cancel_orders")), 207),
+    ("GET", r"/v2/positions/(?P<symbol>[^/]+)", get_position, 200),
+    ("DELETE", r"/v2/positions/(?P<symbol>[^/]+)", close_position, 200),
+    ("GET", r"/v2/stocks/trades/latest", latest_trades, 200),
+    ("GET", r"/v2/stocks/(?P<symbol>[^/]+)/trades/latest", latest_trade, 200),
+]
+_COMPILED = [(method, re.compile(pattern + r"/?"), handler, ok) for method, pattern, handler, ok in ROUTES]
+
+
+def dispatch(broker: Broker, method: str, path: str, query: dict, body: object) -> tuple[int, object]:
+    """Answer one authorised request; ApiError becomes its status and error body."""
+    path_known = False
+    try:
+        for route_method, pattern, handler, ok in _COMPILED:
+            match = pattern.fullmatch(path)
+            if not match:
+                continue
+            path_known = True
+            if route_method == method:
+                return ok, handler(broker, query, body, **match.groupdict())
+        if path_known:
+            raise ApiError(405, "method not allowed")
+        raise ApiError(404, "endpoint not found")
+    except ApiError as error:
+        return error.status, error.body

@@ -1,0 +1,154 @@
+"""Checks on a POST /v2/orders body, answering like Alpaca does (422 + code/message).
+
+Only the order kinds tradectl uses are modelled: market/limit/stop/stop_limit,
+time_in_force day/gtc, order_class ""/simple/bracket, quantities (not notional).
+Anything else is refused with a 422 that says the fake does not support it, so a
+test never silently relies on behaviour the fake does not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .model import ApiError
+
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+SUPPORTED_TIF = ("day", "gtc")
+KNOWN_TIF = ("day", "gtc", "opg", "cls", "ioc", "fok")
+SUB_PENNY = "sub-penny increment does not fulfill minimum pricing criteria"
+CENT = Decimal("0.01")
+
+
+@dataclass
+class OrderRequest:
+    symbol: str
+    qty: Decimal
+    side: str
+    type: str
+    time_in_force: str
+    order_class: str
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    client_order_id: str | None
+    extended_hours: bool
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    stop_loss_limit: Decimal | None = None
+
+
+def unprocessable(message: str) -> ApiError:
+    return ApiError(422, message)
+
+
+def decimal_field(value: object, name: str) -> Decimal:
+    """Alpaca takes numbers or numeric strings; the server parses JSON floats as Decimal."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise unprocessable(f"invalid {name}")
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise unprocessable(f"invalid {name}") from None
+    if not number.is_finite():
+        raise unprocessable(f"invalid {name}")
+    return number
+
+
+def price_field(container: dict, key: str, name: str) -> Decimal | None:
+    if container.get(key) is None:
+        return None
+    price = decimal_field(container[key], name)
+    if price <= 0:
+        raise unprocessable(f"{name} must be > 0")
+    # Alpaca: prices >= $1 allow 2 decimals, prices < $1 allow 4.
+    step = CENT if price >= 1 else Decimal("0.0001")
+    if price != price.quantize(step):
+        raise unprocessable(SUB_PENNY)
+    return price
+
+
+def parse_order(body: object, current_price) -> OrderRequest:
+    """Validate an order body; current_price(symbol) gives None for unknown assets."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body format is invalid")
+    order_type = body.get("type")
+    if order_type not in ORDER_TYPES:
+        raise unprocessable(f"invalid order type: {order_type}" if order_type else "type is required")
+    tif = body.get("time_in_force")
+    if tif not in KNOWN_TIF:
+        raise unprocessable("invalid time_in_force" if tif else "time_in_force is required")
+    if tif not in SUPPORTED_TIF:
+        raise unprocessable(f"time_in_force {tif} is not supported by the fake")
+    side = body.get("side")
+    if side not in ("buy", "sell"):
+        raise unprocessable("invalid side" if side else "side is required")
+    symbol = body.get("symbol")
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise unprocessable("symbol is required")
+    symbol = symbol.strip().upper()
+    if current_price(symbol) is None:
+        raise ApiError(422, f'asset "{symbol}" not found', code=40010001)
+    if body.get("notional") is not None:
+        raise unprocessable("notional orders are not supported by the fake")
+    if body.get("qty") is None:
+        raise unprocessable("qty is required")
+    qty = decimal_field(body["qty"], "qty")
+    if qty <= 0:
+        raise unprocessable("qty must be > 0")
+    order_class = body.get("order_class") or ""
+    if order_class not in ("", "simple", "bracket"):
+        raise unprocessable(f"order_class {order_class} is not supported by the fake")
+    client_order_id = body.get("client_order_id")
+    if client_order_id is not None and (not isinstance(client_order_id, str) or len(client_order_id) > 128):
+        raise unprocessable("client_order_id must be a string of at most 128 characters")
+    extended_hours = body.get("extended_hours") or False
+    if not isinstance(extended_hours, bool):
+        raise unprocessable("invalid extended_hours")
+
+    limit_price = price_field(body, "limit_price", "limit_price")
+    stop_price = price_field(body, "stop_price", "stop_price")
+    if order_type in ("limit", "stop_limit") and limit_price is None:
+        raise unprocessable("limit_price is required")
+    if order_type in ("stop", "stop_limit") and stop_price is None:
+        raise unprocessable("stop_price is required")
+    if order_type == "market" and (limit_price is not None or stop_price is not None):
+        raise unprocessable("market orders must not have limit_price or stop_price")
+
+    request = OrderRequest(
+        symbol, qty, side, order_type, tif, order_class,
+        limit_price if order_type in ("limit", "stop_limit") else None,
+        stop_price if order_type in ("stop", "stop_limit") else None,
+        client_order_id, extended_hours,
+    )
+    fractional = qty != qty.to_integral_value()
+    if order_class == "bracket":
+        if fractional:
+            raise unprocessable("fractional orders are not supported for bracket orders")
+        check_bracket(request, body, current_price(symbol))
+    elif fractional and (order_type != "market" or tif != "day"):
+        raise unprocessable("fractional orders must be market orders with time_in_force day")
+    return request
+
+
+def check_bracket(request: OrderRequest, body: dict, market_price: Decimal) -> None:
+    """Fill in the legs and apply Alpaca's base-price rules (base = entry price)."""
+    take_profit = body.get("take_profit")
+    stop_loss = body.get("stop_loss")
+    if not isinstance(take_profit, dict) or take_profit.get("limit_price") is None:
+        raise unprocessable("bracket orders require take_profit.limit_price")
+    if not isinstance(stop_loss, dict) or stop_loss.get("stop_price") is None:
+        raise unprocessable("bracket orders require stop_loss.stop_price")
+    request.take_profit = price_field(take_profit, "limit_price", "take_profit.limit_price")
+    request.stop_loss = price_field(stop_loss, "stop_price", "stop_loss.stop_price")
+    request.stop_loss_limit = price_field(stop_loss, "limit_price", "stop_loss.limit_price")
+    base = request.limit_price or request.stop_price or market_price
+    if request.side == "buy":
+        if request.take_profit < base + CENT:
+            raise unprocessable("take_profit.limit_price must be >= base_price + 0.01")
+        if request.stop_loss > base - CENT:
+            raise unprocessable("stop_loss.stop_price must be <= base_price - 0.01")
+    else:
+        if request.take_profit > base - CENT:
+            raise unprocessable("take_profit.limit_price must be <= base_price - 0.01")
+        if request.stop_loss < base + CENT:
+            raise unprocessable("stop_loss.stop_price must be >= base_price + 0.01")

@@ -1,0 +1,5 @@
+"""`python -m tradectl` runs the CLI."""
+
+from tradectl.cli import main
+
+main()

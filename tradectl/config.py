@@ -1,0 +1,219 @@
+"""Settings: a frozen value built by a pure function from an environment mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Literal
+
+from tradectl.errors import ConfigError
+
+TradingMode = Literal["paper", "live"]
+
+PAPER_BASE_URL = "https://paper-api.alpaca.markets"
+LIVE_BASE_URL = "https://api.alpaca.markets"
+DATA_BASE_URL = "https://data.alpaca.markets"
+
+# Every setting tradectl reads, with its default as text (None: unset). `.env.example` documents
+# the same names; a test keeps the two in step.
+DEFAULTS: dict[str, str | None] = {
+    "ALPACA_API_KEY": None,
+    "ALPACA_SECRET_KEY": None,
+    "TRADING_MODE": "paper",
+    "ALPACA_BASE_URL": None,
+    "ALPACA_DATA_URL": None,
+    "ALPACA_TIMEOUT": "10",
+    "DATABASE_URL": None,
+    "DAILY_LOSS_LIMIT": "2000",
+    "WATCH_INTERVAL": "60",
+    "MAX_OPEN_POSITIONS": "10",
+    "MAX_POSITION_NOTIONAL": "25000",
+    "MAX_RISK_PER_TRADE": "500",
+    "SMTP_HOST": None,
+    "SMTP_PORT": "587",
+    "SMTP_USERNAME": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_STARTTLS": "true",
+    "SMTP_TIMEOUT": "10",
+    "ALERT_EMAIL_FROM": None,
+    "ALERT_EMAIL_TO": None,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    trading_mode: TradingMode
+    alpaca_base_url: str
+    alpaca_data_url: str
+    alpaca_timeout: float
+    database_url: str
+    database_is_default: bool
+    daily_loss_limit: Decimal
+    watch_interval: float
+    max_open_positions: int
+    max_position_notional: Decimal
+    max_risk_per_trade: Decimal
+    alpaca_api_key: str | None = field(default=None, repr=False)
+    alpaca_secret_key: str | None = field(default=None, repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = True
+    smtp_timeout: float = 10.0
+    alert_email_from: str | None = None
+    alert_email_to: tuple[str, ...] = ()
+
+    @property
+    def alpaca_enabled(self) -> bool:
+        return bool(self.alpaca_api_key and self.alpaca_secret_key)
+
+    @property
+    def alerts_enabled(self) -> bool:
+        return bool(self.smtp_host and self.alert_email_to)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be printed, logged or stored."""
+        found = (self.alpaca_api_key, self.alpaca_secret_key, self.smtp_password)
+        return tuple(s for s in found if s)
+
+    def key_mode_warning(self) -> str | None:
+        """Alpaca paper keys start with PK, live keys with AK: say so when they disagree."""
+        key = self.alpaca_api_key or ""
+        expected = "PK" if self.trading_mode == "paper" else "AK"
+        if not key or key.startswith(expected):
+            return None
+        other = "live" if self.trading_mode == "paper" else "paper"
+        looks = f"a {other} key" if key.startswith(("PK", "AK")) else "not an Alpaca key"
+        return (
+            f"ALPACA_API_KEY looks like {looks} but TRADING_MODE={self.trading_mode} "
+            f"({self.trading_mode} keys begin {expected})"
+        )
+
+
+def mask_secret(value: str | None, shown: int = 4) -> str:
+    """`PKAB…WXYZ` for a key id; never more than `shown` characters at each end."""
+    if not value:
+        return "(not set)"
+    if len(value) <= 2 * shown + 4:
+        return value[:2] + "…"
+    return f"{value[:shown]}…{value[-shown:]}"
+
+
+def default_database_url(app_dir: Path) -> str:
+    return f"sqlite:///{app_dir / 'tradectl.db'}"
+
+
+def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
+    """Build Settings from `environ`; an invalid value raises ConfigError naming the variable."""
+
+    def raw(name: str) -> str | None:
+        value = environ.get(name)
+        if value is None or value.strip() == "":
+            return DEFAULTS[name]
+        return value.strip()
+
+    mode = (raw("TRADING_MODE") or "").lower()
+    if mode not in ("paper", "live"):
+        raise ConfigError(f"TRADING_MODE must be 'paper' or 'live', got {raw('TRADING_MODE')!r}")
+
+    base_url = _url("ALPACA_BASE_URL", raw("ALPACA_BASE_URL")) or (
+        PAPER_BASE_URL if mode == "paper" else LIVE_BASE_URL
+    )
+    data_url = _url("ALPACA_DATA_URL", raw("ALPACA_DATA_URL")) or DATA_BASE_URL
+    database_url = raw("DATABASE_URL")
+    if database_url is not None and "://" not in database_url:
+        raise ConfigError(
+            f"DATABASE_URL must be a URL such as sqlite:///path/to.db or "
+            f"postgresql://user@host/db, got {database_url!r}"
+        )
+
+    return Settings(
+        trading_mode="paper" if mode == "paper" else "live",
+        alpaca_api_key=raw("ALPACA_API_KEY"),
+        alpaca_secret_key=raw("ALPACA_SECRET_KEY"),
+        alpaca_base_url=base_url,
+        alpaca_data_url=data_url,
+        alpaca_timeout=_positive_number("ALPACA_TIMEOUT", raw("ALPACA_TIMEOUT"), "seconds"),
+        database_url=database_url or default_database_url(app_dir),
+        database_is_default=database_url is None,
+        daily_loss_limit=_money("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
+        watch_interval=_positive_number("WATCH_INTERVAL", raw("WATCH_INTERVAL"), "seconds"),
+        max_open_positions=_positive_int("MAX_OPEN_POSITIONS", raw("MAX_OPEN_POSITIONS")),
+        max_position_notional=_money("MAX_POSITION_NOTIONAL", raw("MAX_POSITION_NOTIONAL")),
+        max_risk_per_trade=_money("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
+        smtp_host=raw("SMTP_HOST"),
+        smtp_port=_port("SMTP_PORT", raw("SMTP_PORT")),
+        smtp_username=raw("SMTP_USERNAME"),
+        smtp_password=raw("SMTP_PASSWORD"),
+        smtp_starttls=_bool("SMTP_STARTTLS", raw("SMTP_STARTTLS")),
+        smtp_timeout=_positive_number("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), "seconds"),
+        alert_email_from=raw("ALERT_EMAIL_FROM"),
+        alert_email_to=_addresses("ALERT_EMAIL_TO", raw("ALERT_EMAIL_TO")),
+    )
+
+
+def _money(name: str, text: str | None) -> Decimal:
+    try:
+        value = Decimal(text or "")
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ConfigError(f"{name} must be a positive dollar amount such as 2000, got {text!r}")
+    return value
+
+
+def _positive_number(name: str, text: str | None, unit: str) -> float:
+    try:
+        value = Decimal(text or "")
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0 or value > 86400:
+        raise ConfigError(f"{name} must be a positive number of {unit}, got {text!r}")
+    return float(value)
+
+
+def _positive_int(name: str, text: str | None) -> int:
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _port(name: str, text: str | None) -> int:
+    digits = bool(text) and text.isascii() and text.isdigit() and len(text) <= 5
+    if not digits or not 0 < int(text) < 65536:
+        raise ConfigError(f"{name} must be a TCP port between 1 and 65535, got {text!r}")
+    return int(text)
+
+
+def _bool(name: str, text: str | None) -> bool:
+    value = (text or "").lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {text!r}")
+
+
+def _url(name: str, text: str | None) -> str | None:
+    if text is None:
+        return None
+    url = text.rstrip("/")
+    if not url.startswith(("http://", "https://")) or url.endswith("/v2"):
+        raise ConfigError(
+            f"{name} must be an http(s) base URL without /v2 "
+            f"(e.g. {PAPER_BASE_URL}), got {text!r}"
+        )
+    return url
+
+
+def _addresses(name: str, text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    addresses = tuple(a.strip() for a in text.split(",") if a.strip())
+    for address in addresses:
+        if "@" not in address or any(c.isspace() for c in address):
+            raise ConfigError(f"{name} must be e-mail addresses separated by commas, got {text!r}")
+    return addresses

@@ -1,0 +1,1 @@
+"""Database: models (tables) and session (engine, transactions, locks, migrations)."""

@@ -1,0 +1,146 @@
+"""SQLAlchemy 2.x models: the only place the tables are defined."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Head of the migration chain. Start-up compares it with the stored revision without importing
+# Alembic; tests/test_migrations.py checks it against alembic/versions.
+HEAD_REVISION = "0001"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Exact decimals: NUMERIC(20, 6) where the database has it. SQLite's NUMERIC is a binary
+    float, so there the value is kept as its decimal text and read back exactly."""
+
+    impl = Numeric(20, 6)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(20, 6, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise TypeError(f"money must be a finite Decimal, got {value!r}")
+        return format(value, "f") if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        # Drop the trailing zeros NUMERIC(20, 6) pads with, so 145 reads back as 145.
+        exact = Decimal(str(value))
+        return exact.quantize(Decimal(1)) if exact == exact.to_integral() else exact.normalize()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whether the database keeps a zone (Postgres) or not."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise TypeError("naive datetime: tradectl stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Cycle(Base):
+    """A trading cycle: `active` until the emergency stop latches it `stopped`."""
+
+    __tablename__ = "cycles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+
+
+# Position life: pending (entry order working) -> open -> closing -> closed; or cancelled,
+# rejected (Alpaca said no), failed (never reached Alpaca).
+LIVE_POSITION_STATUSES = ("pending", "open", "closing")
+
+
+class Position(Base):
+    __tablename__ = "positions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"), index=True)
+    symbol: Mapped[str] = mapped_column(String(16), index=True)
+    side: Mapped[str] = mapped_column(String(4))
+    qty: Mapped[Decimal] = mapped_column(Money())
+    entry_price: Mapped[Decimal | None] = mapped_column(Money())
+    stop_loss: Mapped[Decimal] = mapped_column(Money())
+    take_profit: Mapped[Decimal] = mapped_column(Money())
+    time_in_force: Mapped[str] = mapped_column(String(8), default="day")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    alpaca_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    alpaca_status: Mapped[str | None] = mapped_column(String(32))
+    alpaca_error: Mapped[str | None] = mapped_column(Text)
+    filled_qty: Mapped[Decimal | None] = mapped_column(Money())
+    filled_avg_price: Mapped[Decimal | None] = mapped_column(Money())
+    exit_price: Mapped[Decimal | None] = mapped_column(Money())
+    realized_pl: Mapped[Decimal | None] = mapped_column(Money())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class Event(Base):
+    """Append-only audit log of every decision tradectl takes."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
+    position_id: Mapped[int | None] = mapped_column(ForeignKey("positions.id"))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

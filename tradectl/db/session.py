@@ -1,0 +1,243 @@
+"""Engine, transactions, cross-process locks and migrations.
+
+SQLite gets WAL, a busy timeout, foreign keys and `BEGIN IMMEDIATE` transactions (a read that
+turns into a write never fails half-way), so `watch` and `open` can run side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradectl.db.models import HEAD_REVISION
+from tradectl.errors import DatabaseError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+LOCK_POLL = 0.05
+_memory_locks: dict[str, threading.Lock] = {}
+
+
+def normalize_url(url: str) -> URL:
+    """`postgresql://` and `postgres://` mean psycopg 3, the driver the postgres extra installs."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def masked_url(url: str) -> str:
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable DATABASE_URL)"
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def make_engine(url: str) -> Engine:
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_path(parsed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # transactions begin in _begin below
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def describe_db_error(url: str, err: BaseException) -> DatabaseError:
+    orig = getattr(err, "orig", None) or err
+    first_line = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    hint = None
+    if "locked" in first_line:
+        hint = "another tradectl process holds the database; try again"
+    return DatabaseError(f"database {masked_url(url)}: {first_line}", hint=hint)
+
+
+class Database:
+    """One database: its engine, short transactions, named locks and schema migrations."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Commit on success, roll back on any error; database faults become DatabaseError."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except (DBAPIError, SQLAlchemyError) as err:
+            if isinstance(err, DBAPIError) or "connect" in str(err):
+                raise describe_db_error(self.url, err) from None
+            raise
+
+    # -- cross-process locks ---------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, name: str, *, wait: float) -> Iterator[bool]:
+        """A named lock held by this process until the block ends, freed by the OS or the
+        database if the process dies. Yields False if it could not be had within `wait` seconds.
+
+        Postgres: a session advisory lock on a dedicated connection. SQLite: flock on a file
+        beside the database. In-memory SQLite: a process-local lock.
+        """
+        if self.dialect == "postgresql":
+            with self._advisory_lock(name, wait) as held:
+                yield held
+            return
+        path = _sqlite_path(normalize_url(self.url))
+        if path is None:
+            lock = _memory_locks.setdefault(name, threading.Lock())
+            held = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
+            try:
+                yield held
+            finally:
+                if held:
+                    lock.release()
+            return
+        with _file_lock(path.with_name(f"{path.name}.{name}.lock"), wait) as held:
+            yield held
+
+    @contextmanager
+    def _advisory_lock(self, name: str, wait: float) -> Iterator[bool]:
+        key = zlib.crc32(f"tradectl:{name}".encode())
+        try:
+            connection = self.engine.connect()
+        except DBAPIError as err:
+            raise describe_db_error(self.url, err) from None
+        held = False
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                               {"k": key}).scalar())
+                connection.commit()
+                if held or time.monotonic() >= deadline:
+                    break
+                time.sleep(LOCK_POLL)
+            yield held
+        finally:
+            try:
+                if held:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+            finally:
+                connection.close()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def schema_revision(self) -> str | None:
+        """The stored Alembic revision, read without importing Alembic."""
+        try:
+            with self.engine.connect() as connection:
+                if not inspect(connection).has_table("alembic_version"):
+                    return None
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except DBAPIError as err:
+            raise describe_db_error(self.url, err) from None
+
+    def ensure_schema(self, *, auto_upgrade: bool) -> None:
+        revision = self.schema_revision()
+        if revision == HEAD_REVISION:
+            return
+        if auto_upgrade:
+            self.upgrade()
+            return
+        raise DatabaseError(
+            f"database {masked_url(self.url)} is at schema revision {revision or 'none'}, "
+            f"tradectl needs {HEAD_REVISION}",
+            hint="run `tradectl db upgrade`",
+        )
+
+    def upgrade(self, revision: str = "head") -> None:
+        from alembic import command
+
+        self._run_alembic(command.upgrade, revision)
+
+    def downgrade(self, revision: str) -> None:
+        from alembic import command
+
+        self._run_alembic(command.downgrade, revision)
+
+    def _run_alembic(self, action: Any, revision: str) -> None:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir()))
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                action(config, revision)
+        except DBAPIError as err:
+            raise describe_db_error(self.url, err) from None
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: inside the installed package (wheel), or the source tree's alembic/."""
+    package_dir = Path(__file__).resolve().parent.parent
+    shipped = package_dir / "_alembic"
+    return shipped if shipped.is_dir() else package_dir.parent / "alembic"
+
+
+@contextmanager
+def _file_lock(path: Path, wait: float) -> Iterator[bool]:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    held = False
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(LOCK_POLL)
+        yield held
+    finally:
+        if held:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -1,0 +1,216 @@
+"""Pure risk rules: input validation on Alpaca's tick, bracket ordering, pre-trade checks and the
+daily loss-limit decision. Plain values in, verdicts out; no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+from tradectl.errors import InputError
+
+Side = Literal["buy", "sell"]
+
+CENT = Decimal("0.01")
+SUB_DOLLAR_TICK = Decimal("0.0001")
+MAX_QTY = 1_000_000
+MAX_PRICE = Decimal("1000000")
+
+# Upper-case letters, digits and one class suffix (BRK.B); Alpaca equity symbols fit this.
+_SYMBOL = re.compile(r"[A-Z][A-Z0-9]{0,9}(\.[A-Z]{1,3})?")
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")
+
+
+def tick_for(price: Decimal) -> Decimal:
+    """Alpaca's minimum price increment: a cent at or above $1, a hundredth of a cent below."""
+    return CENT if price >= 1 else SUB_DOLLAR_TICK
+
+
+def parse_symbol(text: str) -> str:
+    symbol = text.strip().upper()
+    if not _SYMBOL.fullmatch(symbol):
+        raise InputError(f"symbol {text!r} is not a valid ticker (letters, e.g. AAPL or BRK.B)")
+    return symbol
+
+
+def parse_qty(text: str) -> int:
+    """Bracket orders take whole shares only."""
+    value = text.strip()
+    whole = value.isascii() and value.isdigit() and len(value) <= 7
+    if not whole or not 0 < int(value) <= MAX_QTY:
+        raise InputError(
+            f"--qty must be a whole number of shares from 1 to {MAX_QTY}, got {text!r}"
+        )
+    return int(value)
+
+
+def parse_price(text: str, option: str) -> Decimal:
+    """A positive price on Alpaca's tick; `145.000` is accepted as 145.00, `145.001` is not."""
+    value = text.strip()
+    if not _PLAIN_DECIMAL.fullmatch(value):
+        raise InputError(f"{option} must be a positive price such as 145.20, got {text!r}")
+    try:
+        price = Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise InputError(f"{option} must be a positive price, got {text!r}") from None
+    if price <= 0 or price > MAX_PRICE:
+        raise InputError(f"{option} must be above 0 and at most {MAX_PRICE}, got {text!r}")
+    tick = tick_for(price)
+    on_tick = price.quantize(tick)
+    if on_tick != price:
+        places = "two decimals at or above $1" if tick == CENT else "four decimals below $1"
+        raise InputError(f"{option} {text} is off Alpaca's tick: use at most {places}")
+    return on_tick
+
+
+def parse_side(text: str) -> Side:
+    side = text.strip().lower()
+    if side == "buy":
+        return "buy"
+    if side == "sell":
+        return "sell"
+    raise InputError(f"--side must be buy or sell, got {text!r}")
+
+
+@dataclass(frozen=True)
+class BracketSpec:
+    """A validated bracket: entry None means a market entry."""
+
+    symbol: str
+    side: Side
+    qty: int
+    stop: Decimal
+    target: Decimal
+    entry: Decimal | None
+    time_in_force: Literal["day", "gtc"]
+
+
+def check_bracket_shape(spec: BracketSpec) -> None:
+    """What can be checked before knowing the market price: stop and target on the right sides."""
+    if spec.side == "buy" and not spec.stop < spec.target:
+        raise InputError(f"for a buy, --stop ({spec.stop}) must be below --target ({spec.target})")
+    if spec.side == "sell" and not spec.stop > spec.target:
+        raise InputError(
+            f"for a sell, --stop ({spec.stop}) must be above --target ({spec.target})"
+        )
+    if spec.entry is not None:
+        check_bracket_against_base(spec, spec.entry, base_name="--entry")
+
+
+def check_bracket_against_base(spec: BracketSpec, base: Decimal, *, base_name: str) -> None:
+    """For a buy stop < base < target, for a sell the reverse, each at least a cent away."""
+    if spec.side == "buy":
+        if spec.stop > base - CENT:
+            raise InputError(
+                f"--stop {spec.stop} must be at least 0.01 below {base_name} {base} for a buy"
+            )
+        if spec.target < base + CENT:
+            raise InputError(
+                f"--target {spec.target} must be at least 0.01 above {base_name} {base} for a buy"
+            )
+    else:
+        if spec.stop < base + CENT:
+            raise InputError(
+                f"--stop {spec.stop} must be at least 0.01 above {base_name} {base} for a sell"
+            )
+        if spec.target > base - CENT:
+            raise InputError(
+                f"--target {spec.target} must be at least 0.01 below {base_name} {base} for a sell"
+            )
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    max_open_positions: int
+    max_position_notional: Decimal
+    max_risk_per_trade: Decimal
+    daily_loss_limit: Decimal
+
+
+@dataclass(frozen=True)
+class BookState:
+    """What the checks need to know about the account and the database, gathered by the caller.
+
+    `day_pnl` and `buying_power` are None when no broker is configured.
+    """
+
+    open_symbols: frozenset[str]
+    open_count: int
+    day_pnl: Decimal | None
+    buying_power: Decimal | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str
+    message: str
+    figures: dict[str, str]
+
+
+def trade_exposure(spec: BracketSpec, base: Decimal | None) -> tuple[Decimal, Decimal]:
+    """(notional, risk) of the trade. Without a base price (market entry, no broker) assume the
+    worst case the bracket allows: the base at the far end from the stop."""
+    if base is None:
+        far = max(spec.stop, spec.target)
+        return spec.qty * far, spec.qty * abs(spec.target - spec.stop)
+    return spec.qty * base, spec.qty * abs(base - spec.stop)
+
+
+def pre_trade_refusal(
+    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits
+) -> Refusal | None:
+    """The first rule the trade breaks, or None. Order: the cheapest facts first."""
+    notional, risk = trade_exposure(spec, base)
+    if spec.symbol in book.open_symbols:
+        return Refusal(
+            "open_position_in_symbol",
+            f"{spec.symbol} already has an open or pending position",
+            {"symbol": spec.symbol},
+        )
+    if book.open_count >= limits.max_open_positions:
+        return Refusal(
+            "max_open_positions",
+            f"{book.open_count} positions are open; MAX_OPEN_POSITIONS is "
+            f"{limits.max_open_positions}",
+            {"open_positions": str(book.open_count), "limit": str(limits.max_open_positions)},
+        )
+    if notional > limits.max_position_notional:
+        return Refusal(
+            "max_position_notional",
+            f"notional ${notional:,.2f} is above MAX_POSITION_NOTIONAL "
+            f"${limits.max_position_notional:,.2f}",
+            {"notional": str(notional), "limit": str(limits.max_position_notional)},
+        )
+    if risk > limits.max_risk_per_trade:
+        return Refusal(
+            "max_risk_per_trade",
+            f"risk ${risk:,.2f} (qty x |price - stop|) is above MAX_RISK_PER_TRADE "
+            f"${limits.max_risk_per_trade:,.2f}",
+            {"risk": str(risk), "limit": str(limits.max_risk_per_trade)},
+        )
+    if book.day_pnl is not None and loss_limit_reached(book.day_pnl, limits.daily_loss_limit):
+        return Refusal(
+            "daily_loss_limit",
+            f"today's P&L ${book.day_pnl:,.2f} is past DAILY_LOSS_LIMIT "
+            f"${limits.daily_loss_limit:,.2f}",
+            {"day_pnl": str(book.day_pnl), "limit": str(limits.daily_loss_limit)},
+        )
+    if book.buying_power is not None and notional > book.buying_power:
+        return Refusal(
+            "buying_power",
+            f"notional ${notional:,.2f} is above the account's buying power "
+            f"${book.buying_power:,.2f}",
+            {"notional": str(notional), "buying_power": str(book.buying_power)},
+        )
+    return None
+
+
+def loss_limit_reached(day_pnl: Decimal, limit: Decimal) -> bool:
+    """The emergency-stop condition: the day's P&L at or below minus the limit."""
+    return day_pnl <= -limit
+
+
+def loss_warning_reached(day_pnl: Decimal, limit: Decimal) -> bool:
+    """The early warning: the day's loss past 80% of the limit."""
+    return day_pnl <= -(limit * Decimal("0.8"))

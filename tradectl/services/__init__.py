@@ -1,0 +1,1 @@
+"""Use cases. They take a Database and a Broker, never print, never read the environment."""

@@ -1,0 +1,107 @@
+"""The audit log and the read-side views of positions shared by every use case."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tradectl.db.models import LIVE_POSITION_STATUSES, Cycle, Event, Position
+
+MARKET_TZ = ZoneInfo("America/New_York")
+
+
+def record_event(
+    session: Session,
+    kind: str,
+    message: str,
+    *,
+    cycle_id: int | None = None,
+    position_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> Event:
+    event = Event(
+        kind=kind,
+        message=message,
+        cycle_id=cycle_id,
+        position_id=position_id,
+        details=_jsonable(details) if details else None,
+    )
+    session.add(event)
+    return event
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal | datetime):
+        return str(value)
+    return value
+
+
+def latest_cycle(session: Session) -> Cycle | None:
+    return session.scalars(select(Cycle).order_by(Cycle.id.desc()).limit(1)).first()
+
+
+def live_positions(session: Session) -> list[Position]:
+    """Positions that may still hold or be about to hold shares, in any cycle."""
+    return list(
+        session.scalars(
+            select(Position).where(Position.status.in_(LIVE_POSITION_STATUSES)).order_by(Position.id)
+        )
+    )
+
+
+def trading_day_start(now: datetime) -> datetime:
+    """Midnight in New York, the US market's day, for `now`."""
+    local = now.astimezone(MARKET_TZ)
+    return datetime.combine(local.date(), time(0), tzinfo=MARKET_TZ)
+
+
+def realized_pl_since(session: Session, since: datetime) -> Decimal:
+    """Sum of realized P&L of positions closed since `since`, summed exactly in Python (SQLite
+    keeps money as text)."""
+    values = session.scalars(
+        select(Position.realized_pl).where(
+            Position.closed_at >= since, Position.realized_pl.is_not(None)
+        )
+    )
+    return sum((v for v in values if v is not None), Decimal(0))
+
+
+def position_view(position: Position) -> dict[str, Any]:
+    """A position as plain values for output (JSON or tables)."""
+    return {
+        "id": position.id,
+        "cycle_id": position.cycle_id,
+        "symbol": position.symbol,
+        "side": position.side,
+        "qty": position.qty,
+        "entry_price": position.entry_price,
+        "stop_loss": position.stop_loss,
+        "take_profit": position.take_profit,
+        "time_in_force": position.time_in_force,
+        "status": position.status,
+        "client_order_id": position.client_order_id,
+        "alpaca_order_id": position.alpaca_order_id,
+        "alpaca_status": position.alpaca_status,
+        "alpaca_error": position.alpaca_error,
+        "filled_qty": position.filled_qty,
+        "filled_avg_price": position.filled_avg_price,
+        "exit_price": position.exit_price,
+        "realized_pl": position.realized_pl,
+        "created_at": position.created_at,
+        "closed_at": position.closed_at,
+        "close_reason": position.close_reason,
+    }
+
+
+def stopped_message(cycle: Cycle) -> str:
+    when = cycle.stopped_at.strftime("%Y-%m-%d %H:%M:%S UTC") if cycle.stopped_at else "?"
+    return f"trading is stopped since {when}: {cycle.stop_reason or 'no reason given'}"
