@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from tradectl.db.models import Base
 
 config = context.config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -40,6 +41,9 @@ DEFAULTS: dict[str, str | None] = {
     "ALERT_EMAIL_FROM": None,
     "ALERT_EMAIL_TO": None,
 }
+
+
+_DOLLARS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 
 
 @dataclass(frozen=True)
@@ -156,13 +160,10 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
 
 
 def _money(name: str, text: str | None) -> Decimal:
-    try:
-        value = Decimal(text or "")
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+    """Plain dollars and cents (`2000`, `1500.50`): no signs, exponents or sub-cent digits."""
+    if text is None or not _DOLLARS.fullmatch(text) or Decimal(text) <= 0:
         raise ConfigError(f"{name} must be a positive dollar amount such as 2000, got {text!r}")
-    return value
+    return Decimal(text)
 
 
 def _positive_number(name: str, text: str | None, unit: str) -> float:
@@ -182,8 +183,9 @@ def _positive_int(name: str, text: str | None) -> int:
 
 
 def _port(name: str, text: str | None) -> int:
-    digits = bool(text) and text.isascii() and text.isdigit() and len(text) <= 5
-    if not digits or not 0 < int(text) < 65536:
+    if not text or not (text.isascii() and text.isdigit() and len(text) <= 5) or not (
+        0 < int(text) < 65536
+    ):
         raise ConfigError(f"{name} must be a TCP port between 1 and 65535, got {text!r}")
     return int(text)
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from . import validation
-from .model import ApiError, Order, Position, asset_id, money, now, rfc3339
+from .model import ApiError, Order, Position, account_dict, asset_id, money, now
 
 START_CASH = Decimal("100000")
 
@@ -52,61 +52,34 @@ class Broker:
                 short_mv += value
         return long_mv, short_mv
 
+    def buying_power(self) -> Decimal:
+        if self.buying_power_override is not None:
+            return self.buying_power_override
+        long_mv, short_mv = self.market_values()  # Reg-T style: 2x equity minus margin in use
+        return max(Decimal(0), 2 * (self.cash + long_mv + short_mv) - (long_mv - short_mv))
+
     def account(self) -> dict:
         long_mv, short_mv = self.market_values()
-        equity = self.cash + long_mv + short_mv
-        exposure = long_mv - short_mv
-        buying_power = self.buying_power_override
-        if buying_power is None:  # Reg-T style: 2x equity minus the margin in use.
-            buying_power = max(Decimal(0), 2 * equity - exposure)
-        return {
-            "id": self.account_id,
-            "account_number": "PA" + self.account_id.replace("-", "")[:10].upper(),
-            "status": "ACTIVE",
-            "currency": "USD",
-            "cash": money(self.cash),
-            "portfolio_value": money(equity),
-            "equity": money(equity),
-            "last_equity": money(self.last_equity),
-            "long_market_value": money(long_mv),
-            "short_market_value": money(short_mv),
-            "position_market_value": money(long_mv - short_mv),
-            "buying_power": money(buying_power),
-            "regt_buying_power": money(buying_power),
-            "daytrading_buying_power": "0",
-            "non_marginable_buying_power": money(max(self.cash, Decimal(0))),
-            "options_buying_power": money(buying_power / 2),
-            "initial_margin": money(exposure / 2),
-            "maintenance_margin": money(exposure * Decimal("0.3")),
-            "last_maintenance_margin": "0",
-            "sma": money(equity),
-            "multiplier": "2",
-            "accrued_fees": "0",
-            "pending_transfer_in": "0",
-            "pending_transfer_out": "0",
-            "intraday_adjustments": "0",
-            "pending_reg_taf_fees": "0",
-            "daytrade_count": 0,
-            "balance_asof": self.created_at.date().isoformat(),
-            "created_at": rfc3339(self.created_at),
-            "pattern_day_trader": False,
-            "trade_suspended_by_user": False,
-            "trading_blocked": False,
-            "transfers_blocked": False,
-            "account_blocked": False,
-            "shorting_enabled": True,
-            "options_approved_level": 0,
-            "options_trading_level": 0,
-        }
-
-    def buying_power(self) -> Decimal:
-        return Decimal(self.account()["buying_power"])
+        return account_dict(
+            self.account_id,
+            self.created_at,
+            self.cash,
+            self.last_equity,
+            long_mv,
+            short_mv,
+            self.buying_power(),
+        )
 
     def held(self, symbol: str, side: str) -> Decimal:
         """Qty reserved by live orders on one side; an OCO pair of legs counts once."""
         by_group: dict[str, Decimal] = {}
         for order in self.orders.values():
-            if order.symbol == symbol and order.side == side and order.is_open and order.status != "held":
+            if (
+                order.symbol == symbol
+                and order.side == side
+                and order.is_open
+                and order.status != "held"
+            ):
                 group = order.parent_id or order.id
                 by_group[group] = max(by_group.get(group, Decimal(0)), order.remaining)
         return sum(by_group.values(), Decimal(0))
@@ -128,7 +101,9 @@ class Broker:
         return [self.position_dict(self.positions[s]) for s in sorted(self.positions)]
 
     def order_dict(self, order: Order, nested: bool) -> dict:
-        legs = [self.orders[i].to_dict() for i in order.leg_ids] if nested and order.leg_ids else None
+        legs = (
+            [self.orders[i].to_dict() for i in order.leg_ids] if nested and order.leg_ids else None
+        )
         return order.to_dict(legs)
 
     def get_order(self, order_id: str) -> Order:
@@ -142,9 +117,17 @@ class Broker:
                 return order
         raise ApiError(404, "order not found")
 
-    def list_orders(self, status: str = "open", limit: int = 50, after: datetime | None = None,
-                    until: datetime | None = None, direction: str = "desc", nested: bool = False,
-                    symbols: list[str] | None = None, side: str | None = None) -> list[dict]:
+    def list_orders(
+        self,
+        status: str = "open",
+        limit: int = 50,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        nested: bool = False,
+        symbols: list[str] | None = None,
+        side: str | None = None,
+    ) -> list[dict]:
         def matches(order: Order) -> bool:
             return status == "all" or (order.is_open == (status == "open"))
 
@@ -165,6 +148,8 @@ class Broker:
     # ----- commands --------------------------------------------------------------
 
     def set_price(self, symbol: str, price: Decimal) -> None:
+        if price <= 0:
+            raise ValueError(f"price must be > 0, got {price}")
         symbol = symbol.upper()
         self.prices[symbol] = price
         self.lastday.setdefault(symbol, price)
@@ -192,18 +177,33 @@ class Broker:
             available = max(Decimal(0), abs(pos.qty) - self.held(req.symbol, req.side))
             if req.qty > available:
                 raise ApiError(
-                    403, f"insufficient qty available for order (requested: {money(req.qty)}, "
-                    f"available: {money(available)})", symbol=req.symbol, available=money(available),
-                    existing_qty=money(abs(pos.qty)), held_for_orders=money(abs(pos.qty) - available))
+                    403,
+                    f"insufficient qty available for order (requested: {money(req.qty)}, "
+                    f"available: {money(available)})",
+                    symbol=req.symbol,
+                    available=money(available),
+                    existing_qty=money(abs(pos.qty)),
+                    held_for_orders=money(abs(pos.qty) - available),
+                )
         else:
             reference = req.limit_price or req.stop_price or self.prices[req.symbol]
             if req.qty * reference > self.buying_power():
                 raise ApiError(403, "insufficient buying power")
         intent = f"{req.side}_to_{'close' if closing else 'open'}"
         status = "new" if self.market_open else "accepted"
-        order = Order(req.symbol, req.qty, req.side, req.type, req.time_in_force, req.order_class,
-                      req.limit_price, req.stop_price, status=status, position_intent=intent,
-                      extended_hours=req.extended_hours)
+        order = Order(
+            req.symbol,
+            req.qty,
+            req.side,
+            req.type,
+            req.time_in_force,
+            req.order_class,
+            req.limit_price,
+            req.stop_price,
+            status=status,
+            position_intent=intent,
+            extended_hours=req.extended_hours,
+        )
         if req.client_order_id is not None:
             order.client_order_id = req.client_order_id
         self.orders[order.id] = order
@@ -215,12 +215,25 @@ class Broker:
 
     def _add_legs(self, parent: Order, req: validation.OrderRequest) -> None:
         side = "sell" if parent.side == "buy" else "buy"
-        common = dict(symbol=parent.symbol, qty=parent.qty, side=side, time_in_force=parent.time_in_force,
-                      order_class="bracket", status="held", position_intent=f"{side}_to_close",
-                      parent_id=parent.id)
-        legs = [Order(type="limit", limit_price=req.take_profit, **common),
-                Order(type="stop_limit" if req.stop_loss_limit else "stop", stop_price=req.stop_loss,
-                      limit_price=req.stop_loss_limit, **common)]
+        common = dict(
+            symbol=parent.symbol,
+            qty=parent.qty,
+            side=side,
+            time_in_force=parent.time_in_force,
+            order_class="bracket",
+            status="held",
+            position_intent=f"{side}_to_close",
+            parent_id=parent.id,
+        )
+        legs = [
+            Order(type="limit", limit_price=req.take_profit, **common),
+            Order(
+                type="stop_limit" if req.stop_loss_limit else "stop",
+                stop_price=req.stop_loss,
+                limit_price=req.stop_loss_limit,
+                **common,
+            ),
+        ]
         for leg in legs:
             self.orders[leg.id] = leg
             parent.leg_ids.append(leg.id)
@@ -243,8 +256,9 @@ class Broker:
                 entries.append({"id": order.id, "status": 200, "body": order.to_dict()})
         return entries
 
-    def close_position(self, symbol: str, qty: Decimal | None = None,
-                       percentage: Decimal | None = None) -> dict:
+    def close_position(
+        self, symbol: str, qty: Decimal | None = None, percentage: Decimal | None = None
+    ) -> dict:
         """Submit a market order for the opposite side; answers that order."""
         pos = self.find_position(symbol)
         if pos.symbol in self.fail_close:
@@ -262,8 +276,15 @@ class Broker:
         elif qty is not None:
             amount = qty
         side = "sell" if pos.qty > 0 else "buy"
-        return self.submit({"symbol": pos.symbol, "qty": money(amount), "side": side,
-                            "type": "market", "time_in_force": "day"})
+        return self.submit(
+            {
+                "symbol": pos.symbol,
+                "qty": money(amount),
+                "side": side,
+                "type": "market",
+                "time_in_force": "day",
+            }
+        )
 
     def close_all(self, cancel_orders: bool) -> list[dict]:
         if cancel_orders:
@@ -271,7 +292,9 @@ class Broker:
         entries = []
         for symbol in sorted(self.positions):
             try:
-                entries.append({"symbol": symbol, "status": 200, "body": self.close_position(symbol)})
+                entries.append(
+                    {"symbol": symbol, "status": 200, "body": self.close_position(symbol)}
+                )
             except ApiError as error:
                 entries.append({"symbol": symbol, "status": error.status, "body": error.body})
         return entries
@@ -284,7 +307,11 @@ class Broker:
         qty = order.remaining if qty is None else qty
         if not 0 < qty <= order.remaining:
             raise ValueError(f"fill qty {qty} not in (0, {order.remaining}]")
-        self._fill(order, qty, price if price is not None else order.limit_price or self.prices[order.symbol])
+        self._fill(
+            order,
+            qty,
+            price if price is not None else order.limit_price or self.prices[order.symbol],
+        )
         self.run_engine()
 
     # ----- fill engine -----------------------------------------------------------------
@@ -293,8 +320,10 @@ class Broker:
         if not self.market_open:
             return
         while True:
-            live = sorted((o for o in self.orders.values() if o.is_open and o.status != "held"),
-                          key=lambda o: o.seq)
+            live = sorted(
+                (o for o in self.orders.values() if o.is_open and o.status != "held"),
+                key=lambda o: o.seq,
+            )
             for order in live:
                 if order.status == "accepted":  # the market has opened since submission
                     order.status, order.updated_at = "new", now()
@@ -361,4 +390,3 @@ class Broker:
     def _mark_canceled(order: Order) -> None:
         order.status = "canceled"
         order.canceled_at = order.updated_at = now()
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 # Statuses of an order that can still fill or be canceled ("held" = bracket leg
@@ -36,13 +36,13 @@ def default_code(status: int) -> int:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def money(value: Decimal | None) -> str | None:
@@ -169,3 +169,56 @@ class Position:
             "lastday_price": money(lastday_price),
             "change_today": money((price - lastday_price) / lastday_price),
         }
+
+
+def account_dict(
+    account_id: str,
+    created_at: datetime,
+    cash: Decimal,
+    last_equity: Decimal,
+    long_mv: Decimal,
+    short_mv: Decimal,
+    buying_power: Decimal,
+) -> dict:
+    """The Account schema; short_mv is negative, equity = cash + long_mv + short_mv."""
+    equity = cash + long_mv + short_mv
+    exposure = long_mv - short_mv
+    return {
+        "id": account_id,
+        "account_number": "PA" + account_id.replace("-", "")[:10].upper(),
+        "status": "ACTIVE",
+        "currency": "USD",
+        "cash": money(cash),
+        "portfolio_value": money(equity),
+        "equity": money(equity),
+        "last_equity": money(last_equity),
+        "long_market_value": money(long_mv),
+        "short_market_value": money(short_mv),
+        "position_market_value": money(long_mv - short_mv),
+        "buying_power": money(buying_power),
+        "regt_buying_power": money(buying_power),
+        "daytrading_buying_power": "0",
+        "non_marginable_buying_power": money(max(cash, Decimal(0))),
+        "options_buying_power": money(buying_power / 2),
+        "initial_margin": money(exposure / 2),
+        "maintenance_margin": money(exposure * Decimal("0.3")),
+        "last_maintenance_margin": "0",
+        "sma": money(equity),
+        "multiplier": "2",
+        "accrued_fees": "0",
+        "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
+        "intraday_adjustments": "0",
+        "pending_reg_taf_fees": "0",
+        "daytrade_count": 0,
+        "balance_asof": created_at.date().isoformat(),
+        "created_at": rfc3339(created_at),
+        "pattern_day_trader": False,
+        "trade_suspended_by_user": False,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "shorting_enabled": True,
+        "options_approved_level": 0,
+        "options_trading_level": 0,
+    }

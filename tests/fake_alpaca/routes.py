@@ -11,7 +11,7 @@ its "trades" map.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from .broker import Broker
@@ -42,7 +42,7 @@ def _timestamp(query: dict, name: str) -> datetime | None:
         moment = datetime.fromisoformat(query[name])
     except ValueError:
         raise ApiError(422, f"invalid {name}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _optional_decimal(query: dict, name: str) -> Decimal | None:
@@ -83,7 +83,9 @@ def list_orders(broker: Broker, query: dict, body: object) -> list[dict]:
 def order_by_client_id(broker: Broker, query: dict, body: object) -> dict:
     if not query.get("client_order_id"):
         raise ApiError(422, "client_order_id is required")
-    return broker.order_dict(broker.by_client_order_id(query["client_order_id"]), nested=_bool(query, "nested"))
+    return broker.order_dict(
+        broker.by_client_order_id(query["client_order_id"]), nested=_bool(query, "nested")
+    )
 
 
 def get_order(broker: Broker, query: dict, body: object, order_id: str) -> dict:
@@ -100,14 +102,23 @@ def get_position(broker: Broker, query: dict, body: object, symbol: str) -> dict
 
 def close_position(broker: Broker, query: dict, body: object, symbol: str) -> dict:
     return broker.close_position(
-        symbol, qty=_optional_decimal(query, "qty"), percentage=_optional_decimal(query, "percentage")
+        symbol,
+        qty=_optional_decimal(query, "qty"),
+        percentage=_optional_decimal(query, "percentage"),
     )
 
 
 def _trade(broker: Broker, symbol: str) -> dict:
     trade_id, stamp = broker.trades[symbol]
-    return {"t": rfc3339(stamp), "x": "V", "p": float(broker.prices[symbol]), "s": 100,
-            "c": ["@"], "i": trade_id, "z": "C"}
+    return {
+        "t": rfc3339(stamp),
+        "x": "V",
+        "p": float(broker.prices[symbol]),
+        "s": 100,
+        "c": ["@"],
+        "i": trade_id,
+        "z": "C",
+    }
 
 
 def _check_feed(query: dict) -> None:
@@ -148,10 +159,14 @@ ROUTES = [
     ("GET", r"/v2/stocks/trades/latest", latest_trades, 200),
     ("GET", r"/v2/stocks/(?P<symbol>[^/]+)/trades/latest", latest_trade, 200),
 ]
-_COMPILED = [(method, re.compile(pattern + r"/?"), handler, ok) for method, pattern, handler, ok in ROUTES]
+_COMPILED = [
+    (method, re.compile(pattern + r"/?"), handler, ok) for method, pattern, handler, ok in ROUTES
+]
 
 
-def dispatch(broker: Broker, method: str, path: str, query: dict, body: object) -> tuple[int, object]:
+def dispatch(
+    broker: Broker, method: str, path: str, query: dict, body: object
+) -> tuple[int, object]:
     """Answer one authorised request; ApiError becomes its status and error body."""
     path_known = False
     try:

@@ -73,7 +73,9 @@ def parse_order(body: object, current_price) -> OrderRequest:
         raise ApiError(400, "request body format is invalid")
     order_type = body.get("type")
     if order_type not in ORDER_TYPES:
-        raise unprocessable(f"invalid order type: {order_type}" if order_type else "type is required")
+        raise unprocessable(
+            f"invalid order type: {order_type}" if order_type else "type is required"
+        )
     tif = body.get("time_in_force")
     if tif not in KNOWN_TIF:
         raise unprocessable("invalid time_in_force" if tif else "time_in_force is required")
@@ -99,7 +101,9 @@ def parse_order(body: object, current_price) -> OrderRequest:
     if order_class not in ("", "simple", "bracket"):
         raise unprocessable(f"order_class {order_class} is not supported by the fake")
     client_order_id = body.get("client_order_id")
-    if client_order_id is not None and (not isinstance(client_order_id, str) or len(client_order_id) > 128):
+    if client_order_id is not None and (
+        not isinstance(client_order_id, str) or len(client_order_id) > 128
+    ):
         raise unprocessable("client_order_id must be a string of at most 128 characters")
     extended_hours = body.get("extended_hours") or False
     if not isinstance(extended_hours, bool):
@@ -115,10 +119,16 @@ def parse_order(body: object, current_price) -> OrderRequest:
         raise unprocessable("market orders must not have limit_price or stop_price")
 
     request = OrderRequest(
-        symbol, qty, side, order_type, tif, order_class,
+        symbol,
+        qty,
+        side,
+        order_type,
+        tif,
+        order_class,
         limit_price if order_type in ("limit", "stop_limit") else None,
         stop_price if order_type in ("stop", "stop_limit") else None,
-        client_order_id, extended_hours,
+        client_order_id,
+        extended_hours,
     )
     fractional = qty != qty.to_integral_value()
     if order_class == "bracket":

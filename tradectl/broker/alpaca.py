@@ -45,7 +45,7 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = (min(timeout, 5.0), timeout)  # (connect, read)
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("timeout", self._timeout)
         return super().request(method, url, *args, **kwargs)
 

@@ -75,7 +75,14 @@ def open_position(
     confirm: Callable[[OrderPreview], bool] | None = None,
 ) -> OpenOutcome:
     check_bracket_shape(spec)
-    base, account = _market_facts(broker, spec)
+    try:
+        base, account = _market_facts(broker, spec)
+    except BrokerError as err:
+        with db.transaction() as session:  # nothing was sent; say why nothing was
+            record_event(session, "broker_error",
+                         f"{spec.symbol}: pre-trade checks could not read Alpaca: {err.message}",
+                         details={"http_status": err.status, **_spec_details(spec)})
+        raise
     if spec.entry is None and base is not None:
         check_bracket_against_base(spec, base, base_name="the last trade")
     notional, risk = trade_exposure(spec, base)

@@ -1,71 +1,13 @@
-"""All terminal output: rich summaries, one-line errors and warnings, and --json documents."""
+"""Rendering for `tradectl open`."""
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import datetime
-from decimal import Decimal
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tradectl.render import money, position_document, print_json, quantity, stdout, warning
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from tradectl.services.open_position import OpenOutcome, OrderPreview
-
-
-@cache
-def stdout() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)
-
-
-@cache
-def stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def print_json(document: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(document, default=_plain, sort_keys=False) + "\n")
-    sys.stdout.flush()
-
-
-def error(message: str, hint: str | None = None) -> None:
-    """One line on stderr."""
-    line = f"error: {message}" + (f" ({hint})" if hint else "")
-    sys.stderr.write(line.replace("\n", " ") + "\n")
-    sys.stderr.flush()
-
-
-def warning(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
-    sys.stderr.flush()
-
-
-def money(value: Decimal | None) -> str:
-    """Prices as Alpaca ticks them: cents at or above $1, four places below."""
-    if value is None:
-        return "-"
-    places = Decimal("0.01") if abs(value) >= 1 or value == 0 else Decimal("0.0001")
-    return f"{value.quantize(places):,}"
-
-
-def quantity(value: Decimal | None) -> str:
-    if value is None:
-        return "-"
-    return format(value.normalize(), "f") if value != value.to_integral() else str(int(value))
 
 
 def order_preview(preview: OrderPreview, mode: str) -> str:
@@ -88,8 +30,9 @@ _STATUS_STYLE = {
 def open_outcome(outcome: OpenOutcome, as_json: bool) -> None:
     p = outcome.position
     if as_json:
+        formatted = position_document(p)
         document = {
-            key: p[key]
+            key: formatted[key]
             for key in (
                 "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss",
                 "take_profit", "time_in_force", "status", "client_order_id", "alpaca_order_id",

@@ -1,0 +1,202 @@
+"""Shared fixtures: a database per backend (SQLite file, scratch Postgres database), the fake
+Alpaca server, an SMTP sink and an in-process CLI runner with a clean environment."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fake_alpaca import FakeAlpaca
+from tradectl.config import DEFAULTS
+from tradectl.db.session import Database
+
+PG_ADMIN_URL = os.environ.get(
+    "TRADECTL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_connect(url: str):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                           autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """The maintenance database; a missing Postgres skips locally and fails under CI."""
+    try:
+        _pg_connect(PG_ADMIN_URL).close()
+    except Exception as err:
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {err}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: Postgres is required)")
+        pytest.skip(message)
+    return PG_ADMIN_URL
+
+
+@dataclass
+class ScratchDatabases:
+    admin_url: str
+
+    def create(self) -> str:
+        name = f"tradectl_test_{uuid.uuid4().hex[:12]}"
+        with _pg_connect(self.admin_url) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        base = self.admin_url.rsplit("/", 1)[0]
+        return f"{base}/{name}"
+
+    def drop(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        with _pg_connect(self.admin_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def scratch_pg(postgres_admin_url: str) -> ScratchDatabases:
+    return ScratchDatabases(postgres_admin_url)
+
+
+@pytest.fixture(scope="session")
+def _shared_pg_url(scratch_pg: ScratchDatabases) -> Iterator[str]:
+    """One scratch database per test run (per xdist worker), migrated once, emptied per test."""
+    url = scratch_pg.create()
+    db = Database(url)
+    db.upgrade()
+    db.dispose()
+    yield url
+    scratch_pg.drop(url)
+
+
+def _empty_pg(url: str) -> None:
+    with _pg_connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'")]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tradectl.db'}"
+        db = Database(url)
+        db.upgrade()
+        db.dispose()
+        return url
+    url: str = request.getfixturevalue("_shared_pg_url")
+    _empty_pg(url)
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tradectl.db'}"
+
+
+# -- the command line, in-process ---------------------------------------------------------------
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self):  # type: ignore[no-untyped-def]
+        import json
+
+        return json.loads(self.stdout)
+
+
+class Cli:
+    """Runs `tradectl` through its real entry point with a controlled environment and cwd."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cwd: Path) -> None:
+        self._monkeypatch = monkeypatch
+        self.cwd = cwd
+        self.env: dict[str, str] = {}
+        for name in DEFAULTS:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.chdir(cwd)
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
+        from tradectl.cli import main
+
+        merged = {**self.env, **(env or {})}
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in merged.items():
+                patch.setenv(name, value)
+            out, err = io.StringIO(), io.StringIO()
+            code = 0
+            with redirect_stdout(out), redirect_stderr(err):
+                try:
+                    main(list(args))
+                except SystemExit as exit_:
+                    code = int(exit_.code or 0)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Cli:
+    runner = Cli(monkeypatch, tmp_path)
+    runner.env["DATABASE_URL"] = database_url
+    return runner
+
+
+def tradectl_command() -> list[str]:
+    """The installed console script next to this interpreter, for subprocess tests."""
+    script = Path(sys.executable).with_name("tradectl")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tradectl"]
+
+
+# -- the fake broker ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAlpaca]:
+    server = FakeAlpaca().start()
+    server.set_price("AAPL", "150.00")
+    server.set_price("TSLA", "250.00")
+    server.set_price("MSFT", "400.00")
+    yield server
+    server.stop()
+
+
+def broker_env(fake: FakeAlpaca) -> dict[str, str]:
+    return {
+        "ALPACA_API_KEY": fake.api_key,
+        "ALPACA_SECRET_KEY": fake.secret_key,
+        "ALPACA_BASE_URL": fake.url,
+        "ALPACA_DATA_URL": fake.url,
+        "ALPACA_TIMEOUT": "2",
+    }
+
+
+@pytest.fixture
+def trader(cli: Cli, fake: FakeAlpaca) -> Cli:
+    """The CLI wired to the fake broker."""
+    cli.env.update(broker_env(fake))
+    return cli

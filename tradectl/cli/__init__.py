@@ -1,0 +1,40 @@
+"""The command line: each command parses, calls one service, renders. Heavy modules (SQLAlchemy,
+the Alpaca SDK, rich) are imported inside commands so that `tradectl --help` stays instant."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+
+from tradectl.cli import db, open  # noqa: F401  (each module registers its commands)
+from tradectl.cli.app import app
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI: usage errors and tradectl's own errors become one line and an exit code."""
+    from tradectl.errors import TradectlError
+
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.TyperException as err:  # usage errors: missing option, unknown command, ...
+        ctx = getattr(err, "ctx", None)
+        command = ctx.command_path if ctx is not None else "tradectl"
+        _one_line(f"{err.format_message()} (see `{command} --help`)")
+        code = err.exit_code
+    except typer.Abort:
+        _one_line("aborted")
+        code = 1
+    except TradectlError as err:
+        _one_line(err.message, err.hint)
+        code = err.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(message: str, hint: str | None = None) -> None:
+    from tradectl import render
+
+    render.error(message, hint)

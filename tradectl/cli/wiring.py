@@ -1,0 +1,65 @@
+"""What every command needs: settings from the environment and .env, the database, the broker.
+
+The only place that reads the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from tradectl.broker import Broker
+    from tradectl.config import Settings
+    from tradectl.db.session import Database
+
+
+def load_environment() -> dict[str, str]:
+    """The process environment over `.env` in the working directory: the environment wins."""
+    from dotenv import dotenv_values
+
+    merged = {k: v for k, v in dotenv_values(Path.cwd() / ".env").items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+def settings() -> Settings:
+    from tradectl.config import load_settings
+
+    return load_settings(load_environment(), app_dir=Path(typer.get_app_dir("tradectl")))
+
+
+def database(config: Settings) -> Database:
+    """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
+    from tradectl.db.session import Database
+
+    db = Database(config.database_url)
+    db.ensure_schema(auto_upgrade=db.dialect == "sqlite")
+    return db
+
+
+def broker(config: Settings) -> Broker | None:
+    if not config.alpaca_enabled:
+        return None
+    from tradectl.broker.alpaca import AlpacaBroker
+
+    assert config.alpaca_api_key and config.alpaca_secret_key
+    return AlpacaBroker(
+        api_key=config.alpaca_api_key,
+        secret_key=config.alpaca_secret_key,
+        base_url=config.alpaca_base_url,
+        data_url=config.alpaca_data_url,
+        timeout=config.alpaca_timeout,
+    )
+
+
+def fail(message: str, code: int) -> NoReturn:
+    from tradectl import render
+
+    render.error(message)
+    raise typer.Exit(code)
+
+

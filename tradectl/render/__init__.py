@@ -1,0 +1,94 @@
+"""All terminal output. This module: consoles, one-line errors and warnings, number formats and
+--json documents; one sibling module per command renders that command's results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@cache
+def stdout() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+@cache
+def stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, default=_plain, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """One line on stderr."""
+    line = f"error: {message}" + (f" ({hint})" if hint else "")
+    sys.stderr.write(line.replace("\n", " ") + "\n")
+    sys.stderr.flush()
+
+
+def warning(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
+
+
+def price_text(value: Decimal) -> str:
+    """A price as Alpaca ticks it (145.00, 0.1234); an average finer than the tick keeps its
+    digits rather than being rounded."""
+    places = Decimal("0.01") if abs(value) >= 1 or value == 0 else Decimal("0.0001")
+    on_tick = value.quantize(places)
+    return format(on_tick if on_tick == value else value.normalize(), "f")
+
+
+def quantity_text(value: Decimal) -> str:
+    return str(int(value)) if value == value.to_integral() else format(value.normalize(), "f")
+
+
+def money(value: Decimal | None) -> str:
+    """For tables: a price with thousands separators, '-' when unknown."""
+    if value is None:
+        return "-"
+    whole, _, fraction = price_text(abs(value)).partition(".")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{int(whole):,}" + (f".{fraction}" if fraction else "")
+
+
+def quantity(value: Decimal | None) -> str:
+    return "-" if value is None else quantity_text(value)
+
+
+PRICE_FIELDS = ("entry_price", "stop_loss", "take_profit", "filled_avg_price", "exit_price")
+QUANTITY_FIELDS = ("qty", "filled_qty")
+
+
+def position_document(position: dict[str, Any]) -> dict[str, Any]:
+    """A position for --json: prices on the tick, quantities as whole shares where whole."""
+    document = dict(position)
+    for key in PRICE_FIELDS:
+        if document.get(key) is not None:
+            document[key] = price_text(document[key])
+    for key in QUANTITY_FIELDS:
+        if document.get(key) is not None:
+            document[key] = quantity_text(document[key])
+    return document
