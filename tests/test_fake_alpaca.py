@@ -524,6 +524,11 @@ def test_injected_fault_after_the_broker_acted(fake, api):
     assert retry.json()["message"] == "client_order_id must be unique"
     found = api.get("/v2/orders:by_client_order_id", params={"client_order_id": "retry-me"})
     assert found.json()["status"] == "filled"
+    fake.inject("POST", "/v2/orders", hang=True, apply=True)  # taken, answer never arrives
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.post("/v2/orders", json=market(client_order_id="lost"), timeout=0.3)
+    lost = api.get("/v2/orders:by_client_order_id", params={"client_order_id": "lost"})
+    assert lost.json()["status"] == "filled"
 
 
 def test_log_counts_and_latency(fake, api):
@@ -675,42 +680,50 @@ def test_every_exchange_of_a_scenario_matches_the_spec(fake, api):
     assert problems == {}
 
 
-def order_exchange(spec, order: dict, status: int = 200) -> list[str]:
-    return validate_exchange(
-        spec,
-        "GET",
-        "http://127.0.0.1:1/v2/orders/00000000-0000-4000-8000-000000000000",
-        {},
-        None,
-        status,
-        order,
-    )
+def order_exchange(spec, order: object, status: int = 200) -> list[str]:
+    url = "http://127.0.0.1:1/v2/orders/00000000-0000-4000-8000-000000000000"
+    return validate_exchange(spec, "GET", url, {}, None, status, order)
 
 
 def test_the_validator_catches_wrong_shapes(fake, api):
     spec = require_spec()
     order = submit(api, bracket())
-    assert order_exchange(spec, order) == []
-    assert any("'string'" in e for e in order_exchange(spec, {**order, "qty": 10}))
-    assert any(
-        "time_in_force" in e
-        for e in order_exchange(spec, {k: v for k, v in order.items() if k != "time_in_force"})
-    )
-    assert any("'bogus'" in e for e in order_exchange(spec, {**order, "status": "bogus"}))
+    assert order_exchange(spec, order) == []  # legs are "held": the one patched-in gap
+    without_tif = {k: v for k, v in order.items() if k != "time_in_force"}
     wrong_leg = {**order, "legs": [{**order["legs"][0], "status": "waiting"}]}
-    assert order_exchange(spec, wrong_leg) != []
-    assert order_exchange(spec, {"code": "404", "message": "x"}, 404) != []
+    assert order_exchange(spec, {**order, "qty": 10}) == [
+        "response: InvalidData at /qty: 10 is not of type 'string'"
+    ]
+    assert order_exchange(spec, without_tif) == [
+        "response: InvalidData at /: 'time_in_force' is a required property"
+    ]
     assert (
-        validate_exchange(spec, "POST", "/v2/orders", {}, {**market(), "qty": 1}, 200, order) != []
+        "at /status: 'bogus' is not one of" in order_exchange(spec, {**order, "status": "bogus"})[0]
     )
-    closed = [{"symbol": "AAPL", "status": 403, "body": {"id": "x"}}]
-    assert validate_exchange(spec, "DELETE", "/v2/positions", {}, None, 207, closed) != []
-    trade = api.get("/v2/stocks/AAPL/trades/latest").json()
+    assert "at /legs/0/status: 'waiting' is not one of" in order_exchange(spec, wrong_leg)[0]
+    assert order_exchange(spec, {"code": "404", "message": "x"}, 404) == [
+        "response: not an Error body: '404' is not of type 'number'"
+    ]
+
+    numeric_qty = {**market(), "qty": 1}
+    assert validate_exchange(spec, "POST", "/v2/orders", {}, numeric_qty, 200, order) == [
+        "request: InvalidRequestBody at /qty: 1 is not of type 'string'"
+    ]
     assert (
-        validate_exchange(spec, "GET", "/v2/stocks/AAPL/trades/latest", {}, None, 200, trade) == []
+        "'weird' is not one of"
+        in validate_exchange(spec, "GET", "/v2/orders", {"status": "weird"}, None, 200, [])[0]
     )
+    failed_close = [{"symbol": "AAPL", "status": 403, "body": {"id": "x"}}]
+    assert validate_exchange(spec, "DELETE", "/v2/positions", {}, None, 207, failed_close) != []
+    canceled = [{"id": order["id"], "status": 200, "body": {**order, "qty": 3}}]
+    assert validate_exchange(spec, "DELETE", "/v2/orders", {}, None, 207, canceled) == [
+        "response[0].body: InvalidData at /qty: 3 is not of type 'string'"
+    ]
+
+    path = "/v2/stocks/AAPL/trades/latest"
+    trade = api.get(path).json()
+    assert validate_exchange(spec, "GET", path, {}, None, 200, trade) == []
     bad_trade = {**trade, "trade": {**trade["trade"], "p": "150"}}
-    assert (
-        validate_exchange(spec, "GET", "/v2/stocks/AAPL/trades/latest", {}, None, 200, bad_trade)
-        != []
-    )
+    assert validate_exchange(spec, "GET", path, {}, None, 200, bad_trade) == [
+        "response.trade.p: missing or invalid: '150'"
+    ]

@@ -252,7 +252,7 @@ class FakeAlpaca:
         """The next `times` (None: all) matching requests get this answer instead.
 
         apply=True processes the request first (state changes) and then answers with
-        the fault, as when a response is lost after the broker acted on it.
+        the fault (or hangs), as when a response is lost after the broker acted on it.
         """
         with self._lock:
             self._faults.append(
@@ -325,13 +325,13 @@ class FakeAlpaca:
         fault = self._take_fault(method, path)
         if fault and fault.delay:
             time.sleep(fault.delay)
+        if not fault or fault.apply:
+            status, payload = self._answer(handler, method, path, query, raw_body)
         if fault and fault.hang:
             record(None, "")
             self._stopping.wait()
             handler.close_connection = True
             return
-        if not fault or fault.apply:
-            status, payload = self._answer(handler, method, path, query, raw_body)
         if fault:
             status = fault.status
             payload = (
