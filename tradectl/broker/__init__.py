@@ -44,6 +44,7 @@ class Order:
     order_class: str = ""
     submitted_at: datetime | None = None
     filled_at: datetime | None = None
+    canceled_at: datetime | None = None
     legs: tuple[Order, ...] = field(default=())
 
     @property

@@ -9,6 +9,7 @@ and SDK/requests errors turned into tradectl's BrokerError family.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +32,32 @@ T = TypeVar("T")
 
 READ_ATTEMPTS = 3
 READ_BACKOFF = (0.2, 0.6)  # seconds before the 2nd and 3rd attempt
+# Alpaca allows 200 requests a minute per account; stay under it with room for a burst.
+RATE_PER_SECOND = 190 / 60
+RATE_BURST = 40
+
+
+class _TokenBucket:
+    """Client-side rate limit shared by every thread using one adapter."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rate, self._burst = rate, float(burst)
+        self._tokens, self._clock, self._sleep = float(burst), clock, sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self._rate
+            self._sleep(wait)
 
 
 class BrokerProtocolError(BrokerTimeout):
@@ -77,7 +104,9 @@ class AlpacaBroker:
         self._rest._session = _TimeoutSession(timeout)
         self._data_url = URL(data_url.rstrip("/"))
         self._sleep = sleep
-        self.round_trips = 0
+        self._bucket = _TokenBucket(RATE_PER_SECOND, RATE_BURST)
+        self._count_lock = threading.Lock()
+        self.requests_sent = 0
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -185,7 +214,9 @@ class AlpacaBroker:
         """One request, errors translated; never retried."""
         from alpaca_trade_api.rest import APIError
 
-        self.round_trips += 1
+        self._bucket.take()
+        with self._count_lock:
+            self.requests_sent += 1
         try:
             return send()
         except APIError as err:
@@ -308,6 +339,7 @@ def parse_order(raw: dict[str, Any]) -> Order:
             order_class=str(raw.get("order_class") or ""),
             submitted_at=_time(raw.get("submitted_at")),
             filled_at=_time(raw.get("filled_at")),
+            canceled_at=_time(raw.get("canceled_at")),
             legs=tuple(parse_order(leg) for leg in raw.get("legs") or ()),
         )
     except (KeyError, TypeError, ArithmeticError, ValueError) as err:

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-from tradectl.cli import db, open  # noqa: F401  (each module registers its commands)
+from tradectl.cli import db, halt, open  # noqa: F401  (each module registers its commands)
 from tradectl.cli.app import app
 
 

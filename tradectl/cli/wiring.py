@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tradectl.broker import Broker
     from tradectl.config import Settings
     from tradectl.db.session import Database
+    from tradectl.services.alerts import SmtpSettings
 
 
 def load_environment() -> dict[str, str]:
@@ -53,6 +54,17 @@ def broker(config: Settings) -> Broker | None:
         base_url=config.alpaca_base_url,
         data_url=config.alpaca_data_url,
         timeout=config.alpaca_timeout,
+    )
+
+
+def smtp_settings(config: Settings) -> SmtpSettings:
+    from tradectl.services.alerts import SmtpSettings
+
+    return SmtpSettings(
+        host=config.smtp_host, port=config.smtp_port, username=config.smtp_username,
+        password=config.smtp_password, starttls=config.smtp_starttls,
+        timeout=config.smtp_timeout, sender=config.alert_email_from,
+        recipients=config.alert_email_to,
     )
 
 

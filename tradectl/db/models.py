@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Head of the migration chain. Start-up compares it with the stored revision without importing
 # Alembic; tests/test_migrations.py checks it against alembic/versions.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -130,6 +130,8 @@ class Position(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     close_reason: Mapped[str | None] = mapped_column(String(32))
+    # The market order that closes the position outside its bracket (the emergency stop).
+    exit_order_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Event(Base):
@@ -144,3 +146,22 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Alert(Base):
+    """Outbox of e-mail alerts: written in the same breath as the decision, sent after, retried
+    until sent (a failed send never fails the stop)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # or sent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

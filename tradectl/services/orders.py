@@ -1,6 +1,12 @@
-"""How a broker order's state maps onto a tracked position's life (entry side)."""
+"""How broker orders map onto a tracked position's life. Shared by open, halt and watch.
+
+pending (entry working) -> open (shares held; filled_qty < qty is a partial fill) -> closing
+(a close order is working) -> closed; or cancelled / rejected when the entry never filled.
+"""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from tradectl.broker import Order
 from tradectl.db.models import Position, utcnow
@@ -8,16 +14,20 @@ from tradectl.db.models import Position, utcnow
 ENTRY_DEAD = {"canceled": "cancelled", "expired": "cancelled", "rejected": "rejected"}
 
 
-def apply_entry_order(position: Position, order: Order) -> bool:
-    """Bring a pending or open position in line with its entry order. True if anything changed.
+def realized_pl(position: Position, exit_price: Decimal, qty: Decimal) -> Decimal | None:
+    entry = position.filled_avg_price
+    if entry is None:
+        return None
+    per_share = exit_price - entry if position.side == "buy" else entry - exit_price
+    return per_share * qty
 
-    Filled or partly filled -> `open` (filled_qty tells a partial fill); cancelled, expired or
-    rejected with nothing filled -> `cancelled` / `rejected`.
-    """
-    before = (position.status, position.alpaca_status, position.filled_qty,
-              position.filled_avg_price, position.alpaca_order_id)
+
+def apply_entry_order(position: Position, order: Order) -> bool:
+    """Bring a pending or open position in line with its entry order. True if anything changed."""
+    before = _snapshot(position)
     position.alpaca_order_id = order.id
-    position.alpaca_status = order.status
+    if position.status in ("pending", "open"):
+        position.alpaca_status = order.status
     if order.filled_qty > 0:
         position.filled_qty = order.filled_qty
         position.filled_avg_price = order.filled_avg_price
@@ -25,7 +35,52 @@ def apply_entry_order(position: Position, order: Order) -> bool:
             position.status = "open"
     elif order.status in ENTRY_DEAD and position.status == "pending":
         position.status = ENTRY_DEAD[order.status]
-        position.closed_at = utcnow()
-    after = (position.status, position.alpaca_status, position.filled_qty,
-             position.filled_avg_price, position.alpaca_order_id)
-    return before != after
+        position.closed_at = order.canceled_at or utcnow()
+    return before != _snapshot(position)
+
+
+def apply_bracket(position: Position, order: Order) -> str | None:
+    """Sync a position from its bracket order (entry and legs). Returns what happened, if
+    anything changed: e.g. 'filled', 'closed by stop_loss'."""
+    before = _snapshot(position)
+    apply_entry_order(position, order)
+    if position.status in ("open", "closing"):
+        for leg in order.legs:
+            if leg.status == "filled" and leg.filled_avg_price is not None:
+                reason = "take_profit" if leg.type == "limit" else "stop_loss"
+                close(position, leg.filled_avg_price, reason, leg)
+                break
+    if before == _snapshot(position):
+        return None
+    if position.status == "closed":
+        return f"closed by {position.close_reason} at {position.exit_price}"
+    return f"{position.status} ({position.alpaca_status})"
+
+
+def apply_exit_order(position: Position, order: Order) -> bool:
+    """Sync a position from the market order that closes it (the emergency stop's close)."""
+    position.exit_order_id = order.id
+    if order.status == "filled" and order.filled_avg_price is not None:
+        if position.status != "closed":
+            close(position, order.filled_avg_price, position.close_reason or "emergency_stop",
+                  order)
+            return True
+        return False
+    if position.status == "open":
+        position.status = "closing"
+        return True
+    return False
+
+
+def close(position: Position, exit_price: Decimal, reason: str, order: Order) -> None:
+    qty = position.filled_qty or position.qty
+    position.status = "closed"
+    position.exit_price = exit_price
+    position.realized_pl = realized_pl(position, exit_price, qty)
+    position.close_reason = reason
+    position.closed_at = order.filled_at or utcnow()
+
+
+def _snapshot(position: Position) -> tuple[object, ...]:
+    return (position.status, position.alpaca_status, position.filled_qty,
+            position.filled_avg_price, position.alpaca_order_id, position.exit_price)

@@ -1,0 +1,54 @@
+"""`tradectl halt` (the emergency stop) and `tradectl resume`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tradectl.cli.app import JsonOption, app
+from tradectl.cli.wiring import broker, database, settings, smtp_settings
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded and e-mailed.")]
+
+
+@app.command("halt")
+def halt_command(reason: ReasonOption, as_json: JsonOption = False) -> None:
+    """EMERGENCY STOP: block new entries, cancel every order, close every position, alert.
+
+    Example: tradectl halt --reason "news: trading halted on AAPL"
+    """
+    from tradectl.render.halt import halt_report
+    from tradectl.services.emergency_stop import emergency_stop
+
+    if not reason.strip():
+        from tradectl.errors import InputError
+
+        raise InputError("--reason must not be empty: say why trading is stopped")
+    config = settings()
+    report = emergency_stop(database(config), broker(config), smtp_settings(config), reason)
+    halt_report(report, as_json)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("resume")
+def resume_command(
+    reason: ReasonOption,
+    force: Annotated[
+        bool, typer.Option("--force", help="Resume even if the day's loss is past the limit.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a new trading cycle after an emergency stop.
+
+    Example: tradectl resume --reason "reviewed positions, new day"
+    """
+    from tradectl.render.halt import resume_report
+    from tradectl.services.resume import resume_trading
+
+    config = settings()
+    report = resume_trading(
+        database(config), broker(config), smtp_settings(config), reason,
+        daily_loss_limit=config.daily_loss_limit, force=force,
+    )
+    resume_report(report, as_json)

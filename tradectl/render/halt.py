@@ -1,0 +1,91 @@
+"""Rendering for `tradectl halt` and `tradectl resume`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from tradectl.render import money, print_json, stdout
+
+if TYPE_CHECKING:
+    from tradectl.services.emergency_stop import HaltReport
+    from tradectl.services.resume import ResumeReport
+
+_STATE_STYLE = {
+    "closed": "green", "closing": "yellow", "cancelled": "dim", "flat": "dim",
+    "closed_locally": "dim", "failed": "bold red", "missing": "bold red",
+}
+
+
+def halt_document(report: HaltReport) -> dict[str, Any]:
+    totals = Counter(s.state for s in report.symbols)
+    return {
+        "cycle_id": report.cycle_id,
+        "reason": report.reason,
+        "stopped_at": report.stopped_at,
+        "already_stopped": report.already_stopped,
+        "broker_enabled": report.broker_enabled,
+        "path": report.path,
+        "market_open": report.market_open,
+        "symbols": [
+            {"symbol": s.symbol, "state": s.state, "external": s.external,
+             "position_ids": s.position_ids, "cancelled_orders": s.cancelled_orders,
+             "close_order_id": s.close_order_id, "error": s.error}
+            for s in report.symbols
+        ],
+        "totals": dict(sorted(totals.items())),
+        "equity": report.equity,
+        "day_pnl": report.day_pnl,
+        "broker_error": report.broker_error,
+        "broker_requests": report.broker_requests,
+        "alert": report.alert,
+        "notes": report.notes,
+        "exit_code": report.exit_code,
+    }
+
+
+def halt_report(report: HaltReport, as_json: bool) -> None:
+    if as_json:
+        print_json(halt_document(report))
+        return
+    from rich.table import Table
+
+    console = stdout()
+    again = " (already stopped: re-tried what was left)" if report.already_stopped else ""
+    console.print(f"[bold red]EMERGENCY STOP[/] cycle {report.cycle_id} stopped at "
+                  f"{report.stopped_at:%H:%M:%S} UTC{again}: {report.reason}")
+    if report.broker_error:
+        console.print(f"[bold red]broker: {report.broker_error}[/]")
+    if report.symbols:
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("symbol", "state", "cancelled orders", "close order", "error"):
+            table.add_column(column)
+        for s in report.symbols:
+            name = s.symbol + (" (external)" if s.external else "")
+            table.add_row(name, f"[{_STATE_STYLE.get(s.state, '')}]{s.state}[/]",
+                          str(s.cancelled_orders), s.close_order_id or "-", s.error or "")
+        console.print(table)
+    else:
+        console.print("no open positions")
+    totals = Counter(s.state for s in report.symbols)
+    console.print("totals: " + (", ".join(f"{n} {state}" for state, n in sorted(totals.items()))
+                                or "nothing to close"))
+    if report.equity is not None:
+        console.print(f"equity ${money(report.equity)}, day P&L ${money(report.day_pnl)}")
+    for note in report.notes:
+        console.print(f"note: {note}")
+    console.print(f"alert: {report.alert}")
+    console.print("new entries are refused until `tradectl resume --reason ...`")
+
+
+def resume_report(report: ResumeReport, as_json: bool) -> None:
+    if as_json:
+        print_json({"cycle_id": report.cycle_id, "resumed": report.resumed,
+                    "previous_cycle_id": report.previous_cycle_id, "day_pnl": report.day_pnl,
+                    "forced": report.forced, "alerts_sent": report.alerts_sent})
+        return
+    if not report.resumed:
+        stdout().print(f"trading is already active (cycle {report.cycle_id}); nothing changed")
+        return
+    forced = " [yellow](forced past the daily loss limit)[/]" if report.forced else ""
+    stdout().print(f"trading resumed: cycle {report.cycle_id} is active{forced}")

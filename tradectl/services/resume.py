@@ -1,0 +1,83 @@
+"""Resume trading after an emergency stop: a new active cycle, with who, why and when."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tradectl.broker import Broker
+from tradectl.db.models import Cycle
+from tradectl.db.session import Database
+from tradectl.errors import DatabaseError, InputError, RefusedError
+from tradectl.risk import loss_limit_reached
+from tradectl.services.alerts import SmtpSettings, deliver_pending
+from tradectl.services.journal import latest_cycle, record_event
+
+GATE_WAIT_SECONDS = 30.0
+
+
+@dataclass
+class ResumeReport:
+    cycle_id: int
+    resumed: bool  # False: trading was already active, nothing changed
+    previous_cycle_id: int | None
+    day_pnl: Decimal | None
+    forced: bool
+    alerts_sent: int = 0
+
+
+def resume_trading(
+    db: Database, broker: Broker | None, smtp: SmtpSettings, reason: str, *,
+    daily_loss_limit: Decimal, force: bool = False,
+) -> ResumeReport:
+    reason = reason.strip()
+    if not reason:
+        raise InputError("--reason must not be empty: say why trading may resume")
+    day_pnl = broker.account().day_pnl if broker is not None else None
+    over_limit = day_pnl is not None and loss_limit_reached(day_pnl, daily_loss_limit)
+    with db.lock("cycle", wait=GATE_WAIT_SECONDS) as held:
+        if not held:
+            raise DatabaseError("another tradectl process holds the trading gate; try again")
+        with db.transaction() as session:
+            previous = latest_cycle(session)
+            if previous is None or previous.status == "active":
+                if previous is None:
+                    previous = Cycle(status="active")
+                    session.add(previous)
+                    session.flush()
+                return ResumeReport(previous.id, False, None, day_pnl, force)
+            if over_limit and not force:
+                record_event(session, "refused",
+                             f"resume refused: day P&L {day_pnl} is past DAILY_LOSS_LIMIT",
+                             cycle_id=previous.id,
+                             details={"rule": "daily_loss_limit", "day_pnl": day_pnl,
+                                      "limit": daily_loss_limit})
+                refusal = RefusedError(
+                    f"today's P&L ${day_pnl:,.2f} is still past DAILY_LOSS_LIMIT "
+                    f"${daily_loss_limit:,.2f}", rule="daily_loss_limit",
+                    hint="wait for the next trading day, or pass --force")
+            else:
+                refusal = None
+                cycle = Cycle(status="active")
+                session.add(cycle)
+                session.flush()
+                record_event(
+                    session, "cycle_resumed",
+                    f"trading resumed by {_who()}: {reason}" + (" (forced)" if force else ""),
+                    cycle_id=cycle.id,
+                    details={"by": _who(), "reason": reason, "forced": force,
+                             "previous_cycle": previous.id, "day_pnl": day_pnl},
+                )
+                report = ResumeReport(cycle.id, True, previous.id, day_pnl, force)
+    if refusal is not None:
+        raise refusal
+    report.alerts_sent = deliver_pending(db, smtp).sent
+    return report
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
