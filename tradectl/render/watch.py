@@ -1,0 +1,168 @@
+"""Rendering for `tradectl watch`: a rich Live view on a terminal, one line per tick otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tradectl.render import _plain, money, position_document, quantity, stdout
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.live import Live
+
+    from tradectl.services.watch import TickResult
+
+GAUGE_WIDTH = 30
+
+
+class WatchDisplay:
+    def __init__(self, *, mode: str, limit: Decimal, interval: float, as_json: bool, live: bool,
+                 drives_stops: bool, broker_enabled: bool) -> None:
+        self.mode, self.limit, self.interval = mode, limit, interval
+        self.as_json, self.drives_stops, self.broker_enabled = as_json, drives_stops, broker_enabled
+        self._live: Live | None = None
+        if live:
+            from rich.live import Live
+
+            self._live = Live(console=stdout(), auto_refresh=False, transient=False)
+
+    def __enter__(self) -> WatchDisplay:
+        if self._live is not None:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def show(self, result: TickResult, next_in: float | None) -> None:
+        if self._live is not None:
+            self._live.update(self._view(result, next_in), refresh=True)
+        elif self.as_json:
+            sys.stdout.write(json.dumps(tick_document(result), default=_plain) + "\n")
+            sys.stdout.flush()
+        else:
+            sys.stdout.write(self._line(result) + "\n")
+            sys.stdout.flush()
+
+    # -- one line per tick ---------------------------------------------------------------
+
+    def _line(self, result: TickResult) -> str:
+        parts = [f"{result.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
+                 f"cycle={result.cycle_status}"]
+        if result.account is not None:
+            parts += [f"equity={result.account.equity}", f"day_pnl={result.day_pnl}",
+                      f"limit=-{self.limit}"]
+        elif not self.broker_enabled:
+            parts.append("pnl=unknown (P&L needs a broker: set ALPACA_API_KEY)")
+        parts.append(f"positions={len(result.positions)}")
+        parts += [f"change: {c}" for c in result.changes]
+        if result.warning:
+            parts.append(f"WARNING: {result.warning}")
+        if result.error:
+            parts.append(f"ERROR: {result.error}")
+        if result.stop is not None:
+            parts.append(f"EMERGENCY STOP: {result.stop_reason} (exit {result.stop.exit_code})")
+        return " | ".join(parts)
+
+    # -- the live view -------------------------------------------------------------------
+
+    def _view(self, result: TickResult, next_in: float | None) -> RenderableType:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        mode_style = "bold white on red" if self.mode == "live" else "bold black on cyan"
+        header = Text.assemble((f" {self.mode.upper()} ", mode_style), "  ")
+        if result.cycle_status == "stopped":
+            header.append(f"STOPPED: {result.stop_reason}", style="bold red")
+        else:
+            header.append(f"cycle {result.cycle_id or '-'} {result.cycle_status}", style="green")
+        if not self.drives_stops:
+            header.append("  (read-only: another watch drives stops)", style="yellow")
+        lines: list[RenderableType] = [header]
+        if result.account is not None:
+            lines += [Text(f"equity ${money(result.account.equity)}   "
+                           f"cash ${money(result.account.cash)}"), self._gauge(result)]
+        elif not self.broker_enabled:
+            lines.append(Text("P&L needs a broker: set ALPACA_API_KEY and ALPACA_SECRET_KEY",
+                              style="yellow"))
+        for note, style in ((result.warning, "bold yellow"), (result.error, "bold red")):
+            if note:
+                lines.append(Text(note, style=style))
+
+        table = Table(expand=True, show_edge=False)
+        for column in ("symbol", "side", "qty", "entry", "last", "stop", "target", "unreal. P&L",
+                       "status"):
+            table.add_column(column, justify="right" if column not in ("symbol", "side",
+                                                                       "status") else "left")
+        for p in result.positions:
+            table.add_row(*_position_row(p))
+        events = Table.grid(padding=(0, 1))
+        for e in result.events:
+            events.add_row(f"{e['at']:%H:%M:%S}", e["kind"], e["message"])
+        footer = f"last tick {result.at:%H:%M:%S} UTC"
+        if next_in is not None:
+            upcoming = result.at + timedelta(seconds=next_in)
+            footer += f"   next {upcoming:%H:%M:%S} UTC   Ctrl-C to leave"
+        return Group(Panel(Group(*lines), title="tradectl watch"), table,
+                     Panel(events, title="recent events"), Text(footer, style="dim"))
+
+    def _gauge(self, result: TickResult) -> RenderableType:
+        from rich.text import Text
+
+        pnl = result.day_pnl or Decimal(0)
+        used = min(max(-pnl / self.limit, Decimal(0)), Decimal(1)) if self.limit else Decimal(0)
+        filled = int(used * GAUGE_WIDTH)
+        style = "red" if used >= Decimal("0.8") else "yellow" if used >= Decimal("0.5") else "green"
+        return Text.assemble(f"day P&L ${money(pnl)} of -${money(self.limit)} limit  ",
+                             ("█" * filled, style), ("░" * (GAUGE_WIDTH - filled), "dim"),
+                             f" {used:.0%}")
+
+
+def _position_row(p: dict[str, Any]) -> tuple[Any, ...]:
+    from rich.text import Text
+
+    qty, filled = quantity(p["qty"]), quantity(p["filled_qty"]) if p["filled_qty"] else "0"
+    partial = filled not in ("0", qty)
+    pnl = p.get("unrealized_pl")
+    pnl_style = "green" if pnl and pnl > 0 else "red" if pnl else ""
+    return (
+        p["symbol"], p["side"], f"{filled}/{qty}" if partial else qty,
+        money(p["filled_avg_price"] or p["entry_price"]), money(p.get("last_price")),
+        money(p["stop_loss"]), money(p["take_profit"]), Text(money(pnl), style=pnl_style),
+        p["status"] + (" (partial)" if partial else ""),
+    )
+
+
+def tick_document(result: TickResult) -> dict[str, Any]:
+    account = result.account
+    return {
+        "at": result.at,
+        "cycle_id": result.cycle_id,
+        "cycle_status": result.cycle_status,
+        "stop_reason": result.stop_reason,
+        "equity": account.equity if account else None,
+        "day_pnl": result.day_pnl,
+        "positions": [
+            {**position_document(p), "last_price": p.get("last_price"),
+             "unrealized_pl": p.get("unrealized_pl")}
+            for p in result.positions
+        ],
+        "external": [{"symbol": p.symbol, "qty": p.qty, "side": p.side} for p in result.external],
+        "changes": result.changes,
+        "warning": result.warning,
+        "error": result.error,
+        "emergency_stop": None if result.stop is None else {
+            "exit_code": result.stop.exit_code,
+            "symbols": [{"symbol": s.symbol, "state": s.state, "error": s.error}
+                        for s in result.stop.symbols],
+            "alert": result.stop.alert,
+        },
+        "alerts_sent": result.alerts_sent,
+    }
