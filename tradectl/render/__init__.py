@@ -74,6 +74,14 @@ def money(value: Decimal | None) -> str:
     return f"{sign}{int(whole):,}" + (f".{fraction}" if fraction else "")
 
 
+def dollars(value: Decimal | None) -> str:
+    """An amount of money: -$1,257.50."""
+    if value is None:
+        return "-"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"
+
+
 def quantity(value: Decimal | None) -> str:
     return "-" if value is None else quantity_text(value)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import money, print_json, stdout
+from tradectl.render import dollars, print_json, stdout
 
 if TYPE_CHECKING:
     from tradectl.services.emergency_stop import HaltReport
@@ -71,7 +71,7 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
     console.print("totals: " + (", ".join(f"{n} {state}" for state, n in sorted(totals.items()))
                                 or "nothing to close"))
     if report.equity is not None:
-        console.print(f"equity ${money(report.equity)}, day P&L ${money(report.day_pnl)}")
+        console.print(f"equity {dollars(report.equity)}, day P&L {dollars(report.day_pnl)}")
     for note in report.notes:
         console.print(f"note: {note}")
     console.print(f"alert: {report.alert}")

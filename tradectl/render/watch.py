@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import _plain, money, position_document, quantity, stdout
+from tradectl.render import _plain, dollars, money, position_document, quantity, stdout
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -55,8 +55,8 @@ class WatchDisplay:
         parts = [f"{result.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
                  f"cycle={result.cycle_status}"]
         if result.account is not None:
-            parts += [f"equity={result.account.equity}", f"day_pnl={result.day_pnl}",
-                      f"limit=-{self.limit}"]
+            parts += [f"equity={result.account.equity:.2f}", f"day_pnl={result.day_pnl:.2f}",
+                      f"limit=-{self.limit:.2f}"]
         elif not self.broker_enabled:
             parts.append("pnl=unknown (P&L needs a broker: set ALPACA_API_KEY)")
         parts.append(f"positions={len(result.positions)}")
@@ -87,8 +87,8 @@ class WatchDisplay:
             header.append("  (read-only: another watch drives stops)", style="yellow")
         lines: list[RenderableType] = [header]
         if result.account is not None:
-            lines += [Text(f"equity ${money(result.account.equity)}   "
-                           f"cash ${money(result.account.cash)}"), self._gauge(result)]
+            lines += [Text(f"equity {dollars(result.account.equity)}   "
+                           f"cash {dollars(result.account.cash)}"), self._gauge(result)]
         elif not self.broker_enabled:
             lines.append(Text("P&L needs a broker: set ALPACA_API_KEY and ALPACA_SECRET_KEY",
                               style="yellow"))
@@ -120,7 +120,7 @@ class WatchDisplay:
         used = min(max(-pnl / self.limit, Decimal(0)), Decimal(1)) if self.limit else Decimal(0)
         filled = int(used * GAUGE_WIDTH)
         style = "red" if used >= Decimal("0.8") else "yellow" if used >= Decimal("0.5") else "green"
-        return Text.assemble(f"day P&L ${money(pnl)} of -${money(self.limit)} limit  ",
+        return Text.assemble(f"day P&L {dollars(pnl)} of {dollars(-self.limit)} limit  ",
                              ("█" * filled, style), ("░" * (GAUGE_WIDTH - filled), "dim"),
                              f" {used:.0%}")
 
@@ -135,7 +135,7 @@ def _position_row(p: dict[str, Any]) -> tuple[Any, ...]:
     return (
         p["symbol"], p["side"], f"{filled}/{qty}" if partial else qty,
         money(p["filled_avg_price"] or p["entry_price"]), money(p.get("last_price")),
-        money(p["stop_loss"]), money(p["take_profit"]), Text(money(pnl), style=pnl_style),
+        money(p["stop_loss"]), money(p["take_profit"]), Text(dollars(pnl), style=pnl_style),
         p["status"] + (" (partial)" if partial else ""),
     )
 

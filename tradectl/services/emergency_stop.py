@@ -82,6 +82,11 @@ def emergency_stop(
         report.symbols = _record(db, report, flattening)
         if report.market_open is False and any(s.state == "closing" for s in report.symbols):
             report.notes.append(MARKET_CLOSED_NOTE)
+        for s in report.symbols:
+            if s.state == "failed" and s.cancelled_orders:
+                report.notes.append(f"{s.symbol} is still open at Alpaca and its bracket orders "
+                                    "were cancelled (no stop-loss): run `tradectl halt` again or "
+                                    "close it by hand")
     report.broker_requests = getattr(broker, "requests_sent", None)
     _alert(db, smtp, report)
     return report
@@ -106,7 +111,8 @@ def _latch(db: Database, reason: str, broker_enabled: bool) -> HaltReport:
                          f"emergency stop{' (again)' if already else ''}: {reason}",
                          cycle_id=cycle.id, details={"reason": reason})
             assert cycle.stopped_at is not None
-            return HaltReport(cycle.id, reason, cycle.stopped_at, already, broker_enabled)
+            return HaltReport(cycle.id, cycle.stop_reason or reason, cycle.stopped_at, already,
+                              broker_enabled)
 
 
 def _orders_since(db: Database, stopped_at: datetime) -> datetime:
@@ -229,7 +235,7 @@ def _by_id(orders: list[Order]) -> dict[str, Order]:
 
 
 def _cancelled_per_symbol(orders: list[Order], stopped_at: datetime) -> dict[str, int]:
-    """Orders (legs included) cancelled at or after the stop, allowing for clock skew."""
+    """Orders (legs included) cancelled since the stop latched, allowing for clock skew."""
     since = stopped_at - timedelta(seconds=5)
     counts: dict[str, int] = defaultdict(int)
     for order in _by_id(orders).values():

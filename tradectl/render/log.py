@@ -1,0 +1,28 @@
+"""Rendering for `tradectl log`: one line per event, newest first, columns aligned for grep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradectl.render import print_json, stdout
+
+
+def event_log(events: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json({"events": events})
+        return
+    from rich.markup import escape
+
+    console = stdout()
+    if not events:
+        console.print("no events")
+        return
+    kind_width = max(len("kind"), *(len(e["kind"]) for e in events))
+    symbol_width = max(len("symbol"), *(len(e["symbol"] or "-") for e in events))
+    console.print(f"[dim]{'time (UTC)':<19}  {'kind':<{kind_width}}  {'symbol':<{symbol_width}}  "
+                  "message[/]")
+    for e in events:
+        console.print(
+            f"{e['created_at']:%Y-%m-%d %H:%M:%S}  {e['kind']:<{kind_width}}  "
+            f"{(e['symbol'] or '-'):<{symbol_width}}  {escape(e['message'])}"
+        )

@@ -1,0 +1,134 @@
+"""Rendering for `tradectl status`: a summary grid, then the positions table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tradectl.render import money, position_document, price_text, print_json, quantity, stdout
+from tradectl.render.check import account_document, cents
+from tradectl.render.open import _STATUS_STYLE
+
+if TYPE_CHECKING:
+    from tradectl.services.status import StatusReport
+
+
+def status_report(report: StatusReport, as_json: bool) -> None:
+    if as_json:
+        print_json(status_document(report))
+        return
+    from rich.markup import escape
+
+    console = stdout()
+    for label, text in (
+        ("mode", f"[bold]{report.mode}[/]"),
+        ("trading", _trading_line(report, escape)),
+        ("today", f"realized P&L {_signed(report.realized_pl_today)}"),
+        ("account", _account_line(report, escape)),
+        ("alerts", _alerts_line(report, escape)),
+    ):
+        console.print(f"{label:<9}{text}")
+    for warning in report.warnings:
+        console.print(f"[yellow]{'!':<9}{escape(warning)}[/]")
+    if report.positions:
+        console.print(_positions_table(report.positions))
+    else:
+        console.print("no positions yet")
+
+
+def _positions_table(positions: list[dict[str, Any]]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="positions (times UTC)", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False)
+    for name in ("#", "symbol", "order", "entry", "stop", "target", "status", "P&L", "opened"):
+        table.add_column(name, justify="right" if name in ("#", "P&L") else "left",
+                         no_wrap=True)
+    for p in positions:
+        style = _STATUS_STYLE.get(p["status"], "")
+        if p["filled_avg_price"] is not None:
+            entry = money(p["filled_avg_price"])
+        else:
+            entry = "mkt" if p["entry_price"] is None else f"lmt {money(p['entry_price'])}"
+        table.add_row(
+            str(p["id"]), p["symbol"], f"{p['side']} {quantity(p['filled_qty'] or p['qty'])}",
+            entry, money(p["stop_loss"]), money(p["take_profit"]),
+            f"[{style}]{p['status']}[/]", _pl(p), _time(p["created_at"], "%m-%d %H:%M"),
+        )
+    return table
+
+
+def _trading_line(report: StatusReport, escape: Any) -> str:
+    cycle = report.cycle
+    if cycle is None:
+        return "[green]active[/] (no trades yet)"
+    if report.trading_stopped:
+        return (f"[red bold]STOPPED[/] since {_time(cycle['stopped_at'])} UTC: "
+                f"{escape(cycle['stop_reason'] or 'no reason given')}")
+    return f"[green]active[/] (cycle {cycle['id']} since {_time(cycle['started_at'])} UTC)"
+
+
+def _account_line(report: StatusReport, escape: Any) -> str:
+    if not report.broker_configured:
+        return "Alpaca not configured (no keys): journal only"
+    if report.broker_error is not None:
+        return f"[yellow]! broker unavailable, journal only: {escape(report.broker_error)}[/]"
+    a = report.account
+    assert a is not None
+    blocked = " [red]trading blocked[/]" if (
+        a.trading_blocked or a.account_blocked or a.trade_suspended_by_user) else ""
+    return (f"{a.account_number} {a.status}: equity ${money(a.equity)}, cash ${money(a.cash)}, "
+            f"buying power ${money(a.buying_power)}, day P&L {_signed(a.day_pnl)}{blocked}")
+
+
+def _alerts_line(report: StatusReport, escape: Any) -> str:
+    if not report.alerts:
+        return "none pending"
+    first = report.alerts[0]
+    return (f"[yellow]{len(report.alerts)} pending[/], oldest: {escape(first['subject'] or '')}"
+            + (f" ({first['attempts']} attempts, {escape(first['last_error'])})"
+               if first.get("last_error") else ""))
+
+
+def _pl(position: dict[str, Any]) -> str:
+    if position["realized_pl"] is not None:
+        return _signed(position["realized_pl"])
+    if position["unrealized_pl"] is not None:
+        return _signed(position["unrealized_pl"])
+    return "-"
+
+
+def _signed(value: Decimal) -> str:
+    colour = "green" if value > 0 else "red" if value < 0 else ""
+    text = f"{value:+,.2f}"
+    return f"[{colour}]{text}[/]" if colour else text
+
+
+def _time(moment: datetime | None, form: str = "%Y-%m-%d %H:%M") -> str:
+    return moment.strftime(form) if moment is not None else "-"
+
+
+def status_document(report: StatusReport) -> dict[str, Any]:
+    return {
+        "mode": report.mode,
+        "trading": "stopped" if report.trading_stopped else "active",
+        "cycle": report.cycle,
+        "realized_pl_today": cents(report.realized_pl_today),
+        "positions": [_position_document(p) for p in report.positions],
+        "alerts": report.alerts,
+        "broker": {"configured": report.broker_configured,
+                   "account": account_document(report.account), "error": report.broker_error},
+        "warnings": report.warnings,
+    }
+
+
+def _position_document(position: dict[str, Any]) -> dict[str, Any]:
+    document = position_document(position)
+    for name in ("realized_pl", "unrealized_pl"):
+        if document[name] is not None:
+            document[name] = cents(document[name])
+    if document["current_price"] is not None:
+        document["current_price"] = price_text(document["current_price"])
+    return document
