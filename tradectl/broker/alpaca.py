@@ -159,7 +159,8 @@ class AlpacaBroker:
         return [parse_order(o) for o in self._read(lambda: self._rest.get("/orders", params))]
 
     def cancel_order(self, order_id: str) -> None:
-        self._read(lambda: self._rest.delete(f"/orders/{order_id}"))
+        # Not retried: after a lost answer a second DELETE says 422 "not cancelable".
+        self._call(lambda: self._rest.delete(f"/orders/{order_id}"))
 
     def cancel_all_orders(self) -> list[SymbolOutcome]:
         raw = self._read(lambda: self._rest.delete("/orders")) or []
@@ -312,7 +313,8 @@ def _time(value: Any) -> datetime | None:
         return None
     # Alpaca sends nanoseconds; datetime keeps microseconds.
     parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", str(value)).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # /v2/clock answers in New York time: keep every time in UTC.
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _time_required(value: Any) -> datetime:

@@ -153,8 +153,9 @@ class Watcher:
         return apply_bracket(position, order) if order is not None else None
 
     def _reconcile_orphan(self, position: Position) -> str | None:
-        """A pending row with no order id: the process died between submit and record."""
-        if self.broker is None or utcnow() - position.created_at < ORPHAN_GRACE:
+        """A pending row with no order id: the process died between submit and record (or is
+        submitting right now). Found at Alpaca -> complete it; absent past the grace -> failed."""
+        if self.broker is None:
             return None
         try:
             order = self.broker.find_order_by_client_id(position.client_order_id)
@@ -163,6 +164,8 @@ class Watcher:
         if order is not None:
             apply_bracket(position, order)
             return f"recovered order {order.id} by client_order_id ({order.status})"
+        if utcnow() - position.created_at < ORPHAN_GRACE:
+            return None
         position.status, position.alpaca_status = "failed", "error"
         position.alpaca_error = "no order at Alpaca for this client_order_id: never submitted"
         position.closed_at = utcnow()
