@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.fake_alpaca import FakeAlpaca
 from tradectl.config import DEFAULTS
@@ -106,6 +107,23 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     yield database
     database.dispose()
+
+
+def rows(url: str, model: type) -> list:
+    """Every row of a model's table, oldest first, read in a fresh connection."""
+    db = Database(url)
+    with db.transaction() as session:
+        found = list(session.scalars(select(model).order_by(model.id)))
+    db.dispose()
+    return found
+
+
+def count_rows(url: str, model: type) -> int:
+    db = Database(url)
+    with db.transaction() as session:
+        found = session.scalar(select(func.count()).select_from(model)) or 0
+    db.dispose()
+    return found
 
 
 @pytest.fixture

@@ -7,19 +7,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Cli
+from tests.conftest import Cli, count_rows
 from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
 
 OPEN = ("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160")
 
 
-def rows(url: str, model: type) -> int:
-    db = Database(url)
-    with db.transaction() as session:
-        count = session.scalar(select(func.count()).select_from(model)) or 0
-    db.dispose()
-    return count
 
 
 def test_without_keys_the_position_is_recorded_with_alpaca_disabled(cli: Cli) -> None:
@@ -68,8 +62,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(cli: Cli, args: tuple[
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert rows(cli.env["DATABASE_URL"], Position) == 0
-    assert rows(cli.env["DATABASE_URL"], Event) == 0
+    assert count_rows(cli.env["DATABASE_URL"], Position) == 0
+    assert count_rows(cli.env["DATABASE_URL"], Event) == 0
 
 
 def test_invalid_setting_is_exit_2_naming_the_variable(cli: Cli) -> None:
@@ -124,7 +118,7 @@ def test_second_position_in_the_same_symbol_is_refused(cli: Cli) -> None:
 def test_live_mode_without_a_terminal_needs_yes(cli: Cli) -> None:
     result = cli(*OPEN, env={"TRADING_MODE": "live"})
     assert result.code == 2 and "--yes" in result.stderr
-    assert rows(cli.env["DATABASE_URL"], Position) == 0
+    assert count_rows(cli.env["DATABASE_URL"], Position) == 0
     assert cli(*OPEN, "--yes", env={"TRADING_MODE": "live"}).code == 0
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from tests.conftest import PG_ADMIN_URL, Cli, _empty_pg, _pg_connect, broker_env
+from tests.conftest import PG_ADMIN_URL, Cli, _empty_pg, _pg_connect, broker_env, count_rows
 from tests.fake_alpaca import FakeAlpaca
 from tradectl.db import session as db_session
 from tradectl.db.models import Event, Position
@@ -21,12 +21,6 @@ OPEN = ("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160")
 NO_SMTP = SmtpSettings(None, 25, None, None, False, 1, None, ())
 
 
-def count(url: str, model: type) -> int:
-    db = Database(url)
-    with db.transaction() as session:
-        found = session.scalar(select(func.count()).select_from(model)) or 0
-    db.dispose()
-    return found
 
 
 def test_a_sqlite_lock_held_past_the_busy_timeout_is_a_clear_error(
@@ -46,7 +40,7 @@ def test_a_sqlite_lock_held_past_the_busy_timeout_is_a_clear_error(
     assert result.code == 5, result.output
     (line,) = result.stderr.strip().splitlines()
     assert "database sqlite:///" in line and "locked" in line
-    assert count(sqlite_url, Position) == 0 and count(sqlite_url, Event) == 0
+    assert count_rows(sqlite_url, Position) == 0 and count_rows(sqlite_url, Event) == 0
 
 
 def test_an_unreachable_postgres_names_the_database(cli: Cli) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from tests.conftest import Cli, SmtpSink
+from tests.conftest import Cli, SmtpSink, rows
 from tests.fake_alpaca import FakeAlpaca
 from tradectl.db.models import Alert, Cycle, Event, Position
-from tradectl.db.session import Database
 
 
 def open_ok(trader: Cli, symbol: str, stop: str, target: str, *extra: str) -> None:
@@ -21,16 +18,10 @@ def open_three(trader: Cli) -> None:
     open_ok(trader, "MSFT", "390", "410", "--entry", "395")  # limit below market: not filled
 
 
-def table(url: str, model: type) -> list:
-    db = Database(url)
-    with db.transaction() as session:
-        rows = list(session.scalars(select(model).order_by(model.id)))
-    db.dispose()
-    return rows
 
 
 def positions(cli: Cli) -> dict[str, Position]:
-    return {p.symbol: p for p in table(cli.env["DATABASE_URL"], Position)}
+    return {p.symbol: p for p in rows(cli.env["DATABASE_URL"], Position)}
 
 
 def test_halt_flattens_the_account_and_alerts(trader: Cli, fake: FakeAlpaca,
@@ -56,7 +47,7 @@ def test_halt_flattens_the_account_and_alerts(trader: Cli, fake: FakeAlpaca,
         assert stored[symbol].exit_price is not None and stored[symbol].realized_pl == 0
         assert stored[symbol].close_reason == "emergency_stop"
     assert stored["MSFT"].status == "cancelled"
-    (cycle,) = table(trader.env["DATABASE_URL"], Cycle)
+    (cycle,) = rows(trader.env["DATABASE_URL"], Cycle)
     assert cycle.status == "stopped" and cycle.stop_reason == "manual test"
     (message,) = smtp.messages
     assert message["Subject"].startswith("EMERGENCY STOP")
@@ -130,7 +121,7 @@ def test_one_symbol_failing_is_reported_and_a_second_halt_finishes_it(
     stored = positions(trader)
     assert stored["TSLA"].status == "closed" and stored["TSLA"].alpaca_error is None
     assert stored["AAPL"].exit_order_id == aapl_close  # what succeeded is left alone
-    (cycle,) = table(trader.env["DATABASE_URL"], Cycle)
+    (cycle,) = rows(trader.env["DATABASE_URL"], Cycle)
     assert cycle.stop_reason == "partial"  # the first latch stands
 
 
@@ -145,7 +136,7 @@ def test_broker_down_still_latches_alerts_and_flags(trader: Cli, smtp: SmtpSink)
     (position,) = positions(trader).values()
     assert position.status in ("pending", "open") and position.status != "closed"
     assert "emergency stop" in (position.alpaca_error or "")
-    (cycle,) = table(trader.env["DATABASE_URL"], Cycle)
+    (cycle,) = rows(trader.env["DATABASE_URL"], Cycle)
     assert cycle.status == "stopped"
     (message,) = smtp.messages
     assert "FAILED" in message["Subject"]
@@ -160,12 +151,12 @@ def test_smtp_down_does_not_fail_the_halt_and_the_alert_stays_queued(
     result = trader("halt", "--reason", "smtp down", "--json")
     assert result.code == 0
     assert result.json()["alert"].startswith("queued")
-    (alert,) = table(trader.env["DATABASE_URL"], Alert)
+    (alert,) = rows(trader.env["DATABASE_URL"], Alert)
     assert alert.status == "pending" and alert.attempts == 1 and alert.last_error
 
     trader.env.update(smtp.env())  # the mail server is back: the next command delivers it
     assert trader("resume", "--reason", "back").code == 0
-    (alert,) = table(trader.env["DATABASE_URL"], Alert)
+    (alert,) = rows(trader.env["DATABASE_URL"], Alert)
     assert alert.status == "sent" and alert.attempts == 2
     assert len(smtp.messages) == 1
 
@@ -193,7 +184,7 @@ def test_external_positions_are_closed_and_named(trader: Cli, fake: FakeAlpaca) 
     (nvda,) = result.json()["symbols"]
     assert nvda["symbol"] == "NVDA" and nvda["external"] is True
     assert fake.positions_list() == []
-    kinds = [e.kind for e in table(trader.env["DATABASE_URL"], Event)]
+    kinds = [e.kind for e in rows(trader.env["DATABASE_URL"], Event)]
     assert "external_closed" in kinds
 
 
@@ -213,7 +204,7 @@ def test_missing_or_empty_reason_is_exit_2_and_changes_nothing(cli: Cli) -> None
         result = cli(*args)
         assert result.code == 2, args
         assert len(result.stderr.strip().splitlines()) == 1
-    assert table(cli.env["DATABASE_URL"], Cycle) == []
+    assert rows(cli.env["DATABASE_URL"], Cycle) == []
 
 
 def test_resume_starts_a_new_cycle_and_records_who_and_why(cli: Cli) -> None:
@@ -221,9 +212,9 @@ def test_resume_starts_a_new_cycle_and_records_who_and_why(cli: Cli) -> None:
     result = cli("resume", "--reason", "reviewed", "--json")
     assert result.code == 0
     assert result.json()["resumed"] is True
-    cycles = table(cli.env["DATABASE_URL"], Cycle)
+    cycles = rows(cli.env["DATABASE_URL"], Cycle)
     assert [c.status for c in cycles] == ["stopped", "active"]
-    (event,) = [e for e in table(cli.env["DATABASE_URL"], Event) if e.kind == "cycle_resumed"]
+    (event,) = [e for e in rows(cli.env["DATABASE_URL"], Event) if e.kind == "cycle_resumed"]
     assert event.details is not None and event.details["reason"] == "reviewed"
     assert event.details["by"]
     assert cli("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160").code == 0
@@ -236,6 +227,6 @@ def test_resume_refuses_while_the_day_loss_is_past_the_limit(
     fake.set_last_equity("110000")  # equity 100000: a 10000 loss today
     refused = trader("resume", "--reason", "try")
     assert refused.code == 3 and "DAILY_LOSS_LIMIT" in refused.stderr
-    assert [c.status for c in table(trader.env["DATABASE_URL"], Cycle)] == ["stopped"]
+    assert [c.status for c in rows(trader.env["DATABASE_URL"], Cycle)] == ["stopped"]
     forced = trader("resume", "--reason", "try", "--force", "--json")
     assert forced.code == 0 and forced.json()["forced"] is True

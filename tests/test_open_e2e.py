@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import select
-
-from tests.conftest import Cli, broker_env
+from tests.conftest import Cli, broker_env, rows
 from tests.fake_alpaca import FakeAlpaca
 from tradectl.db.models import Event, Position
 from tradectl.db.session import Database
@@ -15,19 +13,11 @@ OPEN = ("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160")
 
 
 def stored(cli: Cli) -> list[Position]:
-    db = Database(cli.env["DATABASE_URL"])
-    with db.transaction() as session:
-        positions = list(session.scalars(select(Position).order_by(Position.id)))
-    db.dispose()
-    return positions
+    return rows(cli.env["DATABASE_URL"], Position)
 
 
 def events(cli: Cli, kind: str) -> list[Event]:
-    db = Database(cli.env["DATABASE_URL"])
-    with db.transaction() as session:
-        found = list(session.scalars(select(Event).where(Event.kind == kind)))
-    db.dispose()
-    return found
+    return [e for e in rows(cli.env["DATABASE_URL"], Event) if e.kind == kind]
 
 
 def order_posts(fake: FakeAlpaca) -> list[dict]:

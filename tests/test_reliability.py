@@ -11,9 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from tests.conftest import Cli, broker_env, tradectl_command
+from tests.conftest import Cli, broker_env, rows, tradectl_command
 from tests.fake_alpaca import FakeAlpaca
 from tradectl.config import DEFAULTS
 from tradectl.db.models import Cycle, Position
@@ -37,12 +36,6 @@ def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.02)
 
 
-def rows(url: str, model: type) -> list:
-    db = Database(url)
-    with db.transaction() as session:
-        found = list(session.scalars(select(model).order_by(model.id)))
-    db.dispose()
-    return found
 
 
 def test_halt_beats_open_no_order_is_sent_after_the_latch(

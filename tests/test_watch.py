@@ -9,21 +9,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import requests
-from sqlalchemy import select
 
-from tests.conftest import Cli, SmtpSink, broker_env, tradectl_command
+from tests.conftest import Cli, SmtpSink, broker_env, rows, tradectl_command
 from tests.fake_alpaca import FakeAlpaca
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.db.models import Cycle, Event, Position, utcnow
 from tradectl.db.session import Database
-
-
-def stored(cli: Cli, model: type = Position) -> list:
-    db = Database(cli.env["DATABASE_URL"])
-    with db.transaction() as session:
-        rows = list(session.scalars(select(model).order_by(model.id)))
-    db.dispose()
-    return rows
 
 
 def tick(cli: Cli, *extra: str) -> dict:
@@ -46,7 +37,7 @@ def test_a_limit_entry_filling_on_a_price_move_becomes_open(trader: Cli, fake: F
     assert position["status"] == "open" and position["filled_qty"] == "2"
     assert position["filled_avg_price"] == "147.90"  # a limit may fill better than its price
     assert any("AAPL: open" in change for change in document["changes"])
-    assert "position_synced" in [e.kind for e in stored(trader, Event)]
+    assert "position_synced" in [e.kind for e in rows(trader.env['DATABASE_URL'], Event)]
 
 
 def test_a_stop_loss_closes_with_the_realized_loss(trader: Cli, fake: FakeAlpaca) -> None:
@@ -54,7 +45,7 @@ def test_a_stop_loss_closes_with_the_realized_loss(trader: Cli, fake: FakeAlpaca
     tick(trader)
     fake.set_price("AAPL", "144.00")
     tick(trader)
-    (position,) = stored(trader)
+    (position,) = rows(trader.env['DATABASE_URL'], Position)
     assert position.status == "closed" and position.close_reason == "stop_loss"
     assert position.exit_price == Decimal("144")
     assert position.realized_pl == Decimal("-12")  # (144 - 150) x 2
@@ -64,7 +55,7 @@ def test_a_take_profit_closes_with_the_realized_gain(trader: Cli, fake: FakeAlpa
     open_aapl(trader)
     fake.set_price("AAPL", "161.00")
     tick(trader)
-    (position,) = stored(trader)
+    (position,) = rows(trader.env['DATABASE_URL'], Position)
     assert position.status == "closed" and position.close_reason == "take_profit"
     assert position.realized_pl == (position.exit_price - Decimal(150)) * 2 > 0
 
@@ -94,7 +85,7 @@ def test_the_loss_limit_flattens_within_one_tick_and_only_once(
     assert document["emergency_stop"] is not None
     assert document["cycle_status"] == "stopped"
     assert fake.positions_list() == [] and fake.open_orders() == []
-    (cycle,) = stored(trader, Cycle)
+    (cycle,) = rows(trader.env['DATABASE_URL'], Cycle)
     assert cycle.status == "stopped" and "daily loss limit" in (cycle.stop_reason or "")
     (message,) = smtp.messages
     assert message["Subject"].startswith("EMERGENCY STOP")
@@ -116,7 +107,7 @@ def test_one_bad_equity_reading_does_not_flatten(trader: Cli, fake: FakeAlpaca) 
     assert document["emergency_stop"] is None
     assert fake.count("GET", "/v2/account") == 2  # the reading was re-checked
     assert len(fake.positions_list()) == 1
-    assert stored(trader, Cycle)[0].status == "active"
+    assert rows(trader.env['DATABASE_URL'], Cycle)[0].status == "active"
 
 
 def test_the_loss_warning_is_given_once(trader: Cli, fake: FakeAlpaca) -> None:
@@ -132,7 +123,7 @@ def test_the_loss_warning_is_given_once(trader: Cli, fake: FakeAlpaca) -> None:
     first, second = watcher.tick(), watcher.tick()
     db.dispose()
     assert "80%" in (first.warning or "") and second.warning is None
-    kinds = [e.kind for e in stored(trader, Event)]
+    kinds = [e.kind for e in rows(trader.env['DATABASE_URL'], Event)]
     assert kinds.count("loss_warning") == 1
 
 
@@ -162,7 +153,7 @@ def test_a_pending_row_whose_order_reached_alpaca_is_completed(
     }, headers={"APCA-API-KEY-ID": fake.api_key, "APCA-API-SECRET-KEY": fake.secret_key})
     assert answer.status_code == 200
     tick(trader)
-    aapl, msft = stored(trader)
+    aapl, msft = rows(trader.env['DATABASE_URL'], Position)
     assert aapl.alpaca_order_id == answer.json()["id"] and aapl.status == "open"
     assert msft.status == "failed" and "never submitted" in (msft.alpaca_error or "")
     assert fake.count("POST", "/v2/orders") == 1  # nothing re-sent
@@ -179,7 +170,7 @@ def test_a_broker_error_in_one_tick_is_shown_and_the_next_tick_recovers(
     limited = trader("watch", "--once", "--json")
     assert limited.code == 4 and "429" in limited.json()["error"]
     assert tick(trader)["error"] is None
-    assert [e.kind for e in stored(trader, Event)].count("broker_error") == 2
+    assert [e.kind for e in rows(trader.env['DATABASE_URL'], Event)].count("broker_error") == 2
 
 
 def test_broker_calls_per_tick_do_not_grow_with_the_book(trader: Cli, fake: FakeAlpaca) -> None:
@@ -191,7 +182,7 @@ def test_broker_calls_per_tick_do_not_grow_with_the_book(trader: Cli, fake: Fake
     open_aapl(trader)
     one = calls_per_tick()
     seed_positions(trader, fake, 199)
-    assert len(stored(trader)) == 200
+    assert len(rows(trader.env['DATABASE_URL'], Position)) == 200
     assert calls_per_tick() == one == 3
 
 
