@@ -242,3 +242,31 @@ def test_ctrl_c_leaves_cleanly_without_a_stop(fake: FakeAlpaca, sqlite_url: str,
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0
     assert fake.count("DELETE") == 0
+
+
+def test_sql_statements_per_tick_do_not_grow_with_the_book(trader: Cli, fake: FakeAlpaca) -> None:
+    from sqlalchemy import event
+
+    from tradectl.services.alerts import SmtpSettings
+    from tradectl.services.watch import Watcher
+
+    db = Database(trader.env["DATABASE_URL"])
+    broker = AlpacaBroker(api_key=fake.api_key, secret_key=fake.secret_key, base_url=fake.url,
+                          data_url=fake.url)
+    watcher = Watcher(db, broker, SmtpSettings(None, 25, None, None, False, 1, None, ()),
+                      daily_loss_limit=Decimal(2000), drives_stops=True)
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_rest: statements.append(sql))
+
+    def quiet_tick() -> int:
+        watcher.tick()  # syncs whatever changed
+        statements.clear()
+        watcher.tick()  # nothing changed: the steady-state cost
+        return len(statements)
+
+    open_aapl(trader)
+    one = quiet_tick()
+    seed_positions(trader, fake, 40)
+    assert quiet_tick() == one
+    db.dispose()
