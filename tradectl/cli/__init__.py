@@ -8,7 +8,8 @@ from typing import NoReturn
 
 import typer
 
-from tradectl.cli import db, halt, open  # noqa: F401  (each module registers its commands)
+# Each module registers its commands on the app.
+from tradectl.cli import db, halt, open, watch  # noqa: F401
 from tradectl.cli.app import app
 
 
