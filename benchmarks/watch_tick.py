@@ -16,17 +16,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tradectl.broker import Account, BrokerPosition, Clock, Order  # noqa: E402
-from tradectl.db.models import Cycle, Position  # noqa: E402
-from tradectl.db.session import Database  # noqa: E402
-from tradectl.services.alerts import SmtpSettings  # noqa: E402
-from tradectl.services.watch import Watcher  # noqa: E402
+from tradectl.broker import Account, BrokerPosition, Clock, Order
+from tradectl.db.models import Cycle, Position
+from tradectl.db.session import Database
+from tradectl.services.alerts import SmtpSettings
+from tradectl.services.watch import Watcher
 
 NO_SMTP = SmtpSettings(None, 25, None, None, False, 1, None, ())
 NOW = datetime.now(UTC)
@@ -131,7 +132,7 @@ def main() -> None:
     constant_calls = len({c for _, _, c, _ in rows}) == 1
     constant_sql = len({s for _, _, _, s in rows}) == 1
     per_position = [m / c for c, m, _, _ in rows if c >= 100]
-    linear = all(b <= a * 1.5 for a, b in zip(per_position, per_position[1:], strict=False))
+    linear = all(b <= a * 1.5 for a, b in pairwise(per_position))
     print(f"{'PASS' if at_1000 < 0.1 else 'MISS'}  tick under 100 ms at 1,000 positions "
           f"({at_1000 * 1000:.1f} ms)")
     print(f"{'PASS' if constant_calls else 'MISS'}  broker calls per tick constant")

@@ -185,6 +185,15 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> C
     return runner
 
 
+def closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def tradectl_command() -> list[str]:
     """The installed console script next to this interpreter, for subprocess tests."""
     script = Path(sys.executable).with_name("tradectl")

@@ -71,3 +71,13 @@ def test_watch_survives_postgres_dropping_its_connections(
     result = watcher.tick()
     assert result.error is None and result.positions[0]["status"] == "open"
     db.dispose()
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:pw@host:abc/db", "nosuchdb://x/y",
+                                 "sqlite+nosuchdriver:///x.db"])
+def test_an_unusable_database_url_is_bad_input_not_a_traceback(cli: Cli, url: str) -> None:
+    for args in (OPEN, ("status",), ("watch", "--once"), ("halt", "--reason", "x")):
+        result = cli(*args, env={"DATABASE_URL": url})
+        assert result.code == 2, (args, result.output)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: DATABASE_URL") and "pw" not in line

@@ -18,11 +18,16 @@ if TYPE_CHECKING:
     from tradectl.services.alerts import SmtpSettings
 
 
+def env_file() -> Path:
+    """The .env file tradectl reads: the one in the working directory."""
+    return Path.cwd() / ".env"
+
+
 def load_environment() -> dict[str, str]:
     """The process environment over `.env` in the working directory: the environment wins."""
     from dotenv import dotenv_values
 
-    merged = {k: v for k, v in dotenv_values(Path.cwd() / ".env").items() if v is not None}
+    merged = {k: v for k, v in dotenv_values(env_file()).items() if v is not None}
     merged.update(os.environ)
     return merged
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradectl.db.models import HEAD_REVISION
-from tradectl.errors import DatabaseError
+from tradectl.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -54,6 +54,18 @@ def _sqlite_path(url: URL) -> Path | None:
 
 
 def make_engine(url: str) -> Engine:
+    try:
+        return _make_engine(url)
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise ConfigError(f"DATABASE_URL is not a usable database URL ({masked_url(url)}): "
+                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                          ) from None
+    except ImportError as err:
+        raise ConfigError(f"DATABASE_URL needs a driver that is not installed ({err.name}): "
+                          "for PostgreSQL, pip install 'tradectl[postgres]'") from None
+
+
+def _make_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)

@@ -61,6 +61,12 @@ def price_text(value: Decimal) -> str:
     return format(on_tick if on_tick == value else value.normalize(), "f")
 
 
+def cents(value: Decimal) -> str:
+    """Money as text with at least cents (-12.5 -> -12.50); finer digits are kept, not rounded."""
+    on_cents = value.quantize(Decimal("0.01"))
+    return format(on_cents if on_cents == value else value.normalize(), "f")
+
+
 def quantity_text(value: Decimal) -> str:
     return str(int(value)) if value == value.to_integral() else format(value.normalize(), "f")
 
@@ -100,3 +106,10 @@ def position_document(position: dict[str, Any]) -> dict[str, Any]:
         if document.get(key) is not None:
             document[key] = quantity_text(document[key])
     return document
+
+
+# How a position's status is coloured wherever it is shown.
+STATUS_STYLE = {
+    "open": "green", "pending": "yellow", "closing": "yellow", "closed": "dim",
+    "cancelled": "dim", "rejected": "red", "failed": "red",
+}

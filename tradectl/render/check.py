@@ -4,16 +4,14 @@ warning, and a verdict; or one JSON document carrying the same facts."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import price_text, print_json, stdout
+from tradectl.render import cents, price_text, print_json, stdout
 
 if TYPE_CHECKING:
     from tradectl.broker import Account
     from tradectl.services.check_alpaca import CheckReport
 
-CENT = Decimal("0.01")
 _MARKS = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
 _EXIT_MEANING = {2: "configuration", 4: "broker", 5: "database"}
 
@@ -75,11 +73,6 @@ def account_document(account: Account | None) -> dict[str, Any] | None:
     document["day_pnl"] = cents(account.day_pnl)
     return document
 
-
-def cents(value: Decimal) -> str:
-    """Money as text with at least cents (-12.5 -> -12.50); finer digits are kept, not rounded."""
-    on_cents = value.quantize(CENT)
-    return format(on_cents if on_cents == value else value.normalize(), "f")
 
 
 def _optional(value: Any) -> dict[str, Any] | None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tradectl.render import money, position_document, print_json, quantity, stdout, warning
+from tradectl.render import (
+    STATUS_STYLE,
+    money,
+    position_document,
+    print_json,
+    quantity,
+    stdout,
+    warning,
+)
 
 if TYPE_CHECKING:
     from tradectl.services.open_position import OpenOutcome, OrderPreview
@@ -21,10 +29,6 @@ def order_preview(preview: OrderPreview, mode: str) -> str:
     )
 
 
-_STATUS_STYLE = {
-    "open": "green", "pending": "yellow", "closing": "yellow", "closed": "dim",
-    "cancelled": "dim", "rejected": "red", "failed": "red",
-}
 
 
 def open_outcome(outcome: OpenOutcome, as_json: bool) -> None:
@@ -48,7 +52,7 @@ def open_outcome(outcome: OpenOutcome, as_json: bool) -> None:
     from rich.table import Table
 
     entry = money(p["entry_price"]) if p["entry_price"] is not None else "market"
-    style = _STATUS_STYLE.get(p["status"], "")
+    style = STATUS_STYLE.get(p["status"], "")
     table = Table.grid(padding=(0, 2))
     table.add_row("position", f"#{p['id']} in cycle {p['cycle_id']}")
     table.add_row("order", f"{p['side']} {quantity(p['qty'])} {p['symbol']} @ {entry}")

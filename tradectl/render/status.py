@@ -6,9 +6,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import money, position_document, price_text, print_json, quantity, stdout
-from tradectl.render.check import account_document, cents
-from tradectl.render.open import _STATUS_STYLE
+from tradectl.render import (
+    STATUS_STYLE,
+    cents,
+    money,
+    position_document,
+    price_text,
+    print_json,
+    quantity,
+    stdout,
+)
+from tradectl.render.check import account_document
 
 if TYPE_CHECKING:
     from tradectl.services.status import StatusReport
@@ -47,7 +55,7 @@ def _positions_table(positions: list[dict[str, Any]]) -> Any:
         table.add_column(name, justify="right" if name in ("#", "P&L") else "left",
                          no_wrap=True)
     for p in positions:
-        style = _STATUS_STYLE.get(p["status"], "")
+        style = STATUS_STYLE.get(p["status"], "")
         if p["filled_avg_price"] is not None:
             entry = money(p["filled_avg_price"])
         else:

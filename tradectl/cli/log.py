@@ -1,0 +1,34 @@
+"""`tradectl log`: the audit log of events, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tradectl.cli.app import JsonOption, app
+from tradectl.cli.wiring import database, settings
+
+
+@app.command("log")
+def log_command(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most events shown.")] = 50,
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Only events about this symbol.")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only events of this kind, e.g. refused.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the audit log: every decision tradectl took, newest first.
+
+    Example: tradectl log --symbol AAPL --kind order_submitted --limit 20
+    """
+    from tradectl.render.log import event_log
+    from tradectl.risk import parse_symbol
+    from tradectl.services.audit_log import recent_events
+
+    ticker = parse_symbol(symbol) if symbol is not None else None
+    config = settings()
+    event_log(recent_events(database(config), limit=limit, symbol=ticker, kind=kind), as_json)

@@ -1,0 +1,24 @@
+"""`tradectl status`: mode, cycle, positions, pending alerts and the account, on one screen."""
+
+from __future__ import annotations
+
+from tradectl.cli.app import JsonOption, app
+from tradectl.cli.wiring import broker, database, settings
+
+
+@app.command("status")
+def status_command(as_json: JsonOption = False) -> None:
+    """Show where trading stands: mode, cycle, positions and P&L, pending alerts, the account.
+
+    The positions are those in the database: the live ones and the 10 most recent others. The
+    account and the open positions' prices come from Alpaca when keys are set; if Alpaca cannot
+    be read the view says so and the command still succeeds.
+
+    Example: tradectl status --json
+    """
+    from tradectl.render.status import status_report
+    from tradectl.services.status import trading_status
+
+    config = settings()
+    status_report(trading_status(database(config), broker(config), mode=config.trading_mode),
+                  as_json)

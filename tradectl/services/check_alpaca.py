@@ -1,0 +1,325 @@
+"""`check-alpaca`: can tradectl trade right now? Configuration, account, market, data and database
+checks, each failure with its likely cause and fix. Reads only: never sends an order."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from tradectl.broker import Account, Broker, Clock
+from tradectl.config import LIVE_BASE_URL, PAPER_BASE_URL, Settings, mask_secret
+from tradectl.db.models import HEAD_REVISION
+from tradectl.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKER,
+    EXIT_DATABASE,
+    EXIT_OK,
+    BrokerError,
+    BrokerTimeout,
+    BrokerUnreachable,
+    ConfigError,
+    DatabaseError,
+)
+from tradectl.services.journal import MARKET_TZ
+
+T = TypeVar("T")
+CENT = Decimal("0.01")
+State = Literal["pass", "warn", "fail"]
+
+NOT_ENABLED_FIX = "Alpaca not enabled: set ALPACA_API_KEY and ALPACA_SECRET_KEY"
+# A failed check's exit code, most serious first; any other failed check is the broker's.
+_EXIT_CODES = {"settings": EXIT_BAD_INPUT, "database": EXIT_DATABASE, "schema": EXIT_DATABASE}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    state: State
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """The settings in use: the key id masked, the secret only as set / not set."""
+
+    trading_mode: str
+    base_url: str
+    data_url: str
+    api_key: str
+    secret_key: Literal["set", "not set"]
+    env_file: str | None
+
+
+@dataclass(frozen=True)
+class LatestTrade:
+    symbol: str
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    url: str  # password masked
+    reachable: bool | None  # None: a SQLite file not created yet
+    revision: str | None
+    head: str = HEAD_REVISION
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    checks: list[Check]
+    configuration: Configuration | None = None
+    account: Account | None = None
+    clock: Clock | None = None
+    latest_trade: LatestTrade | None = None
+    database: DatabaseFacts | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """2 for a configuration error, else 4 if a broker check failed, else 5 if a database
+        check failed, else 0 (warnings allowed)."""
+        codes = {_EXIT_CODES.get(c.name, EXIT_BROKER) for c in self.checks if c.state == "fail"}
+        return min(codes, key=lambda code: (code != EXIT_BAD_INPUT, code), default=EXIT_OK)
+
+
+def check_alpaca(
+    config: Settings, broker: Broker | None, *, env_file: Path, symbol: str = "AAPL"
+) -> CheckReport:
+    """Every check, in the order shown. `env_file` is the .env the CLI reads (it may not exist);
+    the database is the one `config.database_url` names."""
+    checks = [*_configuration_checks(config), _env_file_check(env_file)]
+    account = clock = trade = None
+    if broker is None:
+        checks += [Check(name, "fail", "not checked: no Alpaca keys", NOT_ENABLED_FIX)
+                   for name in ("account", "market clock", "latest trade")]
+    else:
+        account, clock, trade, broker_checks = _broker_checks(config, broker, symbol)
+        checks += broker_checks
+    db_checks, db_facts = database_checks(config.database_url, config.secrets())
+    configuration = Configuration(
+        config.trading_mode, config.alpaca_base_url, config.alpaca_data_url,
+        mask_secret(config.alpaca_api_key), "set" if config.alpaca_secret_key else "not set",
+        str(env_file) if env_file.is_file() else None,
+    )
+    return CheckReport(checks + db_checks, configuration, account, clock, trade, db_facts)
+
+
+def configuration_failed(err: ConfigError, env_file: Path) -> CheckReport:
+    """The report when the settings themselves cannot be read: nothing else can be checked."""
+    fix = err.hint or "correct that variable in the environment or in .env"
+    return CheckReport([_env_file_check(env_file), Check("settings", "fail", err.message, fix)])
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def _configuration_checks(config: Settings) -> list[Check]:
+    key, mode = config.alpaca_api_key, config.trading_mode
+    missing = [name for name, value in (("ALPACA_API_KEY", key),
+                                        ("ALPACA_SECRET_KEY", config.alpaca_secret_key))
+               if not value]
+    if missing:
+        keys = Check("keys", "fail", f"{' and '.join(missing)} not set", NOT_ENABLED_FIX)
+    else:
+        keys = Check("keys", "pass", f"ALPACA_API_KEY {mask_secret(key)}, ALPACA_SECRET_KEY set")
+    checks = [keys, Check("trading mode", "pass",
+                          "live: orders use real money" if mode == "live" else "paper")]
+    if key:
+        warning = config.key_mode_warning()
+        checks.append(
+            Check("key prefix", "warn", warning,
+                  f"use {mode} keys, or set TRADING_MODE to the mode of these keys")
+            if warning else
+            Check("key prefix", "pass", f"{key[:2]} matches TRADING_MODE={mode}")
+        )
+    checks.append(_base_url_check(config))
+    return checks
+
+
+def _base_url_check(config: Settings) -> Check:
+    urls = f"trading {config.alpaca_base_url}, data {config.alpaca_data_url}"
+    other = LIVE_BASE_URL if config.trading_mode == "paper" else PAPER_BASE_URL
+    if config.alpaca_base_url == other:
+        return Check("base URLs", "warn",
+                     f"{urls}: the {'live' if other == LIVE_BASE_URL else 'paper'} endpoint "
+                     f"with TRADING_MODE={config.trading_mode}",
+                     "unset ALPACA_BASE_URL (it follows TRADING_MODE) or make the two agree")
+    return Check("base URLs", "pass", urls)
+
+
+def _env_file_check(path: Path) -> Check:
+    if not path.is_file():
+        return Check(".env file", "pass",
+                     f"none in {path.parent}: settings come from the environment only")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        return Check(".env file", "warn",
+                     f"{path} is accessible to other users (mode {mode:04o})",
+                     f"chmod 600 {path}")
+    return Check(".env file", "pass", f"{path} (mode {mode:04o})")
+
+
+# -- the broker ------------------------------------------------------------------------------
+
+
+def _broker_checks(
+    config: Settings, broker: Broker, symbol: str
+) -> tuple[Account | None, Clock | None, LatestTrade | None, list[Check]]:
+    """Three reads side by side, so a slow or unreachable Alpaca costs one wait, not three."""
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="check-alpaca") as pool:
+        account_f, clock_f = pool.submit(broker.account), pool.submit(broker.clock)
+        trade_f = pool.submit(broker.latest_trade_price, symbol)
+    account, clock, price = _settle(account_f), _settle(clock_f), _settle(trade_f)
+    base, data = config.alpaca_base_url, config.alpaca_data_url
+    checks = (
+        [_failure("account", account, base, config)] if isinstance(account, BrokerError)
+        else _account_checks(account)
+    )
+    checks.append(_failure("market clock", clock, base, config)
+                  if isinstance(clock, BrokerError) else _clock_check(clock))
+    if isinstance(price, BrokerError):
+        checks.append(_failure("latest trade", price, data, config, symbol=symbol))
+        return _ok(account), _ok(clock), None, checks
+    shown = price.quantize(CENT) if price == price.quantize(CENT) else price  # 150.0 -> 150.00
+    checks.append(Check("latest trade", "pass", f"{symbol} {shown:f} from {data}"))
+    return _ok(account), _ok(clock), LatestTrade(symbol, price), checks
+
+
+def _settle(future: Future[T]) -> T | BrokerError:
+    try:
+        return future.result()
+    except BrokerError as err:
+        return err
+
+
+def _ok(result: T | BrokerError) -> T | None:
+    return None if isinstance(result, BrokerError) else result
+
+
+def _account_checks(account: Account) -> list[Check]:
+    summary = (
+        f"{account.account_number} {account.status}: cash ${account.cash:,.2f}, "
+        f"portfolio ${account.portfolio_value:,.2f}, buying power ${account.buying_power:,.2f}, "
+        f"day P&L {account.day_pnl:+,.2f}"
+    )
+    active = account.status.upper() == "ACTIVE"
+    blocked = [what for what, flag in (("trading", account.trading_blocked),
+                                       ("account", account.account_blocked),
+                                       ("trading by user", account.trade_suspended_by_user))
+               if flag]
+    return [
+        Check("account", "pass", summary) if active else
+        Check("account", "fail", summary, f"the account is {account.status}, not ACTIVE: "
+              "finish onboarding or see the Alpaca dashboard"),
+        Check("trading allowed", "fail", f"blocked or suspended: {', '.join(blocked)}",
+              "a suspension by user is lifted in the Alpaca dashboard; for a blocked account "
+              "or trading contact Alpaca support") if blocked else
+        Check("trading allowed", "pass", "trading, account and trading-by-user not blocked"),
+    ]
+
+
+def _clock_check(clock: Clock) -> Check:
+    if clock.is_open:
+        return Check("market clock", "pass", f"open; closes {_when(clock.next_close)}")
+    return Check("market clock", "warn",
+                 f"closed; opens {_when(clock.next_open)}; orders sent now wait for the open")
+
+
+def _when(moment: datetime) -> str:
+    # astimezone: Alpaca's clock may come with its -04:00 offset, not in UTC
+    return (f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+            f"({moment.astimezone(MARKET_TZ):%H:%M} New York)")
+
+
+def _failure(
+    name: str, err: BrokerError, url: str, config: Settings, *, symbol: str | None = None
+) -> Check:
+    return Check(name, "fail", f"{err.message} ({url})", diagnose(err, url, config, symbol))
+
+
+def diagnose(err: BrokerError, url: str, config: Settings, symbol: str | None = None) -> str:
+    """The seed's troubleshooting list, made automatic: likely cause, then the fix."""
+    if err.status in (401, 403):
+        mismatch = config.key_mode_warning()
+        return (
+            (f"{mismatch}. " if mismatch else "")
+            + "Invalid keys, or keys of the other mode: paper keys (PK...) work only with "
+            f"{PAPER_BASE_URL}, live keys (AK...) with {LIVE_BASE_URL}. Check ALPACA_API_KEY, "
+            "ALPACA_SECRET_KEY and TRADING_MODE; regenerate the keys in the Alpaca dashboard "
+            "if they still fail"
+        )
+    if err.status == 429:
+        return "rate limited by Alpaca: wait a minute and run the check again"
+    if err.status == 404 and symbol is not None:
+        return f"{symbol} not found: check that --symbol is a valid ticker tradeable on Alpaca"
+    if err.status == 404:
+        return f"wrong base URL: {url} is not an Alpaca API (set it without /v2)"
+    if err.status is not None and err.status >= 500:
+        return "Alpaca had a server error: try again shortly (https://status.alpaca.markets)"
+    if isinstance(err, BrokerUnreachable):
+        return (f"network or wrong base URL: no connection to {url} (refused, unknown host or "
+                "timed out); check the network and ALPACA_BASE_URL / ALPACA_DATA_URL")
+    if isinstance(err, BrokerTimeout):
+        return (f"network or wrong base URL: {url} gave no usable answer within "
+                f"ALPACA_TIMEOUT={config.alpaca_timeout:g}s; check the network and "
+                "ALPACA_BASE_URL / ALPACA_DATA_URL")
+    return err.hint or "see the message above and the Alpaca dashboard"
+
+
+# -- the database ----------------------------------------------------------------------------
+
+
+def database_checks(url: str, secrets: tuple[str, ...]) -> tuple[list[Check], DatabaseFacts]:
+    """Reachable, and at the latest migration. Never raises: a fault is a failed check. A SQLite
+    file that does not exist yet is left uncreated."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tradectl.db.session import Database, masked_url, normalize_url
+
+    shown, password = masked_url(url), None
+    try:
+        parsed = normalize_url(url)
+        password, sqlite, path = parsed.password, parsed.get_backend_name() == "sqlite", \
+            parsed.database or ""
+        if sqlite and path and path != ":memory:" and not path.startswith("file:") \
+                and not Path(path).exists():
+            return [Check("database", "pass", f"{shown} not created yet: tradectl creates and "
+                          "migrates it on first use")], DatabaseFacts(shown, None, None)
+        db = Database(url)
+        try:
+            revision = db.schema_revision()
+        finally:
+            db.dispose()
+    except (DatabaseError, SQLAlchemyError, ImportError, OSError, ValueError) as err:
+        message = err.message if isinstance(err, DatabaseError) else f"database {shown}: {err}"
+        message = message.strip().splitlines()[0]
+        for secret in (*secrets, password):  # drivers may quote what they were given
+            message = message.replace(str(secret), "***") if secret else message
+        fix = getattr(err, "hint", None) or _database_fix(message.replace(shown, ""))
+        return [Check("database", "fail", message, fix)], \
+            DatabaseFacts(shown, False, None, error=message)
+    checks = [Check("database", "pass", f"{shown} reachable")]
+    detail = f"at {revision or 'none (empty)'}, tradectl needs {HEAD_REVISION}"
+    if revision == HEAD_REVISION:
+        checks.append(Check("schema", "pass", f"at {revision} (latest)"))
+    elif sqlite:
+        checks.append(Check("schema", "warn", detail, "migrated by the next command that uses "
+                            "it, or run `tradectl db upgrade`"))
+    else:
+        checks.append(Check("schema", "fail", detail, "run `tradectl db upgrade`"))
+    return checks, DatabaseFacts(shown, True, revision)
+
+
+def _database_fix(message: str) -> str:
+    lowered = message.lower()
+    if "no module named" in lowered:
+        return "install the Postgres driver: pip install 'tradectl[postgres]'"
+    if "password" in lowered or "authentication" in lowered or "role " in lowered:
+        return "check the user and password in DATABASE_URL"
+    return ("is the database server running, and are the host, port and database name in "
+            "DATABASE_URL right?")
