@@ -129,3 +129,19 @@ def test_gtc_and_sell_brackets_are_stored(cli: Cli) -> None:
     document = result.json()
     assert document["side"] == "sell" and document["time_in_force"] == "gtc"
     assert document["symbol"] == "TSLA" and document["entry_price"] == "250.50"
+
+
+def test_each_command_closes_what_it_opened(cli: Cli) -> None:
+    """In-process callers (these tests) run many commands: none may leave connections behind."""
+    import gc
+
+    from sqlalchemy.engine import Engine
+
+    from tradectl.cli import wiring
+
+    assert cli(*OPEN).code == 0
+    assert cli("watch", "--once").code == 0
+    assert wiring._opened == []
+    assert gc.isenabled()
+    pools = [o for o in gc.get_objects() if isinstance(o, Engine)]
+    assert all(e.pool.checkedout() == 0 for e in pools)

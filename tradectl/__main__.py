@@ -1,5 +1,5 @@
 """`python -m tradectl` runs the CLI."""
 
-from tradectl.cli import main
+from tradectl.cli import entry
 
-main()
+entry()

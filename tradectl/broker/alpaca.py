@@ -32,9 +32,10 @@ T = TypeVar("T")
 
 READ_ATTEMPTS = 3
 READ_BACKOFF = (0.2, 0.6)  # seconds before the 2nd and 3rd attempt
-# Alpaca allows 200 requests a minute per account; stay under it with room for a burst.
-RATE_PER_SECOND = 190 / 60
+# Alpaca allows 200 requests a minute per account. A burst plus a minute of refill must stay
+# under it in any 60 s window: 40 + 150 = 190.
 RATE_BURST = 40
+RATE_PER_SECOND = 150 / 60
 
 
 class _TokenBucket:
@@ -53,8 +54,8 @@ class _TokenBucket:
                 now = self._clock()
                 self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
                 self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                if self._tokens >= 1 - 1e-9:  # float refill can land a hair under a whole token
+                    self._tokens = max(self._tokens - 1, 0.0)
                     return
                 wait = (1 - self._tokens) / self._rate
             self._sleep(wait)
@@ -107,6 +108,9 @@ class AlpacaBroker:
         self._bucket = _TokenBucket(RATE_PER_SECOND, RATE_BURST)
         self._count_lock = threading.Lock()
         self.requests_sent = 0
+
+    def close(self) -> None:
+        self._rest._session.close()
 
     # -- orders ---------------------------------------------------------------------------
 

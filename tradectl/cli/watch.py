@@ -29,10 +29,13 @@ def watch_command(
 
     Example: tradectl watch --interval 30
     """
+    import gc
+
     from tradectl.errors import InputError, RefusedError
     from tradectl.render.watch import WatchDisplay
     from tradectl.services.watch import Watcher
 
+    gc.enable()  # a long-running loop needs the collector (main() switches it off for speed)
     config = settings()
     period = interval if interval is not None else config.watch_interval
     if not 0 < period <= 86400:

@@ -13,6 +13,7 @@ import typer
 
 if TYPE_CHECKING:
     from tradectl.broker import Broker
+    from tradectl.broker.alpaca import AlpacaBroker
     from tradectl.config import Settings
     from tradectl.db.session import Database
     from tradectl.services.alerts import SmtpSettings
@@ -38,12 +39,24 @@ def settings() -> Settings:
     return load_settings(load_environment(), app_dir=Path(typer.get_app_dir("tradectl")))
 
 
-def database(config: Settings) -> Database:
+# What this command opened, closed by main() when the command ends (in-process callers such as
+# the tests run many commands in one interpreter: nothing may wait for the garbage collector).
+_opened: list[Database | AlpacaBroker] = []
+
+
+def close_opened() -> None:
+    while _opened:
+        _opened.pop().close()
+
+
+def database(config: Settings, *, ensure_schema: bool = True) -> Database:
     """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
     from tradectl.db.session import Database
 
     db = Database(config.database_url)
-    db.ensure_schema(auto_upgrade=db.dialect == "sqlite")
+    _opened.append(db)
+    if ensure_schema:
+        db.ensure_schema(auto_upgrade=db.dialect == "sqlite")
     return db
 
 
@@ -53,13 +66,15 @@ def broker(config: Settings) -> Broker | None:
     from tradectl.broker.alpaca import AlpacaBroker
 
     assert config.alpaca_api_key and config.alpaca_secret_key
-    return AlpacaBroker(
+    adapter = AlpacaBroker(
         api_key=config.alpaca_api_key,
         secret_key=config.alpaca_secret_key,
         base_url=config.alpaca_base_url,
         data_url=config.alpaca_data_url,
         timeout=config.alpaca_timeout,
     )
+    _opened.append(adapter)
+    return adapter
 
 
 def smtp_settings(config: Settings) -> SmtpSettings:

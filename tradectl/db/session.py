@@ -112,6 +112,8 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    close = dispose
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Commit on success, roll back on any error; database faults become DatabaseError."""
