@@ -49,6 +49,10 @@ def watch_command(
             )
         watcher = Watcher(db, broker(config), smtp_settings(config),
                           daily_loss_limit=config.daily_loss_limit, drives_stops=driver)
+        # A long-running loop needs the collector (the executable starts with it off), but not
+        # to rescan the imports on every full collection: freeze what exists now.
+        gc.freeze()
+        gc.enable()
         display = WatchDisplay(
             mode=config.trading_mode, limit=config.daily_loss_limit, interval=period,
             as_json=as_json, live=sys.stdout.isatty() and not as_json, drives_stops=driver,
