@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +44,7 @@ DEFAULTS: dict[str, str | None] = {
 
 
 _DOLLARS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+_SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 
 
 @dataclass(frozen=True)
@@ -167,13 +168,10 @@ def _money(name: str, text: str | None) -> Decimal:
 
 
 def _positive_number(name: str, text: str | None, unit: str) -> float:
-    try:
-        value = Decimal(text or "")
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or value <= 0 or value > 86400:
-        raise ConfigError(f"{name} must be a positive number of {unit}, got {text!r}")
-    return float(value)
+    """Plain decimals from 0.001 to 86400: `1e-400` must not turn into a zero timeout."""
+    if text is None or not _SECONDS.fullmatch(text) or not 0.001 <= float(text) <= 86400:
+        raise ConfigError(f"{name} must be a number of {unit} from 0.001 to 86400, got {text!r}")
+    return float(text)
 
 
 def _positive_int(name: str, text: str | None) -> int:

@@ -28,7 +28,9 @@ def tick_for(price: Decimal) -> Decimal:
 
 
 def parse_symbol(text: str) -> str:
-    symbol = text.strip().upper()
+    # ASCII first: upper-casing turns "ß" into "SS" and "ﬁ" into "FI", real tickers.
+    stripped = text.strip()
+    symbol = stripped.upper() if stripped.isascii() else ""
     if not _SYMBOL.fullmatch(symbol):
         raise InputError(f"symbol {text!r} is not a valid ticker (letters, e.g. AAPL or BRK.B)")
     return symbol
@@ -60,7 +62,7 @@ def parse_price(text: str, option: str) -> Decimal:
     on_tick = price.quantize(tick)
     if on_tick != price:
         places = "two decimals at or above $1" if tick == CENT else "four decimals below $1"
-        raise InputError(f"{option} {text} is off Alpaca's tick: use at most {places}")
+        raise InputError(f"{option} {value} is off Alpaca's tick: use at most {places}")
     return on_tick
 
 

@@ -242,7 +242,7 @@ class AlpacaBroker:
         except requests.exceptions.HTTPError as err:
             status = err.response.status_code if err.response is not None else None
             raise _api_error(status, None, f"HTTP {status} from Alpaca") from None
-        except ValueError:  # the body was not JSON (requests' JSONDecodeError is a ValueError)
+        except requests.exceptions.JSONDecodeError:
             raise BrokerProtocolError("Alpaca sent a malformed (non-JSON) answer") from None
 
     def _read(self, send: Callable[[], T]) -> T:

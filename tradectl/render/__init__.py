@@ -44,7 +44,7 @@ def print_json(document: dict[str, Any]) -> None:
 def error(message: str, hint: str | None = None) -> None:
     """One line on stderr."""
     line = f"error: {message}" + (f" ({hint})" if hint else "")
-    sys.stderr.write(line.replace("\n", " ") + "\n")
+    sys.stderr.write(" ".join(line.splitlines()) + "\n")  # any line break: \r, \v, U+2028...
     sys.stderr.flush()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import smtplib
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -22,7 +22,7 @@ class SmtpSettings:
     host: str | None
     port: int
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     starttls: bool
     timeout: float
     sender: str | None
@@ -75,7 +75,7 @@ def deliver_pending(db: Database, smtp: SmtpSettings) -> Delivery:
                     client.send_message(_message(alert, smtp))
                     alert.status, alert.sent_at, alert.last_error = "sent", utcnow(), None
                     sent += 1
-        except (smtplib.SMTPException, OSError) as err:  # OSError: refused, unreachable, timeout
+        except (smtplib.SMTPException, OSError, ValueError) as err:  # refused, timeout, bad value
             error = f"{type(err).__name__}: {err}".strip()
             for alert in pending:
                 if alert.status == "pending":
