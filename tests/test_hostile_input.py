@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 
 from tests.conftest import Cli, CliResult, broker_env
 from tests.fake_alpaca import FakeAlpaca
+from tests.strategies import ticks
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
 
@@ -186,16 +187,6 @@ WEIRD_SIDES = st.sampled_from([
     "s\u0435ll",
 ])
 
-
-def ticks(low: int, high: int) -> st.SearchStrategy[Decimal]:
-    """Prices on the tick between low and high, both in ten-thousandths of a dollar."""
-    options = []
-    if low <= min(high, 9999):
-        options.append(st.integers(low, min(high, 9999)))
-    cents_low, cents_high = max(-(-low // 100), 100), high // 100
-    if cents_low <= cents_high:
-        options.append(st.integers(cents_low, cents_high).map(lambda c: c * 100))
-    return st.one_of(options).map(lambda units: Decimal(units) / 10000)
 
 
 @st.composite

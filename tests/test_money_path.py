@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from tests.conftest import Cli, broker_env
 from tests.fake_alpaca import FakeAlpaca
+from tests.strategies import ticks
 from tradectl.db.models import Event, Money, Position
 from tradectl.db.session import Database
 
@@ -59,19 +60,6 @@ class Trip:
         return made if self.side == "buy" else -made
 
 
-def price(units: int) -> Decimal:
-    return Decimal(units) / 10000
-
-
-def ticks(low: int, high: int) -> st.SearchStrategy[Decimal]:
-    """Prices on Alpaca's tick between low and high, in ten-thousandths of a dollar."""
-    options = []
-    if low <= min(high, 9999):
-        options.append(st.integers(low, min(high, 9999)))
-    cents_low, cents_high = max(-(-low // 100), 100), high // 100
-    if cents_low <= cents_high:
-        options.append(st.integers(cents_low, cents_high).map(lambda c: c * 100))
-    return st.one_of(options).map(price)
 
 
 def units(value: Decimal) -> int:

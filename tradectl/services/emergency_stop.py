@@ -13,13 +13,18 @@ from sqlalchemy.orm import Session
 from tradectl.broker import Account, Broker, Order, SymbolOutcome
 from tradectl.db.models import Cycle, Position, utcnow
 from tradectl.db.session import Database
-from tradectl.errors import DatabaseError, InputError
+from tradectl.errors import InputError
 from tradectl.services.alerts import SmtpSettings, deliver_pending, queue_alert
 from tradectl.services.flatten import Flattening, flatten_account
-from tradectl.services.journal import latest_cycle, live_positions, record_event
+from tradectl.services.journal import (
+    latest_cycle,
+    live_positions,
+    orders_window_start,
+    record_event,
+    trading_gate,
+)
 from tradectl.services.orders import apply_entry_order, apply_exit_order
 
-GATE_WAIT_SECONDS = 30.0
 MARKET_CLOSED_NOTE = "market closed: fills when the market opens"
 
 
@@ -72,7 +77,8 @@ def emergency_stop(
     if broker is None:
         report.symbols = _close_locally(db, report)
     else:
-        since = _orders_since(db, report.stopped_at)
+        with db.transaction() as session:
+            since = orders_window_start(session, report.stopped_at)
         flattening = flatten_account(broker, orders_since=since,
                                      deadline_seconds=fallback_deadline)
         report.path, report.broker_error = flattening.path, flattening.broker_error
@@ -94,32 +100,21 @@ def emergency_stop(
 
 def _latch(db: Database, reason: str, broker_enabled: bool) -> HaltReport:
     """Stop the cycle and commit before any broker call: from here on `open` refuses."""
-    with db.lock("cycle", wait=GATE_WAIT_SECONDS) as held:
-        if not held:
-            raise DatabaseError("could not take the trading gate in "
-                                f"{GATE_WAIT_SECONDS:.0f}s: another tradectl holds it")
-        with db.transaction() as session:
-            cycle = latest_cycle(session)
-            already = cycle is not None and cycle.status == "stopped"
-            if cycle is None:
-                cycle = Cycle(status="active")
-                session.add(cycle)
-            if not already:
-                cycle.status, cycle.stopped_at, cycle.stop_reason = "stopped", utcnow(), reason
-            session.flush()
-            record_event(session, "emergency_stop",
-                         f"emergency stop{' (again)' if already else ''}: {reason}",
-                         cycle_id=cycle.id, details={"reason": reason})
-            assert cycle.stopped_at is not None
-            return HaltReport(cycle.id, cycle.stop_reason or reason, cycle.stopped_at, already,
-                              broker_enabled)
-
-
-def _orders_since(db: Database, stopped_at: datetime) -> datetime:
-    """The orders read after the stop must reach back to the oldest position still live."""
-    with db.transaction() as session:
-        created = [p.created_at for p in live_positions(session)]
-    return min([*created, stopped_at]) - timedelta(minutes=1)
+    with trading_gate(db), db.transaction() as session:
+        cycle = latest_cycle(session)
+        already = cycle is not None and cycle.status == "stopped"
+        if cycle is None:
+            cycle = Cycle(status="active")
+            session.add(cycle)
+        if not already:
+            cycle.status, cycle.stopped_at, cycle.stop_reason = "stopped", utcnow(), reason
+        session.flush()
+        record_event(session, "emergency_stop",
+                     f"emergency stop{' (again)' if already else ''}: {reason}",
+                     cycle_id=cycle.id, details={"reason": reason})
+        assert cycle.stopped_at is not None
+        return HaltReport(cycle.id, cycle.stop_reason or reason, cycle.stopped_at, already,
+                          broker_enabled)
 
 
 def _close_locally(db: Database, report: HaltReport) -> list[SymbolReport]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,9 +12,24 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tradectl.db.models import LIVE_POSITION_STATUSES, Cycle, Event, Position
+from tradectl.db.models import LIVE_POSITION_STATUSES, Cycle, Event, Position, utcnow
+from tradectl.db.session import Database
+from tradectl.errors import DatabaseError
 
 MARKET_TZ = ZoneInfo("America/New_York")
+# How long open, halt and resume wait for the trading gate (held by another one's critical step).
+GATE_WAIT_SECONDS = 30.0
+
+
+@contextmanager
+def trading_gate(db: Database) -> Iterator[None]:
+    """The cross-process lock that makes "read the cycle, then act" one step: `open` holds it
+    from the cycle check through submitting, `halt` to latch, `resume` to start a cycle."""
+    with db.lock("cycle", wait=GATE_WAIT_SECONDS) as held:
+        if not held:
+            raise DatabaseError(f"another tradectl process has held the trading gate for "
+                                f"{GATE_WAIT_SECONDS:.0f}s; try again")
+        yield
 
 
 def record_event(
@@ -56,6 +73,17 @@ def live_positions(session: Session) -> list[Position]:
             select(Position).where(Position.status.in_(LIVE_POSITION_STATUSES)).order_by(Position.id)
         )
     )
+
+
+def orders_window_start(session: Session, at: datetime | None = None) -> datetime:
+    """Where a read of recent orders must begin: a minute before the oldest live position (or
+    `at`, default now), so that every live position's orders are in it."""
+    oldest = session.scalars(
+        select(Position.created_at).where(Position.status.in_(LIVE_POSITION_STATUSES))
+        .order_by(Position.created_at).limit(1)
+    ).first()
+    start = at or utcnow()
+    return min(oldest, start) - timedelta(minutes=1) if oldest else start - timedelta(minutes=1)
 
 
 def trading_day_start(now: datetime) -> datetime:

@@ -17,7 +17,6 @@ from tradectl.errors import (
     BrokerTimeout,
     BrokerUnreachable,
     CycleStoppedError,
-    DatabaseError,
     RefusedError,
     TradectlError,
 )
@@ -38,11 +37,9 @@ from tradectl.services.journal import (
     record_event,
     stopped_message,
     trading_day_start,
+    trading_gate,
 )
 from tradectl.services.orders import apply_entry_order
-
-# How long `open` waits for the trading gate (held by another open's submit or a halt's latch).
-GATE_WAIT_SECONDS = 30.0
 
 
 class Aborted(TradectlError):
@@ -91,10 +88,7 @@ def open_position(
 
     # The gate makes "check the cycle, then submit" one step against a concurrent halt: once the
     # halt's latch has committed, no open can still be on its way to the broker.
-    with db.lock("cycle", wait=GATE_WAIT_SECONDS) as held:
-        if not held:
-            raise DatabaseError("another tradectl process has held the trading gate for "
-                                f"{GATE_WAIT_SECONDS:.0f}s; try again")
+    with trading_gate(db):
         position_id, client_order_id = _write_ahead(db, spec, base, account, limits)
         if broker is None:
             return _record_without_broker(db, position_id)

@@ -9,12 +9,10 @@ from decimal import Decimal
 from tradectl.broker import Broker
 from tradectl.db.models import Cycle
 from tradectl.db.session import Database
-from tradectl.errors import DatabaseError, InputError, RefusedError
+from tradectl.errors import InputError, RefusedError
 from tradectl.risk import loss_limit_reached
 from tradectl.services.alerts import SmtpSettings, deliver_pending
-from tradectl.services.journal import latest_cycle, record_event
-
-GATE_WAIT_SECONDS = 30.0
+from tradectl.services.journal import latest_cycle, record_event, trading_gate
 
 
 @dataclass
@@ -36,40 +34,37 @@ def resume_trading(
         raise InputError("--reason must not be empty: say why trading may resume")
     day_pnl = broker.account().day_pnl if broker is not None else None
     over_limit = day_pnl is not None and loss_limit_reached(day_pnl, daily_loss_limit)
-    with db.lock("cycle", wait=GATE_WAIT_SECONDS) as held:
-        if not held:
-            raise DatabaseError("another tradectl process holds the trading gate; try again")
-        with db.transaction() as session:
-            previous = latest_cycle(session)
-            if previous is None or previous.status == "active":
-                if previous is None:
-                    previous = Cycle(status="active")
-                    session.add(previous)
-                    session.flush()
-                return ResumeReport(previous.id, False, None, day_pnl, force)
-            if over_limit and not force:
-                record_event(session, "refused",
-                             f"resume refused: day P&L {day_pnl} is past DAILY_LOSS_LIMIT",
-                             cycle_id=previous.id,
-                             details={"rule": "daily_loss_limit", "day_pnl": day_pnl,
-                                      "limit": daily_loss_limit})
-                refusal = RefusedError(
-                    f"today's P&L ${day_pnl:,.2f} is still past DAILY_LOSS_LIMIT "
-                    f"${daily_loss_limit:,.2f}", rule="daily_loss_limit",
-                    hint="wait for the next trading day, or pass --force")
-            else:
-                refusal = None
-                cycle = Cycle(status="active")
-                session.add(cycle)
+    with trading_gate(db), db.transaction() as session:
+        previous = latest_cycle(session)
+        if previous is None or previous.status == "active":
+            if previous is None:
+                previous = Cycle(status="active")
+                session.add(previous)
                 session.flush()
-                record_event(
-                    session, "cycle_resumed",
-                    f"trading resumed by {_who()}: {reason}" + (" (forced)" if force else ""),
-                    cycle_id=cycle.id,
-                    details={"by": _who(), "reason": reason, "forced": force,
-                             "previous_cycle": previous.id, "day_pnl": day_pnl},
-                )
-                report = ResumeReport(cycle.id, True, previous.id, day_pnl, force)
+            return ResumeReport(previous.id, False, None, day_pnl, force)
+        if over_limit and not force:
+            record_event(session, "refused",
+                         f"resume refused: day P&L {day_pnl} is past DAILY_LOSS_LIMIT",
+                         cycle_id=previous.id,
+                         details={"rule": "daily_loss_limit", "day_pnl": day_pnl,
+                                  "limit": daily_loss_limit})
+            refusal = RefusedError(
+                f"today's P&L ${day_pnl:,.2f} is still past DAILY_LOSS_LIMIT "
+                f"${daily_loss_limit:,.2f}", rule="daily_loss_limit",
+                hint="wait for the next trading day, or pass --force")
+        else:
+            refusal = None
+            cycle = Cycle(status="active")
+            session.add(cycle)
+            session.flush()
+            record_event(
+                session, "cycle_resumed",
+                f"trading resumed by {_who()}: {reason}" + (" (forced)" if force else ""),
+                cycle_id=cycle.id,
+                details={"by": _who(), "reason": reason, "forced": force,
+                         "previous_cycle": previous.id, "day_pnl": day_pnl},
+            )
+            report = ResumeReport(cycle.id, True, previous.id, day_pnl, force)
     if refusal is not None:
         raise refusal
     report.alerts_sent = deliver_pending(db, smtp).sent

@@ -19,7 +19,13 @@ from tradectl.errors import BrokerError
 from tradectl.risk import loss_limit_reached, loss_warning_reached
 from tradectl.services.alerts import SmtpSettings, deliver_pending
 from tradectl.services.emergency_stop import HaltReport, emergency_stop
-from tradectl.services.journal import latest_cycle, live_positions, position_view, record_event
+from tradectl.services.journal import (
+    latest_cycle,
+    live_positions,
+    orders_window_start,
+    position_view,
+    record_event,
+)
 from tradectl.services.orders import apply_bracket, apply_exit_order
 
 # A pending row without an order id younger than this may still be mid-submit in another process.
@@ -85,7 +91,7 @@ class Watcher:
 
     def _read(self, broker: Broker) -> BrokerState:
         with self.db.transaction() as session:
-            since = _orders_since(session)
+            since = orders_window_start(session)
         with ThreadPoolExecutor(max_workers=3) as pool:
             account = pool.submit(broker.account)
             positions = pool.submit(broker.list_positions)
@@ -200,12 +206,6 @@ class Watcher:
         with self.db.transaction() as session:
             return [position_view(p) for p in live_positions(session)], _recent_events(session)
 
-
-def _orders_since(session: Session) -> datetime:
-    created = session.scalars(select(Position.created_at).where(
-        Position.status.in_(("pending", "open", "closing"))).order_by(Position.created_at)
-        .limit(1)).first()
-    return (created or utcnow()) - timedelta(minutes=1)
 
 
 def _with_market(view: dict[str, Any], market: dict[str, BrokerPosition]) -> dict[str, Any]:
