@@ -34,7 +34,8 @@ LATENCY = 0.05  # seconds the fake adds to every request
 IMPORT_FLOOR_CODE = "import sqlalchemy.orm, alpaca_trade_api.rest"
 # The same imports, then one line out: the floor's "imports done" moment, before its teardown.
 IMPORT_FLOOR_PRINT = IMPORT_FLOOR_CODE + "; print('imported', flush=True)"
-HEAVY = ("sqlalchemy", "alembic", "alpaca_trade_api", "pandas")
+# pydantic: Typer 0.29 coerces every parameter through it (~0.1 s); tradectl pins Typer below.
+HEAVY = ("sqlalchemy", "alembic", "alpaca_trade_api", "pandas", "pydantic")
 
 
 def tradectl_argv() -> list[str]:

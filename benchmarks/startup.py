@@ -221,7 +221,7 @@ def import_checks(ws: Workspace, status_exists: bool) -> list[tuple[str, bool, s
         ("--help", ["--help"], environment(), set(HEAVY)),
         ("--version", ["--version"], environment(), set(HEAVY)),
     ]
-    no_broker = {"alembic", "alpaca_trade_api", "pandas"}
+    no_broker = {"alembic", "alpaca_trade_api", "pandas", "pydantic"}
     for args in (OPEN_ARGS, HALT_ARGS, *([STATUS_ARGS] if status_exists else [])):
         checks.append((" ".join(args), args, environment(DATABASE_URL=ws.database_url()),
                        no_broker))

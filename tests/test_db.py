@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from tradectl.db.models import HEAD_REVISION, Base, Cycle, Position
-from tradectl.db.session import Database, masked_url, migrations_dir
+from tradectl.db.session import Database, migrations_dir
+from tradectl.db.url import masked_url
 from tradectl.errors import DatabaseError
 
 

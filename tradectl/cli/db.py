@@ -15,7 +15,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply pending migrations. Example: tradectl db upgrade"""
-    from tradectl.db.session import masked_url
+    from tradectl.db.url import masked_url
 
     config = settings()
     db = database(config, ensure_schema=False)
@@ -28,7 +28,7 @@ def db_upgrade(
 def db_current() -> None:
     """Show the schema revision of the database. Example: tradectl db current"""
     from tradectl.db.models import HEAD_REVISION
-    from tradectl.db.session import masked_url
+    from tradectl.db.url import masked_url
 
     config = settings()
     revision = database(config, ensure_schema=False).schema_revision()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import broker, database, fail, settings
+from tradectl.cli.wiring import broker, check_database_url, database, fail, settings
 
 
 @app.command("open")
@@ -56,6 +56,14 @@ def open_command(
     if (warning := config.key_mode_warning()) is not None:
         render.warning(warning)
 
+    # The order of events is the latency budget: settings and the bracket's shape are checked
+    # first (bad input sends nothing), then the pre-trade reads go out and SQLAlchemy is imported
+    # and the database opened while they are in flight.
+    check_database_url(config)
+    adapter = broker(config)
+    from tradectl.services.pre_trade import request_market_facts
+
+    facts = request_market_facts(adapter, spec)
     from tradectl.services.open_position import OrderPreview, open_position
 
     def confirm(preview: OrderPreview) -> bool:
@@ -64,7 +72,7 @@ def open_command(
 
     outcome = open_position(
         database(config),
-        broker(config),
+        adapter,
         RiskLimits(
             max_open_positions=config.max_open_positions,
             max_position_notional=config.max_position_notional,
@@ -72,6 +80,7 @@ def open_command(
             daily_loss_limit=config.daily_loss_limit,
         ),
         spec,
+        facts=facts,
         confirm=confirm if live and not yes else None,
     )
     open_outcome(outcome, as_json)

@@ -49,6 +49,13 @@ def close_opened() -> None:
         _opened.pop().close()
 
 
+def check_database_url(config: Settings) -> None:
+    """Fail on an unusable DATABASE_URL (exit 2) without importing the ORM or connecting."""
+    from tradectl.db.url import usable_url
+
+    usable_url(config.database_url)
+
+
 def database(config: Settings, *, ensure_schema: bool = True) -> Database:
     """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
     from tradectl.db.session import Database

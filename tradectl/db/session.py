@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradectl.db.models import HEAD_REVISION
-from tradectl.errors import ConfigError, DatabaseError
+from tradectl.db.url import masked_url, normalize_url, unusable_url, usable_url
+from tradectl.errors import DatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -29,21 +30,6 @@ if TYPE_CHECKING:
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 LOCK_POLL = 0.05
 _memory_locks: dict[str, threading.Lock] = {}
-
-
-def normalize_url(url: str) -> URL:
-    """`postgresql://` and `postgres://` mean psycopg 3, the driver the postgres extra installs."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
-def masked_url(url: str) -> str:
-    try:
-        return normalize_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable DATABASE_URL)"
 
 
 def _sqlite_path(url: URL) -> Path | None:
@@ -54,19 +40,14 @@ def _sqlite_path(url: URL) -> Path | None:
 
 
 def make_engine(url: str) -> Engine:
+    parsed = usable_url(url)
     try:
-        return _make_engine(url)
-    except (ArgumentError, NoSuchModuleError, ValueError) as err:
-        raise ConfigError(f"DATABASE_URL is not a usable database URL ({masked_url(url)}): "
-                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
-                          ) from None
-    except ImportError as err:
-        raise ConfigError(f"DATABASE_URL needs a driver that is not installed ({err.name}): "
-                          "for PostgreSQL, pip install 'tradectl[postgres]'") from None
+        return _make_engine(parsed)
+    except (ArgumentError, ValueError) as err:  # e.g. a query argument the driver rejects
+        raise unusable_url(url, err) from None
 
 
-def _make_engine(url: str) -> Engine:
-    parsed = normalize_url(url)
+def _make_engine(parsed: URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
         if path is not None:

@@ -279,7 +279,8 @@ def database_checks(url: str, secrets: tuple[str, ...]) -> tuple[list[Check], Da
     file that does not exist yet is left uncreated."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from tradectl.db.session import Database, masked_url, normalize_url
+    from tradectl.db.session import Database
+    from tradectl.db.url import masked_url, normalize_url
 
     shown, password = masked_url(url), None
     try:

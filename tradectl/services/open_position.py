@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -25,7 +24,6 @@ from tradectl.risk import (
     BracketSpec,
     RiskLimits,
     check_bracket_against_base,
-    check_bracket_shape,
     pre_trade_refusal,
     trade_exposure,
 )
@@ -40,6 +38,7 @@ from tradectl.services.journal import (
     trading_gate,
 )
 from tradectl.services.orders import apply_entry_order
+from tradectl.services.pre_trade import MarketFacts, request_market_facts
 
 
 class Aborted(TradectlError):
@@ -69,17 +68,22 @@ def open_position(
     limits: RiskLimits,
     spec: BracketSpec,
     *,
+    facts: Callable[[], MarketFacts] | None = None,
     confirm: Callable[[OrderPreview], bool] | None = None,
 ) -> OpenOutcome:
-    check_bracket_shape(spec)
+    """`facts` are the pre-trade reads if the caller already sent them (`request_market_facts`,
+    which also checked the bracket's shape); otherwise they are sent here."""
+    if facts is None:
+        facts = request_market_facts(broker, spec)
     try:
-        base, account = _market_facts(broker, spec)
+        market = facts()
     except BrokerError as err:
         with db.transaction() as session:  # nothing was sent; say why nothing was
             record_event(session, "broker_error",
                          f"{spec.symbol}: pre-trade checks could not read Alpaca: {err.message}",
                          details={"http_status": err.status, **_spec_details(spec)})
         raise
+    base, account = market.base_price, market.account
     if spec.entry is None and base is not None:
         check_bracket_against_base(spec, base, base_name="the last trade")
     notional, risk = trade_exposure(spec, base)
@@ -107,20 +111,6 @@ def open_position(
             return _record_failure(db, position_id, err)
         assert order is not None
         return _record_order(db, position_id, order)
-
-
-def _market_facts(
-    broker: Broker | None, spec: BracketSpec
-) -> tuple[Decimal | None, Account | None]:
-    """The base price and the account, fetched side by side: one round trip of latency."""
-    if broker is None:
-        return spec.entry, None
-    if spec.entry is not None:
-        return spec.entry, broker.account()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        price = pool.submit(broker.latest_trade_price, spec.symbol)
-        account = pool.submit(broker.account)
-        return price.result(), account.result()
 
 
 def _active_cycle(db_session: Any) -> Cycle:

@@ -1,0 +1,53 @@
+"""DATABASE_URL: parsed, masked and checked without the ORM.
+
+`open` checks the URL before its first broker read and imports the ORM while that read is in
+flight, so this module imports SQLAlchemy's core only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from tradectl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+
+def normalize_url(url: str) -> URL:
+    """`postgresql://` and `postgres://` mean psycopg 3, the driver the postgres extra installs."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def masked_url(url: str) -> str:
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable DATABASE_URL)"
+
+
+def usable_url(url: str) -> URL:
+    """The parsed URL once its dialect and driver load; ConfigError (exit 2) naming what is wrong.
+
+    Nothing is connected to: an unreachable server is a database fault, found when it is used.
+    """
+    try:
+        parsed = normalize_url(url)
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise unusable_url(url, err) from None
+    except ImportError as err:
+        raise ConfigError(f"DATABASE_URL needs a driver that is not installed ({err.name}): "
+                          "for PostgreSQL, pip install 'tradectl[postgres]'") from None
+    return parsed
+
+
+def unusable_url(url: str, err: Exception) -> ConfigError:
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ConfigError(f"DATABASE_URL is not a usable database URL ({masked_url(url)}): {reason}")
