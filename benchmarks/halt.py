@@ -269,8 +269,8 @@ def main() -> None:
                            for (_, n), runs in measured.items() for r in runs)
         largest = SIZES[-1]
         print(f"\nthe fake alone takes {fake_close_all_seconds(largest):.3f} s to answer the "
-              f"close-all for {largest} positions (no latency; its fill engine rescans every "
-              "order after each close):\n  that is inside every figure above at that size")
+              f"close-all for {largest} positions (no latency; building and serializing its "
+              "answer):\n  that is inside every figure above at that size")
         measure.print_verdicts([
             (f"normal path at {SIZES[-1]} positions within {NORMAL_TARGET}x of 1 position "
              "(to report)", most <= NORMAL_TARGET * one,

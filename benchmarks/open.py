@@ -88,7 +88,8 @@ def main() -> None:
               "overlap and count once, so the latest trade\n  and the account, read side by "
               "side, are one round trip")
         print("start / broker / after: process start to the first request, first request to "
-              "the last answer,\n  last answer to the JSON on stdout")
+              "the last answer\n  (the database is opened while the first reads are in flight), "
+              "last answer to the JSON on stdout")
         measure.print_verdicts([
             (f"at most {MAX_ROUND_TRIPS} broker round trips per open",
              max(trips) <= MAX_ROUND_TRIPS, f"{max(trips)} round trips, {max(requests)} requests"),

@@ -11,6 +11,7 @@ plain close fail with 403, as on Alpaca.
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
@@ -30,6 +31,7 @@ class Broker:
         self.last_equity = START_CASH
         self.buying_power_override: Decimal | None = None
         self.orders: dict[str, Order] = {}
+        self.order_ids_by_symbol: dict[str, list[str]] = {}  # so a close need not scan them all
         self.positions: dict[str, Position] = {}
         self.prices: dict[str, Decimal] = {}
         self.lastday: dict[str, Decimal] = {}
@@ -73,7 +75,7 @@ class Broker:
     def held(self, symbol: str, side: str) -> Decimal:
         """Qty reserved by live orders on one side; an OCO pair of legs counts once."""
         by_group: dict[str, Decimal] = {}
-        for order in self.orders.values():
+        for order in (self.orders[i] for i in self.order_ids_by_symbol.get(symbol, ())):
             if (
                 order.symbol == symbol
                 and order.side == side
@@ -85,9 +87,11 @@ class Broker:
         return sum(by_group.values(), Decimal(0))
 
     def find_position(self, symbol_or_asset_id: str) -> Position:
-        key = symbol_or_asset_id.upper()
+        by_symbol = self.positions.get(symbol_or_asset_id.upper())
+        if by_symbol is not None:
+            return by_symbol
         for pos in self.positions.values():
-            if pos.symbol == key or asset_id(pos.symbol) == symbol_or_asset_id.lower():
+            if asset_id(pos.symbol) == symbol_or_asset_id.lower():
                 return pos
         raise ApiError(404, "position does not exist")
 
@@ -164,7 +168,7 @@ class Broker:
             self.set_price(symbol, avg_price)
         self.positions[symbol] = Position(symbol, qty, qty * avg_price)
 
-    def submit(self, body: object) -> dict:
+    def submit(self, body: object, *, run_engine: bool = True) -> dict:
         """Accept an order and answer with it as accepted, before the engine fills it."""
         req = validation.parse_order(body, self.prices.get)
         if req.client_order_id is not None and any(
@@ -206,12 +210,17 @@ class Broker:
         )
         if req.client_order_id is not None:
             order.client_order_id = req.client_order_id
-        self.orders[order.id] = order
+        self._add_order(order)
         if req.order_class == "bracket":
             self._add_legs(order, req)
         answer = self.order_dict(order, nested=True)
-        self.run_engine()
+        if run_engine:
+            self.run_engine()
         return answer
+
+    def _add_order(self, order: Order) -> None:
+        self.orders[order.id] = order
+        self.order_ids_by_symbol.setdefault(order.symbol, []).append(order.id)
 
     def _add_legs(self, parent: Order, req: validation.OrderRequest) -> None:
         side = "sell" if parent.side == "buy" else "buy"
@@ -235,7 +244,7 @@ class Broker:
             ),
         ]
         for leg in legs:
-            self.orders[leg.id] = leg
+            self._add_order(leg)
             parent.leg_ids.append(leg.id)
 
     def cancel(self, order_id: str) -> None:
@@ -257,7 +266,12 @@ class Broker:
         return entries
 
     def close_position(
-        self, symbol: str, qty: Decimal | None = None, percentage: Decimal | None = None
+        self,
+        symbol: str,
+        qty: Decimal | None = None,
+        percentage: Decimal | None = None,
+        *,
+        run_engine: bool = True,
     ) -> dict:
         """Submit a market order for the opposite side; answers that order."""
         pos = self.find_position(symbol)
@@ -283,7 +297,8 @@ class Broker:
                 "side": side,
                 "type": "market",
                 "time_in_force": "day",
-            }
+            },
+            run_engine=run_engine,
         )
 
     def close_all(self, cancel_orders: bool) -> list[dict]:
@@ -292,11 +307,13 @@ class Broker:
         entries = []
         for symbol in sorted(self.positions):
             try:
-                entries.append(
-                    {"symbol": symbol, "status": 200, "body": self.close_position(symbol)}
-                )
+                body = self.close_position(symbol, run_engine=False)
+                entries.append({"symbol": symbol, "status": 200, "body": body})
             except ApiError as error:
                 entries.append({"symbol": symbol, "status": error.status, "body": error.body})
+        # The answers are the orders as accepted; the fills follow, once for the whole batch
+        # (each close is its own symbol, so no close changes what another may do).
+        self.run_engine()
         return entries
 
     def fill(self, order_id: str, qty: Decimal | None, price: Decimal | None) -> None:
@@ -317,21 +334,28 @@ class Broker:
     # ----- fill engine -----------------------------------------------------------------
 
     def run_engine(self) -> None:
+        """Fill what the prices allow, oldest order first. Prices do not move while it runs, so
+        a fill can only make its own legs fillable: they join the queue, nothing is rescanned."""
         if not self.market_open:
             return
-        while True:
-            live = sorted(
-                (o for o in self.orders.values() if o.is_open and o.status != "held"),
-                key=lambda o: o.seq,
-            )
-            for order in live:
+        queue = []
+        for order in self.orders.values():
+            if order.is_open and order.status != "held":
                 if order.status == "accepted":  # the market has opened since submission
                     order.status, order.updated_at = "new", now()
-            fills = ((o, self._fill_price(o)) for o in live)
-            order, price = next(((o, p) for o, p in fills if p is not None), (None, None))
-            if order is None:
-                return
+                queue.append((order.seq, order.id))
+        heapq.heapify(queue)
+        while queue:
+            order = self.orders[heapq.heappop(queue)[1]]
+            if not order.is_open:  # cancelled meanwhile as a filled leg's OCO sibling
+                continue
+            price = self._fill_price(order)
+            if price is None:
+                continue
             self._fill(order, order.remaining, price)
+            for leg in (self.orders[i] for i in order.leg_ids):
+                if leg.is_open and leg.status != "held":
+                    heapq.heappush(queue, (leg.seq, leg.id))
 
     def _fill_price(self, order: Order) -> Decimal | None:
         price = self.prices[order.symbol]

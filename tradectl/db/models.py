@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -57,11 +58,15 @@ class Money(TypeDecorator[Decimal]):
         return format(value, "f") if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        # Drop the trailing zeros NUMERIC(20, 6) pads with, so 145 reads back as 145.
-        exact = Decimal(str(value))
-        return exact.quantize(Decimal(1)) if exact == exact.to_integral() else exact.normalize()
+        return None if value is None else _stored_money(str(value))
+
+
+@lru_cache(maxsize=1 << 14)  # a book repeats its prices: `watch` reads every row every tick
+def _stored_money(text: str) -> Decimal:
+    # Keyed by text, not by Decimal: -0 == 0, and the sign must come back as it went in.
+    # Drop the trailing zeros NUMERIC(20, 6) pads with, so 145 reads back as 145.
+    exact = Decimal(text)
+    return exact.quantize(Decimal(1)) if exact == exact.to_integral() else exact.normalize()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

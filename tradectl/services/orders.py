@@ -24,33 +24,32 @@ def realized_pl(position: Position, exit_price: Decimal, qty: Decimal) -> Decima
 
 def apply_entry_order(position: Position, order: Order) -> bool:
     """Bring a pending or open position in line with its entry order. True if anything changed."""
-    before = _snapshot(position)
-    position.alpaca_order_id = order.id
+    values: dict[str, object] = {"alpaca_order_id": order.id}
     if position.status in ("pending", "open"):
-        position.alpaca_status = order.status
+        values["alpaca_status"] = order.status
     if order.filled_qty > 0:
-        position.filled_qty = order.filled_qty
-        position.filled_avg_price = order.filled_avg_price
+        values["filled_qty"] = order.filled_qty
+        values["filled_avg_price"] = order.filled_avg_price
         if position.status == "pending":
-            position.status = "open"
+            values["status"] = "open"
     elif order.status in ENTRY_DEAD and position.status == "pending":
-        position.status = ENTRY_DEAD[order.status]
-        position.closed_at = order.canceled_at or utcnow()
-    return before != _snapshot(position)
+        values["status"] = ENTRY_DEAD[order.status]
+        values["closed_at"] = order.canceled_at or utcnow()
+    return _assign(position, values)
 
 
 def apply_bracket(position: Position, order: Order) -> str | None:
     """Sync a position from its bracket order (entry and legs). Returns what happened, if
     anything changed: e.g. 'filled', 'closed by stop_loss'."""
-    before = _snapshot(position)
-    apply_entry_order(position, order)
+    changed = apply_entry_order(position, order)
     if position.status in ("open", "closing"):
         for leg in order.legs:
             if leg.status == "filled" and leg.filled_avg_price is not None:
                 reason = "take_profit" if leg.type == "limit" else "stop_loss"
                 close(position, leg.filled_avg_price, reason, leg)
+                changed = True
                 break
-    if before == _snapshot(position):
+    if not changed:
         return None
     if position.status == "closed":
         return f"closed by {position.close_reason} at {position.exit_price}"
@@ -81,6 +80,12 @@ def close(position: Position, exit_price: Decimal, reason: str, order: Order) ->
     position.closed_at = order.filled_at or utcnow()
 
 
-def _snapshot(position: Position) -> tuple[object, ...]:
-    return (position.status, position.alpaca_status, position.filled_qty,
-            position.filled_avg_price, position.alpaca_order_id, position.exit_price)
+def _assign(position: Position, values: dict[str, object]) -> bool:
+    """Set the values that differ. An equal value is not written: the ORM would mark it modified
+    and every tick would re-examine every position at flush."""
+    changed = False
+    for name, value in values.items():
+        if getattr(position, name) != value:
+            setattr(position, name, value)
+            changed = True
+    return changed
