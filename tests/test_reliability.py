@@ -166,3 +166,13 @@ def test_upgrading_a_database_that_holds_positions_keeps_them(tmp_path: Path) ->
     assert position.symbol == "AAPL" and position.realized_pl == Decimal("-12.34")
     assert position.exit_order_id is None
     db.dispose()
+
+
+def test_a_read_that_got_no_answer_is_not_sent_again(trader: Cli, fake: FakeAlpaca) -> None:
+    """ALPACA_TIMEOUT bounds the wait: after a read has waited that long it is not retried, so a
+    silent server costs one timeout per read, not three (a refused connection or a 5xx, which
+    answer fast, are still retried: see the 5xx storm above)."""
+    fake.inject("GET", r"^/v2/", hang=True, times=None)
+    result = trader("watch", "--once", env={"ALPACA_TIMEOUT": "0.5"})
+    assert result.code == 4 and "did not answer" in result.output, result.output
+    assert fake.count("GET") == 3  # account, positions, orders: once each

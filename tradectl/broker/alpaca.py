@@ -104,7 +104,7 @@ class AlpacaBroker:
         self._rest._retry = 0  # never re-send a request on 429/504: we decide what is safe
         self._rest._session = _TimeoutSession(timeout)
         self._data_url = URL(data_url.rstrip("/"))
-        self._sleep = sleep
+        self._sleep, self._timeout = sleep, timeout
         self._bucket = _TokenBucket(RATE_PER_SECOND, RATE_BURST)
         self._count_lock = threading.Lock()
         self.requests_sent = 0
@@ -246,12 +246,16 @@ class AlpacaBroker:
             raise BrokerProtocolError("Alpaca sent a malformed (non-JSON) answer") from None
 
     def _read(self, send: Callable[[], T]) -> T:
-        """Reads and cancels are idempotent: retry transient failures, a bounded number of times."""
+        """Reads and cancels are idempotent: retry transient failures, a bounded number of times,
+        and not once ALPACA_TIMEOUT has been spent: a server that does not answer costs one
+        timeout, not three."""
+        started = time.monotonic()
         for attempt in range(READ_ATTEMPTS):
             try:
                 return self._call(send)
             except BrokerError as err:
-                if not err.transient or attempt == READ_ATTEMPTS - 1:
+                spent = time.monotonic() - started
+                if not err.transient or attempt == READ_ATTEMPTS - 1 or spent >= self._timeout:
                     raise
                 self._sleep(READ_BACKOFF[attempt])
         raise AssertionError("unreachable")  # pragma: no cover
