@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from tradectl.db.models import LIVE_POSITION_STATUSES, Cycle, Event, Position, utcnow
@@ -103,31 +103,22 @@ def realized_pl_since(session: Session, since: datetime) -> Decimal:
     return sum((v for v in values if v is not None), Decimal(0))
 
 
+POSITION_VIEW_FIELDS = (
+    "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss", "take_profit",
+    "time_in_force", "status", "client_order_id", "alpaca_order_id", "alpaca_status",
+    "alpaca_error", "filled_qty", "filled_avg_price", "exit_price", "realized_pl", "created_at",
+    "closed_at", "close_reason",
+)
+
+
 def position_view(position: Position) -> dict[str, Any]:
     """A position as plain values for output (JSON or tables)."""
-    return {
-        "id": position.id,
-        "cycle_id": position.cycle_id,
-        "symbol": position.symbol,
-        "side": position.side,
-        "qty": position.qty,
-        "entry_price": position.entry_price,
-        "stop_loss": position.stop_loss,
-        "take_profit": position.take_profit,
-        "time_in_force": position.time_in_force,
-        "status": position.status,
-        "client_order_id": position.client_order_id,
-        "alpaca_order_id": position.alpaca_order_id,
-        "alpaca_status": position.alpaca_status,
-        "alpaca_error": position.alpaca_error,
-        "filled_qty": position.filled_qty,
-        "filled_avg_price": position.filled_avg_price,
-        "exit_price": position.exit_price,
-        "realized_pl": position.realized_pl,
-        "created_at": position.created_at,
-        "closed_at": position.closed_at,
-        "close_reason": position.close_reason,
-    }
+    # Straight from the instance's dict of loaded values (`watch` builds a view of every position
+    # every tick; one attribute descriptor per field is a third of that); getattr for any value
+    # not loaded, which also loads it.
+    loaded = inspect(position).dict
+    return {name: loaded[name] if name in loaded else getattr(position, name)
+            for name in POSITION_VIEW_FIELDS}
 
 
 def stopped_message(cycle: Cycle) -> str:
