@@ -179,8 +179,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="one run per size; fallback at 1 and 10 positions only")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per size on the normal path (default 3; median shown)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="runs per size on the normal path (default 5; median shown)")
     args = parser.parse_args()
     repeat = 1 if args.quick else args.repeat
     fallback_sizes = (1, 10) if args.quick else SIZES
@@ -194,17 +194,17 @@ def main() -> None:
               f"{RATE_BURST})")
 
     with Workspace() as ws:
-        plan = [("normal", n, repeat) for n in SIZES] + [("fallback", n, 1)
-                                                          for n in fallback_sizes]
+        # Round-robin over the sizes, each run beside a run of the floor: background load and
+        # the machine's own drift fall on every size and the floor alike.
+        plan = [("normal", n) for _ in range(repeat) for n in SIZES] + [("fallback", n)
+                                                                        for n in fallback_sizes]
         halt_once(ws, 1, False)  # warm-up: bytecode and page caches
-        floor_runs, measured = [], {}
-        for path, n, times in plan:
-            runs = []
-            for _ in range(times):
-                if path == "normal":  # interleaved: background load falls on both alike
-                    floor_runs.append(measure.import_floor_once(ws.dir))
-                runs.append(halt_once(ws, n, path == "fallback"))
-            measured[(path, n)] = runs
+        floor_runs: list[measure.Run] = []
+        measured: dict[tuple[str, int], list[HaltRun]] = {}
+        for path, n in plan:
+            if path == "normal":
+                floor_runs.append(measure.import_floor_once(ws.dir))
+            measured.setdefault((path, n), []).append(halt_once(ws, n, path == "fallback"))
         floor = Floor.of(floor_runs)
 
         rows, details = [], []

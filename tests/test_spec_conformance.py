@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -142,7 +143,7 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     assert broker.find_order_by_client_id("conformance-unknown") is None  # 404
     assert {o.id for o in broker.list_orders()} == {aapl.id, msft.id}
     after = datetime.now(UTC) - timedelta(hours=1)
-    assert len(broker.list_orders(status="all", limit=10, after=after)) == 2
+    assert len(broker.list_orders(status="all", after=after, page_size=1)) == 2  # 3 pages
     assert [p.symbol for p in broker.list_positions()] == ["AAPL"]
     assert broker.fails(lambda: broker.close_position("AAPL")).status == 403  # legs hold it
     assert broker.fails(lambda: broker.close_position("TSLA")).status == 404
@@ -214,3 +215,21 @@ def test_the_spec_example_clock_comes_back_in_utc(fake: FakeAlpaca) -> None:
     assert {t.utcoffset() for t in (clock.timestamp, clock.next_open, clock.next_close)} == {
         timedelta(0)
     }
+
+
+def test_orders_are_paged_back_to_the_windows_edge(fake: FakeAlpaca) -> None:
+    """`before_order_id` cannot be combined with `after`, so later pages reach past the window:
+    what lies before its edge is dropped and the paging stops there."""
+    broker = adapter(fake)
+    for symbol in ("TSLA", "MSFT"):
+        fake.set_price(symbol, "150")  # inside the brackets' 140 / 160
+    oldest = broker.submit_bracket(bracket("AAPL", "paging-1"))
+    time.sleep(0.01)
+    edge = datetime.now(UTC)
+    time.sleep(0.01)
+    inside = [broker.submit_bracket(bracket(s, f"paging-{s}")) for s in ("TSLA", "MSFT")]
+    fake.clear_log()
+    listed = broker.list_orders(status="all", after=edge, page_size=1)
+    assert [o.id for o in listed] == [inside[1].id, inside[0].id]  # newest first, oldest dropped
+    assert oldest.id not in {o.id for o in listed}
+    assert fake.count("GET", "/v2/orders") == 3  # MSFT, TSLA, then AAPL: past the edge, stop

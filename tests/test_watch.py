@@ -8,6 +8,7 @@ import subprocess
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 import requests
 
 from tests.conftest import Cli, SmtpSink, broker_env, rows, tradectl_command
@@ -184,6 +185,23 @@ def test_broker_calls_per_tick_do_not_grow_with_the_book(trader: Cli, fake: Fake
     seed_positions(trader, fake, 199)
     assert len(rows(trader.env['DATABASE_URL'], Position)) == 200
     assert calls_per_tick() == one == 3
+
+
+def test_orders_past_alpacas_page_are_read_too(
+    trader: Cli, fake: FakeAlpaca, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpaca answers at most 500 orders a request, newest first: the oldest position's bracket
+    can be on a later page, and its fill must still be seen (here with pages of one order)."""
+    monkeypatch.setattr("tradectl.broker.alpaca.ORDERS_PAGE", 1)
+    open_aapl(trader)  # the oldest order
+    for symbol, stop, target in (("TSLA", "240", "260"), ("MSFT", "390", "410")):
+        assert trader("open", symbol, "--qty", "1", "--stop", stop, "--target", target).code == 0
+    fake.set_price("AAPL", "161.00")
+    fake.clear_log()
+    tick(trader)
+    aapl = next(p for p in rows(trader.env["DATABASE_URL"], Position) if p.symbol == "AAPL")
+    assert aapl.status == "closed" and aapl.close_reason == "take_profit"
+    assert fake.count("GET", "/v2/orders") == 4  # three full pages, then an empty one
 
 
 def seed_positions(trader: Cli, fake: FakeAlpaca, count: int) -> None:

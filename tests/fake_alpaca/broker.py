@@ -131,12 +131,21 @@ class Broker:
         nested: bool = False,
         symbols: list[str] | None = None,
         side: str | None = None,
+        before_order_id: str | None = None,
+        after_order_id: str | None = None,
     ) -> list[dict]:
         def matches(order: Order) -> bool:
             return status == "all" or (order.is_open == (status == "open"))
 
+        # Submitted before / after the order with this id (exclusive): by submission sequence.
+        below = self.get_order(before_order_id).seq if before_order_id else None
+        above = self.get_order(after_order_id).seq if after_order_id else None
         found = []
         for order in sorted(self.orders.values(), key=lambda o: o.seq, reverse=direction == "desc"):
+            if (below is not None and order.seq >= below) or (
+                above is not None and order.seq <= above
+            ):
+                continue
             if nested and order.parent_id:
                 continue  # shown under its parent
             group = ([order] + [self.orders[i] for i in order.leg_ids]) if nested else [order]

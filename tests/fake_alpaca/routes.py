@@ -68,7 +68,14 @@ def list_orders(broker: Broker, query: dict, body: object) -> list[dict]:
     if limit < 1:
         raise ApiError(422, "invalid limit")
     symbols = [s.strip().upper() for s in query.get("symbols", "").split(",") if s.strip()]
+    before_id, after_id = query.get("before_order_id"), query.get("after_order_id")
+    if before_id and after_id:
+        raise ApiError(422, "before_order_id and after_order_id are mutually exclusive")
+    if (before_id or after_id) and ("after" in query or "until" in query):
+        raise ApiError(422, "before_order_id / after_order_id cannot be combined with after/until")
     return broker.list_orders(
+        before_order_id=before_id,
+        after_order_id=after_id,
         status=_choice(query, "status", ("open", "closed", "all"), "open"),
         limit=limit,
         after=_timestamp(query, "after"),

@@ -31,6 +31,7 @@ from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
 T = TypeVar("T")
 
 READ_ATTEMPTS = 3
+ORDERS_PAGE = 500  # Alpaca's maximum `limit` for GET /v2/orders
 READ_BACKOFF = (0.2, 0.6)  # seconds before the 2nd and 3rd attempt
 # Alpaca allows 200 requests a minute per account. A burst plus a minute of refill must stay
 # under it in any 60 s window: 40 + 150 = 190.
@@ -150,16 +151,34 @@ class AlpacaBroker:
         return parse_order(raw)
 
     def list_orders(
-        self, *, status: str = "open", limit: int = 500, after: datetime | None = None
+        self, *, status: str = "open", after: datetime | None = None,
+        page_size: int | None = None,
     ) -> list[Order]:
-        params: dict[str, Any] = {
+        """Every order (legs nested) submitted after `after`, newest first. Alpaca answers at
+        most 500 a request: a full page is followed by the next with `before_order_id`, which
+        cannot be combined with `after`, so the window's edge is applied here."""
+        page_size = page_size or ORDERS_PAGE
+        base: dict[str, Any] = {
             "status": status,
-            "limit": limit,
+            "limit": page_size,
             "nested": "true",
             "direction": "desc",
         }
+        first = dict(base)
         if after is not None:
-            params["after"] = after.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            first["after"] = after.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        page = self._orders_page(first)
+        orders = list(page)
+        while len(page) == page_size:
+            page = self._orders_page({**base, "before_order_id": page[-1].id})
+            inside = [o for o in page if after is None or o.submitted_at is None
+                      or o.submitted_at > after]
+            orders.extend(inside)
+            if len(inside) < len(page):
+                break
+        return orders
+
+    def _orders_page(self, params: dict[str, Any]) -> list[Order]:
         return [parse_order(o) for o in self._read(lambda: self._rest.get("/orders", params))]
 
     def cancel_order(self, order_id: str) -> None:

@@ -108,7 +108,7 @@ def _retry(
 def _read_state(broker: Broker, result: Flattening, orders_since: datetime) -> None:
     """One round trip: orders (with legs), the clock and the account, side by side."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        orders = pool.submit(broker.list_orders, status="all", limit=500, after=orders_since)
+        orders = pool.submit(broker.list_orders, status="all", after=orders_since)
         clock = pool.submit(broker.clock)
         account = pool.submit(broker.account)
         for name, future in (("orders", orders), ("clock", clock), ("account", account)):

@@ -113,9 +113,9 @@ POSITION_VIEW_FIELDS = (
 
 def position_view(position: Position) -> dict[str, Any]:
     """A position as plain values for output (JSON or tables)."""
-    # Straight from the instance's dict of loaded values (`watch` builds a view of every position
-    # every tick; one attribute descriptor per field is a third of that); getattr for any value
-    # not loaded, which also loads it.
+    # Straight from the instance's dict of loaded values: `watch` builds a view of every position
+    # every tick, and going through the ORM's descriptor for each field cost a third as much as
+    # loading the row. getattr for a value not loaded, which also loads it.
     loaded = inspect(position).dict
     return {name: loaded[name] if name in loaded else getattr(position, name)
             for name in POSITION_VIEW_FIELDS}

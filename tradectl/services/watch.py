@@ -95,7 +95,7 @@ class Watcher:
         with ThreadPoolExecutor(max_workers=3) as pool:
             account = pool.submit(broker.account)
             positions = pool.submit(broker.list_positions)
-            orders = pool.submit(broker.list_orders, status="all", limit=500, after=since)
+            orders = pool.submit(broker.list_orders, status="all", after=since)
             return BrokerState(account.result(), positions.result(), orders.result())
 
     # -- bringing the database in line ---------------------------------------------------
