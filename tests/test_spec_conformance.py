@@ -233,3 +233,30 @@ def test_orders_are_paged_back_to_the_windows_edge(fake: FakeAlpaca) -> None:
     assert [o.id for o in listed] == [inside[1].id, inside[0].id]  # newest first, oldest dropped
     assert oldest.id not in {o.id for o in listed}
     assert fake.count("GET", "/v2/orders") == 3  # MSFT, TSLA, then AAPL: past the edge, stop
+
+
+def _three_orders(fake: FakeAlpaca) -> tuple[list[str], AlpacaBroker]:
+    broker = adapter(fake)
+    for symbol in ("TSLA", "MSFT"):
+        fake.set_price(symbol, "150")
+    ids = [broker.submit_bracket(bracket(s, f"wanted-{s}")).id for s in ("AAPL", "TSLA", "MSFT")]
+    fake.clear_log()
+    return ids, broker  # oldest first
+
+
+def test_wanted_orders_past_a_page_are_read_from_both_ends_at_once(fake: FakeAlpaca) -> None:
+    (oldest, middle, newest), broker = _three_orders(fake)
+    listed = broker.list_orders(status="all", wanted={oldest, newest}, page_size=1)
+    assert [o.id for o in listed] == [newest, oldest]  # what lies between is not needed
+    assert fake.count("GET", "/v2/orders") == 2  # the newest and the oldest page, side by side
+    fake.clear_log()
+    listed = broker.list_orders(status="all", wanted={oldest, middle, newest}, page_size=2)
+    assert [o.id for o in listed] == [newest, middle, oldest]  # the two pages met
+    assert fake.count("GET", "/v2/orders") == 2
+
+
+def test_paging_stops_once_every_wanted_order_is_in_hand(fake: FakeAlpaca) -> None:
+    (_oldest, middle, newest), broker = _three_orders(fake)
+    assert [o.id for o in broker.list_orders(status="all", wanted={middle}, page_size=1)] == [
+        newest, middle]
+    assert fake.count("GET", "/v2/orders") == 2  # the oldest page is never asked for

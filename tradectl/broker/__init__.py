@@ -5,6 +5,7 @@ Amounts are Decimal, times aware UTC. Only `tradectl.broker.alpaca` knows about 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -109,9 +110,10 @@ class Broker(Protocol):
     def submit_bracket(self, request: BracketRequest) -> Order: ...
     def get_order(self, order_id: str) -> Order: ...
     def find_order_by_client_id(self, client_order_id: str) -> Order | None: ...
-    # Every order submitted after `after` (all of Alpaca's pages), newest first.
+    # Orders submitted after `after`, newest first: all of them, or at least every `wanted` id.
     def list_orders(
-        self, *, status: str = "open", after: datetime | None = None
+        self, *, status: str = "open", after: datetime | None = None,
+        wanted: Collection[str] = (),
     ) -> list[Order]: ...
     def list_positions(self) -> list[BrokerPosition]: ...
     def cancel_all_orders(self) -> list[SymbolOutcome]: ...

@@ -8,10 +8,10 @@ and SDK/requests errors turned into tradectl's BrokerError family.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -152,31 +152,43 @@ class AlpacaBroker:
 
     def list_orders(
         self, *, status: str = "open", after: datetime | None = None,
-        page_size: int | None = None,
+        wanted: Collection[str] = (), page_size: int | None = None,
     ) -> list[Order]:
-        """Every order (legs nested) submitted after `after`, newest first. Alpaca answers at
-        most 500 a request: a full page is followed by the next with `before_order_id`, which
-        cannot be combined with `after`, so the window's edge is applied here."""
-        page_size = page_size or ORDERS_PAGE
-        base: dict[str, Any] = {
-            "status": status,
-            "limit": page_size,
-            "nested": "true",
-            "direction": "desc",
-        }
-        first = dict(base)
+        """Orders (legs nested) submitted after `after`, newest first.
+
+        Alpaca answers at most 500 a request. A full page is followed by the next with
+        `before_order_id` (which cannot be combined with `after`, so the window's edge is applied
+        here) until the window is read, or until every `wanted` order id is in hand. When more
+        orders are wanted than a page holds, the oldest page is read beside the newest: the stop
+        of a large book still reads its orders in one round trip.
+        """
+        size = page_size or ORDERS_PAGE
+        base: dict[str, Any] = {"status": status, "limit": size, "nested": "true"}
+        window = dict(base, direction="desc")
         if after is not None:
-            first["after"] = after.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        page = self._orders_page(first)
-        orders = list(page)
-        while len(page) == page_size:
-            page = self._orders_page({**base, "before_order_id": page[-1].id})
+            window["after"] = after.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if len(wanted) > size:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                newest = pool.submit(self._orders_page, window)
+                oldest_first = pool.submit(self._orders_page, dict(window, direction="asc"))
+                page, oldest = newest.result(), oldest_first.result()[::-1]
+        else:
+            page, oldest = self._orders_page(window), []
+        oldest_ids = {o.id for o in oldest}
+        orders = {o.id: o for o in page}
+        missing = set(wanted) - orders.keys() - oldest_ids
+        # Read to the end: a short page, or the newest pages have met the oldest one.
+        complete = len(page) < size or 0 < len(oldest) < size or not oldest_ids.isdisjoint(orders)
+        while not complete and (missing or not wanted):
+            page = self._orders_page(dict(base, direction="desc", before_order_id=page[-1].id))
             inside = [o for o in page if after is None or o.submitted_at is None
                       or o.submitted_at > after]
-            orders.extend(inside)
-            if len(inside) < len(page):
-                break
-        return orders
+            orders.update((o.id, o) for o in inside)
+            missing -= orders.keys()
+            complete = (len(page) < size or len(inside) < len(page)  # past the window's edge
+                        or not oldest_ids.isdisjoint(o.id for o in inside))
+        orders.update((o.id, o) for o in oldest if o.id not in orders)
+        return list(orders.values())
 
     def _orders_page(self, params: dict[str, Any]) -> list[Order]:
         return [parse_order(o) for o in self._read(lambda: self._rest.get("/orders", params))]
@@ -332,14 +344,11 @@ def _dec(value: Any) -> Decimal | None:
     return Decimal(str(value))
 
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
 def _time(value: Any) -> datetime | None:
     if not value:
         return None
-    # Alpaca sends nanoseconds; datetime keeps microseconds.
-    parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", str(value)).replace("Z", "+00:00"))
+    # Alpaca sends nanoseconds and "Z": Python 3.11's parser takes both (keeping microseconds).
+    parsed = datetime.fromisoformat(str(value))
     # /v2/clock answers in New York time: keep every time in UTC.
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

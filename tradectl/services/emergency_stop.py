@@ -21,6 +21,7 @@ from tradectl.services.journal import (
     live_positions,
     orders_window_start,
     record_event,
+    tracked_order_ids,
     trading_gate,
 )
 from tradectl.services.orders import apply_entry_order, apply_exit_order
@@ -79,7 +80,8 @@ def emergency_stop(
     else:
         with db.transaction() as session:
             since = orders_window_start(session, report.stopped_at)
-        flattening = flatten_account(broker, orders_since=since,
+            tracked = tracked_order_ids(session)
+        flattening = flatten_account(broker, orders_since=since, tracked_orders=tracked,
                                      deadline_seconds=fallback_deadline)
         report.path, report.broker_error = flattening.path, flattening.broker_error
         report.notes.extend(flattening.notes)

@@ -5,7 +5,7 @@ request fails as a whole or for some symbols. Then one batch of reads shows what
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,9 +34,11 @@ class Flattening:
 
 
 def flatten_account(
-    broker: Broker, *, orders_since: datetime, deadline_seconds: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
+    broker: Broker, *, orders_since: datetime, tracked_orders: Collection[str] = (),
+    deadline_seconds: float = 60.0, sleep: Callable[[float], None] = time.sleep,
 ) -> Flattening:
+    """`tracked_orders`: the order ids the caller must see afterwards (entries and earlier
+    closes); with the closes submitted here, the orders read may stop once it has them all."""
     deadline = time.monotonic() + deadline_seconds
     try:
         result = Flattening("close_all", {o.key: o for o in
@@ -50,7 +52,8 @@ def flatten_account(
             result.path = "fallback"
             result.notes.append(f"{len(failed)} symbol(s) failed in close-all; retrying each")
         _fallback(broker, result, failed or None, deadline, sleep)
-    _read_state(broker, result, orders_since)
+    closes = {o.order.id for o in result.outcomes.values() if o.order is not None}
+    _read_state(broker, result, orders_since, {*tracked_orders, *closes})
     return result
 
 
@@ -105,10 +108,12 @@ def _retry(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _read_state(broker: Broker, result: Flattening, orders_since: datetime) -> None:
+def _read_state(
+    broker: Broker, result: Flattening, orders_since: datetime, wanted: set[str]
+) -> None:
     """One round trip: orders (with legs), the clock and the account, side by side."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        orders = pool.submit(broker.list_orders, status="all", after=orders_since)
+        orders = pool.submit(broker.list_orders, status="all", after=orders_since, wanted=wanted)
         clock = pool.submit(broker.clock)
         account = pool.submit(broker.account)
         for name, future in (("orders", orders), ("clock", clock), ("account", account)):

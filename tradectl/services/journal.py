@@ -86,6 +86,15 @@ def orders_window_start(session: Session, at: datetime | None = None) -> datetim
     return min(oldest, start) - timedelta(minutes=1) if oldest else start - timedelta(minutes=1)
 
 
+def tracked_order_ids(session: Session) -> set[str]:
+    """The broker orders of every live position: its entry, and its close if one was sent."""
+    rows = session.execute(
+        select(Position.alpaca_order_id, Position.exit_order_id)
+        .where(Position.status.in_(LIVE_POSITION_STATUSES))
+    )
+    return {order_id for row in rows for order_id in row if order_id}
+
+
 def trading_day_start(now: datetime) -> datetime:
     """Midnight in New York, the US market's day, for `now`."""
     local = now.astimezone(MARKET_TZ)
