@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,10 +18,12 @@ from tradectl.errors import InputError
 from tradectl.services.alerts import SmtpSettings, deliver_pending, queue_alert
 from tradectl.services.flatten import Flattening, flatten_account
 from tradectl.services.journal import (
+    event_row,
     latest_cycle,
     live_positions,
     orders_window_start,
     record_event,
+    record_events,
     tracked_order_ids,
     trading_gate,
 )
@@ -142,6 +145,7 @@ def _record(db: Database, report: HaltReport, state: Flattening) -> list[SymbolR
     orders = _by_id(state.orders or [])
     cancelled = _cancelled_per_symbol(state.orders or [], report.stopped_at)
     results: list[SymbolReport] = []
+    events: list[dict[str, Any]] = []  # one insert for all: a large book has an event a position
     with db.transaction() as session:
         tracked: dict[str, list[Position]] = defaultdict(list)
         for position in live_positions(session):
@@ -153,15 +157,16 @@ def _record(db: Database, report: HaltReport, state: Flattening) -> list[SymbolR
                 apply_entry_order(position, entry)
             tracked[position.symbol].append(position)
         for symbol in sorted(set(tracked) | set(state.outcomes)):
-            result = _record_symbol(session, report, symbol, tracked.get(symbol, []),
+            result = _record_symbol(events, report, symbol, tracked.get(symbol, []),
                                     state.outcomes.get(symbol), orders, state.broker_error)
             result.cancelled_orders = cancelled.get(symbol, 0)
             results.append(result)
+        record_events(session, events)
     return results
 
 
 def _record_symbol(
-    session: Session, report: HaltReport, symbol: str, positions: list[Position],
+    events: list[dict[str, Any]], report: HaltReport, symbol: str, positions: list[Position],
     outcome: SymbolOutcome | None, orders: dict[str, Order], broker_error: str | None,
 ) -> SymbolReport:
     result = SymbolReport(symbol, "flat", [p.id for p in positions], external=not positions)
@@ -174,21 +179,22 @@ def _record_symbol(
         result.close_order_id = close_order.id
         result.state = "closed" if close_order.status == "filled" else "closing"
     for position in positions:
-        _record_position(session, report, position, result, orders)
+        _record_position(events, report, position, result, orders)
     if result.external and result.close_order_id:
-        record_event(session, "external_closed",
-                     f"{symbol}: position not opened by tradectl, closed by the emergency stop "
-                     f"(order {result.close_order_id})", cycle_id=report.cycle_id)
+        events.append(event_row(
+            "external_closed", f"{symbol}: position not opened by tradectl, closed by the "
+            f"emergency stop (order {result.close_order_id})", cycle_id=report.cycle_id))
     return result
 
 
 def _record_position(
-    session: Session, report: HaltReport, position: Position, result: SymbolReport,
+    events: list[dict[str, Any]], report: HaltReport, position: Position, result: SymbolReport,
     orders: dict[str, Order],
 ) -> None:
     def log(kind: str, message: str) -> None:
-        record_event(session, kind, f"{position.symbol}: {message}", cycle_id=report.cycle_id,
-                     position_id=position.id, details={"close_order_id": result.close_order_id})
+        events.append(event_row(
+            kind, f"{position.symbol}: {message}", cycle_id=report.cycle_id,
+            position_id=position.id, details={"close_order_id": result.close_order_id}))
 
     if result.state == "failed":
         position.alpaca_error = f"emergency stop: {result.error}"

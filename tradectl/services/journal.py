@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.orm import Session
 
 from tradectl.db.models import LIVE_POSITION_STATUSES, Cycle, Event, Position, utcnow
@@ -41,15 +41,29 @@ def record_event(
     position_id: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> Event:
-    event = Event(
-        kind=kind,
-        message=message,
-        cycle_id=cycle_id,
-        position_id=position_id,
-        details=_jsonable(details) if details else None,
-    )
+    event = Event(**event_row(kind, message, cycle_id=cycle_id, position_id=position_id,
+                              details=details))
     session.add(event)
     return event
+
+
+def event_row(
+    kind: str,
+    message: str,
+    *,
+    cycle_id: int | None = None,
+    position_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {"kind": kind, "message": message, "cycle_id": cycle_id, "position_id": position_id,
+            "details": _jsonable(details) if details else None}
+
+
+def record_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Many events (`event_row`s) in one statement: the ORM inserts one row per statement on
+    SQLite, where it cannot batch inserts whose new ids it must read back."""
+    if rows:
+        session.execute(insert(Event), rows)
 
 
 def _jsonable(value: Any) -> Any:
