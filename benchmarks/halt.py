@@ -166,7 +166,7 @@ def halt_once(ws: Workspace, n: int, fallback: bool) -> HaltRun:
     db.dispose()
     return HaltRun(result.seconds, result.to_output, len(log), report.get("broker_requests"),
                    measure.round_trips(starts, LATENCY), measure.peak_concurrency(starts, LATENCY),
-                   measure.most_in_window(starts, 60.0), measure.Phases.of(result, starts, LATENCY),
+                   measure.most_in_window(starts, 60.0), measure.Phases.of(result, log),
                    measure.by_endpoint(log), recorded or 0, left, report["path"])
 
 
@@ -245,7 +245,8 @@ def main() -> None:
             f"against Alpaca's {ALPACA_PER_MINUTE}/min",
             "start / broker / after (last run): process start to the first request, first "
             "request to the last",
-            "  answer, last answer to the report",
+            "  answer the fake sent (its own work included), last answer to the report "
+            "(tradectl's work on the answers)",
             "floor: import floor (to imports done) + max(round trips x 50 ms, the rate limit's "
             "time for the requests)",
             "closed+recorded: positions the database shows closed or closing (and none left at "

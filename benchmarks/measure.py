@@ -27,6 +27,7 @@ if str(REPO) not in sys.path:  # `python benchmarks/x.py` puts benchmarks/ first
     sys.path.insert(0, str(REPO))
 
 from tests.fake_alpaca import FakeAlpaca  # noqa: E402
+from tests.fake_alpaca.server import Exchange  # noqa: E402
 from tradectl.config import DEFAULTS  # noqa: E402
 
 PYTHON = sys.executable
@@ -208,18 +209,18 @@ def round_trips(starts: Sequence[float], latency: float) -> int:
 @dataclass(frozen=True)
 class Phases:
     """Where a command's time went, seen from the fake: before its first request, between the
-    first request and the last answer (taken as the last start + latency), and from there to
-    the command's first line of output."""
+    first request and the last answer the fake sent (its own work included), and from there to
+    the command's first line of output (tradectl's work on the answers)."""
 
     before: float
     broker: float
     after: float
 
     @classmethod
-    def of(cls, result: Run, starts: Sequence[float], latency: float) -> Phases:
-        if not starts:
+    def of(cls, result: Run, log: Sequence[Exchange]) -> Phases:
+        if not log:
             return cls(result.seconds, 0.0, 0.0)
-        first, last_answer = min(starts), max(starts) + latency
+        first, last_answer = min(e.monotonic for e in log), max(e.answered for e in log)
         end = result.started + result.to_output
         return cls(first - result.started, last_answer - first, end - last_answer)
 

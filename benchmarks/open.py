@@ -74,7 +74,7 @@ def main() -> None:
         trips, requests = [], []
         for i, (result, log) in enumerate(opens, 1):
             starts = [e.monotonic for e in log]
-            phases = measure.Phases.of(result, starts, LATENCY)
+            phases = measure.Phases.of(result, log)
             trips.append(measure.round_trips(starts, LATENCY))
             requests.append(len(log))
             rows.append([i, requests[-1], trips[-1],
@@ -88,8 +88,8 @@ def main() -> None:
               "overlap and count once, so the latest trade\n  and the account, read side by "
               "side, are one round trip")
         print("start / broker / after: process start to the first request, first request to "
-              "the last answer\n  (the database is opened while the first reads are in flight), "
-              "last answer to the JSON on stdout")
+              "the last answer the fake\n  sent (the database is opened while the first reads are "
+              "in flight), last answer to the JSON on stdout")
         measure.print_verdicts([
             (f"at most {MAX_ROUND_TRIPS} broker round trips per open",
              max(trips) <= MAX_ROUND_TRIPS, f"{max(trips)} round trips, {max(requests)} requests"),

@@ -50,6 +50,7 @@ class Exchange:
     response_text: str
     monotonic: float
     wall: float
+    answered: float  # time.monotonic() once the answer was ready to send (or the hang began)
 
     @property
     def response_json(self) -> object:
@@ -317,7 +318,8 @@ class FakeAlpaca:
         def record(status: int | None, text: str) -> None:
             with self._lock:
                 self._log.append(
-                    Exchange(method, path, query, logged_json, status, text, started, wall)
+                    Exchange(method, path, query, logged_json, status, text, started, wall,
+                             time.monotonic())
                 )
 
         if self.latency:
