@@ -100,21 +100,17 @@ def test_without_a_broker_the_facts_are_the_entry_alone() -> None:
 OPEN = ("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160")
 
 
-def test_an_unusable_database_url_is_caught_before_any_broker_read(
-    fake: FakeAlpaca, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(("url", "code", "said", "reads_allowed"), [
+    ("postgresql://u:pw@host:abc/db", 2, "DATABASE_URL", 0),  # bad settings: no broker read
+    ("postgresql://trader@127.0.0.1:1/tradectl", 5, "127.0.0.1:1", 2),  # unreachable: no order
+])
+def test_what_the_database_refuses_leaves_the_broker_without_an_order(
+    fake: FakeAlpaca, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    url: str, code: int, said: str, reads_allowed: int,
 ) -> None:
     cli = Cli(monkeypatch, tmp_path)
-    cli.env.update(broker_env(fake), DATABASE_URL="postgresql://u:pw@host:abc/db")
+    cli.env.update(broker_env(fake), DATABASE_URL=url)
     result = cli(*OPEN)
-    assert result.code == 2 and "DATABASE_URL" in result.stderr
-    assert fake.requests == []
-
-
-def test_an_unreachable_database_leaves_no_order(
-    fake: FakeAlpaca, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    cli = Cli(monkeypatch, tmp_path)
-    cli.env.update(broker_env(fake), DATABASE_URL="postgresql://trader@127.0.0.1:1/tradectl")
-    result = cli(*OPEN)
-    assert result.code == 5, result.output
-    assert [r.method for r in fake.requests] in ([], ["GET"], ["GET", "GET"]), fake.requests
+    assert result.code == code and said in result.stderr, result.output
+    assert len(fake.requests) <= reads_allowed, fake.requests
+    assert all(r.method == "GET" for r in fake.requests)
