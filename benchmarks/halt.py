@@ -38,7 +38,7 @@ from measure import (
 )
 from sqlalchemy import func, select
 
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker.alpaca import RATE_BURST, RATE_PER_SECOND
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database

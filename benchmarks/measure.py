@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/x.py` puts benchmarks/ first, not the repo
     sys.path.insert(0, str(REPO))
 
-from tests.fake_alpaca import FakeAlpaca  # noqa: E402
-from tests.fake_alpaca.server import Exchange  # noqa: E402
+from tests.fakes.alpaca import FakeAlpaca  # noqa: E402
+from tests.fakes.alpaca.server import Exchange  # noqa: E402
 from tradectl.config import DEFAULTS  # noqa: E402
 
 PYTHON = sys.executable

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, broker_env, rows, tradectl_command
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.config import DEFAULTS
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database

@@ -1,4 +1,4 @@
-"""Run the fake in the foreground: python -m tests.fake_alpaca --port 8765 [--latency 0.05]."""
+"""Run the fake in the foreground: python -m tests.fakes.alpaca --port 8765 [--latency 0.05]."""
 
 import argparse
 import threading
@@ -7,7 +7,7 @@ from .server import FakeAlpaca
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_alpaca", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.alpaca", description=__doc__)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--key", default="PKTESTKEY0000000000")

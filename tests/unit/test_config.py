@@ -90,6 +90,6 @@ def test_key_prefix_must_match_the_mode(mode: str, key: str, warned: bool) -> No
 
 
 def test_env_example_documents_every_setting() -> None:
-    example = (Path(__file__).parents[1] / ".env.example").read_text()
+    example = (Path(__file__).parents[2] / ".env.example").read_text()
     documented = set(re.findall(r"^([A-Z_]+)=", example, flags=re.M))
     assert documented == set(DEFAULTS)

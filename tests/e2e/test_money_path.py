@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from tests.conftest import Cli, broker_env
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tests.strategies import ticks
 from tradectl.db.models import Event, Money, Position
 from tradectl.db.session import Database

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, ScratchDatabases, broker_env, closed_port
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.db.models import HEAD_REVISION
 from tradectl.db.session import Database
 from tradectl.services.check_alpaca import NOT_ENABLED_FIX, database_checks

@@ -2,7 +2,7 @@
 
 Normally nothing leaves the machine (record_mode "none"). Requests are matched on method, path,
 query and body, never on host, so a cassette recorded against the local fake (random port) or
-against Alpaca's paper API replays alike. TRADECTL_RECORD=1 re-records: tests/cassettes/README.md.
+against Alpaca's paper API replays alike. TRADECTL_RECORD=1 re-records: tests/adapters/cassettes/README.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 import vcr
 import yaml
 
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker import BracketRequest, Order
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.errors import BrokerError

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tests.conftest import Cli, closed_port
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.db.models import Alert, Cycle, Position
 from tradectl.db.session import Database
 from tradectl.services.journal import record_event

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, broker_env
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker import Account
 from tradectl.errors import BrokerUnreachable, InputError
 from tradectl.risk import BracketSpec

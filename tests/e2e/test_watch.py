@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import Cli, SmtpSink, broker_env, rows, tradectl_command
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.db.models import Cycle, Event, Position, utcnow
 from tradectl.db.session import Database

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from tests.conftest import Cli, CliResult, SmtpSink, broker_env
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker import BracketRequest
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.config import load_settings, mask_secret
@@ -29,7 +29,7 @@ DB_PASSWORD = "DbPasswordProbe-13579"
 PROBES = {"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET, "a wrong secret": WRONG_SECRET,
           "SMTP_PASSWORD": SMTP_PASSWORD, "a database password": DB_PASSWORD}
 FRAGMENT = 10  # any run of this many characters of a probe counts as a leak
-CASSETTES = Path(__file__).parent / "cassettes"
+CASSETTES = Path(__file__).parents[1] / "adapters" / "cassettes"
 DOWN = {"ALPACA_BASE_URL": "http://127.0.0.1:9", "ALPACA_DATA_URL": "http://127.0.0.1:9"}
 OPEN = ("open", "--qty", "1", "--stop", "390", "--target", "410")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fake_alpaca import FakeAlpaca
-from tests.spec_check import require_spec, validate_exchange
+from tests.fakes.alpaca import FakeAlpaca
+from tests.adapters.spec_check import require_spec, validate_exchange
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Client:
@@ -583,7 +583,7 @@ def test_reset_and_the_sdk_talk_to_the_fake(fake, monkeypatch):
 
 def test_module_runs_in_the_foreground():
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_alpaca", "--port", "0", "--price", "AAPL=150"],
+        [sys.executable, "-m", "tests.fakes.alpaca", "--port", "0", "--price", "AAPL=150"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import PG_ADMIN_URL, Cli, _empty_pg, _pg_connect, broker_env, count_rows
-from tests.fake_alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.db import session as db_session
 from tradectl.db.models import Event, Position
 from tradectl.db.session import Database
