@@ -2,7 +2,8 @@
 
 Normally nothing leaves the machine (record_mode "none"). Requests are matched on method, path,
 query and body, never on host, so a cassette recorded against the local fake (random port) or
-against Alpaca's paper API replays alike. TRADECTL_RECORD=1 re-records: tests/adapters/cassettes/README.md.
+against Alpaca's paper API replays alike. TRADECTL_RECORD=1 re-records: see
+tests/adapters/cassettes/README.md.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fakes.alpaca import FakeAlpaca
 from tests.adapters.spec_check import require_spec, validate_exchange
+from tests.fakes.alpaca import FakeAlpaca
 
 REPO = Path(__file__).resolve().parents[2]
 

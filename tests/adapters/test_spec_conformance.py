@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fakes.alpaca import FakeAlpaca
 from tests.adapters.spec_check import require_spec, validate_exchange
+from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker import BracketRequest, Broker
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.errors import BrokerError
