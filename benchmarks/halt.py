@@ -39,6 +39,7 @@ from measure import (
 from sqlalchemy import func, select
 
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.db import orm_session
 from tradectl.broker.alpaca import RATE_BURST, RATE_PER_SECOND
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
@@ -101,7 +102,7 @@ def seed(fake: FakeAlpaca, database_url: str, n: int) -> None:
     client_ids = seed_broker(fake, n)
     entries = {o["client_order_id"]: o for o in fake.orders_list(nested=True)}
     db = Database(database_url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         cycle = Cycle(status="active")
         session.add(cycle)
         session.flush()
@@ -160,7 +161,7 @@ def halt_once(ws: Workspace, n: int, fallback: bool) -> HaltRun:
         starts = [e.monotonic for e in log]
         left = len(fake.positions_list())
     db = Database(url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         recorded = session.scalar(select(func.count()).select_from(Position).where(
             Position.status.in_(("closed", "closing")), Position.exit_order_id.is_not(None)))
     db.dispose()

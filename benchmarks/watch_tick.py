@@ -24,13 +24,12 @@ from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.db import orm_session
 from tradectl.broker import Account, BrokerPosition, Clock, Order
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
-from tradectl.services.alerts import SmtpSettings
 from tradectl.services.watch import Watcher
 
-NO_SMTP = SmtpSettings(None, 25, None, None, False, 1, None, ())
 NOW = datetime.now(UTC)
 
 
@@ -63,7 +62,7 @@ class InstantBroker:
 
 
 def seed(db: Database, broker: InstantBroker, count: int) -> None:
-    with db.transaction() as session:
+    with orm_session(db) as session:
         session.add(Cycle(status="active"))
         session.flush()
         session.add_all(
@@ -100,7 +99,7 @@ def measure(url: str, count: int, ticks: int) -> tuple[float, float, int, int]:
         statements += 1
 
     event.listen(db.engine, "before_cursor_execute", counted)
-    watcher = Watcher(db, broker, NO_SMTP, daily_loss_limit=Decimal(2000),  # type: ignore[arg-type]
+    watcher = Watcher(db, broker, None, daily_loss_limit=Decimal(2000),  # type: ignore[arg-type]
                       drives_stops=True)
     watcher.tick()  # warm-up: caches, first sync
     times = []

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.db import orm_session
 from tradectl.config import DEFAULTS
 from tradectl.db.session import Database
 
@@ -112,7 +113,7 @@ def db(database_url: str) -> Iterator[Database]:
 def rows(url: str, model: type) -> list:
     """Every row of a model's table, oldest first, read in a fresh connection."""
     db = Database(url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         found = list(session.scalars(select(model).order_by(model.id)))
     db.dispose()
     return found
@@ -120,7 +121,7 @@ def rows(url: str, model: type) -> list:
 
 def count_rows(url: str, model: type) -> int:
     db = Database(url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         found = session.scalar(select(func.count()).select_from(model)) or 0
     db.dispose()
     return found

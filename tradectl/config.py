@@ -70,14 +70,12 @@ class Settings:
     smtp_timeout: float = 10.0
     alert_email_from: str | None = None
     alert_email_to: tuple[str, ...] = ()
+    # tradectl's own directory (the default database, the stop spool); not a setting
+    app_dir: Path | None = None
 
     @property
     def alpaca_enabled(self) -> bool:
         return bool(self.alpaca_api_key and self.alpaca_secret_key)
-
-    @property
-    def alerts_enabled(self) -> bool:
-        return bool(self.smtp_host and self.alert_email_to)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed, logged or stored."""
@@ -157,6 +155,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         smtp_timeout=_positive_number("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), "seconds"),
         alert_email_from=raw("ALERT_EMAIL_FROM"),
         alert_email_to=_addresses("ALERT_EMAIL_TO", raw("ALERT_EMAIL_TO")),
+        app_dir=app_dir,
     )
 
 

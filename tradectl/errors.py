@@ -1,20 +1,28 @@
-"""One exception hierarchy: every error knows its exit code and carries a one-line message."""
+"""One exception hierarchy and one set of exit codes: every error knows its code and carries a
+one-line message (and maybe a hint)."""
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_REFUSED = 3
-EXIT_BROKER = 4
-EXIT_DATABASE = 5
+
+class ExitCode(IntEnum):
+    """What a tradectl process tells its caller. Scripts depend on these numbers."""
+
+    OK = 0
+    ABORTED = 1  # declined at the live-mode confirmation: nothing written or sent
+    BAD_INPUT = 2  # bad input or an invalid setting: nothing written, no broker call
+    REFUSED = 3  # a risk rule, a stopped cycle, or another watch already drives stops
+    BROKER = 4  # Alpaca rejected the request, could not be reached, or could not be read
+    DATABASE = 5  # the database is unreachable, locked, or needs `tradectl db upgrade`
+    INTERRUPTED = 130  # Ctrl-C outside `watch` (128 + SIGINT, as shells report it)
 
 
 class TradectlError(Exception):
     """Base class: `str(err)` is the one line shown to the user; `hint` may add a fix."""
 
-    exit_code = 1
+    exit_code = ExitCode.ABORTED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -25,7 +33,7 @@ class TradectlError(Exception):
 class InputError(TradectlError):
     """A command-line value is malformed or inconsistent. Nothing was written or sent."""
 
-    exit_code = EXIT_BAD_INPUT
+    exit_code = ExitCode.BAD_INPUT
 
 
 class ConfigError(InputError):
@@ -35,7 +43,7 @@ class ConfigError(InputError):
 class RefusedError(TradectlError):
     """A risk rule or a stopped trading cycle refused the action."""
 
-    exit_code = EXIT_REFUSED
+    exit_code = ExitCode.REFUSED
 
     def __init__(
         self,
@@ -50,6 +58,12 @@ class RefusedError(TradectlError):
         self.figures = figures or {}
 
 
+class Aborted(TradectlError):
+    """The user declined at the confirmation prompt. Nothing was written or sent."""
+
+    exit_code = ExitCode.ABORTED
+
+
 class CycleStoppedError(RefusedError):
     """The emergency stop is latched: no new entries until `tradectl resume`."""
 
@@ -57,7 +71,7 @@ class CycleStoppedError(RefusedError):
 class DatabaseError(TradectlError):
     """The database cannot be reached, is locked, or its schema is not the one tradectl needs."""
 
-    exit_code = EXIT_DATABASE
+    exit_code = ExitCode.DATABASE
 
 
 class BrokerError(TradectlError):
@@ -66,7 +80,7 @@ class BrokerError(TradectlError):
     `status` is the HTTP status (None when no answer came), `code` Alpaca's error code.
     """
 
-    exit_code = EXIT_BROKER
+    exit_code = ExitCode.BROKER
 
     def __init__(
         self,
@@ -97,4 +111,4 @@ class BrokerTimeout(BrokerError):
 class BrokerNotConfigured(TradectlError):
     """Alpaca keys are not set: the action needs a broker."""
 
-    exit_code = EXIT_BAD_INPUT
+    exit_code = ExitCode.BAD_INPUT

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
+from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
 
 Side = Literal["buy", "sell"]
@@ -75,20 +76,7 @@ def parse_side(text: str) -> Side:
     raise InputError(f"--side must be buy or sell, got {text!r}")
 
 
-@dataclass(frozen=True)
-class BracketSpec:
-    """A validated bracket: entry None means a market entry."""
-
-    symbol: str
-    side: Side
-    qty: int
-    stop: Decimal
-    target: Decimal
-    entry: Decimal | None
-    time_in_force: Literal["day", "gtc"]
-
-
-def check_bracket_shape(spec: BracketSpec) -> None:
+def check_bracket_shape(spec: BracketRequest) -> None:
     """What can be checked before knowing the market price: stop and target on the right sides."""
     if spec.side == "buy" and not spec.stop < spec.target:
         raise InputError(f"for a buy, --stop ({spec.stop}) must be below --target ({spec.target})")
@@ -100,7 +88,7 @@ def check_bracket_shape(spec: BracketSpec) -> None:
         check_bracket_against_base(spec, spec.entry, base_name="--entry")
 
 
-def check_bracket_against_base(spec: BracketSpec, base: Decimal, *, base_name: str) -> None:
+def check_bracket_against_base(spec: BracketRequest, base: Decimal, *, base_name: str) -> None:
     """For a buy stop < base < target, for a sell the reverse, each at least a cent away."""
     if spec.side == "buy":
         if spec.stop > base - CENT:
@@ -134,13 +122,19 @@ class RiskLimits:
 class BookState:
     """What the checks need to know about the account and the database, gathered by the caller.
 
-    `day_pnl` and `buying_power` are None when no broker is configured.
+    `open_symbols` / `open_count`: the live positions that count for this open (broker-backed
+    ones for a broker-backed open, local-only ones without a broker). `unknown_symbols`: rows
+    whose order outcome Alpaca has not settled yet. `untracked`: positions the broker holds that
+    tradectl does not track, by symbol, with their quantity. `day_pnl` and `buying_power` are None
+    when no broker is configured.
     """
 
     open_symbols: frozenset[str]
     open_count: int
     day_pnl: Decimal | None
     buying_power: Decimal | None
+    unknown_symbols: frozenset[str] = frozenset()
+    untracked: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,7 +144,7 @@ class Refusal:
     figures: dict[str, str]
 
 
-def trade_exposure(spec: BracketSpec, base: Decimal | None) -> tuple[Decimal, Decimal]:
+def trade_exposure(spec: BracketRequest, base: Decimal | None) -> tuple[Decimal, Decimal]:
     """(notional, risk) of the trade. Without a base price (market entry, no broker) assume the
     worst case the bracket allows: the base at the far end from the stop."""
     if base is None:
@@ -160,22 +154,36 @@ def trade_exposure(spec: BracketSpec, base: Decimal | None) -> tuple[Decimal, De
 
 
 def pre_trade_refusal(
-    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits
+    spec: BracketRequest, base: Decimal | None, book: BookState, limits: RiskLimits
 ) -> Refusal | None:
     """The first rule the trade breaks, or None. Order: the cheapest facts first."""
     notional, risk = trade_exposure(spec, base)
+    untracked = dict(book.untracked)
+    if spec.symbol in book.unknown_symbols:
+        return Refusal(
+            "open_position_in_symbol",
+            f"{spec.symbol} has an order whose outcome is not known yet: wait until Alpaca "
+            "settles it (`tradectl watch --once` or `tradectl status`)",
+            {"symbol": spec.symbol, "unknown": "true"},
+        )
     if spec.symbol in book.open_symbols:
         return Refusal(
             "open_position_in_symbol",
             f"{spec.symbol} already has an open or pending position",
             {"symbol": spec.symbol},
         )
-    if book.open_count >= limits.max_open_positions:
+    if spec.symbol in untracked:
+        return Refusal(
+            "open_position_in_symbol",
+            f"Alpaca holds {untracked[spec.symbol]:f} {spec.symbol} that tradectl did not open",
+            {"symbol": spec.symbol, "untracked_qty": str(untracked[spec.symbol])},
+        )
+    held = book.open_count + len(untracked)
+    if held >= limits.max_open_positions:
         return Refusal(
             "max_open_positions",
-            f"{book.open_count} positions are open; MAX_OPEN_POSITIONS is "
-            f"{limits.max_open_positions}",
-            {"open_positions": str(book.open_count), "limit": str(limits.max_open_positions)},
+            f"{held} positions are open; MAX_OPEN_POSITIONS is {limits.max_open_positions}",
+            {"open_positions": str(held), "limit": str(limits.max_open_positions)},
         )
     if notional > limits.max_position_notional:
         return Refusal(
@@ -216,3 +224,10 @@ def loss_limit_reached(day_pnl: Decimal, limit: Decimal) -> bool:
 def loss_warning_reached(day_pnl: Decimal, limit: Decimal) -> bool:
     """The early warning: the day's loss past 80% of the limit."""
     return day_pnl <= -(limit * Decimal("0.8"))
+
+
+def position_pnl(side: str, entry: Decimal, price: Decimal, qty: Decimal) -> Decimal:
+    """P&L of `qty` shares entered at `entry`, exited (or marked) at `price`: a short gains when
+    the price falls."""
+    per_share = price - entry if side == "buy" else entry - price
+    return per_share * qty

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Cli, count_rows
+from tests.support.db import orm_session
 from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
 
@@ -83,13 +84,13 @@ def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(cli: C
 
 def test_a_stopped_cycle_refuses_with_exit_3_saying_when_and_why(cli: Cli) -> None:
     db = Database(cli.env["DATABASE_URL"])
-    with db.transaction() as session:
+    with orm_session(db) as session:
         session.add(Cycle(status="stopped", stopped_at=datetime(2026, 11, 25, 14, 30, tzinfo=UTC),
                           stop_reason="daily loss limit"))
     result = cli(*OPEN)
     assert result.code == 3
     assert "stopped since 2026-11-25 14:30:00 UTC: daily loss limit" in result.stderr
-    with db.transaction() as session:
+    with orm_session(db) as session:
         assert session.scalar(select(func.count()).select_from(Position)) == 0
         event = session.scalars(select(Event).where(Event.kind == "refused")).one()
         assert event.details is not None and event.details["rule"] == "cycle_stopped"
@@ -102,7 +103,7 @@ def test_risk_refusal_exits_3_names_the_rule_and_logs_an_event(cli: Cli) -> None
     assert result.code == 3
     assert "max_position_notional" in result.stderr or "max_risk_per_trade" in result.stderr
     db = Database(cli.env["DATABASE_URL"])
-    with db.transaction() as session:
+    with orm_session(db) as session:
         assert session.scalar(select(func.count()).select_from(Position)) == 0
         event = session.scalars(select(Event).where(Event.kind == "refused")).one()
         assert event.details is not None and event.details["figures"]

@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from tests.conftest import Cli, CliResult, broker_env
 from tests.fakes.alpaca import FakeAlpaca
 from tests.strategies import ticks
+from tests.support.db import orm_session
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
 
@@ -263,7 +264,7 @@ class Bench:
                 connection.execute(text(f"DELETE FROM {table}"))
 
     def positions(self) -> list[Position]:
-        with self.db.transaction() as session:
+        with orm_session(self.db) as session:
             return list(session.scalars(select(Position).order_by(Position.id)))
 
     def count(self, table: str) -> int:
@@ -413,7 +414,7 @@ def test_sql_meta_characters_change_nothing_on_either_database(
     ok = trader("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160", "--json")
     assert ok.code == 0, ok.output  # the tables are all still there
     db = Database(trader.env["DATABASE_URL"])
-    with db.transaction() as session:
+    with orm_session(db) as session:
         (row,) = session.scalars(select(Position))
         assert row.symbol == "AAPL"
     db.dispose()
@@ -431,7 +432,7 @@ def test_a_sub_dollar_bracket_reaches_the_broker_exactly_on_either_database(
     assert (body["limit_price"], body["stop_loss"], body["take_profit"]) == (
         "0.4500", {"stop_price": "0.4001"}, {"limit_price": "0.6123"})
     db = Database(trader.env["DATABASE_URL"])
-    with db.transaction() as session:
+    with orm_session(db) as session:
         (row,) = session.scalars(select(Position))
     db.dispose()
     assert (row.entry_price, row.stop_loss, row.take_profit, row.qty) == (
@@ -443,7 +444,7 @@ def test_a_halt_reason_full_of_sql_and_unicode_is_stored_verbatim(trader: Cli) -
     reason = f"{SQL_META} \"quoted\" ünïcødé 🚨 {chr(0x202e)}rtl \\ % _"
     assert trader("halt", "--reason", reason).code == 0
     db = Database(trader.env["DATABASE_URL"])
-    with db.transaction() as session:
+    with orm_session(db) as session:
         (cycle,) = session.scalars(select(Cycle))
         assert cycle.stop_reason == reason
         assert session.scalars(select(Position)).all() == []  # the table is still there

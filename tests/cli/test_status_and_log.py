@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from tests.conftest import Cli, closed_port
 from tests.fakes.alpaca import FakeAlpaca
-from tradectl.db.models import Alert, Cycle, Position
+from tests.support.db import orm_session
+from tradectl.db.models import Alert, Cycle, Event, Position
 from tradectl.db.session import Database
-from tradectl.services.journal import record_event
 
 NOW = datetime.now(UTC)
 
@@ -31,7 +31,7 @@ def position(cycle_id: int, symbol: str, status: str, **fields: object) -> Posit
 
 def journal(url: str, *rows: object) -> None:
     db = Database(url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         for row in rows:
             session.add(row)
             session.flush()
@@ -163,7 +163,7 @@ def events(url: str) -> None:
     """Five events a minute apart: two on AAPL's position, one AAPL refusal without a
     position, one on MSFT, one about no symbol."""
     db = Database(url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         session.add(Cycle(id=1))
         session.flush()
         aapl = position(1, "AAPL", "open")
@@ -177,9 +177,8 @@ def events(url: str) -> None:
             ("refused", "AAPL: refused by max_open_positions", None, {"symbol": "AAPL"}),
             ("order_submitted", "MSFT: bracket order accepted", msft.id, None),
         ]):
-            event = record_event(session, kind, message, cycle_id=1, position_id=position_id,
-                                 details=details)
-            event.created_at = NOW - timedelta(minutes=10 - minute)
+            session.add(Event(kind=kind, message=message, cycle_id=1, position_id=position_id,
+                              details=details, created_at=NOW - timedelta(minutes=10 - minute)))
     db.dispose()
 
 

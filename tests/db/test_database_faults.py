@@ -14,11 +14,9 @@ from tests.fakes.alpaca import FakeAlpaca
 from tradectl.db import session as db_session
 from tradectl.db.models import Event, Position
 from tradectl.db.session import Database
-from tradectl.services.alerts import SmtpSettings
 from tradectl.services.watch import Watcher
 
 OPEN = ("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160")
-NO_SMTP = SmtpSettings(None, 25, None, None, False, 1, None, ())
 
 
 
@@ -62,14 +60,14 @@ def test_watch_survives_postgres_dropping_its_connections(
     db = Database(_shared_pg_url)
     broker = AlpacaBroker(api_key=fake.api_key, secret_key=fake.secret_key, base_url=fake.url,
                           data_url=fake.url)
-    watcher = Watcher(db, broker, NO_SMTP, daily_loss_limit=Decimal(2000), drives_stops=False)
+    watcher = Watcher(db, broker, None, daily_loss_limit=Decimal(2000), drives_stops=False)
     assert watcher.tick().error is None
     name = _shared_pg_url.rsplit("/", 1)[1]
     with _pg_connect(PG_ADMIN_URL) as admin:  # drop every connection, as a restart would
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
     result = watcher.tick()
-    assert result.error is None and result.positions[0]["status"] == "open"
+    assert result.error is None and result.positions[0].status == "open"
     db.dispose()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
+from tests.support.db import orm_session
 from tradectl.db.models import HEAD_REVISION, Base, Cycle, Position
 from tradectl.db.session import Database, migrations_dir
 from tradectl.db.url import masked_url
@@ -84,7 +85,7 @@ def test_sqlite_uses_wal_and_a_busy_timeout(sqlite_url: str) -> None:
 
 def test_money_round_trips_exactly(db: Database) -> None:
     awkward = Decimal("123456789.123456")  # more digits than a float keeps exactly
-    with db.transaction() as session:
+    with orm_session(db) as session:
         cycle = Cycle(status="active")
         session.add(cycle)
         session.flush()
@@ -93,7 +94,7 @@ def test_money_round_trips_exactly(db: Database) -> None:
             take_profit=Decimal("0.3"), status="open", client_order_id="c1",
             realized_pl=awkward, filled_avg_price=Decimal("0.0001"),
         ))
-    with db.transaction() as session:
+    with orm_session(db) as session:
         position = session.scalars(select(Position)).one()
         assert position.realized_pl == awkward
         assert position.filled_avg_price == Decimal("0.0001")
@@ -104,7 +105,7 @@ def test_money_round_trips_exactly(db: Database) -> None:
 
 
 def test_money_refuses_floats(db: Database) -> None:
-    with pytest.raises(Exception, match="finite Decimal"), db.transaction() as session:
+    with pytest.raises(Exception, match="finite Decimal"), orm_session(db) as session:
         session.add(Cycle(status="active"))
         session.flush()
         session.add(Position(cycle_id=1, symbol="A", side="buy", qty=1.5,  # type: ignore[arg-type]

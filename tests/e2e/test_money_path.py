@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from tests.conftest import Cli, broker_env
 from tests.fakes.alpaca import FakeAlpaca
 from tests.strategies import ticks
+from tests.support.db import orm_session
 from tradectl.db.models import Event, Money, Position
 from tradectl.db.session import Database
 
@@ -165,7 +166,7 @@ def run_book(cli: Cli, fake: FakeAlpaca, book: list[Trip]) -> Decimal:
 
 def stored_positions(url: str) -> list[Position]:
     db = Database(url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         rows = list(session.scalars(select(Position).order_by(Position.id)))
     db.dispose()
     return rows
@@ -207,7 +208,7 @@ def check_ledger(url: str, book: list[Trip], cash_change: Decimal) -> None:
     else:
         assert abs(realized - cash_change) < HALF_CENT, (realized, cash_change)
     db = Database(url)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         details = [e.details for e in session.scalars(select(Event)) if e.details]
     with db.engine.connect() as connection:
         # on disk too: exact text in SQLite (a REAL is a binary float), NUMERIC in Postgres

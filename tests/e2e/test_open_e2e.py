@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from tests.conftest import Cli, broker_env, rows
@@ -138,16 +139,46 @@ def test_lost_answer_is_settled_by_client_order_id_without_resending(
     assert position.status == "open" and position.filled_avg_price == Decimal("150")
 
 
-def test_timeout_with_no_order_at_alpaca_is_recorded_as_failed(
+def test_a_lost_answer_with_no_order_yet_stays_unknown_never_failed(
     trader: Cli, fake: FakeAlpaca
 ) -> None:
+    """No answer and no order at Alpaca yet: the order may still arrive, so the row stays
+    visibly unknown (never `failed`) and the symbol is refused until Alpaca settles it."""
     fake.inject("POST", r"^/v2/orders$", hang=True)
     result = trader(*OPEN)
-    assert result.code == 4
+    assert result.code == 4 and "outcome is unknown" in result.stderr
     assert len(order_posts(fake)) == 1 and fake.orders_list() == []
     (position,) = stored(trader)
-    assert position.status == "failed" and position.alpaca_status == "error"
-    assert "Alpaca has no order" in (position.alpaca_error or "")
+    assert (position.status, position.alpaca_status) == ("pending", "unknown")
+    assert "outcome unknown" in (position.alpaca_error or "")
+    again = trader(*OPEN, "--json")
+    assert again.code == 3 and "not known yet" in again.stderr
+    assert len(order_posts(fake)) == 1  # nothing sent while the first is unknown
+
+
+def test_an_order_alpaca_takes_after_the_timeout_is_found_not_doubled(
+    trader: Cli, fake: FakeAlpaca
+) -> None:
+    """Issue 12's repro: Alpaca acts on the order seconds after tradectl gave up waiting. The
+    row stays unknown; the next `open` of the symbol settles it from Alpaca's orders and is
+    refused, so 3 shares stay 3 shares."""
+    fake.inject("POST", r"^/v2/orders$", delay=3, apply=True)
+    first = trader("open", "MSFT", "--qty", "3", "--stop", "390", "--target", "430",
+                   env={"ALPACA_TIMEOUT": "1"})
+    assert first.code == 4, first.output
+    (position,) = stored(trader)
+    assert position.status == "pending" and position.alpaca_status == "unknown"
+    deadline = time.monotonic() + 10
+    while not fake.orders_list() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(fake.orders_list(nested=True)) == 1  # Alpaca has it now
+    second = trader("open", "MSFT", "--qty", "3", "--stop", "390", "--target", "430")
+    assert second.code == 3 and "already has" in second.stderr, second.output
+    (position,) = stored(trader)
+    assert position.alpaca_order_id == fake.orders_list(nested=True)[0]["id"]
+    assert position.status == "open" and position.alpaca_error is None
+    assert len(order_posts(fake)) == 1
+    assert [p["qty"] for p in fake.positions_list()] == ["3"]
 
 
 def test_market_data_follows_alpaca_data_url(trader: Cli, fake: FakeAlpaca) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tradectl.config import DEFAULTS
+from tradectl.db.models import HEAD_REVISION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +49,7 @@ def test_the_wheel_migrates_from_its_own_files(installed: Path, tmp_path: Path) 
     assert probe.stdout.strip().startswith(str(installed))
     upgraded = run(installed, tmp_path, "db", "upgrade", DATABASE_URL=url)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "empty -> 0002" in upgraded.stdout
+    assert f"empty -> {HEAD_REVISION}" in upgraded.stdout
 
 
 def test_the_wheel_creates_its_default_database_on_first_use(installed: Path,

@@ -92,7 +92,8 @@ def test_the_scanner_finds_a_planted_probe() -> None:
 @pytest.fixture
 def probe_fake() -> Iterator[FakeAlpaca]:
     server = FakeAlpaca(api_key=KEY, secret_key=SECRET).start()
-    for symbol, price in (("AAPL", "150"), ("TSLA", "250"), ("MSFT", "400"), ("NVDA", "100")):
+    for symbol, price in (("AAPL", "150"), ("TSLA", "250"), ("MSFT", "400"), ("NVDA", "100"),
+                          ("AMD", "400")):
         server.set_price(symbol, price)
     yield server
     server.stop()
@@ -151,8 +152,8 @@ def run_every_scenario(run: Recorder, fake: FakeAlpaca, smtp: SmtpSink) -> None:
         run(4, *OPEN, "MSFT", *extra)
     for extra in ((), ("--json",)):  # the broker is down
         run(4, *OPEN, "MSFT", *extra, **DOWN)
-    fake.inject("POST", r"^/v2/orders$", hang=True)  # no answer: settled by client_order_id
-    run(4, *OPEN, "MSFT", "--json", ALPACA_TIMEOUT="0.5")
+    fake.inject("POST", r"^/v2/orders$", hang=True)  # no answer: the outcome stays unknown
+    run(4, *OPEN, "AMD", "--json", ALPACA_TIMEOUT="0.5")
     for extra in ((), ("--json",)):  # wrong keys
         run(4, *OPEN, "MSFT", *extra, ALPACA_SECRET_KEY=WRONG_SECRET)
     run(4, "watch", "--once", "--json", ALPACA_SECRET_KEY=WRONG_SECRET)
@@ -272,8 +273,12 @@ def test_no_cassette_holds_the_keys_it_was_recorded_with() -> None:
 
 
 def test_the_smtp_settings_repr_hides_the_password() -> None:
-    from tradectl.cli.wiring import smtp_settings
+    from tradectl.cli.wiring import alert_channel
 
     config = load_settings({"SMTP_HOST": "127.0.0.1", "SMTP_USERNAME": "probe-user",
-                            "SMTP_PASSWORD": SMTP_PASSWORD}, app_dir=Path("/nonexistent"))
-    assert not find_leaks([("repr(SmtpSettings)", repr(smtp_settings(config)))], PROBES)
+                            "SMTP_PASSWORD": SMTP_PASSWORD, "ALERT_EMAIL_TO": "a@example.test"},
+                           app_dir=Path("/nonexistent"))
+    channel = alert_channel(config)
+    assert channel is not None
+    assert not find_leaks([("repr(SmtpSettings)", repr(channel._settings)),
+                           ("repr(channel)", repr(channel))], PROBES)

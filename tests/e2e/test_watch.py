@@ -13,9 +13,11 @@ import requests
 
 from tests.conftest import Cli, SmtpSink, broker_env, rows, tradectl_command
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.db import orm_session
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.db.models import Cycle, Event, Position, utcnow
 from tradectl.db.session import Database
+from tradectl.services.reconcile import UNKNOWN_GRACE
 
 
 def tick(cli: Cli, *extra: str) -> dict:
@@ -112,14 +114,13 @@ def test_one_bad_equity_reading_does_not_flatten(trader: Cli, fake: FakeAlpaca) 
 
 
 def test_the_loss_warning_is_given_once(trader: Cli, fake: FakeAlpaca) -> None:
-    from tradectl.services.alerts import SmtpSettings
     from tradectl.services.watch import Watcher
 
     fake.set_last_equity("100085")
     db = Database(trader.env["DATABASE_URL"])
     broker = AlpacaBroker(api_key=fake.api_key, secret_key=fake.secret_key, base_url=fake.url,
                           data_url=fake.url)
-    watcher = Watcher(db, broker, SmtpSettings(None, 25, None, None, False, 1, None, ()),
+    watcher = Watcher(db, broker, None,
                       daily_loss_limit=Decimal(100), drives_stops=True)
     first, second = watcher.tick(), watcher.tick()
     db.dispose()
@@ -132,7 +133,7 @@ def test_a_pending_row_whose_order_reached_alpaca_is_completed(
     trader: Cli, fake: FakeAlpaca
 ) -> None:
     db = Database(trader.env["DATABASE_URL"])
-    with db.transaction() as session:
+    with orm_session(db) as session:
         cycle = Cycle(status="active")
         session.add(cycle)
         session.flush()
@@ -141,10 +142,10 @@ def test_a_pending_row_whose_order_reached_alpaca_is_completed(
             take_profit=Decimal(160), status="pending", client_order_id="crashed-1",
             created_at=utcnow() - timedelta(minutes=5),
         ))
-        session.add(Position(
+        session.add(Position(  # past the grace an order would have appeared in
             cycle_id=cycle.id, symbol="MSFT", side="buy", qty=Decimal(1), stop_loss=Decimal(390),
             take_profit=Decimal(410), status="pending", client_order_id="crashed-never-sent",
-            created_at=utcnow() - timedelta(minutes=5),
+            created_at=utcnow() - UNKNOWN_GRACE - timedelta(seconds=1),
         ))
     db.dispose()
     answer = requests.post(f"{fake.url}/v2/orders", timeout=5, json={
@@ -156,7 +157,7 @@ def test_a_pending_row_whose_order_reached_alpaca_is_completed(
     tick(trader)
     aapl, msft = rows(trader.env['DATABASE_URL'], Position)
     assert aapl.alpaca_order_id == answer.json()["id"] and aapl.status == "open"
-    assert msft.status == "failed" and "never submitted" in (msft.alpaca_error or "")
+    assert msft.status == "failed" and "never placed" in (msft.alpaca_error or "")
     assert fake.count("POST", "/v2/orders") == 1  # nothing re-sent
 
 
@@ -208,7 +209,7 @@ def seed_positions(trader: Cli, fake: FakeAlpaca, count: int) -> None:
     """Bracket orders straight to the fake, tracked rows straight into the database."""
     headers = {"APCA-API-KEY-ID": fake.api_key, "APCA-API-SECRET-KEY": fake.secret_key}
     db = Database(trader.env["DATABASE_URL"])
-    with requests.Session() as http, db.transaction() as session:
+    with requests.Session() as http, orm_session(db) as session:
         for n in range(count):
             symbol = f"S{n:03d}"
             fake.set_price(symbol, "50")
@@ -265,13 +266,12 @@ def test_ctrl_c_leaves_cleanly_without_a_stop(fake: FakeAlpaca, sqlite_url: str,
 def test_sql_statements_per_tick_do_not_grow_with_the_book(trader: Cli, fake: FakeAlpaca) -> None:
     from sqlalchemy import event
 
-    from tradectl.services.alerts import SmtpSettings
     from tradectl.services.watch import Watcher
 
     db = Database(trader.env["DATABASE_URL"])
     broker = AlpacaBroker(api_key=fake.api_key, secret_key=fake.secret_key, base_url=fake.url,
                           data_url=fake.url)
-    watcher = Watcher(db, broker, SmtpSettings(None, 25, None, None, False, 1, None, ()),
+    watcher = Watcher(db, broker, None,
                       daily_loss_limit=Decimal(2000), drives_stops=True)
     statements: list[str] = []
     event.listen(db.engine, "before_cursor_execute",

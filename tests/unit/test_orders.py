@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from tests.support.db import orm_session
 from tradectl.broker import Order
 from tradectl.db.models import Cycle, Money, Position
 from tradectl.db.session import Database
@@ -25,7 +26,7 @@ def leg(kind: str, status: str, price: str | None = None) -> Order:
 
 
 def stored_position(db: Database) -> None:
-    with db.transaction() as session:
+    with orm_session(db) as session:
         session.add(Cycle(status="active"))
         session.flush()
         session.add(Position(cycle_id=1, symbol="AAPL", side="buy", qty=Decimal(10),
@@ -36,11 +37,11 @@ def stored_position(db: Database) -> None:
 def test_an_unchanged_order_leaves_the_position_untouched(db: Database) -> None:
     """A quiet `watch` tick must not mark every position modified for the flush to re-examine."""
     stored_position(db)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         position = session.scalars(select(Position)).one()
         assert apply_entry_order(position, entry()) is True
         assert position.status == "open" and position.filled_avg_price == Decimal("150.00")
-    with db.transaction() as session:
+    with orm_session(db) as session:
         position = session.scalars(select(Position)).one()
         assert apply_entry_order(position, entry()) is False
         assert apply_bracket(position, entry(legs=(leg("limit", "new"), leg("stop", "new")))) \
@@ -50,7 +51,7 @@ def test_an_unchanged_order_leaves_the_position_untouched(db: Database) -> None:
 
 def test_a_partial_fill_then_a_filled_leg_close_the_position(db: Database) -> None:
     stored_position(db)
-    with db.transaction() as session:
+    with orm_session(db) as session:
         position = session.scalars(select(Position)).one()
         assert apply_bracket(position, entry("partially_filled", "4")) == \
             "open (partially_filled)"

@@ -7,7 +7,7 @@ import pytest
 from tradectl.errors import InputError
 from tradectl.risk import (
     BookState,
-    BracketSpec,
+    BracketRequest,
     RiskLimits,
     check_bracket_against_base,
     check_bracket_shape,
@@ -31,11 +31,11 @@ EMPTY_BOOK = BookState(open_symbols=frozenset(), open_count=0, day_pnl=D(0),
                        buying_power=D("50000"))
 
 
-def spec(**overrides: object) -> BracketSpec:
+def spec(**overrides: object) -> BracketRequest:
     values: dict[str, object] = dict(symbol="AAPL", side="buy", qty=1, stop=D("145"),
                                      target=D("160"), entry=None, time_in_force="day")
     values.update(overrides)
-    return BracketSpec(**values)  # type: ignore[arg-type]
+    return BracketRequest(**values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("text, expected", [("aapl", "AAPL"), (" msft ", "MSFT"),

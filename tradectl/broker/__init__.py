@@ -19,6 +19,10 @@ FINAL_ORDER_STATUSES = frozenset(
 
 @dataclass(frozen=True)
 class BracketRequest:
+    """A bracket order: a market entry (entry None) or a limit entry at `entry`, a stop-loss at
+    `stop` and a take-profit at `target`. Validated by `risk` before it is built; the
+    `client_order_id` is set when the position is written ahead of the submit."""
+
     symbol: str
     side: Literal["buy", "sell"]
     qty: int
@@ -26,7 +30,7 @@ class BracketRequest:
     target: Decimal
     entry: Decimal | None
     time_in_force: Literal["day", "gtc"]
-    client_order_id: str
+    client_order_id: str = ""
 
 
 @dataclass(frozen=True)

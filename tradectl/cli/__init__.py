@@ -1,5 +1,5 @@
-"""The command line: each command parses, calls one service, renders. Heavy modules (SQLAlchemy,
-the Alpaca SDK, rich) are imported inside commands so that `tradectl --help` stays instant."""
+"""The command line: each command parses, calls its services, renders. Heavy modules (SQLAlchemy,
+rich, the broker adapter) are imported inside commands so that `tradectl --help` stays instant."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ from tradectl.cli.app import app
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the CLI: usage errors and tradectl's own errors become one line and an exit code."""
+    """Run the CLI. The one place that turns an outcome into an exit code: usage errors and
+    tradectl's own errors become one line on stderr (with the hint) and their ExitCode."""
     from tradectl.cli.wiring import close_opened
-    from tradectl.errors import TradectlError
+    from tradectl.errors import ExitCode, TradectlError
 
+    code: int = ExitCode.OK
     try:
-        code = app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        code = result if isinstance(result, int) else ExitCode.OK
     except typer.TyperException as err:  # usage errors: missing option, unknown command, ...
         ctx = getattr(err, "ctx", None)
         command = ctx.command_path if ctx is not None else "tradectl"
@@ -27,15 +30,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = err.exit_code
     except typer.Abort:
         _one_line("aborted")
-        code = 1
+        code = ExitCode.ABORTED
     except TradectlError as err:
         _one_line(err.message, err.hint)
         code = err.exit_code
     except KeyboardInterrupt:
-        code = 130
+        code = ExitCode.INTERRUPTED
     finally:
         close_opened()
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(int(code))
 
 
 def entry() -> NoReturn:

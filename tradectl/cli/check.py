@@ -38,5 +38,4 @@ def check_alpaca_command(
     else:
         report = check_alpaca(config, broker(config), env_file=env_file(), symbol=ticker)
     check_report(report, as_json)
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    raise typer.Exit(report.exit_code)

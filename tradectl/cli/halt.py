@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import broker, database, settings, smtp_settings
+from tradectl.cli.wiring import (
+    alert_channel,
+    broker,
+    database,
+    gate_wait,
+    settings,
+    stop_spool,
+)
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded and e-mailed.")]
 
@@ -18,15 +25,19 @@ def halt_command(reason: ReasonOption, as_json: JsonOption = False) -> None:
 
     Example: tradectl halt --reason "news: trading halted on AAPL"
     """
+    from tradectl.errors import DatabaseError, InputError
     from tradectl.render.halt import halt_report
     from tradectl.services.emergency_stop import emergency_stop
 
     if not reason.strip():
-        from tradectl.errors import InputError
-
         raise InputError("--reason must not be empty: say why trading is stopped")
     config = settings()
-    report = emergency_stop(database(config), broker(config), smtp_settings(config), reason)
+    try:
+        db = database(config)
+    except DatabaseError:  # the stop does not depend on the database: it says so and goes on
+        db = database(config, ensure_schema=False)
+    report = emergency_stop(db, broker(config), alert_channel(config), reason,
+                            spool=stop_spool(config), gate_wait=gate_wait(config))
     halt_report(report, as_json)
     raise typer.Exit(report.exit_code)
 
@@ -48,7 +59,7 @@ def resume_command(
 
     config = settings()
     report = resume_trading(
-        database(config), broker(config), smtp_settings(config), reason,
+        database(config), broker(config), alert_channel(config), reason,
         daily_loss_limit=config.daily_loss_limit, force=force,
     )
     resume_report(report, as_json)

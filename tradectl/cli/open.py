@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import broker, check_database_url, database, fail, settings
+from tradectl.cli.wiring import broker, check_database_url, database, risk_limits, settings
 
 
 @app.command("open")
@@ -30,17 +30,12 @@ def open_command(
     Example: tradectl open AAPL --qty 1 --stop 145 --target 160
     """
     from tradectl import render
+    from tradectl.broker import BracketRequest
+    from tradectl.errors import Aborted, InputError
     from tradectl.render.open import open_outcome, order_preview
-    from tradectl.risk import (
-        BracketSpec,
-        RiskLimits,
-        parse_price,
-        parse_qty,
-        parse_side,
-        parse_symbol,
-    )
+    from tradectl.risk import parse_price, parse_qty, parse_side, parse_symbol
 
-    spec = BracketSpec(
+    spec = BracketRequest(
         symbol=parse_symbol(symbol),
         side=parse_side(side),
         qty=parse_qty(qty),
@@ -50,9 +45,10 @@ def open_command(
         time_in_force="gtc" if gtc else "day",
     )
     config = settings()
-    live = config.trading_mode == "live"
-    if live and not yes and not sys.stdin.isatty():
-        fail("TRADING_MODE=live: pass --yes to confirm the order (no terminal to ask at)", 2)
+    confirm = config.trading_mode == "live" and not yes
+    if confirm and not sys.stdin.isatty():
+        raise InputError("TRADING_MODE=live: pass --yes to confirm the order "
+                         "(no terminal to ask at)")
     if (warning := config.key_mode_warning()) is not None:
         render.warning(warning)
 
@@ -61,30 +57,18 @@ def open_command(
     # and the database opened while they are in flight.
     check_database_url(config)
     adapter = broker(config)
-    from tradectl.services.pre_trade import request_market_facts
+    from tradectl.services.pre_trade import send_pre_trade_reads
 
-    facts = request_market_facts(adapter, spec)
-    from tradectl.services.open_position import OrderPreview, open_position
+    reads = send_pre_trade_reads(adapter, spec)
+    from tradectl.services.open_position import place_open, quote_open
 
-    def confirm(preview: OrderPreview) -> bool:
-        render.stderr().print(order_preview(preview, config.trading_mode))
-        return typer.confirm("Send this LIVE order?", default=False, err=True)
-
-    outcome = open_position(
-        database(config),
-        adapter,
-        RiskLimits(
-            max_open_positions=config.max_open_positions,
-            max_position_notional=config.max_position_notional,
-            max_risk_per_trade=config.max_risk_per_trade,
-            daily_loss_limit=config.daily_loss_limit,
-        ),
-        spec,
-        facts=facts,
-        confirm=confirm if live and not yes else None,
-    )
+    db = database(config)
+    quote = quote_open(db, reads)
+    if confirm:
+        render.stderr().print(order_preview(quote, config.trading_mode))
+        if not typer.confirm("Send this LIVE order?", default=False, err=True):
+            raise Aborted("not confirmed: nothing was written or sent")
+    outcome = place_open(db, adapter, risk_limits(config), quote)
     open_outcome(outcome, as_json)
     if outcome.broker_error is not None:
-        fail(outcome.broker_error.message, outcome.broker_error.exit_code)
-
-
+        raise outcome.broker_error

@@ -1,4 +1,5 @@
-"""What every command needs: settings from the environment and .env, the database, the broker.
+"""The composition root: settings from the environment and .env, then the database, the broker,
+the alert channel and the stop spool every command is given.
 
 The only place that reads the process environment.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
     from tradectl.broker.alpaca import AlpacaBroker
     from tradectl.config import Settings
     from tradectl.db.session import Database
-    from tradectl.services.alerts import SmtpSettings
+    from tradectl.db.spool import StopSpool
+    from tradectl.notify import Channel
+    from tradectl.risk import RiskLimits
 
 
 def env_file() -> Path:
@@ -84,21 +87,38 @@ def broker(config: Settings) -> Broker | None:
     return adapter
 
 
-def smtp_settings(config: Settings) -> SmtpSettings:
-    from tradectl.services.alerts import SmtpSettings
+def alert_channel(config: Settings) -> Channel | None:
+    """E-mail alerts when SMTP_HOST and ALERT_EMAIL_TO are set; None otherwise."""
+    from tradectl.notify.smtp import SmtpChannel, SmtpSettings
 
-    return SmtpSettings(
+    smtp = SmtpSettings(
         host=config.smtp_host, port=config.smtp_port, username=config.smtp_username,
         password=config.smtp_password, starttls=config.smtp_starttls,
         timeout=config.smtp_timeout, sender=config.alert_email_from,
         recipients=config.alert_email_to,
     )
+    return SmtpChannel(smtp) if smtp.enabled else None
 
 
-def fail(message: str, code: int) -> NoReturn:
-    from tradectl import render
+def stop_spool(config: Settings) -> StopSpool | None:
+    """Where an emergency stop that could not reach the database is kept until it can."""
+    from tradectl.db.spool import StopSpool
 
-    render.error(message)
-    raise typer.Exit(code)
+    return StopSpool(config.app_dir, config.database_url) if config.app_dir else None
 
 
+def risk_limits(config: Settings) -> RiskLimits:
+    from tradectl.risk import RiskLimits
+
+    return RiskLimits(
+        max_open_positions=config.max_open_positions,
+        max_position_notional=config.max_position_notional,
+        max_risk_per_trade=config.max_risk_per_trade,
+        daily_loss_limit=config.daily_loss_limit,
+    )
+
+
+def gate_wait(config: Settings) -> float:
+    """How long the stop waits for an `open` mid-submit: its one request's timeouts, and a
+    second for the rest (connect is capped at 5 s in the adapter)."""
+    return config.alpaca_timeout + min(config.alpaca_timeout, 5.0) + 1.0

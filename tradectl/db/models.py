@@ -22,8 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Head of the migration chain. Start-up compares it with the stored revision without importing
-# Alembic; tests/test_migrations.py checks it against alembic/versions.
-HEAD_REVISION = "0002"
+# Alembic; tests/db/test_db.py checks it against alembic/versions.
+HEAD_REVISION = "0003"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -155,7 +155,9 @@ class Event(Base):
 
 class Alert(Base):
     """Outbox of e-mail alerts: written in the same breath as the decision, sent after, retried
-    until sent (a failed send never fails the stop)."""
+    until sent (a failed send never fails the stop). A sender claims rows until `claimed_until`
+    and sends them with no transaction open; a claim that outlives its lease (the sender died)
+    is taken again, so a mail may go twice but is never lost."""
 
     __tablename__ = "alerts"
 
@@ -170,3 +172,4 @@ class Alert(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from tradectl.db.models import HEAD_REVISION
 from tradectl.db.url import masked_url, normalize_url, unusable_url, usable_url
@@ -27,7 +27,10 @@ from tradectl.errors import DatabaseError
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+    from tradectl.db.journal import Journal
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY = "tradectl_read_only"  # execution option: a SQLite transaction that takes no write lock
 LOCK_POLL = 0.05
 _memory_locks: dict[str, threading.Lock] = {}
 
@@ -66,7 +69,8 @@ def _make_engine(parsed: URL) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
@@ -96,11 +100,32 @@ class Database:
     close = dispose
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """Commit on success, roll back on any error; database faults become DatabaseError."""
+    def transaction(self) -> Iterator[Journal]:
+        """A unit of work: named reads and writes, committed only by `journal.commit()`; leaving
+        the block without it rolls back. Database faults become DatabaseError. On SQLite the
+        transaction takes the write lock at once (BEGIN IMMEDIATE): keep it short, and never
+        wait on the network inside it."""
+        with self._unit_of_work(read_only=False) as journal:
+            yield journal
+
+    @contextmanager
+    def read(self) -> Iterator[Journal]:
+        """A unit of work that only reads: on SQLite it takes no write lock, so readers (`status`,
+        `log`) never hold up a writer such as the emergency stop's latch."""
+        with self._unit_of_work(read_only=True) as journal:
+            yield journal
+
+    @contextmanager
+    def _unit_of_work(self, *, read_only: bool) -> Iterator[Journal]:
+        from tradectl.db.journal import Journal
+
         try:
-            with self._sessions() as session, session.begin():
-                yield session
+            with self._sessions() as session:
+                if read_only:
+                    session.connection(execution_options={READ_ONLY: True})
+                yield Journal(session)
+            # closing the session rolls back what was not committed (and, unlike rollback(),
+            # leaves the loaded objects readable)
         except (DBAPIError, SQLAlchemyError) as err:
             if isinstance(err, DBAPIError) or "connect" in str(err):
                 raise describe_db_error(self.url, err) from None

@@ -1,14 +1,12 @@
-"""All terminal output. This module: consoles, one-line errors and warnings, number formats and
---json documents; one sibling module per command renders that command's results."""
+"""All terminal output. This module: consoles, one-line errors and warnings and number formats;
+`json.py` writes every --json document; one sibling module per command renders its results."""
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import datetime
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,19 +24,6 @@ def stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def print_json(document: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(document, default=_plain, sort_keys=False) + "\n")
-    sys.stdout.flush()
 
 
 def error(message: str, hint: str | None = None) -> None:
@@ -90,22 +75,6 @@ def dollars(value: Decimal | None) -> str:
 
 def quantity(value: Decimal | None) -> str:
     return "-" if value is None else quantity_text(value)
-
-
-PRICE_FIELDS = ("entry_price", "stop_loss", "take_profit", "filled_avg_price", "exit_price")
-QUANTITY_FIELDS = ("qty", "filled_qty")
-
-
-def position_document(position: dict[str, Any]) -> dict[str, Any]:
-    """A position for --json: prices on the tick, quantities as whole shares where whole."""
-    document = dict(position)
-    for key in PRICE_FIELDS:
-        if document.get(key) is not None:
-            document[key] = price_text(document[key])
-    for key in QUANTITY_FIELDS:
-        if document.get(key) is not None:
-            document[key] = quantity_text(document[key])
-    return document
 
 
 # How a position's status is coloured wherever it is shown.

@@ -6,14 +6,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import cents, price_text, print_json, stdout
+from tradectl.errors import ExitCode
+from tradectl.render import cents, price_text, stdout
+from tradectl.render.json import print_json
 
 if TYPE_CHECKING:
     from tradectl.broker import Account
     from tradectl.services.check_alpaca import CheckReport
 
 _MARKS = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
-_EXIT_MEANING = {2: "configuration", 4: "broker", 5: "database"}
+_EXIT_MEANING = {ExitCode.BAD_INPUT: "configuration", ExitCode.BROKER: "broker",
+                 ExitCode.DATABASE: "database"}
 
 
 def check_report(report: CheckReport, as_json: bool) -> None:
@@ -49,7 +52,7 @@ def _verdict(report: CheckReport) -> str:
 def check_document(report: CheckReport) -> dict[str, Any]:
     return {
         "ok": report.exit_code == 0,
-        "exit_code": report.exit_code,
+        "exit_code": int(report.exit_code),
         "checks": [
             {"name": c.name, "state": c.state, "detail": c.detail, "fix": c.fix}
             for c in report.checks

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import dollars, print_json, stdout
+from tradectl.render import dollars, stdout
+from tradectl.render.json import print_json
 
 if TYPE_CHECKING:
     from tradectl.services.emergency_stop import HaltReport
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
 
 _STATE_STYLE = {
     "closed": "green", "closing": "yellow", "cancelled": "dim", "flat": "dim",
-    "closed_locally": "dim", "failed": "bold red", "missing": "bold red",
+    "closed_locally": "dim", "cancelling": "yellow", "failed": "bold red", "missing": "bold red",
+    "unknown": "bold red", "no_order": "yellow",
 }
 
 
@@ -40,7 +42,8 @@ def halt_document(report: HaltReport) -> dict[str, Any]:
         "broker_requests": report.broker_requests,
         "alert": report.alert,
         "notes": report.notes,
-        "exit_code": report.exit_code,
+        "database_error": report.database_error,
+        "exit_code": int(report.exit_code),
     }
 
 
@@ -48,14 +51,19 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
     if as_json:
         print_json(halt_document(report))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     console = stdout()
     again = " (already stopped: re-tried what was left)" if report.already_stopped else ""
-    console.print(f"[bold red]EMERGENCY STOP[/] cycle {report.cycle_id} stopped at "
-                  f"{report.stopped_at:%H:%M:%S} UTC{again}: {report.reason}")
+    cycle = f"cycle {report.cycle_id}" if report.cycle_id is not None else "(not recorded)"
+    console.print(f"[bold red]EMERGENCY STOP[/] {cycle} stopped at "
+                  f"{report.stopped_at:%H:%M:%S} UTC{again}: {escape(report.reason)}")
+    if report.database_error:
+        console.print(f"[bold red]database: the stop could not be recorded: "
+                      f"{escape(report.database_error)}[/]")
     if report.broker_error:
-        console.print(f"[bold red]broker: {report.broker_error}[/]")
+        console.print(f"[bold red]broker: {escape(report.broker_error)}[/]")
     if report.symbols:
         table = Table(show_edge=False, pad_edge=False)
         for column in ("symbol", "state", "cancelled orders", "close order", "error"):
@@ -63,7 +71,8 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
         for s in report.symbols:
             name = s.symbol + (" (external)" if s.external else "")
             table.add_row(name, f"[{_STATE_STYLE.get(s.state, '')}]{s.state}[/]",
-                          str(s.cancelled_orders), s.close_order_id or "-", s.error or "")
+                          str(s.cancelled_orders), s.close_order_id or "-",
+                          escape(s.error or ""))
         console.print(table)
     else:
         console.print("no open positions")
@@ -73,16 +82,15 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
     if report.equity is not None:
         console.print(f"equity {dollars(report.equity)}, day P&L {dollars(report.day_pnl)}")
     for note in report.notes:
-        console.print(f"note: {note}")
-    console.print(f"alert: {report.alert}")
-    console.print("new entries are refused until `tradectl resume --reason ...`")
+        console.print(f"note: {escape(note)}")
+    console.print(f"alert: {escape(report.alert)}")
+    if report.cycle_id is not None:
+        console.print("new entries are refused until `tradectl resume --reason ...`")
 
 
 def resume_report(report: ResumeReport, as_json: bool) -> None:
     if as_json:
-        print_json({"cycle_id": report.cycle_id, "resumed": report.resumed,
-                    "previous_cycle_id": report.previous_cycle_id, "day_pnl": report.day_pnl,
-                    "forced": report.forced, "alerts_sent": report.alerts_sent})
+        print_json(report)
         return
     if not report.resumed:
         stdout().print(f"trading is already active (cycle {report.cycle_id}); nothing changed")

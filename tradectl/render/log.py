@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from tradectl.render import stdout
+from tradectl.render.json import print_json
+from tradectl.views import EventView
 
-from tradectl.render import print_json, stdout
 
-
-def event_log(events: list[dict[str, Any]], as_json: bool) -> None:
+def event_log(events: list[EventView], as_json: bool) -> None:
     if as_json:
         print_json({"events": events})
         return
@@ -17,12 +17,12 @@ def event_log(events: list[dict[str, Any]], as_json: bool) -> None:
     if not events:
         console.print("no events")
         return
-    kind_width = max(len("kind"), *(len(e["kind"]) for e in events))
-    symbol_width = max(len("symbol"), *(len(e["symbol"] or "-") for e in events))
+    kind_width = max(len("kind"), *(len(e.kind) for e in events))
+    symbol_width = max(len("symbol"), *(len(e.symbol or "-") for e in events))
     console.print(f"[dim]{'time (UTC)':<19}  {'kind':<{kind_width}}  {'symbol':<{symbol_width}}  "
                   "message[/]")
     for e in events:
         console.print(
-            f"{e['created_at']:%Y-%m-%d %H:%M:%S}  {e['kind']:<{kind_width}}  "
-            f"{(e['symbol'] or '-'):<{symbol_width}}  {escape(e['message'])}"
+            f"{e.created_at:%Y-%m-%d %H:%M:%S}  {e.kind:<{kind_width}}  "
+            f"{(e.symbol or '-'):<{symbol_width}}  {escape(e.message)}"
         )

@@ -6,20 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import (
-    STATUS_STYLE,
-    cents,
-    money,
-    position_document,
-    price_text,
-    print_json,
-    quantity,
-    stdout,
-)
+from tradectl.render import STATUS_STYLE, cents, money, quantity, stdout
 from tradectl.render.check import account_document
+from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
     from tradectl.services.status import StatusReport
+    from tradectl.views import PositionView
 
 
 def status_report(report: StatusReport, as_json: bool) -> None:
@@ -45,7 +38,7 @@ def status_report(report: StatusReport, as_json: bool) -> None:
         console.print("no positions yet")
 
 
-def _positions_table(positions: list[dict[str, Any]]) -> Any:
+def _positions_table(positions: tuple[PositionView, ...]) -> Any:
     from rich import box
     from rich.table import Table
 
@@ -55,15 +48,15 @@ def _positions_table(positions: list[dict[str, Any]]) -> Any:
         table.add_column(name, justify="right" if name in ("#", "P&L") else "left",
                          no_wrap=True)
     for p in positions:
-        style = STATUS_STYLE.get(p["status"], "")
-        if p["filled_avg_price"] is not None:
-            entry = money(p["filled_avg_price"])
+        style = STATUS_STYLE.get(p.status, "")
+        if p.filled_avg_price is not None:
+            entry = money(p.filled_avg_price)
         else:
-            entry = "mkt" if p["entry_price"] is None else f"lmt {money(p['entry_price'])}"
+            entry = "mkt" if p.entry_price is None else f"lmt {money(p.entry_price)}"
         table.add_row(
-            str(p["id"]), p["symbol"], f"{p['side']} {quantity(p['filled_qty'] or p['qty'])}",
-            entry, money(p["stop_loss"]), money(p["take_profit"]),
-            f"[{style}]{p['status']}[/]", _pl(p), _time(p["created_at"], "%m-%d %H:%M"),
+            str(p.id), p.symbol, f"{p.side} {quantity(p.filled_qty or p.qty)}",
+            entry, money(p.stop_loss), money(p.take_profit),
+            f"[{style}]{p.status}[/]", _pl(p), _time(p.created_at, "%m-%d %H:%M"),
         )
     return table
 
@@ -73,9 +66,9 @@ def _trading_line(report: StatusReport, escape: Any) -> str:
     if cycle is None:
         return "[green]active[/] (no trades yet)"
     if report.trading_stopped:
-        return (f"[red bold]STOPPED[/] since {_time(cycle['stopped_at'])} UTC: "
-                f"{escape(cycle['stop_reason'] or 'no reason given')}")
-    return f"[green]active[/] (cycle {cycle['id']} since {_time(cycle['started_at'])} UTC)"
+        return (f"[red bold]STOPPED[/] since {_time(cycle.stopped_at)} UTC: "
+                f"{escape(cycle.stop_reason or 'no reason given')}")
+    return f"[green]active[/] (cycle {cycle.id} since {_time(cycle.started_at)} UTC)"
 
 
 def _account_line(report: StatusReport, escape: Any) -> str:
@@ -95,16 +88,16 @@ def _alerts_line(report: StatusReport, escape: Any) -> str:
     if not report.alerts:
         return "none pending"
     first = report.alerts[0]
-    return (f"[yellow]{len(report.alerts)} pending[/], oldest: {escape(first['subject'] or '')}"
-            + (f" ({first['attempts']} attempts, {escape(first['last_error'])})"
-               if first.get("last_error") else ""))
+    return (f"[yellow]{len(report.alerts)} pending[/], oldest: {escape(first.subject or '')}"
+            + (f" ({first.attempts} attempts, {escape(first.last_error)})"
+               if first.last_error else ""))
 
 
-def _pl(position: dict[str, Any]) -> str:
-    if position["realized_pl"] is not None:
-        return _signed(position["realized_pl"])
-    if position["unrealized_pl"] is not None:
-        return _signed(position["unrealized_pl"])
+def _pl(position: PositionView) -> str:
+    if position.realized_pl is not None:
+        return _signed(position.realized_pl)
+    if position.unrealized_pl is not None:
+        return _signed(position.unrealized_pl)
     return "-"
 
 
@@ -122,21 +115,17 @@ def status_document(report: StatusReport) -> dict[str, Any]:
     return {
         "mode": report.mode,
         "trading": "stopped" if report.trading_stopped else "active",
-        "cycle": report.cycle,
+        "cycle": plain(report.cycle),
         "realized_pl_today": cents(report.realized_pl_today),
         "positions": [_position_document(p) for p in report.positions],
-        "alerts": report.alerts,
+        "alerts": plain(report.alerts),
         "broker": {"configured": report.broker_configured,
                    "account": account_document(report.account), "error": report.broker_error},
-        "warnings": report.warnings,
+        "warnings": list(report.warnings),
     }
 
 
-def _position_document(position: dict[str, Any]) -> dict[str, Any]:
-    document = position_document(position)
-    for name in ("realized_pl", "unrealized_pl"):
-        if document[name] is not None:
-            document[name] = cents(document[name])
-    if document["current_price"] is not None:
-        document["current_price"] = price_text(document["current_price"])
+def _position_document(position: PositionView) -> dict[str, Any]:
+    document = plain(position)
+    document["current_price"] = document.pop("last_price")
     return document

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import _plain, dollars, money, position_document, quantity, stdout
+from tradectl.render import dollars, money, quantity, stdout
+from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
-    from tradectl.services.watch import TickResult
+    from tradectl.services.watch import TickReport
+    from tradectl.views import PositionView
 
 GAUGE_WIDTH = 30
 
@@ -39,19 +40,18 @@ class WatchDisplay:
         if self._live is not None:
             self._live.__exit__(None, None, None)
 
-    def show(self, result: TickResult, next_in: float | None) -> None:
+    def show(self, result: TickReport, next_in: float | None) -> None:
         if self._live is not None:
             self._live.update(self._view(result, next_in), refresh=True)
         elif self.as_json:
-            sys.stdout.write(json.dumps(tick_document(result), default=_plain) + "\n")
-            sys.stdout.flush()
+            print_json(tick_document(result))
         else:
             sys.stdout.write(self._line(result) + "\n")
             sys.stdout.flush()
 
     # -- one line per tick ---------------------------------------------------------------
 
-    def _line(self, result: TickResult) -> str:
+    def _line(self, result: TickReport) -> str:
         parts = [f"{result.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
                  f"cycle={result.cycle_status}"]
         if result.account is not None:
@@ -71,7 +71,7 @@ class WatchDisplay:
 
     # -- the live view -------------------------------------------------------------------
 
-    def _view(self, result: TickResult, next_in: float | None) -> RenderableType:
+    def _view(self, result: TickReport, next_in: float | None) -> RenderableType:
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
@@ -105,7 +105,7 @@ class WatchDisplay:
             table.add_row(*_position_row(p))
         events = Table.grid(padding=(0, 1))
         for e in result.events:
-            events.add_row(f"{e['at']:%H:%M:%S}", e["kind"], e["message"])
+            events.add_row(f"{e.created_at:%H:%M:%S}", e.kind, e.message)
         footer = f"last tick {result.at:%H:%M:%S} UTC"
         if next_in is not None:
             upcoming = result.at + timedelta(seconds=next_in)
@@ -113,7 +113,7 @@ class WatchDisplay:
         return Group(Panel(Group(*lines), title="tradectl watch"), table,
                      Panel(events, title="recent events"), Text(footer, style="dim"))
 
-    def _gauge(self, result: TickResult) -> RenderableType:
+    def _gauge(self, result: TickReport) -> RenderableType:
         from rich.text import Text
 
         pnl = result.day_pnl or Decimal(0)
@@ -125,22 +125,22 @@ class WatchDisplay:
                              f" {used:.0%}")
 
 
-def _position_row(p: dict[str, Any]) -> tuple[Any, ...]:
+def _position_row(p: PositionView) -> tuple[Any, ...]:
     from rich.text import Text
 
-    qty, filled = quantity(p["qty"]), quantity(p["filled_qty"]) if p["filled_qty"] else "0"
+    qty, filled = quantity(p.qty), quantity(p.filled_qty) if p.filled_qty else "0"
     partial = filled not in ("0", qty)
-    pnl = p.get("unrealized_pl")
+    pnl = p.unrealized_pl
     pnl_style = "green" if pnl and pnl > 0 else "red" if pnl else ""
     return (
-        p["symbol"], p["side"], f"{filled}/{qty}" if partial else qty,
-        money(p["filled_avg_price"] or p["entry_price"]), money(p.get("last_price")),
-        money(p["stop_loss"]), money(p["take_profit"]), Text(dollars(pnl), style=pnl_style),
-        p["status"] + (" (partial)" if partial else ""),
+        p.symbol, p.side, f"{filled}/{qty}" if partial else qty,
+        money(p.filled_avg_price or p.entry_price), money(p.last_price),
+        money(p.stop_loss), money(p.take_profit), Text(dollars(pnl), style=pnl_style),
+        p.status + (" (partial)" if partial else ""),
     )
 
 
-def tick_document(result: TickResult) -> dict[str, Any]:
+def tick_document(result: TickReport) -> dict[str, Any]:
     account = result.account
     return {
         "at": result.at,
@@ -149,17 +149,13 @@ def tick_document(result: TickResult) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "equity": account.equity if account else None,
         "day_pnl": result.day_pnl,
-        "positions": [
-            {**position_document(p), "last_price": p.get("last_price"),
-             "unrealized_pl": p.get("unrealized_pl")}
-            for p in result.positions
-        ],
+        "positions": plain(result.positions),
         "external": [{"symbol": p.symbol, "qty": p.qty, "side": p.side} for p in result.external],
-        "changes": result.changes,
+        "changes": list(result.changes),
         "warning": result.warning,
         "error": result.error,
         "emergency_stop": None if result.stop is None else {
-            "exit_code": result.stop.exit_code,
+            "exit_code": int(result.stop.exit_code),
             "symbols": [{"symbol": s.symbol, "state": s.state, "error": s.error}
                         for s in result.stop.symbols],
             "alert": result.stop.alert,

@@ -1,36 +1,25 @@
-"""E-mail alerts through an outbox: queue in the database, then send over SMTP; what fails to
-send stays queued and is retried by the next watch tick, halt or resume."""
+"""Alerts through an outbox: queued in the same transaction as the decision they report, sent
+after with no transaction open, retried by the next watch tick, halt or resume until sent.
+
+A sender claims the pending rows (one short transaction), sends them (no transaction), then
+records each result (another short one). A crash between sending and recording may send a mail
+twice once the claim's lease runs out; a mail is never lost.
+"""
 
 from __future__ import annotations
 
-import smtplib
-import socket
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import make_msgid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from tradectl.db.models import Alert, utcnow
+from tradectl.db.journal import Journal
+from tradectl.db.models import utcnow
 from tradectl.db.session import Database
-from tradectl.services.journal import record_event
+from tradectl.notify import Channel, Notice
 
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str | None
-    port: int
-    username: str | None
-    password: str | None = field(repr=False)
-    starttls: bool
-    timeout: float
-    sender: str | None
-    recipients: tuple[str, ...]
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.host and self.recipients)
+# Added to a channel's own worst case when claiming: a claim must outlive the send it covers.
+LEASE_MARGIN = timedelta(seconds=30)
+NOT_CONFIGURED = "not configured (set SMTP_HOST and ALERT_EMAIL_TO)"
 
 
 @dataclass(frozen=True)
@@ -40,70 +29,52 @@ class Delivery:
     last_error: str | None
 
 
-def queue_alert(
-    session: Session, smtp: SmtpSettings, kind: str, subject: str, body: str,
-    cycle_id: int | None = None,
-) -> Alert | None:
-    """Write the alert to the outbox (None when alerts are not configured: logged instead)."""
-    if not smtp.enabled:
-        record_event(session, "alert_skipped",
-                     f"alert not sent, SMTP_HOST / ALERT_EMAIL_TO not set: {subject}",
-                     cycle_id=cycle_id)
-        return None
-    alert = Alert(kind=kind, subject=subject, body=body, cycle_id=cycle_id,
-                  recipients=", ".join(smtp.recipients), status="pending", attempts=0)
-    session.add(alert)
-    return alert
+def queue_alert(journal: Journal, channel: Channel | None, kind: str, subject: str, body: str,
+                cycle_id: int | None = None) -> bool:
+    """Write the alert to the outbox; without a channel it is logged as skipped. True if queued."""
+    if channel is None:
+        journal.record("alert_skipped",
+                       f"alert not sent, SMTP_HOST / ALERT_EMAIL_TO not set: {subject}",
+                       cycle_id=cycle_id)
+        return False
+    journal.queue_alert(kind, subject, body, channel.recipients, cycle_id)
+    return True
 
 
-def deliver_pending(db: Database, smtp: SmtpSettings) -> Delivery:
-    """Send every queued alert, oldest first, over one SMTP connection. Never raises for SMTP
-    or network faults: they are recorded on the alert and it stays pending."""
-    if not smtp.enabled:
+def deliver_pending(db: Database, channel: Channel | None) -> Delivery:
+    """Send every queued alert nobody else is sending, oldest first. Never raises for channel
+    faults: they are recorded on the alert, which stays pending."""
+    if channel is None:
         return Delivery(0, 0, None)
-    with db.transaction() as session:
-        pending = list(session.scalars(
-            select(Alert).where(Alert.status == "pending").order_by(Alert.id)))
-        if not pending:
+    with db.transaction() as journal:
+        count = len(journal.pending_alerts())
+        if not count:
             return Delivery(0, 0, None)
-        sent, error = 0, None
-        for alert in pending:  # each delivery run is one attempt for everything queued
-            alert.attempts += 1
-        try:
-            with _connect(smtp) as client:
-                for alert in pending:
-                    client.send_message(_message(alert, smtp))
-                    alert.status, alert.sent_at, alert.last_error = "sent", utcnow(), None
-                    sent += 1
-        except (smtplib.SMTPException, OSError, ValueError) as err:  # refused, timeout, bad value
-            error = f"{type(err).__name__}: {err}".strip()
-            for alert in pending:
-                if alert.status == "pending":
-                    alert.last_error = error
-            record_event(session, "alert_failed",
-                         f"{len(pending) - sent} alert(s) still queued: {error}")
-        return Delivery(sent, len(pending) - sent, error)
+        lease = timedelta(seconds=channel.send_budget(count)) + LEASE_MARGIN
+        claimed = [Notice(a.id, a.subject, a.body) for a in journal.claim_alerts(utcnow(), lease)]
+        journal.commit()
+    if not claimed:
+        return Delivery(0, count, None)  # another process is sending them
+    results = channel.send(claimed)
+    return record_delivery(db, claimed, results)
 
 
-def _connect(smtp: SmtpSettings) -> smtplib.SMTP:
-    assert smtp.host
-    client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-    try:
-        if smtp.starttls:
-            client.starttls()
-        if smtp.username and smtp.password:
-            client.login(smtp.username, smtp.password)
-    except BaseException:
-        client.close()
-        raise
-    return client
+def record_delivery(db: Database, notices: Sequence[Notice],
+                    results: dict[int, str | None]) -> Delivery:
+    sent = [n.key for n in notices if results.get(n.key) is None]
+    failed = [n.key for n in notices if results.get(n.key) is not None]
+    error = next((results[key] for key in failed), None)
+    with db.transaction() as journal:
+        journal.alerts_sent(sent, utcnow())
+        if error is not None:
+            journal.alerts_not_sent(failed, error)
+            journal.record("alert_failed", f"{len(failed)} alert(s) still queued: {error}")
+        journal.commit()
+    return Delivery(len(sent), len(failed), error)
 
 
-def _message(alert: Alert, smtp: SmtpSettings) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = alert.subject
-    message["From"] = smtp.sender or f"tradectl@{socket.getfqdn()}"
-    message["To"] = alert.recipients
-    message["Message-ID"] = make_msgid(idstring=f"tradectl-alert-{alert.id}")
-    message.set_content(alert.body)
-    return message
+def delivery_summary(delivery: Delivery) -> str:
+    """How a just-queued alert fared, for a command's report."""
+    if delivery.last_error is None:
+        return "sent"
+    return f"queued, not sent ({delivery.last_error}); retried by watch, halt or resume"

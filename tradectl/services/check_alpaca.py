@@ -14,25 +14,23 @@ from tradectl.broker import Account, Broker, Clock
 from tradectl.config import LIVE_BASE_URL, PAPER_BASE_URL, Settings, mask_secret
 from tradectl.db.models import HEAD_REVISION
 from tradectl.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_BROKER,
-    EXIT_DATABASE,
-    EXIT_OK,
     BrokerError,
     BrokerTimeout,
     BrokerUnreachable,
     ConfigError,
     DatabaseError,
+    ExitCode,
 )
-from tradectl.services.journal import MARKET_TZ
+from tradectl.market import MARKET_TZ
+from tradectl.risk import CENT
 
 T = TypeVar("T")
-CENT = Decimal("0.01")
 State = Literal["pass", "warn", "fail"]
 
 NOT_ENABLED_FIX = "Alpaca not enabled: set ALPACA_API_KEY and ALPACA_SECRET_KEY"
 # A failed check's exit code, most serious first; any other failed check is the broker's.
-_EXIT_CODES = {"settings": EXIT_BAD_INPUT, "database": EXIT_DATABASE, "schema": EXIT_DATABASE}
+_EXIT_CODES = {"settings": ExitCode.BAD_INPUT, "database": ExitCode.DATABASE,
+               "schema": ExitCode.DATABASE}
 
 
 @dataclass(frozen=True)
@@ -80,11 +78,13 @@ class CheckReport:
     database: DatabaseFacts | None = None
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """2 for a configuration error, else 4 if a broker check failed, else 5 if a database
         check failed, else 0 (warnings allowed)."""
-        codes = {_EXIT_CODES.get(c.name, EXIT_BROKER) for c in self.checks if c.state == "fail"}
-        return min(codes, key=lambda code: (code != EXIT_BAD_INPUT, code), default=EXIT_OK)
+        codes = {_EXIT_CODES.get(c.name, ExitCode.BROKER)
+                 for c in self.checks if c.state == "fail"}
+        return min(codes, key=lambda code: (code != ExitCode.BAD_INPUT, code),
+                   default=ExitCode.OK)
 
 
 def check_alpaca(

@@ -1,282 +1,339 @@
 """The emergency stop: latch the cycle, flatten the account, record every position truthfully,
-alert someone, report. Safe to run again: it retries what failed and keeps what succeeded."""
+alert someone, report. Safe to run again: it retries what failed and keeps what succeeded.
+
+The stop never waits on another process for long and never depends on the database: if the
+latch or the record cannot be written, the account is still flattened at the broker, the alert
+is sent directly, and the stop is spooled to a local file for the next tick or halt to record.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from tradectl.broker import Account, Broker, Order, SymbolOutcome
-from tradectl.db.models import Cycle, Position, utcnow
+from tradectl.broker import Broker, Order
+from tradectl.db.journal import ORDERS_WINDOW_MARGIN, event_row
+from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
-from tradectl.errors import InputError
-from tradectl.services.alerts import SmtpSettings, deliver_pending, queue_alert
-from tradectl.services.flatten import Flattening, flatten_account
-from tradectl.services.journal import (
-    event_row,
-    latest_cycle,
-    live_positions,
-    orders_window_start,
-    record_event,
-    record_events,
-    tracked_order_ids,
-    trading_gate,
+from tradectl.db.spool import OfflineStop, StopSpool
+from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
+from tradectl.notify import Channel, Notice
+from tradectl.services.alerts import (
+    NOT_CONFIGURED,
+    deliver_pending,
+    delivery_summary,
+    queue_alert,
 )
-from tradectl.services.orders import apply_entry_order, apply_exit_order
+from tradectl.services.flatten import Flattening, flatten_account
+from tradectl.services.gate import GATE_WAIT_SECONDS
+from tradectl.services.offline_stop import complete_offline_stops
+from tradectl.services.orders import apply_entry_order
+from tradectl.services.reconcile import OrderBook
+from tradectl.services.stop_record import (
+    BrokerAnswers,
+    SymbolReport,
+    cancelled_per_symbol,
+    mark_closed_locally,
+    record_symbol,
+)
 
 MARKET_CLOSED_NOTE = "market closed: fills when the market opens"
+# Entry orders that can still fill: cancelled explicitly if the close-all left them working.
+STILL_WORKING = frozenset({"new", "accepted", "pending_new", "partially_filled",
+                           "accepted_for_bidding", "held"})
 
 
-@dataclass
-class SymbolReport:
-    symbol: str
-    state: str  # closed | closing | failed | cancelled | flat | missing | closed_locally
-    position_ids: list[int] = field(default_factory=list)
-    external: bool = False
-    close_order_id: str | None = None
-    cancelled_orders: int = 0
-    error: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.state in ("failed", "missing")
-
-
-@dataclass
+@dataclass(frozen=True)
 class HaltReport:
-    cycle_id: int
+    cycle_id: int | None  # None: the latch could not be written
     reason: str
     stopped_at: datetime
     already_stopped: bool
     broker_enabled: bool
     path: str = "none"
-    symbols: list[SymbolReport] = field(default_factory=list)
+    symbols: tuple[SymbolReport, ...] = ()
     market_open: bool | None = None
     equity: Decimal | None = None
     day_pnl: Decimal | None = None
     broker_error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    alert: str = "not configured"
+    notes: tuple[str, ...] = ()
+    alert: str = NOT_CONFIGURED
     broker_requests: int | None = None
+    database_error: str | None = None  # the stop could not be (fully) recorded: why
 
     @property
-    def exit_code(self) -> int:
-        failed = self.broker_error is not None or any(s.failed for s in self.symbols)
-        return 4 if failed else 0
+    def exit_code(self) -> ExitCode:
+        if self.database_error is not None:
+            return ExitCode.DATABASE
+        if self.broker_error is not None or any(s.failed for s in self.symbols):
+            return ExitCode.BROKER
+        return ExitCode.OK
+
+
+@dataclass(frozen=True)
+class _Latch:
+    cycle_id: int
+    stopped_at: datetime
+    reason: str
+    already_stopped: bool
 
 
 def emergency_stop(
-    db: Database, broker: Broker | None, smtp: SmtpSettings, reason: str,
-    *, fallback_deadline: float = 60.0,
+    db: Database, broker: Broker | None, channel: Channel | None, reason: str, *,
+    spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
+    fallback_deadline: float = 60.0,
 ) -> HaltReport:
     reason = reason.strip()
     if not reason:
         raise InputError("--reason must not be empty: say why trading is stopped")
-    report = _latch(db, reason, broker is not None)
+    notes: list[str] = []
+    if spool is not None:
+        with suppress(DatabaseError):  # the latch below meets the same fault and says so
+            complete_offline_stops(db, spool)
+    latch: _Latch | None = None
+    database_error: str | None = None
+    try:
+        latch = _latch(db, reason, gate_wait, notes)
+    except DatabaseError as err:
+        database_error = _db_message(err)
+    stopped_at = latch.stopped_at if latch else utcnow()
+    report = HaltReport(
+        cycle_id=latch.cycle_id if latch else None, reason=latch.reason if latch else reason,
+        stopped_at=stopped_at, already_stopped=latch.already_stopped if latch else False,
+        broker_enabled=broker is not None)
     if broker is None:
-        report.symbols = _close_locally(db, report)
-    else:
-        with db.transaction() as session:
-            since = orders_window_start(session, report.stopped_at)
-            tracked = tracked_order_ids(session)
-        flattening = flatten_account(broker, orders_since=since, tracked_orders=tracked,
-                                     deadline_seconds=fallback_deadline)
-        report.path, report.broker_error = flattening.path, flattening.broker_error
-        report.notes.extend(flattening.notes)
-        report.market_open = flattening.clock.is_open if flattening.clock else None
-        _account_figures(report, flattening.account)
-        report.symbols = _record(db, report, flattening)
-        if report.market_open is False and any(s.state == "closing" for s in report.symbols):
-            report.notes.append(MARKET_CLOSED_NOTE)
-        for s in report.symbols:
-            if s.state == "failed" and s.cancelled_orders:
-                report.notes.append(f"{s.symbol} is still open at Alpaca and its bracket orders "
-                                    "were cancelled (no stop-loss): run `tradectl halt` again or "
-                                    "close it by hand")
-    report.broker_requests = getattr(broker, "requests_sent", None)
-    _alert(db, smtp, report)
-    return report
+        if latch is not None:
+            notes.append("Alpaca is not configured: nothing was sent to a broker; positions "
+                         "were closed in the database only")
+            report, queued = _close_locally(db, report, channel)
+            return _alerted(db, channel, replace(report, notes=tuple(notes)), queued)
+        return _alerted(db, channel, replace(report, database_error=database_error,
+                                             notes=tuple(notes)), False)
+
+    since, entries, tracked = stopped_at - ORDERS_WINDOW_MARGIN, set[str](), set[str]()
+    if database_error is None:
+        try:
+            since, entries, tracked = _window(db, stopped_at, report.already_stopped, notes)
+        except DatabaseError as err:
+            database_error = _db_message(err)
+    flattening = flatten_account(broker, orders_since=since, tracked_orders=tracked,
+                                 deadline_seconds=fallback_deadline)
+    answers = BrokerAnswers(flattening.outcomes, flattening.orders, flattening.broker_error,
+                            _cancel_still_working(broker, flattening.orders, entries))
+    notes.extend(flattening.notes)
+    report = replace(
+        report, path=flattening.path, broker_error=flattening.broker_error,
+        market_open=flattening.clock.is_open if flattening.clock else None,
+        equity=flattening.account.equity if flattening.account else None,
+        day_pnl=flattening.account.day_pnl if flattening.account else None)
+    queued = False
+    if database_error is None:
+        assert latch is not None
+        try:
+            report, queued = _record(db, replace(report, notes=tuple(notes)), answers, channel)
+        except DatabaseError as err:
+            database_error = _db_message(err)
+    if database_error is not None:
+        report = _unrecorded(replace(report, notes=tuple(notes)), answers, database_error,
+                             flattening, spool)
+    report = replace(report, broker_requests=getattr(broker, "requests_sent", None))
+    return _alerted(db, channel, report, queued)
 
 
-def _latch(db: Database, reason: str, broker_enabled: bool) -> HaltReport:
-    """Stop the cycle and commit before any broker call: from here on `open` refuses."""
-    with trading_gate(db), db.transaction() as session:
-        cycle = latest_cycle(session)
-        already = cycle is not None and cycle.status == "stopped"
-        if cycle is None:
-            cycle = Cycle(status="active")
-            session.add(cycle)
+def _db_message(err: DatabaseError) -> str:
+    return err.message + (f" ({err.hint})" if err.hint else "")
+
+
+def _latch(db: Database, reason: str, gate_wait: float, notes: list[str]) -> _Latch:
+    """Stop the cycle and commit before any broker call: from here on `open` refuses. The gate
+    is waited for at most `gate_wait` (an `open` submitting holds it for up to ALPACA_TIMEOUT);
+    past that the stop latches without it and says so."""
+    try:
+        with db.lock("cycle", wait=gate_wait) as held:
+            if not held:
+                notes.append(f"another process held the trading gate for {gate_wait:.0f}s: "
+                             "latched without it; an order it was sending may land after "
+                             "this stop: run `tradectl halt` again to close it")
+            return _write_latch(db, reason)
+    except OSError as err:  # the lock file beside a SQLite database cannot be opened
+        raise DatabaseError(f"the trading gate cannot be taken: {err}") from None
+
+
+def _write_latch(db: Database, reason: str) -> _Latch:
+    with db.transaction() as journal:
+        cycle = journal.latest_cycle() or journal.start_cycle()
+        already = cycle.status == "stopped"
         if not already:
             cycle.status, cycle.stopped_at, cycle.stop_reason = "stopped", utcnow(), reason
-        session.flush()
-        record_event(session, "emergency_stop",
-                     f"emergency stop{' (again)' if already else ''}: {reason}",
-                     cycle_id=cycle.id, details={"reason": reason})
+        journal.record("emergency_stop", f"emergency stop{' (again)' if already else ''}: "
+                       f"{reason}", cycle_id=cycle.id, details={"reason": reason})
+        journal.commit()
         assert cycle.stopped_at is not None
-        return HaltReport(cycle.id, cycle.stop_reason or reason, cycle.stopped_at, already,
-                          broker_enabled)
+        return _Latch(cycle.id, cycle.stopped_at, cycle.stop_reason or reason, already)
 
 
-def _close_locally(db: Database, report: HaltReport) -> list[SymbolReport]:
-    report.notes.append("Alpaca is not configured: nothing was sent to a broker; "
-                        "positions were closed in the database only")
-    results = []
-    with db.transaction() as session:
-        for position in live_positions(session):
-            _mark_closed_locally(session, position)
-            results.append(SymbolReport(position.symbol, "closed_locally", [position.id]))
-    return results
+def _window(db: Database, stopped_at: datetime, already: bool,
+            notes: list[str]) -> tuple[datetime, set[str], set[str]]:
+    """The orders read's start, the entry orders of live positions and every tracked order."""
+    with db.read() as journal:
+        live = journal.live_positions()
+        since = journal.orders_window_start(stopped_at)
+    if already and any(p.alpaca_status == "closed_by_emergency_stop" for p in live):
+        notes.append("re-tried what the earlier stop left")
+    entries = {p.alpaca_order_id for p in live if p.alpaca_order_id}
+    tracked = entries | {p.exit_order_id for p in live if p.exit_order_id}
+    return since, entries, tracked
 
 
-def _mark_closed_locally(session: Session, position: Position) -> None:
-    position.status, position.closed_at = "closed", utcnow()
-    position.close_reason = "emergency_stop"
-    record_event(session, "position_closed",
-                 f"{position.symbol}: closed locally by the emergency stop (never at a broker)",
-                 cycle_id=position.cycle_id, position_id=position.id)
+def _cancel_still_working(broker: Broker, orders: list[Order] | None,
+                          entries: Collection[str]) -> dict[str, str | None]:
+    """Entry orders of tracked positions that the close-all left working: cancel each (it can
+    still fill). Returns order id -> None (cancel accepted) or the error."""
+    working = [o for o in orders or () if o.id in entries and o.status in STILL_WORKING]
+
+    def cancel(order: Order) -> tuple[str, str | None]:
+        try:
+            broker.cancel_order(order.id)
+        except BrokerError as err:
+            return order.id, err.message
+        return order.id, None
+
+    if not working:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(working))) as pool:
+        return dict(pool.map(cancel, working))
 
 
-def _record(db: Database, report: HaltReport, state: Flattening) -> list[SymbolReport]:
-    orders = _by_id(state.orders or [])
-    cancelled = _cancelled_per_symbol(state.orders or [], report.stopped_at)
-    results: list[SymbolReport] = []
+def _record(db: Database, report: HaltReport, answers: BrokerAnswers,
+            channel: Channel | None) -> tuple[HaltReport, bool]:
+    """Write what the broker said about every live position, then report from those rows and
+    queue the alert in the same transaction."""
+    book = OrderBook.of(answers.orders or [])
+    cancelled = cancelled_per_symbol(answers.orders or [], report.stopped_at)
     events: list[dict[str, Any]] = []  # one insert for all: a large book has an event a position
-    with db.transaction() as session:
+
+    def log(position: Position, kind: str, message: str) -> None:
+        events.append(event_row(kind, f"{position.symbol}: {message}", cycle_id=report.cycle_id,
+                                position_id=position.id,
+                                details={"close_order_id": position.exit_order_id}))
+
+    with db.transaction() as journal:
         tracked: dict[str, list[Position]] = defaultdict(list)
-        for position in live_positions(session):
+        local: list[SymbolReport] = []
+        for position in journal.live_positions():
             if position.alpaca_status == "alpaca_disabled":
-                _mark_closed_locally(session, position)
+                mark_closed_locally(position, log)
+                local.append(SymbolReport(position.symbol, "closed_locally", (position.id,)))
                 continue
-            entry = orders.get(position.alpaca_order_id or "")
+            entry = book.entry_of(position)
             if entry is not None:
                 apply_entry_order(position, entry)
             tracked[position.symbol].append(position)
-        for symbol in sorted(set(tracked) | set(state.outcomes)):
-            result = _record_symbol(events, report, symbol, tracked.get(symbol, []),
-                                    state.outcomes.get(symbol), orders, state.broker_error)
-            result.cancelled_orders = cancelled.get(symbol, 0)
-            results.append(result)
-        record_events(session, events)
-    return results
+        symbols = [*local]
+        for symbol in sorted(set(tracked) | set(answers.outcomes)):
+            result = record_symbol(symbol, tracked.get(symbol, []), answers, book, log)
+            symbols.append(replace(result, cancelled_orders=cancelled.get(symbol, 0)))
+            if result.external and result.close_order_id:
+                events.append(event_row(
+                    "external_closed", f"{symbol}: position not opened by tradectl, closed by "
+                    f"the emergency stop (order {result.close_order_id})",
+                    cycle_id=report.cycle_id))
+        journal.record_many(events)
+        report = _with_symbols(report, symbols)
+        queued = queue_alert(journal, channel, "emergency_stop", alert_subject(report),
+                             alert_body(report), cycle_id=report.cycle_id)
+        journal.commit()
+    return report, queued
 
 
-def _record_symbol(
-    events: list[dict[str, Any]], report: HaltReport, symbol: str, positions: list[Position],
-    outcome: SymbolOutcome | None, orders: dict[str, Order], broker_error: str | None,
-) -> SymbolReport:
-    result = SymbolReport(symbol, "flat", [p.id for p in positions], external=not positions)
-    if broker_error is not None and outcome is None:
-        result.state, result.error = "failed", broker_error
-    elif outcome is not None and not outcome.ok and outcome.http_status != 404:
-        result.state, result.error = "failed", outcome.error
-    elif outcome is not None and outcome.order is not None:
-        close_order = orders.get(outcome.order.id, outcome.order)
-        result.close_order_id = close_order.id
-        result.state = "closed" if close_order.status == "filled" else "closing"
-    for position in positions:
-        _record_position(events, report, position, result, orders)
-    if result.external and result.close_order_id:
-        events.append(event_row(
-            "external_closed", f"{symbol}: position not opened by tradectl, closed by the "
-            f"emergency stop (order {result.close_order_id})", cycle_id=report.cycle_id))
-    return result
+def _with_symbols(report: HaltReport, symbols: list[SymbolReport]) -> HaltReport:
+    notes = list(report.notes)
+    if report.market_open is False and any(s.state == "closing" for s in symbols):
+        notes.append(MARKET_CLOSED_NOTE)
+    notes += [f"{s.symbol} is still open at Alpaca and its bracket orders were cancelled (no "
+              "stop-loss): run `tradectl halt` again or close it by hand"
+              for s in symbols if s.state == "failed" and s.cancelled_orders]
+    return replace(report, symbols=tuple(symbols), notes=tuple(notes))
 
 
-def _record_position(
-    events: list[dict[str, Any]], report: HaltReport, position: Position, result: SymbolReport,
-    orders: dict[str, Order],
-) -> None:
-    def log(kind: str, message: str) -> None:
-        events.append(event_row(
-            kind, f"{position.symbol}: {message}", cycle_id=report.cycle_id,
-            position_id=position.id, details={"close_order_id": result.close_order_id}))
-
-    if result.state == "failed":
-        position.alpaca_error = f"emergency stop: {result.error}"
-        log("close_failed", f"close failed, still open at the broker: {result.error}")
-    elif position.status in ("pending", "cancelled") and not position.filled_qty:
-        # The entry never filled (the stop's cancel_orders has just cancelled it, or will).
-        position.status, position.closed_at = "cancelled", position.closed_at or utcnow()
-        position.alpaca_status, position.close_reason = "canceled", "emergency_stop"
-        result.state = "cancelled"
-        log("entry_cancelled", "entry order had not filled: cancelled by the emergency stop")
-    elif result.close_order_id is not None:
-        position.alpaca_status, position.close_reason = "closed_by_emergency_stop", "emergency_stop"
-        position.alpaca_error = None
-        apply_exit_order(position, orders.get(result.close_order_id) or _unknown(result))
-        log("position_" + position.status, f"{position.status} by the emergency stop")
-    elif position.status == "closing" and position.exit_order_id:
-        exit_order = orders.get(position.exit_order_id)
-        if exit_order is not None and apply_exit_order(position, exit_order):
-            log("position_closed", "emergency close order filled")
-        result.state, result.close_order_id = position.status, position.exit_order_id
-    else:  # tracked as holding shares, but the broker has no position in the symbol
-        result.state = "missing"
-        position.alpaca_error = "emergency stop: Alpaca holds no position in this symbol"
-        log("position_missing", "tracked as open but Alpaca holds no position; check it")
+def _close_locally(db: Database, report: HaltReport,
+                   channel: Channel | None) -> tuple[HaltReport, bool]:
+    symbols: list[SymbolReport] = []
+    with db.transaction() as journal:
+        for position in journal.live_positions():
+            mark_closed_locally(position, lambda p, kind, message: journal.record(
+                kind, f"{p.symbol}: {message}", cycle_id=p.cycle_id, position_id=p.id))
+            symbols.append(SymbolReport(position.symbol, "closed_locally", (position.id,)))
+        report = replace(report, symbols=tuple(symbols))
+        queued = queue_alert(journal, channel, "emergency_stop", alert_subject(report),
+                             alert_body(report), cycle_id=report.cycle_id)
+        journal.commit()
+    return report, queued
 
 
-def _unknown(result: SymbolReport) -> Order:
-    assert result.close_order_id is not None
-    return Order(id=result.close_order_id, client_order_id="", symbol=result.symbol, side="",
-                 type="market", status="accepted", qty=None, filled_qty=Decimal(0),
-                 filled_avg_price=None)
+def _unrecorded(report: HaltReport, answers: BrokerAnswers, error: str,
+                flattening: Flattening, spool: StopSpool | None) -> HaltReport:
+    """The database could not take the record: report what the broker said, and spool the stop
+    so that the next tick or halt that reaches the database records it."""
+    symbols = []
+    for symbol, outcome in sorted(answers.outcomes.items()):
+        order = outcome.order
+        if order is not None:
+            read = {o.id: o for o in flattening.orders or ()}.get(order.id, order)
+            state = "closed" if read.status == "filled" else "closing"
+        else:
+            state = "flat" if outcome.http_status == 404 else "failed"
+        symbols.append(SymbolReport(symbol, state, close_order_id=order.id if order else None,
+                                    error=outcome.error))
+    closes = {s: o.order.id for s, o in answers.outcomes.items() if o.order is not None}
+    saved = spool.save(OfflineStop(report.stopped_at, report.reason, closes, error)) \
+        if spool is not None else "no spool directory"
+    notes = [*report.notes, f"the stop could not be recorded in the database: {error}"]
+    notes.append("it is spooled and will be recorded by the next `tradectl watch` tick or halt "
+                 "that reaches the database" if saved is None else
+                 f"it could not be spooled either ({saved}): the database must be brought in "
+                 "line by hand")
+    return replace(report, symbols=tuple(symbols), notes=tuple(notes), database_error=error)
 
 
-def _by_id(orders: list[Order]) -> dict[str, Order]:
-    found: dict[str, Order] = {}
-    for order in orders:
-        found[order.id] = order
-        for leg in order.legs:
-            found[leg.id] = leg
-    return found
-
-
-def _cancelled_per_symbol(orders: list[Order], stopped_at: datetime) -> dict[str, int]:
-    """Orders (legs included) cancelled since the stop latched, allowing for clock skew."""
-    since = stopped_at - timedelta(seconds=5)
-    counts: dict[str, int] = defaultdict(int)
-    for order in _by_id(orders).values():
-        if order.status == "canceled" and order.canceled_at and order.canceled_at >= since:
-            counts[order.symbol] += 1
-    return counts
-
-
-def _account_figures(report: HaltReport, account: Account | None) -> None:
-    if account is not None:
-        report.equity, report.day_pnl = account.equity, account.day_pnl
-
-
-def _alert(db: Database, smtp: SmtpSettings, report: HaltReport) -> None:
-    with db.transaction() as session:
-        alert = queue_alert(session, smtp, "emergency_stop", alert_subject(report),
-                            alert_body(report), cycle_id=report.cycle_id)
-    if alert is None:
-        report.alert = "not configured (set SMTP_HOST and ALERT_EMAIL_TO)"
-        return
-    delivery = deliver_pending(db, smtp)
-    report.alert = "sent" if delivery.last_error is None else (
-        f"queued, not sent ({delivery.last_error}); retried by watch, halt or resume")
+def _alerted(db: Database, channel: Channel | None, report: HaltReport,
+             queued: bool) -> HaltReport:
+    """Deliver the queued alert, or send it directly when the database could not queue it."""
+    if channel is None:
+        return replace(report, alert=NOT_CONFIGURED)
+    if queued:
+        try:
+            return replace(report, alert=delivery_summary(deliver_pending(db, channel)))
+        except DatabaseError as err:
+            return replace(report, alert=f"queued; not sent yet ({err.message})")
+    if report.database_error is None:
+        return report
+    error = channel.send([Notice(0, alert_subject(report), alert_body(report))]).get(0)
+    return replace(report, alert="sent directly (the database could not queue it)"
+                   if error is None else f"NOT SENT ({error}); the database could not queue it")
 
 
 def alert_subject(report: HaltReport) -> str:
     failed = sum(1 for s in report.symbols if s.failed)
     outcome = f"{failed} FAILED" if failed or report.broker_error else "all closed or closing"
-    return f"EMERGENCY STOP - trading halted: {outcome}"
+    unrecorded = " - NOT RECORDED" if report.database_error else ""
+    return f"EMERGENCY STOP - trading halted: {outcome}{unrecorded}"
 
 
 def alert_body(report: HaltReport) -> str:
-    lines = [
-        f"tradectl emergency stop at {report.stopped_at:%Y-%m-%d %H:%M:%S} UTC",
-        f"Reason: {report.reason}",
-        f"Cycle: {report.cycle_id} (new entries refused until `tradectl resume`)",
-        "",
-    ]
+    cycle = (f"Cycle: {report.cycle_id} (new entries refused until `tradectl resume`)"
+             if report.cycle_id is not None else
+             "Cycle: not recorded (the database was unreachable; `open` cannot trade without it)")
+    lines = [f"tradectl emergency stop at {report.stopped_at:%Y-%m-%d %H:%M:%S} UTC",
+             f"Reason: {report.reason}", cycle, ""]
+    if report.database_error:
+        lines += [f"DATABASE: the stop could not be recorded: {report.database_error}", ""]
     if report.broker_error:
         lines.append(f"BROKER UNREACHABLE: {report.broker_error}")
     for s in report.symbols:
@@ -286,7 +343,8 @@ def alert_body(report: HaltReport) -> str:
     if not report.symbols:
         lines.append("  no open positions")
     lines.append("")
-    if report.equity is not None:
+    if report.equity is not None and report.day_pnl is not None:
         lines.append(f"Equity: ${report.equity:,.2f}   Day P&L: ${report.day_pnl:,.2f}")
     lines.extend(report.notes)
     return "\n".join(lines) + "\n"
+

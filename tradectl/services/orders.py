@@ -10,16 +10,14 @@ from decimal import Decimal
 
 from tradectl.broker import Order
 from tradectl.db.models import Position, utcnow
+from tradectl.risk import position_pnl
 
 ENTRY_DEAD = {"canceled": "cancelled", "expired": "cancelled", "rejected": "rejected"}
 
 
 def realized_pl(position: Position, exit_price: Decimal, qty: Decimal) -> Decimal | None:
     entry = position.filled_avg_price
-    if entry is None:
-        return None
-    per_share = exit_price - entry if position.side == "buy" else entry - exit_price
-    return per_share * qty
+    return None if entry is None else position_pnl(position.side, entry, exit_price, qty)
 
 
 def apply_entry_order(position: Position, order: Order) -> bool:

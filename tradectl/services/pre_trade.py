@@ -1,43 +1,52 @@
 """The broker reads an order's risk checks need, sent before the database is opened.
 
-`open` starts them as soon as the broker exists and imports the ORM and opens the database while
-they are in flight: one round trip of Alpaca's latency hidden behind local work. Only reads go out
-here, and only for a well-formed bracket; the order itself waits for the risk checks.
+`open` sends them as soon as the bracket's shape is known good and opens the database while they
+are in flight: one round trip of Alpaca's latency hidden behind local work. Only reads go out
+here; the order itself waits for the risk checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradectl.broker import Account, Broker
-from tradectl.risk import BracketSpec, check_bracket_shape
+from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition
+from tradectl.risk import check_bracket_shape
 
 
 @dataclass(frozen=True)
 class MarketFacts:
     base_price: Decimal | None  # the limit entry, or the last trade for a market entry
     account: Account | None  # None without a broker
+    positions: tuple[BrokerPosition, ...] = ()  # what the broker holds
 
 
-def request_market_facts(broker: Broker | None, spec: BracketSpec) -> Callable[[], MarketFacts]:
-    """Check the bracket's shape, then send the reads side by side (one round trip).
+@dataclass(frozen=True)
+class PreTradeReads:
+    """Reads in flight: the latest trade (market entries), the account and the positions."""
 
-    Returns a call that waits for the answers and raises the first read's BrokerError.
-    """
+    spec: BracketRequest
+    price: Future[Decimal] | None
+    account: Future[Account] | None
+    positions: Future[list[BrokerPosition]] | None
+
+    def facts(self) -> MarketFacts:
+        """Wait for the answers; the first failed read's BrokerError is raised."""
+        if self.account is None or self.positions is None:
+            return MarketFacts(self.spec.entry, None)
+        base = self.price.result() if self.price is not None else self.spec.entry
+        return MarketFacts(base, self.account.result(), tuple(self.positions.result()))
+
+
+def send_pre_trade_reads(broker: Broker | None, spec: BracketRequest) -> PreTradeReads:
+    """Check the bracket's shape (bad input sends nothing), then send the reads side by side."""
     check_bracket_shape(spec)
     if broker is None:
-        facts = MarketFacts(spec.entry, None)
-        return lambda: facts
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tradectl-pre-trade")
+        return PreTradeReads(spec, None, None, None)
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="tradectl-pre-trade")
     price = pool.submit(broker.latest_trade_price, spec.symbol) if spec.entry is None else None
-    account = pool.submit(broker.account)
+    reads = PreTradeReads(spec, price, pool.submit(broker.account),
+                          pool.submit(broker.list_positions))
     pool.shutdown(wait=False)  # the workers end with their reads, each bounded by ALPACA_TIMEOUT
-
-    def wait() -> MarketFacts:
-        base = price.result() if price is not None else spec.entry
-        return MarketFacts(base, account.result())
-
-    return wait
+    return reads

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from tradectl.broker import Broker
-from tradectl.db.models import Cycle
 from tradectl.db.session import Database
 from tradectl.errors import InputError, RefusedError
+from tradectl.notify import Channel
 from tradectl.risk import loss_limit_reached
-from tradectl.services.alerts import SmtpSettings, deliver_pending
-from tradectl.services.journal import latest_cycle, record_event, trading_gate
+from tradectl.services.alerts import deliver_pending
+from tradectl.services.gate import trading_gate
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResumeReport:
     cycle_id: int
     resumed: bool  # False: trading was already active, nothing changed
@@ -26,7 +26,7 @@ class ResumeReport:
 
 
 def resume_trading(
-    db: Database, broker: Broker | None, smtp: SmtpSettings, reason: str, *,
+    db: Database, broker: Broker | None, channel: Channel | None, reason: str, *,
     daily_loss_limit: Decimal, force: bool = False,
 ) -> ResumeReport:
     reason = reason.strip()
@@ -34,41 +34,33 @@ def resume_trading(
         raise InputError("--reason must not be empty: say why trading may resume")
     day_pnl = broker.account().day_pnl if broker is not None else None
     over_limit = day_pnl is not None and loss_limit_reached(day_pnl, daily_loss_limit)
-    with trading_gate(db), db.transaction() as session:
-        previous = latest_cycle(session)
+    with trading_gate(db), db.transaction() as journal:
+        previous = journal.latest_cycle()
         if previous is None or previous.status == "active":
-            if previous is None:
-                previous = Cycle(status="active")
-                session.add(previous)
-                session.flush()
-            return ResumeReport(previous.id, False, None, day_pnl, force)
+            cycle = previous or journal.start_cycle()
+            journal.commit()
+            return ResumeReport(cycle.id, False, None, day_pnl, force)
         if over_limit and not force:
-            record_event(session, "refused",
-                         f"resume refused: day P&L {day_pnl} is past DAILY_LOSS_LIMIT",
-                         cycle_id=previous.id,
-                         details={"rule": "daily_loss_limit", "day_pnl": day_pnl,
-                                  "limit": daily_loss_limit})
-            refusal = RefusedError(
+            journal.record("refused", f"resume refused: day P&L {day_pnl} is past "
+                           "DAILY_LOSS_LIMIT", cycle_id=previous.id,
+                           details={"rule": "daily_loss_limit", "day_pnl": day_pnl,
+                                    "limit": daily_loss_limit})
+            journal.commit()
+            raise RefusedError(
                 f"today's P&L ${day_pnl:,.2f} is still past DAILY_LOSS_LIMIT "
                 f"${daily_loss_limit:,.2f}", rule="daily_loss_limit",
                 hint="wait for the next trading day, or pass --force")
-        else:
-            refusal = None
-            cycle = Cycle(status="active")
-            session.add(cycle)
-            session.flush()
-            record_event(
-                session, "cycle_resumed",
-                f"trading resumed by {_who()}: {reason}" + (" (forced)" if force else ""),
-                cycle_id=cycle.id,
-                details={"by": _who(), "reason": reason, "forced": force,
-                         "previous_cycle": previous.id, "day_pnl": day_pnl},
-            )
-            report = ResumeReport(cycle.id, True, previous.id, day_pnl, force)
-    if refusal is not None:
-        raise refusal
-    report.alerts_sent = deliver_pending(db, smtp).sent
-    return report
+        cycle = journal.start_cycle()
+        who = _who()
+        journal.record(
+            "cycle_resumed",
+            f"trading resumed by {who}: {reason}" + (" (forced)" if force else ""),
+            cycle_id=cycle.id,
+            details={"by": who, "reason": reason, "forced": force,
+                     "previous_cycle": previous.id, "day_pnl": day_pnl})
+        journal.commit()
+        report = ResumeReport(cycle.id, True, previous.id, day_pnl, force)
+    return replace(report, alerts_sent=deliver_pending(db, channel).sent)
 
 
 def _who() -> str:

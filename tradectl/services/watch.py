@@ -1,52 +1,55 @@
-"""One tick of the risk loop: bring the database in line with the broker, compute the day's
-P&L, and pull the emergency stop when the loss limit is reached (confirmed by a second read)."""
+"""The risk loop: each tick brings the database in line with the broker, computes the day's P&L,
+and pulls the emergency stop when the loss limit is reached (confirmed by a second read). The
+loop's policy lives here too: one driver per database, the tick's exit code, the back-off.
+
+A tick never waits on the network inside a transaction: the broker is read first, then the
+database is written in one short transaction. A database fault fails the tick like a broker
+fault does; the broker side (the loss limit, the stop) still runs without it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order
-from tradectl.db.models import Event, Position, utcnow
+from tradectl.db.journal import Journal, cycle_view, position_view
+from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError
+from tradectl.db.spool import StopSpool
+from tradectl.errors import BrokerError, DatabaseError, ExitCode, RefusedError
+from tradectl.notify import Channel
 from tradectl.risk import loss_limit_reached, loss_warning_reached
-from tradectl.services.alerts import SmtpSettings, deliver_pending
+from tradectl.services.alerts import deliver_pending
 from tradectl.services.emergency_stop import HaltReport, emergency_stop
-from tradectl.services.journal import (
-    latest_cycle,
-    live_positions,
-    orders_window_start,
-    position_view,
-    record_event,
-)
-from tradectl.services.orders import apply_bracket, apply_exit_order
+from tradectl.services.gate import GATE_WAIT_SECONDS
+from tradectl.services.offline_stop import complete_offline_stops
+from tradectl.services.reconcile import OrderBook, sync_position
+from tradectl.views import EventView, PositionView
 
-# A pending row without an order id younger than this may still be mid-submit in another process.
-ORPHAN_GRACE = timedelta(seconds=60)
 RECENT_EVENTS = 8
+MAX_BACKOFF_SECONDS = 300.0
 
 
-@dataclass
-class TickResult:
+@dataclass(frozen=True)
+class TickReport:
     at: datetime
     cycle_id: int | None
-    cycle_status: str
+    cycle_status: str  # active | stopped | none | unknown (the database could not be read)
     stop_reason: str | None
     account: Account | None = None
-    positions: list[dict[str, Any]] = field(default_factory=list)
-    external: list[BrokerPosition] = field(default_factory=list)
-    changes: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    positions: tuple[PositionView, ...] = ()
+    external: tuple[BrokerPosition, ...] = ()
+    changes: tuple[str, ...] = ()
+    events: tuple[EventView, ...] = ()
     warning: str | None = None
     error: str | None = None
     rate_limited: bool = False
+    database_failed: bool = False
     stop: HaltReport | None = None
     alerts_sent: int = 0
 
@@ -54,8 +57,17 @@ class TickResult:
     def day_pnl(self) -> Decimal | None:
         return self.account.day_pnl if self.account is not None else None
 
+    @property
+    def exit_code(self) -> ExitCode:
+        """For `watch --once`: what went wrong in this tick, if anything."""
+        if self.stop is not None and self.stop.exit_code:
+            return self.stop.exit_code
+        if self.database_failed:
+            return ExitCode.DATABASE
+        return ExitCode.BROKER if self.error else ExitCode.OK
 
-@dataclass
+
+@dataclass(frozen=True)
 class BrokerState:
     account: Account
     positions: list[BrokerPosition]
@@ -63,158 +75,222 @@ class BrokerState:
 
 
 class Watcher:
-    """Keeps what must survive between ticks: whether the 80% warning was given this cycle."""
+    """Keeps what must survive between ticks: whether the 80% warning was given this cycle, the
+    last orders window, and faults to record once the database is back."""
 
-    def __init__(self, db: Database, broker: Broker | None, smtp: SmtpSettings, *,
-                 daily_loss_limit: Decimal, drives_stops: bool) -> None:
-        self.db, self.broker, self.smtp = db, broker, smtp
-        self.limit, self.drives_stops = daily_loss_limit, drives_stops
+    def __init__(self, db: Database, broker: Broker | None, channel: Channel | None, *,
+                 daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
+                 spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS) -> None:
+        self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
+        self.gate_wait = gate_wait
+        self.limit, self.drives_stops, self.interval = daily_loss_limit, drives_stops, interval
         self._warned_cycles: set[int | None] = set()
+        self._delay = interval
+        self._since: datetime | None = None
+        self._last_cycle_status = "unknown"
 
-    def tick(self) -> TickResult:
-        state: BrokerState | None = None
-        error: BrokerError | None = None
-        if self.broker is not None:
-            try:
-                state = self._read(self.broker)
-            except BrokerError as err:
-                error = err
-        result = self._sync(state, error)
+    # -- the loop's policy ----------------------------------------------------------------
+
+    def next_delay(self, report: TickReport) -> float:
+        """Back off while Alpaca rate-limits or the database fails; back to normal after."""
+        if report.rate_limited or report.database_failed:
+            self._delay = min(self._delay * 2, MAX_BACKOFF_SECONDS)
+        else:
+            self._delay = self.interval
+        return self._delay
+
+    # -- one tick ---------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        report = TickReport(utcnow(), None, "unknown", None)
+        if self.spool is not None:
+            report = self._guarded(report, self._complete_offline_stops)
+        state, error = self._read_broker(report)
+        report = self._guarded(report, lambda r: self._sync(r, state, error))
+        if report.database_failed and state is not None:
+            report = replace(report, account=state.account)
         if state is not None and self.drives_stops:
-            self._check_loss_limit(result)
-        result.alerts_sent = deliver_pending(self.db, self.smtp).sent
-        if result.stop is not None:  # show the positions as the stop left them
-            result.positions, result.events = self._views()
-        return result
+            report = self._check_loss_limit(report)
+        report = self._guarded(report, self._deliver_alerts)
+        if report.stop is not None:  # show the positions as the stop left them
+            report = self._guarded(report, self._views)
+        return report
 
-    # -- reading the broker: three calls, side by side, whatever the size of the book --------
+    @staticmethod
+    def _guarded(report: TickReport, step: Callable[[TickReport], TickReport]) -> TickReport:
+        """Run a database step; a fault fails the tick instead of the loop."""
+        try:
+            return step(report)
+        except DatabaseError as err:
+            return replace(report, error=f"database: {err.message}", database_failed=True)
 
-    def _read(self, broker: Broker) -> BrokerState:
-        with self.db.transaction() as session:
-            since = orders_window_start(session)
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            account = pool.submit(broker.account)
-            positions = pool.submit(broker.list_positions)
-            orders = pool.submit(broker.list_orders, status="all", after=since)
-            return BrokerState(account.result(), positions.result(), orders.result())
+    def _complete_offline_stops(self, report: TickReport) -> TickReport:
+        assert self.spool is not None
+        recorded = complete_offline_stops(self.db, self.spool)
+        return replace(report, changes=report.changes + tuple(recorded))
+
+    def _deliver_alerts(self, report: TickReport) -> TickReport:
+        return replace(report, alerts_sent=deliver_pending(self.db, self.channel).sent)
+
+    def _read_broker(self, report: TickReport) -> tuple[BrokerState | None, BrokerError | None]:
+        """Three reads side by side, whatever the size of the book."""
+        if self.broker is None:
+            return None, None
+        try:
+            with self.db.read() as journal:
+                self._since = journal.orders_window_start()
+        except DatabaseError:
+            pass  # the last window read still covers the book tradectl knew about
+        since = self._since or report.at
+        try:
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                account = pool.submit(self.broker.account)
+                positions = pool.submit(self.broker.list_positions)
+                orders = pool.submit(self.broker.list_orders, status="all", after=since)
+                return BrokerState(account.result(), positions.result(), orders.result()), None
+        except BrokerError as err:
+            return None, err
 
     # -- bringing the database in line ---------------------------------------------------
 
-    def _sync(self, state: BrokerState | None, error: BrokerError | None) -> TickResult:
-        with self.db.transaction() as session:
-            cycle = latest_cycle(session)
-            result = TickResult(utcnow(), cycle.id if cycle else None,
-                                cycle.status if cycle else "none",
-                                cycle.stop_reason if cycle else None)
-            live = live_positions(session)
+    def _sync(self, report: TickReport, state: BrokerState | None,
+              error: BrokerError | None) -> TickReport:
+        with self.db.transaction() as journal:
+            cycle = journal.latest_cycle()
+            report = replace(report, cycle_id=cycle.id if cycle else None,
+                             cycle_status=cycle.status if cycle else "none",
+                             stop_reason=cycle.stop_reason if cycle else None)
+            live = journal.live_positions()
+            changes: list[str] = []
             if error is not None:
-                result.error, result.rate_limited = error.message, error.status == 429
-                record_event(session, "broker_error", f"watch: {error.message}",
-                             cycle_id=result.cycle_id, details={"http_status": error.status})
+                report = replace(report, error=error.message, rate_limited=error.status == 429)
+                journal.record("broker_error", f"watch: {error.message}",
+                               cycle_id=report.cycle_id, details={"http_status": error.status})
             elif state is not None:
-                result.account = state.account
-                self._apply(session, result, live, state)
+                report = replace(report, account=state.account)
+                changes = _apply(journal, live, state, report.at)
             market = {p.symbol: p for p in state.positions} if state is not None else {}
-            result.positions = [_with_market(position_view(p), market) for p in live]
-            result.events = _recent_events(session)
-        return result
-
-    def _apply(self, session: Session, result: TickResult, live: list[Position],
-               state: BrokerState) -> None:
-        by_id: dict[str, Order] = {}
-        by_client_id: dict[str, Order] = {}
-        for order in state.orders:
-            by_id[order.id] = order
-            by_client_id[order.client_order_id] = order
-            for leg in order.legs:
-                by_id[leg.id] = leg
-        held = {p.symbol for p in state.positions}
-        for position in live:
-            if position.alpaca_status == "alpaca_disabled":
-                continue
-            change = self._sync_position(session, position, by_id, by_client_id)
-            if change is None and position.status == "open" and position.symbol not in held \
-                    and not position.alpaca_error:
-                position.alpaca_error = "Alpaca holds no position in this symbol"
-                change = "flagged: tracked as open but Alpaca holds no position"
-            if change:
-                result.changes.append(f"{position.symbol}: {change}")
-                record_event(session, "position_synced", f"{position.symbol}: {change}",
-                             cycle_id=position.cycle_id, position_id=position.id,
-                             details={"status": position.status,
-                                      "alpaca_status": position.alpaca_status})
-        tracked = {p.symbol for p in live}
-        result.external = [p for p in state.positions if p.symbol not in tracked]
-
-    def _sync_position(self, session: Session, position: Position, by_id: dict[str, Order],
-                       by_client_id: dict[str, Order]) -> str | None:
-        if position.exit_order_id and position.exit_order_id in by_id:
-            before = position.status
-            apply_exit_order(position, by_id[position.exit_order_id])
-            return f"closed at {position.exit_price}" if position.status != before else None
-        order = by_id.get(position.alpaca_order_id or "") or by_client_id.get(
-            position.client_order_id)
-        if order is None and position.alpaca_order_id is None:
-            return self._reconcile_orphan(position)
-        return apply_bracket(position, order) if order is not None else None
-
-    def _reconcile_orphan(self, position: Position) -> str | None:
-        """A pending row with no order id: the process died between submit and record (or is
-        submitting right now). Found at Alpaca -> complete it; absent past the grace -> failed."""
-        if self.broker is None:
-            return None
-        try:
-            order = self.broker.find_order_by_client_id(position.client_order_id)
-        except BrokerError:
-            return None  # try again next tick
-        if order is not None:
-            apply_bracket(position, order)
-            return f"recovered order {order.id} by client_order_id ({order.status})"
-        if utcnow() - position.created_at < ORPHAN_GRACE:
-            return None
-        position.status, position.alpaca_status = "failed", "error"
-        position.alpaca_error = "no order at Alpaca for this client_order_id: never submitted"
-        position.closed_at = utcnow()
-        return "failed: the order never reached Alpaca"
+            tracked = {p.symbol for p in live}
+            report = replace(
+                report, changes=report.changes + tuple(changes),
+                positions=tuple(_with_market(p, market) for p in live),
+                external=tuple(p for s, p in market.items() if s not in tracked),
+                events=tuple(journal.recent_events(RECENT_EVENTS)))
+            journal.commit()
+        self._last_cycle_status = report.cycle_status
+        return report
 
     # -- the loss limit -----------------------------------------------------------------
 
-    def _check_loss_limit(self, result: TickResult) -> None:
-        pnl = result.day_pnl
-        if pnl is None or result.cycle_status == "stopped" or self.broker is None:
-            return
+    def _check_loss_limit(self, report: TickReport) -> TickReport:
+        pnl = report.day_pnl
+        if pnl is None:
+            return report
+        status = report.cycle_status if report.cycle_status != "unknown" \
+            else self._last_cycle_status
+        if status == "stopped" or self.broker is None:
+            return report
         if loss_limit_reached(pnl, self.limit):
             try:  # one bad equity reading must not flatten the account
-                confirmed = self.broker.account().day_pnl
+                confirmed = self.broker.account()
             except BrokerError as err:
-                result.error = f"loss limit reading not confirmed: {err.message}"
-                return
-            if loss_limit_reached(confirmed, self.limit):
-                reason = (f"daily loss limit: day P&L ${confirmed:,.2f} reached "
+                return replace(report, error=f"loss limit reading not confirmed: {err.message}")
+            if loss_limit_reached(confirmed.day_pnl, self.limit):
+                reason = (f"daily loss limit: day P&L ${confirmed.day_pnl:,.2f} reached "
                           f"-DAILY_LOSS_LIMIT ${-self.limit:,.2f}")
-                result.stop = emergency_stop(self.db, self.broker, self.smtp, reason)
-                result.cycle_status, result.stop_reason = "stopped", reason
-                return
-        if loss_warning_reached(pnl, self.limit) and result.cycle_id not in self._warned_cycles:
-            self._warned_cycles.add(result.cycle_id)
-            result.warning = (f"day P&L ${pnl:,.2f} is past 80% of DAILY_LOSS_LIMIT "
-                              f"${self.limit:,.2f}")
-            with self.db.transaction() as session:
-                record_event(session, "loss_warning", result.warning, cycle_id=result.cycle_id)
+                stop = emergency_stop(self.db, self.broker, self.channel, reason,
+                                      spool=self.spool, gate_wait=self.gate_wait)
+                self._last_cycle_status = "stopped"
+                return replace(report, account=confirmed, stop=stop, cycle_status="stopped",
+                               stop_reason=reason, cycle_id=stop.cycle_id or report.cycle_id)
+            first = pnl
+            report = self._guarded(report, lambda r: self._discarded(r, first, confirmed))
+            pnl = confirmed.day_pnl
+        if loss_warning_reached(pnl, self.limit) and report.cycle_id not in self._warned_cycles:
+            warning = (f"day P&L ${pnl:,.2f} is past 80% of DAILY_LOSS_LIMIT "
+                       f"${self.limit:,.2f}")
+            report = replace(report, warning=warning)
+            report = self._guarded(report, lambda r: self._record_warning(r, warning))
+        return report
 
-    def _views(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        with self.db.transaction() as session:
-            return [position_view(p) for p in live_positions(session)], _recent_events(session)
+    def _discarded(self, report: TickReport, first: Decimal, confirmed: Account) -> TickReport:
+        """The first reading reached the limit, the second did not: show and keep the second."""
+        with self.db.transaction() as journal:
+            journal.record("account_reading_discarded",
+                           f"account reading discarded: day P&L ${first:,.2f} was not confirmed "
+                           f"by a second read (${confirmed.day_pnl:,.2f})",
+                           cycle_id=report.cycle_id,
+                           details={"discarded_day_pnl": first,
+                                    "confirmed_day_pnl": confirmed.day_pnl})
+            journal.commit()
+        return replace(report, account=confirmed)
+
+    def _record_warning(self, report: TickReport, warning: str) -> TickReport:
+        with self.db.transaction() as journal:
+            journal.record("loss_warning", warning, cycle_id=report.cycle_id)
+            journal.commit()
+        self._warned_cycles.add(report.cycle_id)
+        return report
+
+    def _views(self, report: TickReport) -> TickReport:
+        with self.db.read() as journal:
+            cycle = journal.latest_cycle()
+            view = cycle_view(cycle) if cycle is not None else None
+            return replace(report,
+                           positions=tuple(position_view(p) for p in journal.live_positions()),
+                           events=tuple(journal.recent_events(RECENT_EVENTS)),
+                           cycle_id=view.id if view else report.cycle_id)
 
 
+def _apply(journal: Journal, live: list[Position], state: BrokerState,
+           now: datetime) -> list[str]:
+    book = OrderBook.of(state.orders)
+    held = {p.symbol for p in state.positions}
+    changes = []
+    for position in live:
+        if position.alpaca_status == "alpaca_disabled":
+            continue
+        change = sync_position(position, book, now)
+        if change is None and position.status == "open" and position.symbol not in held \
+                and not position.alpaca_error:
+            position.alpaca_error = "Alpaca holds no position in this symbol"
+            change = "flagged: tracked as open but Alpaca holds no position"
+        if change:
+            changes.append(f"{position.symbol}: {change}")
+            journal.record("position_synced", f"{position.symbol}: {change}",
+                           cycle_id=position.cycle_id, position_id=position.id,
+                           details={"status": position.status,
+                                    "alpaca_status": position.alpaca_status})
+    return changes
 
-def _with_market(view: dict[str, Any], market: dict[str, BrokerPosition]) -> dict[str, Any]:
-    held = market.get(view["symbol"])
-    view["last_price"] = held.current_price if held is not None else None
-    view["unrealized_pl"] = held.unrealized_pl if held is not None else None
-    return view
+
+def _with_market(position: Position, market: dict[str, BrokerPosition]) -> PositionView:
+    held = market.get(position.symbol)
+    if held is None:
+        return position_view(position)
+    return position_view(position, last_price=held.current_price,
+                         unrealized_pl=held.unrealized_pl)
 
 
-def _recent_events(session: Session) -> list[dict[str, Any]]:
-    events = session.scalars(select(Event).order_by(Event.id.desc()).limit(RECENT_EVENTS))
-    return [{"at": e.created_at, "kind": e.kind, "message": e.message} for e in events]
+@contextmanager
+def watching(db: Database, broker: Broker | None, channel: Channel | None, *,
+             daily_loss_limit: Decimal, interval: float, read_only: bool,
+             spool: StopSpool | None = None,
+             gate_wait: float = GATE_WAIT_SECONDS) -> Iterator[Watcher]:
+    """One `watch` per database drives automatic stops: it holds the driver lock for its life.
+    Another is refused (exit 3) unless it only looks (`read_only`, which never takes the lock
+    and never pulls the stop)."""
+    def watcher(drives: bool) -> Watcher:
+        return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,
+                       drives_stops=drives, interval=interval, spool=spool,
+                       gate_wait=gate_wait)
+
+    if read_only:
+        yield watcher(False)
+        return
+    with db.lock("watch-driver", wait=0) as driver:
+        if not driver:
+            raise RefusedError(
+                "another `tradectl watch` already drives automatic stops for this database",
+                rule="one_watch_driver", hint="run this one with --read-only to only look")
+        yield watcher(True)

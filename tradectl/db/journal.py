@@ -1,0 +1,224 @@
+"""The unit of work: what a transaction hands a service. Named reads and writes over one session,
+and the only place outside the models that writes SQLAlchemy queries.
+
+Commits are explicit: leaving `Database.transaction()` without `journal.commit()` rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, insert, inspect, or_, select, update
+from sqlalchemy.orm import Session
+
+from tradectl.db.models import LIVE_POSITION_STATUSES, Alert, Cycle, Event, Position, utcnow
+from tradectl.views import AlertView, CycleView, EventView, PositionView
+
+# How far before the oldest live position an orders read begins (clock skew, submit latency).
+ORDERS_WINDOW_MARGIN = timedelta(minutes=1)
+
+
+class Journal:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def commit(self) -> None:
+        self._session.commit()
+
+    def flush(self) -> None:
+        self._session.flush()
+
+    # -- cycles ----------------------------------------------------------------------------
+
+    def latest_cycle(self) -> Cycle | None:
+        return self._session.scalars(select(Cycle).order_by(Cycle.id.desc()).limit(1)).first()
+
+    def current_cycle(self) -> Cycle:
+        """The latest cycle, or the first one (active) when nothing has traded yet."""
+        cycle = self.latest_cycle()
+        if cycle is None:
+            cycle = self.start_cycle()
+            self.record("cycle_started", "first trading cycle started", cycle_id=cycle.id)
+        return cycle
+
+    def start_cycle(self) -> Cycle:
+        cycle = Cycle(status="active")
+        self._session.add(cycle)
+        self._session.flush()
+        return cycle
+
+    # -- positions -------------------------------------------------------------------------
+
+    def position(self, position_id: int) -> Position:
+        return self._session.get_one(Position, position_id)
+
+    def add_position(self, position: Position) -> Position:
+        self._session.add(position)
+        self._session.flush()
+        return position
+
+    def live_positions(self) -> list[Position]:
+        """Positions that may still hold or be about to hold shares, in any cycle."""
+        return list(self._session.scalars(
+            select(Position).where(Position.status.in_(LIVE_POSITION_STATUSES))
+            .order_by(Position.id)))
+
+    def finished_positions(self, limit: int) -> list[Position]:
+        """The most recent positions that are over, newest first."""
+        return list(self._session.scalars(
+            select(Position).where(Position.status.not_in(LIVE_POSITION_STATUSES))
+            .order_by(Position.id.desc()).limit(limit)))
+
+    def orders_window_start(self, at: datetime | None = None) -> datetime:
+        """Where a read of recent orders must begin so that every live position's orders are in
+        it: a margin before the oldest live position (or before `at`, default now)."""
+        oldest = self._session.scalars(
+            select(Position.created_at).where(Position.status.in_(LIVE_POSITION_STATUSES))
+            .order_by(Position.created_at).limit(1)).first()
+        start = at or utcnow()
+        return (min(oldest, start) if oldest else start) - ORDERS_WINDOW_MARGIN
+
+    def tracked_order_ids(self) -> set[str]:
+        """The broker orders of every live position: its entry, and its close if one was sent."""
+        rows = self._session.execute(
+            select(Position.alpaca_order_id, Position.exit_order_id)
+            .where(Position.status.in_(LIVE_POSITION_STATUSES)))
+        return {order_id for row in rows for order_id in row if order_id}
+
+    def realized_pl_since(self, since: datetime) -> Decimal:
+        """Realized P&L of positions closed since `since`, summed exactly in Python (SQLite keeps
+        money as text)."""
+        values = self._session.scalars(select(Position.realized_pl).where(
+            Position.closed_at >= since, Position.realized_pl.is_not(None)))
+        return sum((v for v in values if v is not None), Decimal(0))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def record(
+        self, kind: str, message: str, *, cycle_id: int | None = None,
+        position_id: int | None = None, details: dict[str, Any] | None = None,
+    ) -> None:
+        self._session.add(Event(**event_row(kind, message, cycle_id=cycle_id,
+                                            position_id=position_id, details=details)))
+
+    def record_many(self, rows: list[dict[str, Any]]) -> None:
+        """Many events (`event_row`s) in one statement: the ORM inserts one row per statement on
+        SQLite, where it cannot batch inserts whose new ids it must read back."""
+        if rows:
+            self._session.execute(insert(Event), rows)
+
+    def recent_events(
+        self, limit: int, *, symbol: str | None = None, kind: str | None = None,
+    ) -> list[EventView]:
+        """Newest first. An event's symbol is its position's; events without a position (a
+        refusal, a failed pre-trade read) carry it in their details."""
+        query = select(Event, Position.symbol).outerjoin(Position,
+                                                         Event.position_id == Position.id)
+        if kind is not None:
+            query = query.where(Event.kind == kind)
+        if symbol is not None:
+            query = query.where(or_(
+                Position.symbol == symbol,
+                and_(Event.position_id.is_(None), Event.details["symbol"].as_string() == symbol),
+            ))
+        query = query.order_by(Event.created_at.desc(), Event.id.desc()).limit(limit)
+        return [event_view(event, symbol) for event, symbol in self._session.execute(query)]
+
+    # -- the alerts outbox -----------------------------------------------------------------
+
+    def queue_alert(self, kind: str, subject: str, body: str, recipients: str,
+                    cycle_id: int | None) -> None:
+        self._session.add(Alert(kind=kind, subject=subject, body=body, cycle_id=cycle_id,
+                                recipients=recipients, status="pending", attempts=0))
+
+    def pending_alerts(self) -> list[AlertView]:
+        alerts = self._session.scalars(
+            select(Alert).where(Alert.status == "pending").order_by(Alert.id))
+        return [AlertView(a.id, a.created_at, a.subject, a.status, a.attempts, a.last_error)
+                for a in alerts]
+
+    def claim_alerts(self, now: datetime, lease: timedelta) -> list[Alert]:
+        """Pending alerts nobody is sending (or whose sender outlived its lease), oldest first,
+        claimed until `now + lease`; each claim counts as an attempt."""
+        claimable = (Alert.status == "pending") & (
+            Alert.claimed_until.is_(None) | (Alert.claimed_until < now))
+        alerts = list(self._session.scalars(
+            select(Alert).where(claimable).order_by(Alert.id).with_for_update(skip_locked=True)))
+        for alert in alerts:
+            alert.claimed_until, alert.attempts = now + lease, alert.attempts + 1
+        return alerts
+
+    def alerts_sent(self, ids: Iterable[int], at: datetime) -> None:
+        ids = list(ids)
+        if ids:
+            self._session.execute(update(Alert).where(Alert.id.in_(ids)).values(
+                status="sent", sent_at=at, last_error=None, claimed_until=None))
+
+    def alerts_not_sent(self, ids: Iterable[int], error: str) -> None:
+        ids = list(ids)
+        if ids:
+            self._session.execute(update(Alert).where(Alert.id.in_(ids)).values(
+                last_error=error, claimed_until=None))
+
+
+def event_row(
+    kind: str, message: str, *, cycle_id: int | None = None, position_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {"kind": kind, "message": message, "cycle_id": cycle_id, "position_id": position_id,
+            "details": _jsonable(details) if details else None}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal | datetime):
+        return str(value)
+    return value
+
+
+# -- views ------------------------------------------------------------------------------------
+
+_POSITION_FIELDS = (
+    "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss", "take_profit",
+    "time_in_force", "status", "client_order_id", "alpaca_order_id", "alpaca_status",
+    "alpaca_error", "filled_qty", "filled_avg_price", "exit_price", "realized_pl", "created_at",
+    "closed_at", "close_reason",
+)
+
+
+def position_view(position: Position, **market: Any) -> PositionView:
+    """A row as a frozen view; `market` adds the broker's mark (last_price, unrealized_pl)."""
+    # Straight from the instance's dict of loaded values: `watch` builds a view of every position
+    # every tick, and going through the ORM's descriptor for each field cost a third as much as
+    # loading the row. getattr for a value not loaded, which also loads it.
+    loaded = inspect(position).dict
+    values = {name: loaded[name] if name in loaded else getattr(position, name)
+              for name in _POSITION_FIELDS}
+    return PositionView(**values, **market)
+
+
+def cycle_view(cycle: Cycle) -> CycleView:
+    return CycleView(cycle.id, cycle.status, cycle.started_at, cycle.stopped_at,
+                     cycle.stop_reason)
+
+
+def event_view(event: Event, position_symbol: str | None) -> EventView:
+    details = event.details if isinstance(event.details, dict) else None
+    detail_symbol = details.get("symbol") if details else None
+    return EventView(
+        id=event.id, created_at=event.created_at, kind=event.kind,
+        symbol=position_symbol or (detail_symbol if isinstance(detail_symbol, str) else None),
+        message=event.message, cycle_id=event.cycle_id, position_id=event.position_id,
+        details=event.details,
+    )
+
+
+def stopped_message(cycle: Cycle | CycleView) -> str:
+    when = cycle.stopped_at.strftime("%Y-%m-%d %H:%M:%S UTC") if cycle.stopped_at else "?"
+    return f"trading is stopped since {when}: {cycle.stop_reason or 'no reason given'}"

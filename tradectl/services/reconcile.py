@@ -1,0 +1,76 @@
+"""Bring tracked positions in line with the orders Alpaca reports. Shared by watch, status, halt
+and open: each reads the orders once (one request, or one per page), never one per position.
+
+A position without an order id has an order outcome tradectl does not know: the process died
+between submit and record, or the answer to the submit was lost. It stays `pending` (and
+`alpaca_status=unknown` when the answer was lost) until Alpaca's orders show the order, or until
+they have not shown it for UNKNOWN_GRACE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tradectl.broker import Order
+from tradectl.db.models import Position
+from tradectl.services.orders import apply_bracket, apply_exit_order
+
+# How long an order tradectl may have sent can stay out of Alpaca's orders before it counts as
+# never placed. A request that reached Alpaca is acted on within seconds; our own requests give
+# up after ALPACA_TIMEOUT, and an `open` mid-submit holds its row for at most that long. Ten
+# minutes covers both with room for a slow proxy and clock skew between Alpaca and this machine.
+UNKNOWN_GRACE = timedelta(minutes=10)
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """The orders of one read, by id (legs included) and by client_order_id."""
+
+    by_id: dict[str, Order] = field(default_factory=dict)
+    by_client_id: dict[str, Order] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, orders: Iterable[Order]) -> OrderBook:
+        book = cls()
+        for order in orders:
+            book.by_id[order.id] = order
+            if order.client_order_id:
+                book.by_client_id[order.client_order_id] = order
+            for leg in order.legs:
+                book.by_id[leg.id] = leg
+        return book
+
+    def entry_of(self, position: Position) -> Order | None:
+        return self.by_id.get(position.alpaca_order_id or "") or self.by_client_id.get(
+            position.client_order_id)
+
+
+def outcome_unknown(position: Position) -> bool:
+    """No order id recorded: whether Alpaca has the order is not known yet."""
+    return position.status == "pending" and position.alpaca_order_id is None
+
+
+def sync_position(position: Position, book: OrderBook, now: datetime) -> str | None:
+    """Apply what the orders say to one live, broker-backed position. Returns what changed."""
+    if position.exit_order_id and position.exit_order_id in book.by_id:
+        before = position.status
+        apply_exit_order(position, book.by_id[position.exit_order_id])
+        return f"closed at {position.exit_price}" if position.status != before else None
+    order = book.entry_of(position)
+    if order is not None:
+        recovered = outcome_unknown(position)
+        change = apply_bracket(position, order)
+        if recovered:
+            position.alpaca_error = None
+            return f"order {order.id} found by client_order_id ({order.status})"
+        return change
+    if outcome_unknown(position) and now - position.created_at >= UNKNOWN_GRACE:
+        position.status, position.alpaca_status = "failed", "error"
+        position.alpaca_error = (f"Alpaca's orders have not shown this client_order_id for "
+                                 f"{UNKNOWN_GRACE.seconds // 60} minutes: it was never placed")
+        position.closed_at = now
+        return "failed: the order never reached Alpaca"
+    return None

@@ -1,0 +1,89 @@
+"""The typed values services hand to `render`: what a screen or a --json object shows.
+
+Frozen and plain (no ORM, no I/O). A Decimal field says what kind of number it is through its
+annotation (`Price`, `Money`, `Quantity`), so the one JSON writer (render/json.py) formats each
+the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+Price = Annotated[Decimal, "price"]  # on Alpaca's tick: 145.00, 0.1234
+Money = Annotated[Decimal, "money"]  # dollars: at least cents, finer digits kept
+Quantity = Annotated[Decimal, "quantity"]  # shares: 10, 2.5
+
+
+@dataclass(frozen=True)
+class PositionView:
+    """A tracked position as the database holds it; `last_price` / `unrealized_pl` are the
+    broker's mark when the view was made with one."""
+
+    id: int
+    cycle_id: int
+    symbol: str
+    side: str
+    qty: Quantity
+    entry_price: Price | None
+    stop_loss: Price
+    take_profit: Price
+    time_in_force: str
+    status: str
+    client_order_id: str
+    alpaca_order_id: str | None
+    alpaca_status: str | None
+    alpaca_error: str | None
+    filled_qty: Quantity | None
+    filled_avg_price: Price | None
+    exit_price: Price | None
+    realized_pl: Money | None
+    created_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+    last_price: Price | None = None
+    unrealized_pl: Money | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in ("pending", "open", "closing")
+
+    @property
+    def local_only(self) -> bool:
+        """Recorded without a broker: no order was ever sent for it."""
+        return self.alpaca_status == "alpaca_disabled"
+
+
+@dataclass(frozen=True)
+class CycleView:
+    id: int
+    status: str  # active | stopped
+    started_at: datetime
+    stopped_at: datetime | None
+    stop_reason: str | None
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    created_at: datetime
+    kind: str
+    symbol: str | None
+    message: str
+    cycle_id: int | None
+    position_id: int | None
+    details: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert still waiting in the outbox."""
+
+    id: int
+    created_at: datetime
+    subject: str
+    status: str
+    attempts: int
+    last_error: str | None
