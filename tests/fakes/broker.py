@@ -1,0 +1,192 @@
+"""In-process fakes for the service tests: a broker (the Broker Protocol over the HTTP fake's own
+state and fill engine, without HTTP) and an alert channel. Both fail the test when they are
+called while a transaction of the watched Database is open: the rule that no network wait
+happens inside a transaction is checked on every call, not trusted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.fakes.alpaca.broker import Broker as AlpacaState
+from tests.fakes.alpaca.model import ApiError
+from tradectl.broker import (
+    Account,
+    BracketRequest,
+    BrokerPosition,
+    Clock,
+    Order,
+    SymbolOutcome,
+)
+from tradectl.broker.alpaca import parse_account, parse_order, parse_position
+from tradectl.db.session import Database
+from tradectl.errors import BrokerError
+from tradectl.notify import Notice
+
+
+class OpenTransactions:
+    """Counts the transactions open on a Database's connections, through SQLAlchemy's events."""
+
+    def __init__(self, db: Database) -> None:
+        self._open: set[int] = set()
+        self._lock = threading.Lock()
+        event.listen(db.engine, "begin", self._began)
+        event.listen(db.engine, "commit", self._ended)
+        event.listen(db.engine, "rollback", self._ended)
+
+    def _began(self, connection: Any) -> None:
+        with self._lock:
+            self._open.add(id(connection))
+
+    def _ended(self, connection: Any) -> None:
+        with self._lock:
+            self._open.discard(id(connection))
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def check(self, call: str) -> None:
+        if self.count:
+            raise AssertionError(f"{call} was called while a database transaction is open")
+
+
+class FakeBroker:
+    """The Broker Protocol in-process. `fail(method, error, times)` makes a call raise; every
+    call is logged in `calls`; a call inside a transaction fails the test."""
+
+    def __init__(self, transactions: OpenTransactions | None = None) -> None:
+        self.state = AlpacaState()
+        self.transactions = transactions
+        self.calls: list[str] = []
+        self._faults: dict[str, list[BrokerError]] = {}
+        self._lock = threading.RLock()
+
+    # -- steering -----------------------------------------------------------------------------
+
+    def set_price(self, symbol: str, price: str) -> None:
+        with self._lock:
+            self.state.set_price(symbol, Decimal(price))
+
+    def fail(self, method: str, error: BrokerError, times: int = 1) -> None:
+        self._faults.setdefault(method, []).extend([error] * times)
+
+    def _enter(self, method: str) -> None:
+        if self.transactions is not None:
+            self.transactions.check(f"broker.{method}")
+        self.calls.append(method)
+        faults = self._faults.get(method)
+        if faults:
+            raise faults.pop(0)
+
+    def _do(self, method: str, action: Any) -> Any:
+        with self._lock:
+            self._enter(method)
+            try:
+                return action()
+            except ApiError as err:
+                raise BrokerError(f"Alpaca {err.status}: {err.body['message']}",
+                                  status=err.status) from None
+
+    # -- the Protocol -------------------------------------------------------------------------
+
+    def submit_bracket(self, request: BracketRequest) -> Order:
+        body: dict[str, Any] = {
+            "symbol": request.symbol, "qty": str(request.qty), "side": request.side,
+            "type": "market" if request.entry is None else "limit",
+            "time_in_force": request.time_in_force, "order_class": "bracket",
+            "client_order_id": request.client_order_id,
+            "take_profit": {"limit_price": str(request.target)},
+            "stop_loss": {"stop_price": str(request.stop)},
+        }
+        if request.entry is not None:
+            body["limit_price"] = str(request.entry)
+        return parse_order(self._do("submit_bracket", lambda: self.state.submit(body)))
+
+    def get_order(self, order_id: str) -> Order:
+        return parse_order(self._do("get_order", lambda: self.state.order_dict(
+            self.state.get_order(order_id), nested=True)))
+
+    def find_order_by_client_id(self, client_order_id: str) -> Order | None:
+        def find() -> dict[str, Any] | None:
+            try:
+                return self.state.order_dict(self.state.by_client_order_id(client_order_id),
+                                             nested=True)
+            except ApiError:
+                return None
+        raw = self._do("find_order_by_client_id", find)
+        return parse_order(raw) if raw is not None else None
+
+    def list_orders(self, *, status: str = "open", after: datetime | None = None,
+                    wanted: Collection[str] = ()) -> list[Order]:
+        raw = self._do("list_orders", lambda: self.state.list_orders(
+            status=status, limit=10**9, after=after, nested=True))
+        return [parse_order(o) for o in raw]
+
+    def list_positions(self) -> list[BrokerPosition]:
+        return [parse_position(p) for p in self._do("list_positions", self.state.positions_list)]
+
+    def cancel_all_orders(self) -> list[SymbolOutcome]:
+        raw = self._do("cancel_all_orders", self.state.cancel_all)
+        return [SymbolOutcome(item["id"], item["status"], parse_order(item["body"]), None)
+                for item in raw]
+
+    def cancel_order(self, order_id: str) -> None:
+        self._do("cancel_order", lambda: self.state.cancel(order_id))
+
+    def close_all_positions(self, *, cancel_orders: bool) -> list[SymbolOutcome]:
+        raw = self._do("close_all_positions", lambda: self.state.close_all(cancel_orders))
+        return [SymbolOutcome(item["symbol"], item["status"],
+                              parse_order(item["body"]) if item["status"] == 200 else None,
+                              None if item["status"] == 200 else
+                              f"Alpaca {item['status']}: {item['body']['message']}")
+                for item in raw]
+
+    def close_position(self, symbol: str) -> Order:
+        return parse_order(self._do("close_position", lambda: self.state.close_position(symbol)))
+
+    def account(self) -> Account:
+        return parse_account(self._do("account", self.state.account))
+
+    def clock(self) -> Clock:
+        from tradectl.db.models import utcnow
+
+        now = utcnow()
+        with self._lock:
+            self._enter("clock")
+            return Clock(self.state.market_open, now, now, now)
+
+    def latest_trade_price(self, symbol: str) -> Decimal:
+        with self._lock:
+            self._enter("latest_trade_price")
+            return self.state.prices[symbol]
+
+
+class FakeChannel:
+    """An alert channel that keeps what it was asked to send (or fails with `error`)."""
+
+    name = "fake"
+    recipients = "trader@example.test"
+
+    def __init__(self, transactions: OpenTransactions | None = None) -> None:
+        self.transactions = transactions
+        self.sent: list[Notice] = []
+        self.error: str | None = None
+
+    def send(self, notices: Sequence[Notice]) -> dict[int, str | None]:
+        if self.transactions is not None:
+            self.transactions.check("channel.send")
+        if self.error is not None:
+            return {n.key: self.error for n in notices}
+        self.sent.extend(notices)
+        return {n.key: None for n in notices}
+
+    def send_budget(self, count: int) -> float:
+        return float(count)

@@ -1,0 +1,43 @@
+"""Service tests: the use cases on a real SQLite database with the in-process fake broker and
+alert channel, which fail the test if called while a database transaction is open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.broker import FakeBroker, FakeChannel, OpenTransactions
+from tradectl.db.session import Database
+from tradectl.risk import RiskLimits
+
+LIMITS = RiskLimits(max_open_positions=10, max_position_notional=Decimal(25_000),
+                    max_risk_per_trade=Decimal(500), daily_loss_limit=Decimal(2000))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'services.db'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def transactions(db: Database) -> OpenTransactions:
+    return OpenTransactions(db)
+
+
+@pytest.fixture
+def broker(transactions: OpenTransactions) -> FakeBroker:
+    fake = FakeBroker(transactions)
+    for symbol, price in (("AAPL", "150"), ("TSLA", "250"), ("MSFT", "400")):
+        fake.set_price(symbol, price)
+    return fake
+
+
+@pytest.fixture
+def channel(transactions: OpenTransactions) -> FakeChannel:
+    return FakeChannel(transactions)
