@@ -133,7 +133,7 @@ def test_cancelling_one_leg_cancels_its_oco_sibling(fake, api):
     assert statuses(api, order["id"]) == ("filled", ["canceled", "canceled"])
     again = api.delete(f"/v2/orders/{order['legs'][0]['id']}")
     assert again.status_code == 422
-    assert again.json() == {"code": 42210000, "message": "order is not cancelable"}
+    assert again.json() == {"code": 42210000, "message": 'order is already in "canceled" state'}
 
 
 def test_cancelling_a_bracket_parent_cancels_its_legs(fake, api):
