@@ -32,6 +32,10 @@ content/trading/orders.md, Alpaca's "Understand Orders" page; [spec] = the OpenA
   pending_cancel order answers 422 'order is already in "pending_cancel" state': no
   report states this; it follows the message above, and alpacahq/Alpaca-API#111
   reports pending_cancel orders one "can neither cancel nor do anything with".
+  DELETE /v2/orders answers 207 with one {"id", "status": 200, "body": order} entry per
+  order it cancels [spec deleteAllOrders]; orders whose cancel is already pending are
+  left out of it (the fake's choice: the spec only says an order that is "no longer
+  cancelable" gets status 500, and no report shows what a pending one gets).
 - Replace (PATCH) [spec patchOrderByOrderId, orders.md]: the old order becomes
   "replaced" (replaced_at, replaced_by), a new order with a new id and client_order_id
   "replaces" it, in the same place of its group (the legs move to a new parent).
