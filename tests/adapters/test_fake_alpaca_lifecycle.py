@@ -456,7 +456,9 @@ def test_the_close_expires_day_orders_and_rolls_the_day_over(fake, api):
     fake.set_price("TSLA", "250")
     day_limit = submit(api, limit("MSFT", "1", price="250", tif="day"))
     gtc_limit = submit(api, limit("MSFT", "1", price="251"))
-    day_bracket = submit(api, bracket(time_in_force="day"))  # filled, legs working
+    day_bracket = submit(api, bracket(  # filled, legs working; their own tif is ignored
+        time_in_force="day", take_profit={"limit_price": "160", "time_in_force": "gtc"}))
+    assert {leg["time_in_force"] for leg in day_bracket["legs"]} == {"day"}
     gtc_bracket = submit(api, bracket("TSLA", "2", tp="260", sl="240"))
     fake.add_position("NVDA", "5", "100")
     day_oco = submit(api, oco("NVDA", "5", tp="110", sl="90", time_in_force="day"))

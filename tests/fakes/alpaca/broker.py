@@ -53,8 +53,12 @@ content/trading/orders.md, Alpaca's "Understand Orders" page; [spec] = the OpenA
   day order expires (status "expired", expired_at), bracket legs and OCO orders
   included; gtc orders stay; orders queued while the market was closed ("accepted")
   wait for the next session. Alpaca reports the close as an "expired" event
-  (QuantConnect/Lean.Brokerages.Alpaca#50). last_equity and the positions' lastday
-  prices roll over to the closing values.
+  (QuantConnect/Lean.Brokerages.Alpaca#50). The legs of a day bracket whose entry filled
+  go too: "if order is 'day' and filled, there will be no brackets the next day"
+  (alpacahq/alpaca-trade-api-python#357, also iAmGiG/AutoTrader-AgentEdge#355); a
+  time_in_force inside take_profit / stop_loss is ignored, the legs take the entry's
+  (alpacahq/Alpaca-API#283). last_equity and the positions' lastday prices roll over to
+  the closing values.
 
 Known differences from Alpaca: after a bracket entry fills, Alpaca may keep the stop-loss
 leg "held" until it triggers (forum.alpaca.markets/t/bracket-order-exit-trades-not-executing/3697);
