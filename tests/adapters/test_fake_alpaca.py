@@ -11,31 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.adapters.fake_client import Client, bracket, market, statuses, submit
 from tests.adapters.spec_check import require_spec, validate_exchange
 from tests.fakes.alpaca import FakeAlpaca
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Client:
-    """A thin requests wrapper that adds the auth headers and the base URL."""
-
-    def __init__(self, fake: FakeAlpaca, key: str | None = None, secret: str | None = None):
-        self.base = fake.url
-        self.session = requests.Session()
-        self.session.headers.update(
-            {
-                "APCA-API-KEY-ID": key or fake.api_key,
-                "APCA-API-SECRET-KEY": secret or fake.secret_key,
-            }
-        )
-
-    def __getattr__(self, method: str):
-        def call(path: str, **kwargs) -> requests.Response:
-            kwargs.setdefault("timeout", 5)
-            return self.session.request(method.upper(), self.base + path, **kwargs)
-
-        return call
 
 
 @pytest.fixture
@@ -49,42 +29,6 @@ def fake():
 @pytest.fixture
 def api(fake) -> Client:
     return Client(fake)
-
-
-def bracket(symbol="AAPL", qty="10", side="buy", tp="160", sl="140", **extra) -> dict:
-    return {
-        "symbol": symbol,
-        "qty": qty,
-        "side": side,
-        "type": "market",
-        "time_in_force": "gtc",
-        "order_class": "bracket",
-        "take_profit": {"limit_price": tp},
-        "stop_loss": {"stop_price": sl},
-        **extra,
-    }
-
-
-def market(symbol="AAPL", qty="10", side="buy", **extra) -> dict:
-    return {
-        "symbol": symbol,
-        "qty": qty,
-        "side": side,
-        "type": "market",
-        "time_in_force": "day",
-        **extra,
-    }
-
-
-def submit(api: Client, body: dict) -> dict:
-    response = api.post("/v2/orders", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def statuses(api: Client, order_id: str) -> tuple[str, list[str]]:
-    order = api.get(f"/v2/orders/{order_id}", params={"nested": "true"}).json()
-    return order["status"], [leg["status"] for leg in order["legs"] or []]
 
 
 # ----- brackets and the fill engine -------------------------------------------------------
@@ -133,7 +77,7 @@ def test_cancelling_one_leg_cancels_its_oco_sibling(fake, api):
     assert statuses(api, order["id"]) == ("filled", ["canceled", "canceled"])
     again = api.delete(f"/v2/orders/{order['legs'][0]['id']}")
     assert again.status_code == 422
-    assert again.json() == {"code": 42210000, "message": "order is not cancelable"}
+    assert again.json() == {"code": 42210000, "message": 'order is already in "canceled" state'}
 
 
 def test_cancelling_a_bracket_parent_cancels_its_legs(fake, api):

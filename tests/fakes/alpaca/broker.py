@@ -7,6 +7,63 @@ price), stops at the current price once triggered. Bracket legs wait in status
 "held" until the parent fills, then go "new"; when one leg fills the other is
 canceled (OCO). Shares reserved by open closing-side orders are "held" and make a
 plain close fail with 403, as on Alpaca.
+
+What is modelled beyond that, and from which source ([orders.md] = alpacahq/alpaca-docs
+content/trading/orders.md, Alpaca's "Understand Orders" page; [spec] = the OpenAPI spec):
+- Order groups [orders.md "Bracket Orders"]: "If any one of the orders is canceled, any
+  remaining open order in the group is canceled" (cancel a leg of an unfilled bracket and
+  the entry goes too); "If the take-profit order is partially filled, the stop-loss order
+  will be adjusted to the remaining quantity" (applied to any partly filled OCO member).
+- Brackets are entry-only: one that would reduce a position is refused 422 "bracket
+  orders must be entry orders" (42210000, quoted in many public client repositories).
+- OCO [orders.md "OCO Orders"]: an exit pair on an existing position; the take-profit
+  limit is the parent, the stop (limit) its leg, both working at once; one filling
+  cancels the other. Without a position to exit: 422 "oco orders must be exit orders"
+  (quoted in public repositories); more than the unheld shares: the usual 403.
+- Cancel: a non-open order answers 422 {"code": 42210000, "message": "order is already
+  in \"filled\" state"} (the message quoted in bennycode/trading-signals#1079 and
+  other repositories). set_cancels_pending(True) makes a cancel leave routed orders
+  "pending_cancel": the forum answer "Orders are showing PENDING CANCEL"
+  (forum.alpaca.markets/t/orders-are-showing-pending-cancel/813) says such an order
+  then ends "cancelled or filled (if the order could not be cancelled)" or expires, so
+  the engine keeps filling it and its shares stay held. Held legs and "accepted"
+  (not yet routed) orders cancel at once, as Alpaca cancels what it has not sent to a
+  venue (ttt733 in alpacahq/alpaca-trade-api-python#135). A second cancel of a
+  pending_cancel order answers 422 'order is already in "pending_cancel" state': no
+  report states this; it follows the message above, and alpacahq/Alpaca-API#111
+  reports pending_cancel orders one "can neither cancel nor do anything with".
+  DELETE /v2/orders answers 207 with one {"id", "status": 200, "body": order} entry per
+  order it cancels [spec deleteAllOrders]; orders whose cancel is already pending are
+  left out of it (the fake's choice: the spec only says an order that is "no longer
+  cancelable" gets status 500, and no report shows what a pending one gets).
+- Replace (PATCH) [spec patchOrderByOrderId, orders.md]: the old order becomes
+  "replaced" (replaced_at, replaced_by), a new order with a new id and client_order_id
+  "replaces" it, in the same place of its group (the legs move to a new parent).
+  Refused: terminal orders (422 'order is already in "<status>" state', which Alpaca
+  sends for "modify or cancel" of a final order), pending_cancel / pending_replace
+  (spec), accepted / pending_new (spec; message from
+  alpacahq/alpaca-trade-api-python#306 "unable to replace order, order isn't sent to
+  exchange yet"), unchanged parameters (alpacahq/alpaca-py#412). Held bracket legs CAN
+  be replaced: the spec's list of statuses that cannot be replaced leaves "held" out
+  and [orders.md] says replacing limit_price / stop_price of bracket and OCO orders is
+  supported; no report confirms or refutes it for a leg whose entry is unfilled. The
+  new order's qty is the old qty unless the PATCH sets one, even after a partial fill,
+  as alpacahq/Alpaca-API#165 reports.
+- The trading day [spec TimeInForce, orders.md "Time in Force"]: at the close every open
+  day order expires (status "expired", expired_at), bracket legs and OCO orders
+  included; gtc orders stay; orders queued while the market was closed ("accepted")
+  wait for the next session. Alpaca reports the close as an "expired" event
+  (QuantConnect/Lean.Brokerages.Alpaca#50). The legs of a day bracket whose entry filled
+  go too: "if order is 'day' and filled, there will be no brackets the next day"
+  (alpacahq/alpaca-trade-api-python#357, also iAmGiG/AutoTrader-AgentEdge#355); a
+  time_in_force inside take_profit / stop_loss is ignored, the legs take the entry's
+  (alpacahq/Alpaca-API#283). last_equity and the positions' lastday prices roll over to
+  the closing values.
+
+Known differences from Alpaca: after a bracket entry fills, Alpaca may keep the stop-loss
+leg "held" until it triggers (forum.alpaca.markets/t/bracket-order-exit-trades-not-executing/3697);
+the fake makes both legs "new". Replaces and cancels are synchronous (no pending_replace,
+no rejection of a replacement that lost a race with a fill).
 """
 
 from __future__ import annotations
@@ -39,6 +96,8 @@ class Broker:
         self.market_open = True
         self.auto_fill = True
         self.fail_close: dict[str, tuple[int, str]] = {}
+        self.cancels_pending = False
+        self.ignore_paging = False
         self.account_id = str(uuid.uuid4())
         self.created_at = now()
 
@@ -72,19 +131,39 @@ class Broker:
             self.buying_power(),
         )
 
-    def held(self, symbol: str, side: str) -> Decimal:
-        """Qty reserved by live orders on one side; an OCO pair of legs counts once."""
+    def holding(
+        self, symbol: str, side: str, exclude_group: str | None = None
+    ) -> tuple[Decimal, list[str]]:
+        """Qty reserved by live orders on one side, and their ids; an OCO pair counts once."""
         by_group: dict[str, Decimal] = {}
+        ids = []
         for order in (self.orders[i] for i in self.order_ids_by_symbol.get(symbol, ())):
-            if (
-                order.symbol == symbol
-                and order.side == side
-                and order.is_open
-                and order.status != "held"
-            ):
+            if order.side == side and order.is_open and order.status != "held":
                 group = order.parent_id or order.id
+                if group == exclude_group:
+                    continue
                 by_group[group] = max(by_group.get(group, Decimal(0)), order.remaining)
-        return sum(by_group.values(), Decimal(0))
+                ids.append(order.id)
+        return sum(by_group.values(), Decimal(0)), ids
+
+    def held(self, symbol: str, side: str) -> Decimal:
+        return self.holding(symbol, side)[0]
+
+    def root(self, order: Order) -> Order:
+        return self.orders[order.parent_id] if order.parent_id else order
+
+    def group(self, order: Order) -> list[Order]:
+        """The order's whole group: the parent first, then its legs (just itself if simple)."""
+        root = self.root(order)
+        return [root] + [self.orders[i] for i in root.leg_ids]
+
+    def oco_siblings(self, order: Order) -> list[Order]:
+        """The orders one fill of `order` cancels: the other bracket leg, the other OCO order."""
+        if order.order_class == "oco":
+            return [o for o in self.group(order) if o is not order]
+        if order.order_class == "bracket" and order.parent_id:
+            return [o for o in self.group(order)[1:] if o is not order]
+        return []
 
     def find_position(self, symbol_or_asset_id: str) -> Position:
         by_symbol = self.positions.get(symbol_or_asset_id.upper())
@@ -186,22 +265,14 @@ class Broker:
             raise ApiError(422, "client_order_id must be unique", code=40010001)
         pos = self.positions.get(req.symbol)
         closing = pos is not None and (pos.qty > 0) == (req.side == "sell")
+        if req.order_class == "bracket" and closing:
+            raise ApiError(422, "bracket orders must be entry orders")
+        if req.order_class == "oco" and not closing:
+            raise ApiError(422, "oco orders must be exit orders")
         if closing:
-            available = max(Decimal(0), abs(pos.qty) - self.held(req.symbol, req.side))
-            if req.qty > available:
-                raise ApiError(
-                    403,
-                    f"insufficient qty available for order (requested: {money(req.qty)}, "
-                    f"available: {money(available)})",
-                    symbol=req.symbol,
-                    available=money(available),
-                    existing_qty=money(abs(pos.qty)),
-                    held_for_orders=money(abs(pos.qty) - available),
-                )
+            self._check_available(req.symbol, req.side, req.qty)
         else:
-            reference = req.limit_price or req.stop_price or self.prices[req.symbol]
-            if req.qty * reference > self.buying_power():
-                raise ApiError(403, "insufficient buying power")
+            self._check_buying_power(req.symbol, req.qty, req.limit_price or req.stop_price)
         intent = f"{req.side}_to_{'close' if closing else 'open'}"
         status = "new" if self.market_open else "accepted"
         order = Order(
@@ -222,10 +293,54 @@ class Broker:
         self._add_order(order)
         if req.order_class == "bracket":
             self._add_legs(order, req)
+        elif req.order_class == "oco":
+            self._add_stop_leg(order, req)
         answer = self.order_dict(order, nested=True)
         if run_engine:
             self.run_engine()
         return answer
+
+    def _check_available(
+        self, symbol: str, side: str, qty: Decimal, exclude_group: str | None = None
+    ) -> None:
+        """403 unless `qty` closing shares are neither missing nor held by other orders."""
+        pos = self.positions.get(symbol)
+        existing = abs(pos.qty) if pos is not None else Decimal(0)
+        held, holders = self.holding(symbol, side, exclude_group)
+        available = max(Decimal(0), existing - held)
+        if qty > available:
+            raise ApiError(
+                403,
+                f"insufficient qty available for order (requested: {money(qty)}, "
+                f"available: {money(available)})",
+                symbol=symbol,
+                available=money(available),
+                existing_qty=money(existing),
+                held_for_orders=money(existing - available),
+                related_orders=holders,
+            )
+
+    def _check_buying_power(self, symbol: str, qty: Decimal, price: Decimal | None) -> None:
+        if qty * (price or self.prices[symbol]) > self.buying_power():
+            raise ApiError(403, "insufficient buying power")
+
+    def _add_stop_leg(self, parent: Order, req: validation.OrderRequest) -> None:
+        """The stop-loss of an OCO pair: working at once, beside its take-profit parent."""
+        leg = Order(
+            symbol=parent.symbol,
+            qty=parent.qty,
+            side=parent.side,
+            type="stop_limit" if req.stop_loss_limit else "stop",
+            time_in_force=parent.time_in_force,
+            order_class="oco",
+            stop_price=req.stop_loss,
+            limit_price=req.stop_loss_limit,
+            status=parent.status,
+            position_intent=parent.position_intent,
+            parent_id=parent.id,
+        )
+        self._add_order(leg)
+        parent.leg_ids.append(leg.id)
 
     def _add_order(self, order: Order) -> None:
         self.orders[order.id] = order
@@ -257,22 +372,130 @@ class Broker:
             parent.leg_ids.append(leg.id)
 
     def cancel(self, order_id: str) -> None:
-        """Cancel an order with its bracket legs, or a leg with its OCO sibling."""
+        """Cancel an order with the rest of its group (bracket or OCO) [orders.md]."""
+        order = self.get_order(order_id)
+        if not order.is_open or order.status in ("pending_cancel", "pending_replace"):
+            raise ApiError(422, f'order is already in "{order.status}" state')
+        for other in self.group(order):
+            if other.is_open and other.status != "pending_cancel":
+                self._request_cancel(other)
+
+    def cancel_all(self) -> list[dict]:
+        """Every open order whose cancel is not already pending, oldest first."""
+        entries = []
+        for order in sorted(self.orders.values(), key=lambda o: o.seq):
+            if order.is_open and order.status not in ("pending_cancel", "pending_replace"):
+                self._request_cancel(order)
+                entries.append({"id": order.id, "status": 200, "body": order.to_dict()})
+        return entries
+
+    def _request_cancel(self, order: Order) -> None:
+        if self.cancels_pending and order.status not in ("held", "accepted"):
+            order.status, order.updated_at = "pending_cancel", now()
+        else:
+            self._mark_canceled(order)
+
+    def release_cancels(self) -> list[str]:
+        """The venue confirms every pending cancel: pending_cancel -> canceled."""
+        released = []
+        for order in sorted(self.orders.values(), key=lambda o: o.seq):
+            if order.status == "pending_cancel":
+                self._mark_canceled(order)
+                released.append(order.id)
+        return released
+
+    def replace(self, order_id: str, body: object) -> dict:
+        """PATCH /v2/orders/{id}: a new order takes the old one's place (see the docstring)."""
+        old = self.get_order(order_id)
+        if old.status in ("accepted", "pending_new"):
+            raise ApiError(422, "unable to replace order, order isn't sent to exchange yet")
+        if not old.is_open or old.status in ("pending_cancel", "pending_replace"):
+            raise ApiError(422, f'order is already in "{old.status}" state')
+        req = validation.parse_replace(body, old.type, old.qty)
+        if req.client_order_id is not None and any(
+            o.client_order_id == req.client_order_id for o in self.orders.values()
+        ):
+            raise ApiError(422, "client_order_id must be unique", code=40010001)
+        qty = old.qty if req.qty is None else req.qty
+        tif = req.time_in_force or old.time_in_force
+        limit_price = old.limit_price if req.limit_price is None else req.limit_price
+        stop_price = old.stop_price if req.stop_price is None else req.stop_price
+        if (qty, tif, limit_price, stop_price) == (
+            old.qty,
+            old.time_in_force,
+            old.limit_price,
+            old.stop_price,
+        ):
+            raise ApiError(422, "order parameters are not changed")
+        if old.type == "stop_limit" and old.triggered and stop_price != old.stop_price:
+            raise ApiError(422, "stop_price of a triggered stop_limit order cannot be changed")
+        if old.status != "held":  # a held leg's shares do not exist yet
+            if old.position_intent.endswith("_to_close"):
+                self._check_available(old.symbol, old.side, qty, self.root(old).id)
+            else:
+                self._check_buying_power(old.symbol, qty, limit_price or stop_price)
+        new = Order(
+            old.symbol,
+            qty,
+            old.side,
+            old.type,
+            tif,
+            old.order_class,
+            limit_price,
+            stop_price,
+            status="held" if old.status == "held" else "new",
+            position_intent=old.position_intent,
+            extended_hours=old.extended_hours,
+            parent_id=old.parent_id,
+            replaces=old.id,
+        )
+        if req.client_order_id is not None:
+            new.client_order_id = req.client_order_id
+        new.leg_ids, old.leg_ids = old.leg_ids, []
+        for leg_id in new.leg_ids:
+            self.orders[leg_id].parent_id = new.id
+        if old.parent_id:
+            legs = self.orders[old.parent_id].leg_ids
+            legs[legs.index(old.id)] = new.id
+        old.status = "replaced"
+        old.replaced_at = old.updated_at = now()
+        old.replaced_by = new.id
+        self._add_order(new)
+        answer = self.order_dict(new, nested=True)
+        self.run_engine()
+        return answer
+
+    def expire(self, order_id: str) -> None:
+        """Test hook: the order expires now; the rest of its group is canceled [orders.md]."""
         order = self.get_order(order_id)
         if not order.is_open:
-            raise ApiError(422, "order is not cancelable")
-        siblings = self.orders[order.parent_id].leg_ids if order.parent_id else order.leg_ids
-        for other in [order] + [self.orders[i] for i in siblings]:
+            raise ValueError(f"order {order_id} is {order.status}, it cannot expire")
+        self._mark_expired(order)
+        for other in self.group(order):
             if other.is_open:
                 self._mark_canceled(other)
 
-    def cancel_all(self) -> list[dict]:
-        entries = []
-        for order in sorted(self.orders.values(), key=lambda o: o.seq):
-            if order.is_open:
-                self._mark_canceled(order)
-                entries.append({"id": order.id, "status": 200, "body": order.to_dict()})
-        return entries
+    def end_day(self) -> list[str]:
+        """The close: open day orders expire (except what waits for the next session), and
+        last_equity / lastday prices roll over to the closing values. Answers expired ids."""
+        self.market_open = False
+        expired = []
+        ordered = sorted(self.orders.values(), key=lambda o: o.seq)
+        for order in ordered:
+            waiting = order.status == "accepted" or (
+                order.status == "held" and self.root(order).status == "accepted"
+            )  # queued for the next session, with the legs of such an entry
+            if order.is_open and order.time_in_force == "day" and not waiting:
+                self._mark_expired(order)
+                expired.append(order.id)
+        for order in ordered:  # held legs of an entry that is gone (a gtc leg of a day entry)
+            if order.status == "held" and not self.root(order).is_open:
+                self._mark_expired(order)
+                expired.append(order.id)
+        long_mv, short_mv = self.market_values()
+        self.last_equity = self.cash + long_mv + short_mv
+        self.lastday.update(self.prices)
+        return expired
 
     def close_position(
         self,
@@ -391,17 +614,22 @@ class Broker:
         order.filled_avg_price = (previous + price * qty) / total
         order.filled_qty = total
         order.updated_at = order.filled_at = stamp
-        order.status = "filled" if order.remaining == 0 else "partially_filled"
+        if order.remaining == 0:
+            order.status = "filled"
+        elif order.status != "pending_cancel":  # a pending cancel stays pending until it lands
+            order.status = "partially_filled"
         self._apply_to_position(order.symbol, qty if order.side == "buy" else -qty, price)
+        siblings = [o for o in self.oco_siblings(order) if o.is_open]
         if order.status != "filled":
+            for sibling in siblings:  # the other exit shrinks to what is left [orders.md]
+                sibling.qty = sibling.filled_qty + order.remaining
+                sibling.updated_at = stamp
             return
         for leg in (self.orders[i] for i in order.leg_ids):
             if leg.status == "held":
                 leg.status, leg.updated_at = "new", stamp
-        if order.parent_id:
-            for sibling in (self.orders[i] for i in self.orders[order.parent_id].leg_ids):
-                if sibling.is_open:
-                    self._mark_canceled(sibling)
+        for sibling in siblings:
+            self._mark_canceled(sibling)
 
     def _apply_to_position(self, symbol: str, signed_qty: Decimal, price: Decimal) -> None:
         self.cash -= signed_qty * price
@@ -423,3 +651,8 @@ class Broker:
     def _mark_canceled(order: Order) -> None:
         order.status = "canceled"
         order.canceled_at = order.updated_at = now()
+
+    @staticmethod
+    def _mark_expired(order: Order) -> None:
+        order.status = "expired"
+        order.expired_at = order.updated_at = now()

@@ -1,7 +1,10 @@
 """Value types of the fake broker: errors, orders, positions and their JSON shapes.
 
 Field names and types follow the Order / Position schemas of Alpaca's Trading API
-spec (money and quantities are JSON strings, absent values are JSON null).
+spec (money and quantities are JSON strings, absent values are JSON null). The
+lifecycle timestamps and links of the Order schema are kept per order: expired_at
+(a day order at the close), canceled_at, replaced_at / replaced_by on the order a
+PATCH replaced and replaces on its successor.
 """
 
 from __future__ import annotations
@@ -13,10 +16,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-# Statuses of an order that can still fill or be canceled ("held" = bracket leg
-# waiting for its parent, a status the spec's OrderStatus enum lacks).
+# Statuses of an order that can still fill ("held" = bracket leg waiting for its parent, a
+# status the spec's OrderStatus enum lacks; "pending_cancel" = a cancel was asked for but the
+# venue has not confirmed it, and the order can still fill meanwhile).
 OPEN_STATUSES = frozenset(
-    {"new", "accepted", "pending_new", "partially_filled", "held", "accepted_for_bidding"}
+    {
+        "new",
+        "accepted",
+        "pending_new",
+        "partially_filled",
+        "held",
+        "accepted_for_bidding",
+        "pending_cancel",
+        "pending_replace",
+    }
 )
 
 _sequence = itertools.count()
@@ -87,6 +100,10 @@ class Order:
     updated_at: datetime | None = None
     filled_at: datetime | None = None
     canceled_at: datetime | None = None
+    expired_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
 
     def __post_init__(self) -> None:
         self.updated_at = self.created_at
@@ -107,12 +124,12 @@ class Order:
             "updated_at": rfc3339(self.updated_at),
             "submitted_at": rfc3339(self.created_at),
             "filled_at": rfc3339(self.filled_at),
-            "expired_at": None,
+            "expired_at": rfc3339(self.expired_at),
             "canceled_at": rfc3339(self.canceled_at),
             "failed_at": None,
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
+            "replaced_at": rfc3339(self.replaced_at),
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "asset_id": asset_id(self.symbol),
             "symbol": self.symbol,
             "asset_class": "us_equity",

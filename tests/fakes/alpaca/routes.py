@@ -6,6 +6,10 @@ symbol on GET /v2/stocks/{symbol}/trades/latest answers 404 {"code": 40410000,
 "message": "symbol not found"} (the market-data extract documents no 404, so this
 is the fake's choice); the multi-symbol endpoint leaves unknown symbols out of
 its "trades" map.
+
+With broker.ignore_paging set (FakeAlpaca.ignore_paging), GET /v2/orders drops
+before_order_id / after_order_id before anything else looks at the query, as a proxy
+that strips them would: every page is the newest one again.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ def list_orders(broker: Broker, query: dict, body: object) -> list[dict]:
     if limit < 1:
         raise ApiError(422, "invalid limit")
     symbols = [s.strip().upper() for s in query.get("symbols", "").split(",") if s.strip()]
+    if broker.ignore_paging:
+        query = {k: v for k, v in query.items() if k not in ("before_order_id", "after_order_id")}
     before_id, after_id = query.get("before_order_id"), query.get("after_order_id")
     if before_id and after_id:
         raise ApiError(422, "before_order_id and after_order_id are mutually exclusive")
@@ -101,6 +107,10 @@ def get_order(broker: Broker, query: dict, body: object, order_id: str) -> dict:
 
 def cancel_order(broker: Broker, query: dict, body: object, order_id: str) -> None:
     broker.cancel(order_id)
+
+
+def replace_order(broker: Broker, query: dict, body: object, order_id: str) -> dict:
+    return broker.replace(order_id, body)
 
 
 def get_position(broker: Broker, query: dict, body: object, symbol: str) -> dict:
@@ -158,6 +168,7 @@ ROUTES = [
     ("DELETE", r"/v2/orders", lambda b, q, body: b.cancel_all(), 207),
     ("GET", r"/v2/orders:by_client_order_id", order_by_client_id, 200),
     ("GET", r"/v2/orders/(?P<order_id>[^/]+)", get_order, 200),
+    ("PATCH", r"/v2/orders/(?P<order_id>[^/]+)", replace_order, 200),
     ("DELETE", r"/v2/orders/(?P<order_id>[^/]+)", cancel_order, 204),
     ("GET", r"/v2/positions", lambda b, q, body: b.positions_list(), 200),
     ("DELETE", r"/v2/positions", lambda b, q, body: b.close_all(_bool(q, "cancel_orders")), 207),

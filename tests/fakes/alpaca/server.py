@@ -1,19 +1,24 @@
 """FakeAlpaca: a stateful local stand-in for Alpaca's Trading API (+ latest trades).
 
 Tests drive it over real HTTP (the SDK or requests) and steer it through methods:
-prices, market open/closed, partial fills, fault injection, close failures. One
-lock guards all state, so the ThreadingHTTPServer can serve concurrent clients.
-Every exchange is logged (never the secret header) so tests can count calls and
-validate them against the OpenAPI spec (tests/spec_check.py).
+prices, market open/closed, the trading day's close, partial fills, expiries,
+pending cancels, fault injection, answer rewrites, close failures. One lock guards
+all state, so the ThreadingHTTPServer can serve concurrent clients. Every exchange
+is logged (never the secret header) so tests can count calls and validate them
+against the OpenAPI spec (tests/adapters/spec_check.py).
+
+What each behaviour is modelled on is written in broker.py's docstring.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +81,17 @@ class Fault:
         return (self.method in (None, "*", method)) and bool(self.path.search(path))
 
 
+@dataclass
+class Rewrite:
+    method: str | None
+    path: re.Pattern
+    fn: Callable[[object], object]
+    times: int | None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in (None, "*", method)) and bool(self.path.search(path))
+
+
 def _decimal(value) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
@@ -98,6 +114,7 @@ class FakeAlpaca:
         self._lock = threading.RLock()
         self._broker = Broker()
         self._faults: list[Fault] = []
+        self._rewrites: list[Rewrite] = []
         self._log: list[Exchange] = []
         self._forbidden = False
         self._stopping = threading.Event()
@@ -156,6 +173,38 @@ class FakeAlpaca:
             self._broker.market_open = is_open
             self._broker.run_engine()
 
+    def end_trading_day(self) -> list[str]:
+        """The market closes: every open time_in_force=day order expires (entries, bracket
+        legs, OCO orders; expired_at set), gtc orders stay, orders queued while the market
+        was already closed wait for the next open. last_equity and each position's lastday
+        price become the closing values, so the day's P&L restarts at 0. Answers the ids
+        of the orders that expired, oldest first."""
+        with self._lock:
+            return self._broker.end_day()
+
+    def start_trading_day(self) -> None:
+        """The market opens again: queued orders go "new" and the engine fills what it can."""
+        self.set_market_open(True)
+
+    def set_cancels_pending(self, enabled: bool = True) -> None:
+        """From now on a cancel (DELETE /v2/orders/{id}, DELETE /v2/orders, the cancel part
+        of DELETE /v2/positions?cancel_orders=true) leaves each routed order
+        "pending_cancel": it can still fill and its shares stay held until
+        release_cancels(). Held legs and "accepted" orders still cancel at once."""
+        with self._lock:
+            self._broker.cancels_pending = enabled
+
+    def release_cancels(self) -> list[str]:
+        """Every pending_cancel order becomes canceled (canceled_at set); answers their ids."""
+        with self._lock:
+            return self._broker.release_cancels()
+
+    def expire(self, order_id: str) -> None:
+        """The order expires now, e.g. the unfilled rest of a partly filled bracket entry
+        (partial_fill first); the rest of its group (bracket legs, OCO sibling) is canceled."""
+        with self._lock:
+            self._broker.expire(order_id)
+
     def set_last_equity(self, value) -> None:
         with self._lock:
             self._broker.last_equity = _decimal(value)
@@ -210,6 +259,7 @@ class FakeAlpaca:
         with self._lock:
             self._broker.reset()
             self._faults.clear()
+            self._rewrites.clear()
             self._log.clear()
             self._forbidden = False
 
@@ -235,6 +285,11 @@ class FakeAlpaca:
     def positions_list(self) -> list[dict]:
         with self._lock:
             return self._broker.positions_list()
+
+    def order(self, order_id: str, nested: bool = False) -> dict:
+        """One order as GET /v2/orders/{id} would answer it."""
+        with self._lock:
+            return self._broker.order_dict(self._broker.get_order(order_id), nested)
 
     # ----- faults and the request log -----------------------------------------------------
 
@@ -270,9 +325,34 @@ class FakeAlpaca:
                 )
             )
 
+    def rewrite(
+        self,
+        method: str | None,
+        path_regex: str,
+        fn: Callable[[object], object],
+        times: int | None = None,
+    ) -> None:
+        """Edit what the fake answers: for the next `times` (None: all) matching requests
+        the fake acts as usual, then answers fn(payload) instead of payload (the parsed JSON
+        it would send, a deep copy; None for an empty body). Matching rewrites chain in the
+        order they were added. Not applied when an inject()ed fault answers instead.
+        E.g. fake.rewrite("GET", "^/v2/account$", lambda a: {**a, "equity": "NaN"})."""
+        with self._lock:
+            self._rewrites.append(
+                Rewrite(method and method.upper(), re.compile(path_regex), fn, times)
+            )
+
+    def ignore_paging(self, enabled: bool = True) -> None:
+        """GET /v2/orders ignores before_order_id / after_order_id, as a broken proxy that
+        strips them would: a client paging back gets the newest page again and again."""
+        with self._lock:
+            self._broker.ignore_paging = enabled
+
     def clear_faults(self) -> None:
+        """Drop every injected fault and every rewrite."""
         with self._lock:
             self._faults.clear()
+            self._rewrites.clear()
 
     @property
     def requests(self) -> list[Exchange]:
@@ -304,6 +384,25 @@ class FakeAlpaca:
                     return fault
         return None
 
+    def _take_rewrites(self, method: str, path: str) -> list[Rewrite]:
+        with self._lock:
+            taken = [r for r in self._rewrites if r.matches(method, path)]
+            for rewrite in taken:
+                if rewrite.times is not None:
+                    rewrite.times -= 1
+                    if rewrite.times <= 0:
+                        self._rewrites.remove(rewrite)
+            return taken
+
+    def _rewritten(self, method: str, path: str, status: int, payload: object):
+        for rewrite in self._take_rewrites(method, path):
+            try:
+                payload = rewrite.fn(copy.deepcopy(payload))
+            except Exception as exc:  # a bug in the test's fn: answer loudly
+                traceback.print_exc()
+                return 500, {"code": 50010000, "message": f"fake_alpaca rewrite error: {exc!r}"}
+        return status, payload
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         started, wall = time.monotonic(), time.time()
         method = handler.command
@@ -329,6 +428,8 @@ class FakeAlpaca:
             time.sleep(fault.delay)
         if not fault or fault.apply:
             status, payload = self._answer(handler, method, path, query, raw_body)
+        if not fault:
+            status, payload = self._rewritten(method, path, status, payload)
         if fault and fault.hang:
             record(None, "")
             self._stopping.wait()
