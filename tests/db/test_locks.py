@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.disk import read_only_dir
 from tests.support.network import SilentServer, TcpProxy
-from tests.support.pg_cluster import PrivateCluster
+from tests.support.pg_cluster import PrivateCluster, StopMode
 from tradectl.db import locks
 from tradectl.db.session import Database
 from tradectl.errors import DatabaseError
@@ -154,30 +155,72 @@ def test_a_lock_file_replaced_under_its_holder_is_no_longer_ours(tmp_path: Path)
         assert lock.reacquire() and lock.verify()
 
 
+def test_a_lock_file_that_cannot_be_created_is_a_database_error() -> None:
+    with read_only_dir() as directory:
+        db = Database(f"sqlite:///{directory / 'tradectl.db'}")
+        read_only = pytest.raises(DatabaseError, match="cannot open the lock file .*Read-only")
+        with read_only, db.lock(NAME, wait=0):
+            pass
+
+
 # -- PostgreSQL: the server goes away under the lock -------------------------------------------
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_leaving_the_block_after_the_server_stopped_neither_raises_nor_hides_the_error(
-    private_pg: PrivateCluster, mode: str, caplog: pytest.LogCaptureFixture
+    private_pg: PrivateCluster, mode: StopMode, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = Database(private_pg.create_database())
     caplog.set_level(logging.DEBUG, logger=locks.__name__)
     with db.lock(NAME, wait=0) as lock:
-        private_pg.stop(mode)  # type: ignore[arg-type]
+        private_pg.stop(mode)
     assert not lock.held  # and the block ended without an exception
 
     private_pg.start()
     with pytest.raises(DatabaseError, match="database postgresql"), db.lock(NAME, wait=0):
-        private_pg.stop(mode)  # type: ignore[arg-type]
+        private_pg.stop(mode)
         with db.transaction() as session:  # the real error: the database is gone
             session.connection().exec_driver_sql("SELECT 1")
 
     private_pg.start()
     with pytest.raises(ZeroDivisionError), db.lock(NAME, wait=0):
-        private_pg.stop(mode)  # type: ignore[arg-type]
+        private_pg.stop(mode)
         _ = 1 / 0
     assert all(record.levelno <= logging.DEBUG for record in caplog.records)
+    db.dispose()
+
+
+def holders(cluster: PrivateCluster, url: str) -> list[int]:
+    """The server sessions holding an advisory lock in the database at `url`."""
+    return [row[0] for row in cluster.sql(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        database=url.rsplit("/", 1)[1])]
+
+
+def test_reacquiring_a_lock_still_held_keeps_the_same_session_without_a_gap(
+    private_pg: PrivateCluster,
+) -> None:
+    url = private_pg.create_database()
+    db = Database(url)
+    with db.lock(NAME, wait=0) as lock:
+        (session,) = holders(private_pg, url)
+        assert lock.reacquire()
+        assert holders(private_pg, url) == [session]
+    assert holders(private_pg, url) == []
+    db.dispose()
+
+
+def test_a_session_lock_gone_from_a_live_connection_fails_verification(
+    private_pg: PrivateCluster,
+) -> None:
+    """What a pooler in transaction mode (pgbouncer) does to a session lock: the connection
+    answers, but the server session holding the lock is another one, or none."""
+    url = private_pg.create_database()
+    db = Database(url)
+    with db.lock(NAME, wait=0) as lock:
+        lock._query("SELECT pg_advisory_unlock_all()")
+        assert not lock.verify()
+        assert lock.reacquire() and lock.verify() and len(holders(private_pg, url)) == 1
     db.dispose()
 
 

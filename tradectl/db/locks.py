@@ -145,7 +145,11 @@ class FileLock(NamedLock):
 
         for _ in range(3):  # the file replaced between open and flock: lock the new one
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                except OSError as err:
+                    raise DatabaseError(f"cannot open the lock file {self.path}: "
+                                        f"{err.strerror or err}") from None
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
