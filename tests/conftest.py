@@ -1,5 +1,6 @@
-"""Shared fixtures: a database per backend (SQLite file, scratch Postgres database), the fake
-Alpaca server, an SMTP sink and an in-process CLI runner with a clean environment."""
+"""Shared fixtures: a database per backend (SQLite file, scratch Postgres database), a private
+PostgreSQL server to stop and restart (tests/support/pg_cluster.py), the fake Alpaca server, an
+SMTP sink and an in-process CLI runner with a clean environment."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.db import orm_session
+from tests.support.pg_cluster import PrivateCluster, unusable_reason
 from tradectl.config import DEFAULTS
 from tradectl.db.session import Database
 
@@ -78,6 +80,26 @@ def _shared_pg_url(scratch_pg: ScratchDatabases) -> Iterator[str]:
     db.dispose()
     yield url
     scratch_pg.drop(url)
+
+
+@pytest.fixture(scope="session")
+def _private_pg_cluster() -> Iterator[PrivateCluster]:
+    reason = unusable_reason()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"no private PostgreSQL cluster: {reason} (CI=true: it is required)")
+        pytest.skip(f"no private PostgreSQL cluster: {reason}")
+    cluster = PrivateCluster.create()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def private_pg(_private_pg_cluster: PrivateCluster) -> PrivateCluster:
+    """A PostgreSQL server of this test run's own (one per xdist worker), running when the test
+    starts: stop, restart or take it down freely. Use `create_database()` for a clean database."""
+    _private_pg_cluster.ensure_running()
+    return _private_pg_cluster
 
 
 def _empty_pg(url: str) -> None:

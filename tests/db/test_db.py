@@ -122,9 +122,9 @@ def test_a_lock_is_held_by_one_holder_at_a_time(db: Database) -> None:
         def contender() -> None:
             other = Database(db.url)
             with other.lock("cycle", wait=0) as second:
-                events.append(f"immediate:{second}")
+                events.append(f"immediate:{bool(second)}")
             with other.lock("cycle", wait=5) as third:
-                events.append(f"waited:{third}")
+                events.append(f"waited:{bool(third)}")
             other.dispose()
 
         thread = threading.Thread(target=contender)

@@ -6,12 +6,9 @@ turns into a write never fails half-way), so `watch` and `open` can run side by 
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from tradectl.db.locks import AdvisoryLock, FileLock, NamedLock, ProcessLock, holding
 from tradectl.db.models import HEAD_REVISION
 from tradectl.db.url import masked_url, normalize_url, unusable_url, usable_url
 from tradectl.errors import DatabaseError
@@ -31,8 +29,6 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "tradectl_read_only"  # execution option: a SQLite transaction that takes no write lock
-LOCK_POLL = 0.05
-_memory_locks: dict[str, threading.Lock] = {}
 
 
 def _sqlite_path(url: URL) -> Path | None:
@@ -134,55 +130,25 @@ class Database:
     # -- cross-process locks ---------------------------------------------------------------
 
     @contextmanager
-    def lock(self, name: str, *, wait: float) -> Iterator[bool]:
+    def lock(self, name: str, *, wait: float) -> Iterator[NamedLock]:
         """A named lock held by this process until the block ends, freed by the OS or the
-        database if the process dies. Yields False if it could not be had within `wait` seconds.
+        database if the process dies. Yields a `NamedLock` (tradectl/db/locks.py), falsy if it
+        could not be had within `wait` seconds; `verify()` and `reacquire()` check it while held.
 
         Postgres: a session advisory lock on a dedicated connection. SQLite: flock on a file
         beside the database. In-memory SQLite: a process-local lock.
         """
-        if self.dialect == "postgresql":
-            with self._advisory_lock(name, wait) as held:
-                yield held
-            return
-        path = _sqlite_path(normalize_url(self.url))
-        if path is None:
-            lock = _memory_locks.setdefault(name, threading.Lock())
-            held = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
-            try:
-                yield held
-            finally:
-                if held:
-                    lock.release()
-            return
-        with _file_lock(path.with_name(f"{path.name}.{name}.lock"), wait) as held:
+        with holding(self._named_lock(name), wait) as held:
             yield held
 
-    @contextmanager
-    def _advisory_lock(self, name: str, wait: float) -> Iterator[bool]:
-        key = zlib.crc32(f"tradectl:{name}".encode())
-        try:
-            connection = self.engine.connect()
-        except DBAPIError as err:
-            raise describe_db_error(self.url, err) from None
-        held = False
-        try:
-            deadline = time.monotonic() + wait
-            while True:
-                held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                               {"k": key}).scalar())
-                connection.commit()
-                if held or time.monotonic() >= deadline:
-                    break
-                time.sleep(LOCK_POLL)
-            yield held
-        finally:
-            try:
-                if held:
-                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    connection.commit()
-            finally:
-                connection.close()
+    def _named_lock(self, name: str) -> NamedLock:
+        if self.dialect == "postgresql":
+            return AdvisoryLock(name, self.engine.url, self.engine.dialect,
+                                partial(describe_db_error, self.url))
+        path = _sqlite_path(normalize_url(self.url))
+        if path is None:
+            return ProcessLock(name)
+        return FileLock(name, path.with_name(f"{path.name}.{name}.lock"))
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -237,27 +203,3 @@ def migrations_dir() -> Path:
     package_dir = Path(__file__).resolve().parent.parent
     shipped = package_dir / "_alembic"
     return shipped if shipped.is_dir() else package_dir.parent / "alembic"
-
-
-@contextmanager
-def _file_lock(path: Path, wait: float) -> Iterator[bool]:
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    held = False
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held = True
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(LOCK_POLL)
-        yield held
-    finally:
-        if held:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
