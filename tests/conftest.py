@@ -182,6 +182,7 @@ class Cli:
         self.env: dict[str, str] = {}
         for name in DEFAULTS:
             monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(cwd / "config"))  # tradectl's own directory
         monkeypatch.chdir(cwd)
 
     def __call__(self, *args: str, env: dict[str, str] | None = None) -> CliResult:

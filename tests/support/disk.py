@@ -42,6 +42,11 @@ class Disk:
     def free(self) -> None:
         self._filler.unlink(missing_ok=True)
 
+    def remount(self, mode: str) -> None:
+        """`ro` or `rw`: a read-only disk refuses every write, root's included."""
+        subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)], check=True,
+                       capture_output=True)
+
     @property
     def available(self) -> int:
         stats = os.statvfs(self.path)
@@ -75,6 +80,7 @@ def full_disk(size: str = "8M") -> Iterator[Disk]:
         try:
             yield disk
         finally:
+            disk.remount("rw")
             disk.free()
 
 

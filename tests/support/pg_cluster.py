@@ -31,8 +31,8 @@ StopMode = Literal["smart", "fast", "immediate"]
 # Speed over durability: the data dies with the test.
 SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
-    "fsync": "off",
-    "synchronous_commit": "off",
+    "fsync": "off",  # the OS keeps what was written when the server crashes; a test needs no more
+    "synchronous_commit": "on",  # a commit the client saw must survive an immediate stop
     "full_page_writes": "off",
     "shared_buffers": "16MB",
     "max_connections": "60",

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tradectl.cli.app import JsonOption, app
+
+if TYPE_CHECKING:
+    from tradectl.config import Settings
+    from tradectl.errors import ExitCode
+
 from tradectl.cli.wiring import (
     alert_channel,
     broker,
@@ -34,19 +39,32 @@ def watch_command(
 
     Example: tradectl watch --interval 30
     """
-    import gc
+    import signal
 
     from tradectl.errors import ExitCode, InputError
-    from tradectl.render.watch import WatchDisplay
-    from tradectl.services.watch import watching
 
     config = settings()
     period = interval if interval is not None else config.watch_interval
     if not 0 < period <= 86400:
         raise InputError(f"--interval must be between 0 and 86400 seconds, got {period}")
-    db = database(config)
-    code = ExitCode.OK
-    with watching(db, broker(config), alert_channel(config),
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: Ctrl-C
+    try:
+        code = _loop(config, period, once=once, read_only=read_only, as_json=as_json)
+    except KeyboardInterrupt:
+        code = ExitCode.OK  # Ctrl-C leaves cleanly in every state and never triggers a stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    raise typer.Exit(code)
+
+
+def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
+          as_json: bool) -> ExitCode:
+    import gc
+
+    from tradectl.render.watch import WatchDisplay
+    from tradectl.services.watch import watching
+
+    with watching(database(config), broker(config), alert_channel(config),
                   daily_loss_limit=config.daily_loss_limit, interval=period,
                   read_only=read_only, spool=stop_spool(config),
                   gate_wait=gate_wait(config)) as watcher:
@@ -57,19 +75,18 @@ def watch_command(
         display = WatchDisplay(
             mode=config.trading_mode, limit=config.daily_loss_limit, interval=period,
             as_json=as_json, live=sys.stdout.isatty() and not as_json,
-            drives_stops=watcher.drives_stops, broker_enabled=config.alpaca_enabled,
+            broker_enabled=config.alpaca_enabled,
         )
-        try:
-            with display:
-                while True:
-                    report = watcher.tick()
-                    if once:
-                        display.show(report, next_in=None)
-                        code = report.exit_code
-                        break
-                    delay = watcher.next_delay(report)
-                    display.show(report, next_in=delay)
-                    time.sleep(delay)
-        except KeyboardInterrupt:
-            code = ExitCode.OK  # Ctrl-C leaves cleanly and never triggers a stop
-    raise typer.Exit(code)
+        with display:
+            while True:
+                report = watcher.tick()
+                if once:
+                    display.show(report, next_in=None)
+                    return report.exit_code
+                delay = watcher.next_delay(report)
+                display.show(report, next_in=delay)
+                time.sleep(delay)
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt

@@ -22,9 +22,9 @@ GAUGE_WIDTH = 30
 
 class WatchDisplay:
     def __init__(self, *, mode: str, limit: Decimal, interval: float, as_json: bool, live: bool,
-                 drives_stops: bool, broker_enabled: bool) -> None:
+                 broker_enabled: bool) -> None:
         self.mode, self.limit, self.interval = mode, limit, interval
-        self.as_json, self.drives_stops, self.broker_enabled = as_json, drives_stops, broker_enabled
+        self.as_json, self.broker_enabled = as_json, broker_enabled
         self._live: Live | None = None
         if live:
             from rich.live import Live
@@ -83,8 +83,8 @@ class WatchDisplay:
             header.append(f"STOPPED: {result.stop_reason}", style="bold red")
         else:
             header.append(f"cycle {result.cycle_id or '-'} {result.cycle_status}", style="green")
-        if not self.drives_stops:
-            header.append("  (read-only: another watch drives stops)", style="yellow")
+        if not result.drives_stops:
+            header.append("  (read-only: never pulls the emergency stop)", style="yellow")
         lines: list[RenderableType] = [header]
         if result.account is not None:
             lines += [Text(f"equity {dollars(result.account.equity)}   "

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from tradectl.broker import Account, Broker, Clock, Order, SymbolOutcome
@@ -17,6 +17,7 @@ from tradectl.errors import BrokerError
 T = TypeVar("T")
 
 CLOSE_WORKERS = 8
+CLOCK_SKEW = timedelta(seconds=5)  # between this machine's clock and Alpaca's timestamps
 RETRY_BACKOFF = (0.2, 0.5, 1.0, 2.0)
 
 
@@ -40,6 +41,7 @@ def flatten_account(
     """`tracked_orders`: the order ids the caller must see afterwards (entries and earlier
     closes); with the closes submitted here, the orders read may stop once it has them all."""
     deadline = time.monotonic() + deadline_seconds
+    started = datetime.now(UTC)
     try:
         result = Flattening("close_all", {o.key: o for o in
                                           broker.close_all_positions(cancel_orders=True)})
@@ -54,7 +56,24 @@ def flatten_account(
         _fallback(broker, result, failed or None, deadline, sleep)
     closes = {o.order.id for o in result.outcomes.values() if o.order is not None}
     _read_state(broker, result, orders_since, {*tracked_orders, *closes})
+    _closes_without_an_answer(result, started, tracked_orders)
     return result
+
+
+def _closes_without_an_answer(result: Flattening, started: datetime,
+                              tracked_orders: Collection[str]) -> None:
+    """A close-all whose answer was lost (a timeout) may still have closed positions: their
+    market close orders are in the orders read. Each symbol with no close of its own answer
+    takes the close Alpaca shows for it."""
+    answered = {s for s, o in result.outcomes.items() if o.order is not None}
+    since = started - CLOCK_SKEW
+    for order in result.orders or ():
+        if (order.symbol not in answered and order.id not in tracked_orders
+                and order.type == "market" and not order.legs
+                and order.order_class in ("", "simple")
+                and order.submitted_at is not None and order.submitted_at >= since):
+            result.outcomes[order.symbol] = SymbolOutcome(order.symbol, 200, order, None)
+            answered.add(order.symbol)
 
 
 def _fallback(

@@ -24,12 +24,12 @@ def complete_offline_stops(db: Database, spool: StopSpool) -> list[str]:
                 cycle.stop_reason = stop.reason
             for position in journal.live_positions():
                 close = stop.close_orders.get(position.symbol)
-                holds = bool(position.filled_qty) or position.status in ("open", "closing")
-                if close and holds and position.alpaca_status != "alpaca_disabled" \
+                if close and position.alpaca_status != "alpaca_disabled" \
                         and not position.exit_order_id:
+                    # The orders sync applies the entry's fills, then this close.
                     position.exit_order_id, position.close_reason = close, "emergency_stop"
-                    position.alpaca_status = "closed_by_emergency_stop"
-                    position.status = "closing"
+                    if position.status == "open":
+                        position.status = "closing"
             line = (f"the emergency stop of {stop.stopped_at:%Y-%m-%d %H:%M:%S} UTC ran without "
                     f"the database ({stop.database_error}); recorded now: {stop.reason}")
             journal.record("emergency_stop_recorded", line, cycle_id=cycle.id,

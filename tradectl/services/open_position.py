@@ -31,6 +31,7 @@ from tradectl.risk import (
     trade_exposure,
 )
 from tradectl.services.gate import trading_gate
+from tradectl.services.orders import apply_entry_order
 from tradectl.services.pre_trade import PreTradeReads
 from tradectl.services.reconcile import UNKNOWN, OrderBook, outcome_unknown, sync_position
 from tradectl.views import PositionView
@@ -85,14 +86,22 @@ def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
             return _record_without_broker(db, position_id)
         try:
             order = broker.submit_bracket(request)
-        except BrokerTimeout as err:  # a lost or unreadable answer: the order may exist
-            _record_unknown(db, position_id, err)
-            lost = err
         except BrokerError as err:
-            return _record_failure(db, position_id, err)
+            if not _outcome_unknown(err):
+                return _record_failure(db, position_id, err)
+            _record_unknown(db, position_id, err)  # a lost answer: the order may exist
+            lost = err
         else:
             return _record_order(db, position_id, order)
     return _look_up_lost_answer(db, broker, position_id, request.client_order_id, lost)
+
+
+def _outcome_unknown(err: BrokerError) -> bool:
+    """No answer, an unreadable one, or a server error: Alpaca may have taken the order. A
+    refused connection or a 4xx means it did not."""
+    if isinstance(err, BrokerUnreachable):
+        return False
+    return isinstance(err, BrokerTimeout) or err.status is None or err.status >= 500
 
 
 def _settle_unknown_orders(db: Database, broker: Broker) -> None:
@@ -194,8 +203,6 @@ def _record_without_broker(db: Database, position_id: int) -> OpenOutcome:
 
 def _record_order(db: Database, position_id: int, order: Order,
                   warnings: tuple[str, ...] = ()) -> OpenOutcome:
-    from tradectl.services.orders import apply_entry_order
-
     try:
         with db.transaction() as journal:
             position = journal.position(position_id)
@@ -229,21 +236,26 @@ def _record_failure(db: Database, position_id: int, err: BrokerError) -> OpenOut
         return OpenOutcome(position_view(position), broker_error=err)
 
 
-def _record_unknown(db: Database, position_id: int, err: BrokerTimeout) -> None:
+def _record_unknown(db: Database, position_id: int, err: BrokerError) -> None:
     """The submit may or may not have reached Alpaca: the row stays pending, visibly unknown."""
-    with db.transaction() as journal:
-        position = journal.position(position_id)
-        position.alpaca_status = UNKNOWN
-        position.alpaca_error = (f"outcome unknown: {err.message}; settled from Alpaca's orders "
-                                 "by the next watch tick, status, halt or open")
-        journal.record("order_unknown", f"{position.symbol}: {position.alpaca_error}",
-                       cycle_id=position.cycle_id, position_id=position.id,
-                       details={"client_order_id": position.client_order_id})
-        journal.commit()
+    try:
+        with db.transaction() as journal:
+            position = journal.position(position_id)
+            position.alpaca_status = UNKNOWN
+            position.alpaca_error = (f"outcome unknown: {err.message}; settled from Alpaca's "
+                                     "orders by the next watch tick, status, halt or open")
+            journal.record("order_unknown", f"{position.symbol}: {position.alpaca_error}",
+                           cycle_id=position.cycle_id, position_id=position.id,
+                           details={"client_order_id": position.client_order_id})
+            journal.commit()
+    except DatabaseError as db_err:
+        raise DatabaseError(f"the order's outcome is unknown ({err.message}) and the record "
+                            f"failed ({db_err.message}): the next `tradectl watch` tick settles "
+                            "it from Alpaca's orders", hint=db_err.hint) from None
 
 
 def _look_up_lost_answer(db: Database, broker: Broker, position_id: int, client_order_id: str,
-                         err: BrokerTimeout) -> OpenOutcome:
+                         err: BrokerError) -> OpenOutcome:
     """Never re-send the order: ask for it by client_order_id once. Found -> recorded like an
     answer; not found (yet) or the look-up failed -> it stays unknown, exit 4."""
     try:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from tradectl.broker import Order
 from tradectl.db.models import Position
-from tradectl.services.orders import apply_bracket, apply_exit_order
+from tradectl.services.orders import apply_bracket, apply_entry_order, apply_exit_order
 
 # How long an order tradectl may have sent can stay out of Alpaca's orders before it counts as
 # never placed. A request that reached Alpaca is acted on within seconds; our own requests give
@@ -55,11 +55,19 @@ def outcome_unknown(position: Position) -> bool:
 
 def sync_position(position: Position, book: OrderBook, now: datetime) -> str | None:
     """Apply what the orders say to one live, broker-backed position. Returns what changed."""
-    if position.exit_order_id and position.exit_order_id in book.by_id:
-        before = position.status
-        apply_exit_order(position, book.by_id[position.exit_order_id])
-        return f"closed at {position.exit_price}" if position.status != before else None
+    exit_order = book.by_id.get(position.exit_order_id or "")
     order = book.entry_of(position)
+    if exit_order is not None:  # closed outside its bracket: the entry's fills, then the close
+        before = position.status
+        if order is not None:
+            apply_entry_order(position, order)
+        apply_exit_order(position, exit_order)
+        if position.close_reason == "emergency_stop":
+            position.alpaca_status = "closed_by_emergency_stop"
+        if position.status == before:
+            return None
+        return (f"closed at {position.exit_price}" if position.status == "closed"
+                else position.status)
     if order is not None:
         recovered = outcome_unknown(position)
         change = apply_bracket(position, order)

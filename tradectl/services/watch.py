@@ -9,6 +9,7 @@ fault does; the broker side (the loss limit, the stop) still runs without it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from decimal import Decimal
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order
 from tradectl.db.journal import Journal, cycle_view, position_view
+from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
@@ -33,6 +35,10 @@ from tradectl.views import EventView, PositionView
 
 RECENT_EVENTS = 8
 MAX_BACKOFF_SECONDS = 300.0
+UNRECORDED = 50  # faults kept, while the database is down, to be recorded once it is back
+# A failing database is tried again after 1, 2, 4... ticks, at most this far apart: a restart or
+# a failover takes seconds to tens of seconds, and a refused connection costs nothing.
+DATABASE_RETRY_CAP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class TickReport:
     error: str | None = None
     rate_limited: bool = False
     database_failed: bool = False
+    drives_stops: bool = True
     stop: HaltReport | None = None
     alerts_sent: int = 0
 
@@ -75,25 +82,32 @@ class BrokerState:
 
 
 class Watcher:
-    """Keeps what must survive between ticks: whether the 80% warning was given this cycle, the
-    last orders window, and faults to record once the database is back."""
+    """Keeps what must survive between ticks: the driver lock, whether the 80% warning was given
+    this cycle, the last orders window, and the database's health (faults to record once it is
+    back, and when to try it again)."""
 
     def __init__(self, db: Database, broker: Broker | None, channel: Channel | None, *,
                  daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
-                 spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS) -> None:
+                 spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
+                 driver_lock: NamedLock | None = None) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
-        self.gate_wait = gate_wait
+        self.gate_wait, self.driver_lock = gate_wait, driver_lock
         self.limit, self.drives_stops, self.interval = daily_loss_limit, drives_stops, interval
         self._warned_cycles: set[int | None] = set()
         self._delay = interval
         self._since: datetime | None = None
         self._last_cycle_status = "unknown"
+        self._database_failures = 0
+        self._database_retry_at = 0.0  # time.monotonic() when the database is tried again
+        self._unrecorded: list[tuple[datetime, str]] = []  # faults seen while it was down
 
     # -- the loop's policy ----------------------------------------------------------------
 
     def next_delay(self, report: TickReport) -> float:
-        """Back off while Alpaca rate-limits or the database fails; back to normal after."""
-        if report.rate_limited or report.database_failed:
+        """Back off while Alpaca rate-limits; back to normal once it answers. A failing database
+        does not slow the loop (the loss limit is still checked from the account every tick):
+        it is tried again with its own back-off."""
+        if report.rate_limited:
             self._delay = min(self._delay * 2, MAX_BACKOFF_SECONDS)
         else:
             self._delay = self.interval
@@ -102,27 +116,68 @@ class Watcher:
     # -- one tick ---------------------------------------------------------------------------
 
     def tick(self) -> TickReport:
-        report = TickReport(utcnow(), None, "unknown", None)
+        report = TickReport(utcnow(), None, "unknown", None, drives_stops=self.drives_stops)
+        if time.monotonic() < self._database_retry_at:
+            report = replace(report, database_failed=True,
+                             error="database: unavailable; tried again after its back-off")
+        report = self._guarded(report, self._check_driver)
         if self.spool is not None:
             report = self._guarded(report, self._complete_offline_stops)
+        report = self._guarded(report, self._read_window)
         state, error = self._read_broker(report)
         report = self._guarded(report, lambda r: self._sync(r, state, error))
         if report.database_failed and state is not None:
-            report = replace(report, account=state.account)
+            report = replace(report, account=state.account,
+                             external=tuple(state.positions))
         if state is not None and self.drives_stops:
             report = self._check_loss_limit(report)
         report = self._guarded(report, self._deliver_alerts)
         if report.stop is not None:  # show the positions as the stop left them
             report = self._guarded(report, self._views)
-        return report
+        self._note_database(report, error)
+        return replace(report, drives_stops=self.drives_stops)
 
-    @staticmethod
-    def _guarded(report: TickReport, step: Callable[[TickReport], TickReport]) -> TickReport:
-        """Run a database step; a fault fails the tick instead of the loop."""
+    def _guarded(self, report: TickReport,
+                 step: Callable[[TickReport], TickReport]) -> TickReport:
+        """Run a database step; a fault fails the tick instead of the loop, and the tick's later
+        database steps are skipped (they would wait on the same fault)."""
+        if report.database_failed:
+            return report
         try:
             return step(report)
         except DatabaseError as err:
             return replace(report, error=f"database: {err.message}", database_failed=True)
+
+    def _note_database(self, report: TickReport, broker_error: BrokerError | None) -> None:
+        if not report.database_failed:
+            self._database_failures, self._database_retry_at = 0, 0.0
+            return
+        if time.monotonic() >= self._database_retry_at:  # it was tried in this tick
+            self._database_failures += 1
+            wait = min(self.interval * 2 ** (self._database_failures - 1),
+                       max(self.interval, DATABASE_RETRY_CAP_SECONDS))
+            self._database_retry_at = time.monotonic() + wait
+        faults = [report.error or "database unavailable"]
+        if broker_error is not None:
+            faults.append(f"watch: {broker_error.message}")
+        self._unrecorded = (self._unrecorded + [(report.at, f) for f in faults])[-UNRECORDED:]
+
+    def _check_driver(self, report: TickReport) -> TickReport:
+        """The driver lock is verified every tick: a database restart frees a session lock.
+        Lost -> taken back if free; held by another `watch` now -> this one steps down."""
+        lock = self.driver_lock
+        if lock is None or not self.drives_stops or lock.verify():
+            return report
+        if lock.reacquire():  # DatabaseError: unknown, keep driving (nobody can take it now)
+            note = "the driver lock was lost (database restart?) and taken back"
+        else:
+            self.drives_stops = False
+            note = ("another `tradectl watch` took the driver lock: this one is read-only now "
+                    "and no longer pulls the emergency stop")
+        with self.db.transaction() as journal:
+            journal.record("watch_driver", note, cycle_id=report.cycle_id)
+            journal.commit()
+        return replace(report, changes=(*report.changes, note), drives_stops=self.drives_stops)
 
     def _complete_offline_stops(self, report: TickReport) -> TickReport:
         assert self.spool is not None
@@ -132,15 +187,16 @@ class Watcher:
     def _deliver_alerts(self, report: TickReport) -> TickReport:
         return replace(report, alerts_sent=deliver_pending(self.db, self.channel).sent)
 
+    def _read_window(self, report: TickReport) -> TickReport:
+        with self.db.read() as journal:
+            self._since = journal.orders_window_start()
+        return report
+
     def _read_broker(self, report: TickReport) -> tuple[BrokerState | None, BrokerError | None]:
-        """Three reads side by side, whatever the size of the book."""
+        """Three reads side by side, whatever the size of the book. Without the database the
+        last window read still covers the book tradectl knew about."""
         if self.broker is None:
             return None, None
-        try:
-            with self.db.read() as journal:
-                self._since = journal.orders_window_start()
-        except DatabaseError:
-            pass  # the last window read still covers the book tradectl knew about
         since = self._since or report.at
         try:
             with ThreadPoolExecutor(max_workers=3) as pool:
@@ -162,6 +218,11 @@ class Watcher:
                              stop_reason=cycle.stop_reason if cycle else None)
             live = journal.live_positions()
             changes: list[str] = []
+            for at, fault in self._unrecorded:
+                journal.record("watch_fault", f"while the database was unreachable "
+                               f"({at:%H:%M:%S} UTC): {fault}", cycle_id=report.cycle_id,
+                               details={"at": at})
+
             if error is not None:
                 report = replace(report, error=error.message, rate_limited=error.status == 429)
                 journal.record("broker_error", f"watch: {error.message}",
@@ -177,6 +238,7 @@ class Watcher:
                 external=tuple(p for s, p in market.items() if s not in tracked),
                 events=tuple(journal.recent_events(RECENT_EVENTS)))
             journal.commit()
+        self._unrecorded = []
         self._last_cycle_status = report.cycle_status
         return report
 
@@ -195,7 +257,7 @@ class Watcher:
                 confirmed = self.broker.account()
             except BrokerError as err:
                 return replace(report, error=f"loss limit reading not confirmed: {err.message}")
-            if loss_limit_reached(confirmed.day_pnl, self.limit):
+            if loss_limit_reached(confirmed.day_pnl, self.limit) and self._still_driver():
                 reason = (f"daily loss limit: day P&L ${confirmed.day_pnl:,.2f} reached "
                           f"-DAILY_LOSS_LIMIT ${-self.limit:,.2f}")
                 stop = emergency_stop(self.db, self.broker, self.channel, reason,
@@ -212,6 +274,20 @@ class Watcher:
             report = replace(report, warning=warning)
             report = self._guarded(report, lambda r: self._record_warning(r, warning))
         return report
+
+    def _still_driver(self) -> bool:
+        """Checked again right before pulling the stop. A lock that cannot be checked (the
+        database is down) still counts: no other `watch` can take it meanwhile."""
+        lock = self.driver_lock
+        if lock is None:
+            return True
+        try:
+            if lock.verify() or lock.reacquire():
+                return True
+        except DatabaseError:
+            return True
+        self.drives_stops = False
+        return False
 
     def _discarded(self, report: TickReport, first: Decimal, confirmed: Account) -> TickReport:
         """The first reading reached the limit, the second did not: show and keep the second."""
@@ -277,20 +353,20 @@ def watching(db: Database, broker: Broker | None, channel: Channel | None, *,
              daily_loss_limit: Decimal, interval: float, read_only: bool,
              spool: StopSpool | None = None,
              gate_wait: float = GATE_WAIT_SECONDS) -> Iterator[Watcher]:
-    """One `watch` per database drives automatic stops: it holds the driver lock for its life.
-    Another is refused (exit 3) unless it only looks (`read_only`, which never takes the lock
-    and never pulls the stop)."""
-    def watcher(drives: bool) -> Watcher:
+    """One `watch` per database drives automatic stops: it holds the driver lock for its life
+    (verified every tick). Another is refused (exit 3) unless it only looks (`read_only`, which
+    never takes the lock and never pulls the stop)."""
+    def watcher(lock: NamedLock | None) -> Watcher:
         return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,
-                       drives_stops=drives, interval=interval, spool=spool,
-                       gate_wait=gate_wait)
+                       drives_stops=lock is not None, interval=interval, spool=spool,
+                       gate_wait=gate_wait, driver_lock=lock)
 
     if read_only:
-        yield watcher(False)
+        yield watcher(None)
         return
     with db.lock("watch-driver", wait=0) as driver:
         if not driver:
             raise RefusedError(
                 "another `tradectl watch` already drives automatic stops for this database",
                 rule="one_watch_driver", hint="run this one with --read-only to only look")
-        yield watcher(True)
+        yield watcher(driver)
