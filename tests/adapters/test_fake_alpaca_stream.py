@@ -384,6 +384,18 @@ def test_a_paused_stream_loses_events_until_resumed(fake, api, connect):
     ]
 
 
+def test_reset_clears_the_event_log_and_resumes_the_stream_but_keeps_clients(fake, api, connect):
+    client = connect(listening=True)
+    fake.pause_stream()
+    submit(api, market(qty="1"))
+    fake.reset()
+    assert fake.stream_events == []
+    assert fake.stream_clients().listening == 1
+    fake.set_price("AAPL", "150")
+    order = submit(api, market(qty="1"))
+    assert events(client.updates(2)) == [("new", order["id"]), ("fill", order["id"])]
+
+
 def test_an_injected_fault_refuses_the_upgrade_outside_the_request_log(fake, connect):
     fake.inject("GET", r"^/stream", status=503, times=1)
     with pytest.raises(websockets.InvalidStatusCode) as refused:

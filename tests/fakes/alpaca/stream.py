@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import BinaryIO
+from io import BufferedIOBase
 
 PATHS = ("/stream", "/stream/")
 STREAMS = ("trade_updates",)
@@ -117,14 +117,14 @@ def close_frame(code: int | None, reason: str = "") -> bytes:
     return encode_frame(OP_CLOSE, payload)
 
 
-def _read_exactly(rfile: BinaryIO, size: int) -> bytes:
+def _read_exactly(rfile: BufferedIOBase, size: int) -> bytes:
     data = rfile.read(size) if size else b""
     if len(data) != size:
         raise EOFError("connection closed")
     return data
 
 
-def read_frame(rfile: BinaryIO) -> tuple[bool, int, bytes]:
+def read_frame(rfile: BufferedIOBase) -> tuple[bool, int, bytes]:
     """(fin, opcode, unmasked payload) of the next client frame."""
     first, second = _read_exactly(rfile, 2)
     fin, opcode = bool(first & 0x80), first & 0x0F
@@ -155,7 +155,7 @@ class _Connection:
     """A client's socket. Messages go out in order through a writer thread, each `latency`
     seconds after it was queued, so a slow client never blocks the engine."""
 
-    def __init__(self, sock: socket.socket, rfile: BinaryIO, latency: Callable[[], float]):
+    def __init__(self, sock: socket.socket, rfile: BufferedIOBase, latency: Callable[[], float]):
         self.sock, self.rfile, self._latency = sock, rfile, latency
         self.authorized = False
         self.streams: tuple[str, ...] = ()
