@@ -60,6 +60,32 @@ content/trading/orders.md, Alpaca's "Understand Orders" page; [spec] = the OpenA
   (alpacahq/Alpaca-API#283). last_equity and the positions' lastday prices roll over to
   the closing values.
 
+Trade updates (the websocket stream, see stream.py) [streaming.md = alpacahq/alpaca-docs
+content/api-references/trading-api/streaming.md]: every state change the engine makes is handed
+to on_trade_update as the data of one trade_updates message, in the order it happened:
+{"event", "execution_id", "timestamp", "order"} plus, for fill and partial_fill, "price" and
+"qty" of that execution (alpacahq/Alpaca-API#103: "qty ... equals to the quantity of shares
+filled in that update along with price which equals to the price it was filled at") and
+"position_qty" after it [streaming.md]. "order" is the order as GET /v2/orders/{id}?nested=true
+answers it at that moment (a bracket entry with its legs; a leg alone); "timestamp" is the time
+of the change (the order's updated_at). "execution_id" is a new uuid per event (the fake's choice
+for events other than fills; alpacahq/alpaca-docs#23: two executions get two ids).
+- new: an order routed to the market: at submission while the market is open, at the open for
+  an order queued while it was closed ("Sent when an order has been routed to exchanges for
+  execution" [streaming.md]; an order "accepted" with the market closed sends nothing until
+  then), a bracket leg when its entry fills, the successor of a replaced working order.
+- fill / partial_fill: each execution, before what it sets off (legs going "new", the OCO
+  sibling "canceled").
+- canceled, pending_cancel, expired (the close, expire()), replaced (the OLD order, replaced_by
+  set: alpacahq/alpaca-trade-api-csharp#149 reports the event carries "old order and old price"),
+  then new for its successor.
+- Not sent: rejected (the fake refuses bad orders with a 422 answer, it never rejects an order
+  it accepted), done_for_day, pending_new, pending_replace and the other rare events; no event
+  when a partial fill of one OCO member shrinks the other's qty. Alpaca has been reported to
+  leave out the cancel of a held stop-loss leg when the take-profit fills
+  (alpacahq/alpaca-py#198); the fake sends it, and FakeAlpaca.pause_stream() loses events on
+  purpose.
+
 Known differences from Alpaca: after a bracket entry fills, Alpaca may keep the stop-loss
 leg "held" until it triggers (forum.alpaca.markets/t/bracket-order-exit-trades-not-executing/3697);
 the fake makes both legs "new". Replaces and cancels are synchronous (no pending_replace,
@@ -70,17 +96,20 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from . import validation
-from .model import ApiError, Order, Position, account_dict, asset_id, money, now
+from .model import ApiError, Order, Position, account_dict, asset_id, money, now, rfc3339
 
 START_CASH = Decimal("100000")
 
 
 class Broker:
     def __init__(self) -> None:
+        # Receives the data of each trade update (stream.TradeStream.publish); kept by reset().
+        self.on_trade_update: Callable[[dict], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -295,6 +324,9 @@ class Broker:
             self._add_legs(order, req)
         elif req.order_class == "oco":
             self._add_stop_leg(order, req)
+        for routed in self.group(order):
+            if routed.status == "new":
+                self._emit("new", routed)
         answer = self.order_dict(order, nested=True)
         if run_engine:
             self.run_engine()
@@ -392,6 +424,7 @@ class Broker:
     def _request_cancel(self, order: Order) -> None:
         if self.cancels_pending and order.status not in ("held", "accepted"):
             order.status, order.updated_at = "pending_cancel", now()
+            self._emit("pending_cancel", order)
         else:
             self._mark_canceled(order)
 
@@ -461,6 +494,9 @@ class Broker:
         old.replaced_at = old.updated_at = now()
         old.replaced_by = new.id
         self._add_order(new)
+        self._emit("replaced", old)
+        if new.status == "new":
+            self._emit("new", new)
         answer = self.order_dict(new, nested=True)
         self.run_engine()
         return answer
@@ -575,6 +611,7 @@ class Broker:
             if order.is_open and order.status != "held":
                 if order.status == "accepted":  # the market has opened since submission
                     order.status, order.updated_at = "new", now()
+                    self._emit("new", order)
                 queue.append((order.seq, order.id))
         heapq.heapify(queue)
         while queue:
@@ -619,6 +656,14 @@ class Broker:
         elif order.status != "pending_cancel":  # a pending cancel stays pending until it lands
             order.status = "partially_filled"
         self._apply_to_position(order.symbol, qty if order.side == "buy" else -qty, price)
+        position = self.positions.get(order.symbol)
+        self._emit(
+            "fill" if order.status == "filled" else "partial_fill",
+            order,
+            price=money(price),
+            qty=money(qty),
+            position_qty=money(position.qty if position else Decimal(0)),
+        )
         siblings = [o for o in self.oco_siblings(order) if o.is_open]
         if order.status != "filled":
             for sibling in siblings:  # the other exit shrinks to what is left [orders.md]
@@ -628,6 +673,7 @@ class Broker:
         for leg in (self.orders[i] for i in order.leg_ids):
             if leg.status == "held":
                 leg.status, leg.updated_at = "new", stamp
+                self._emit("new", leg)
         for sibling in siblings:
             self._mark_canceled(sibling)
 
@@ -647,12 +693,26 @@ class Broker:
         else:  # flipped side: the remainder is a new position at this price
             self.positions[symbol] = Position(symbol, new_qty, new_qty * price)
 
-    @staticmethod
-    def _mark_canceled(order: Order) -> None:
+    def _mark_canceled(self, order: Order) -> None:
         order.status = "canceled"
         order.canceled_at = order.updated_at = now()
+        self._emit("canceled", order)
 
-    @staticmethod
-    def _mark_expired(order: Order) -> None:
+    def _mark_expired(self, order: Order) -> None:
         order.status = "expired"
         order.expired_at = order.updated_at = now()
+        self._emit("expired", order)
+
+    def _emit(self, event: str, order: Order, **fields: object) -> None:
+        """Hand one trade update to the stream (see the docstring for its fields)."""
+        if self.on_trade_update is None:
+            return
+        self.on_trade_update(
+            {
+                "event": event,
+                "execution_id": str(uuid.uuid4()),
+                "order": self.order_dict(order, nested=True),
+                "timestamp": rfc3339(order.updated_at),
+                **fields,
+            }
+        )

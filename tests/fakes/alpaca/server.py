@@ -7,6 +7,9 @@ all state, so the ThreadingHTTPServer can serve concurrent clients. Every exchan
 is logged (never the secret header) so tests can count calls and validate them
 against the OpenAPI spec (tests/adapters/spec_check.py).
 
+The same port serves the trade_updates websocket at /stream (stream.py), fed by the
+order engine; its connections and events are kept apart from the REST request log.
+
 What each behaviour is modelled on is written in broker.py's docstring.
 """
 
@@ -27,6 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .broker import Broker
 from .model import ApiError, default_code
 from .routes import dispatch
+from .stream import StreamClients, StreamEvent, TradeStream
 
 DEFAULT_MESSAGES = {
     400: "bad request",
@@ -120,6 +124,8 @@ class FakeAlpaca:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._stream = TradeStream(self._stream_keys_valid, lambda: self.latency)
+        self._broker.on_trade_update = self._stream.publish
 
     # ----- lifecycle ------------------------------------------------------------------
 
@@ -135,6 +141,7 @@ class FakeAlpaca:
                 pass
 
         self._stopping.clear()
+        self._stream.open()
         self._server = _Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-alpaca", daemon=True
@@ -147,11 +154,18 @@ class FakeAlpaca:
         """Base URL without /v2 (trading and market-data paths share it)."""
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    @property
+    def stream_url(self) -> str:
+        """The trade_updates websocket; alpaca-trade-api's Stream derives it (with a trailing
+        slash, also served) from base_url=fake.url."""
+        return f"ws://127.0.0.1:{self._server.server_address[1]}/stream"
+
     def stop(self) -> None:
         if self._server is None:
             return
         self._stopping.set()  # releases hanging requests
         self._server.shutdown()
+        self._stream.close_all(timeout=2.0)  # close 1001 to each stream client
         self._server.server_close()
         self._thread.join(timeout=5)
         self._server = None
@@ -262,6 +276,49 @@ class FakeAlpaca:
             self._rewrites.clear()
             self._log.clear()
             self._forbidden = False
+            self._stream.pause(False)
+            self._stream.clear_events()
+
+    # ----- the trade_updates stream --------------------------------------------------------
+
+    def stream_clients(self) -> StreamClients:
+        """How many stream connections are open, authorised, listening to trade_updates, and
+        how many upgrades were ever accepted (a client that reconnected counts twice)."""
+        return self._stream.clients()
+
+    def wait_for_stream(
+        self, until: Callable[[StreamClients], bool], timeout: float = 5.0
+    ) -> StreamClients:
+        """Block until until(stream_clients()) holds, e.g. lambda c: c.listening == 1;
+        TimeoutError after `timeout` seconds."""
+        return self._stream.wait(until, timeout)
+
+    def drop_stream_connections(self) -> int:
+        """Cut every stream connection as a network drop would (no close frame: clients see
+        1006); answers how many. Clients may reconnect at once; events made while a client
+        is away are lost to it, as on Alpaca."""
+        return self._stream.drop()
+
+    def pause_stream(self) -> None:
+        """From now on trade updates are made and logged but sent to nobody (a gap that is
+        never replayed); connections stay open and auth/listen are still answered."""
+        self._stream.pause(True)
+
+    def resume_stream(self) -> None:
+        """Trade updates made from now on are sent again (the gap stays lost)."""
+        self._stream.pause(False)
+
+    @property
+    def stream_events(self) -> list[StreamEvent]:
+        """Every trade update the engine made since start (or reset), oldest first, each with
+        how many connections it was sent to."""
+        return self._stream.events()
+
+    def _stream_keys_valid(self, key_id: object, secret_key: object) -> bool:
+        with self._lock:
+            return (
+                key_id == self.api_key and secret_key == self.secret_key and not self._forbidden
+            )
 
     # ----- state for assertions ---------------------------------------------------------
 
@@ -408,6 +465,9 @@ class FakeAlpaca:
         method = handler.command
         parts = urlsplit(handler.path)
         path, query = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
+        if self._stream.wants_upgrade(handler, path):
+            self._upgrade(handler, path)
+            return
         raw_body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         try:
             logged_json = json.loads(raw_body) if raw_body else None
@@ -450,6 +510,28 @@ class FakeAlpaca:
             data = fault.raw
         record(status, data.decode("utf-8", "replace"))
         self._send(handler, status, data)
+
+    def _upgrade(self, handler: BaseHTTPRequestHandler, path: str) -> None:
+        """A websocket upgrade: held for the connection's life, never in the request log.
+        An inject()ed fault matching GET /stream refuses it (status and body; delay and hang
+        apply; raw and apply do not), e.g. to keep a reconnecting client out."""
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self._take_fault("GET", path)
+        if fault is None:
+            self._stream.serve(handler)
+        else:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.hang:
+                self._stopping.wait()
+            else:
+                body = fault.body if fault.body is not None else {
+                    "code": default_code(fault.status),
+                    "message": DEFAULT_MESSAGES.get(fault.status, "error"),
+                }
+                self._send(handler, fault.status, json.dumps(body).encode())
+        handler.close_connection = True
 
     def _answer(
         self, handler, method: str, path: str, query: dict, raw_body: bytes
