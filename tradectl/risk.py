@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
+from tradectl.formats import CENT, dollars
+from tradectl.market import trading_day_start
 
 Side = Literal["buy", "sell"]
 
-CENT = Decimal("0.01")
 SUB_DOLLAR_TICK = Decimal("0.0001")
 MAX_QTY = 1_000_000
 MAX_PRICE = Decimal("1000000")
@@ -135,6 +137,7 @@ class BookState:
     buying_power: Decimal | None
     unknown_symbols: frozenset[str] = frozenset()
     untracked: tuple[tuple[str, Decimal], ...] = ()
+    loss_baseline: Decimal | None = None  # a forced resume's day P&L, while it applies
 
 
 @dataclass(frozen=True)
@@ -199,12 +202,16 @@ def pre_trade_refusal(
             f"${limits.max_risk_per_trade:,.2f}",
             {"risk": str(risk), "limit": str(limits.max_risk_per_trade)},
         )
-    if book.day_pnl is not None and loss_limit_reached(book.day_pnl, limits.daily_loss_limit):
+    loss = (loss_since_baseline(book.day_pnl, book.loss_baseline)
+            if book.day_pnl is not None else None)
+    if loss is not None and loss_limit_reached(loss, limits.daily_loss_limit):
+        since = " since the forced resume" if book.loss_baseline is not None else ""
         return Refusal(
             "daily_loss_limit",
-            f"today's P&L ${book.day_pnl:,.2f} is past DAILY_LOSS_LIMIT "
-            f"${limits.daily_loss_limit:,.2f}",
-            {"day_pnl": str(book.day_pnl), "limit": str(limits.daily_loss_limit)},
+            f"the day's loss{since} {dollars(-loss)} is past DAILY_LOSS_LIMIT "
+            f"{dollars(limits.daily_loss_limit)}",
+            {"day_pnl": str(book.day_pnl), "loss_baseline": str(book.loss_baseline),
+             "limit": str(limits.daily_loss_limit)},
         )
     if book.buying_power is not None and notional > book.buying_power:
         return Refusal(
@@ -214,6 +221,28 @@ def pre_trade_refusal(
             {"notional": str(notional), "buying_power": str(book.buying_power)},
         )
     return None
+
+
+def applicable_baseline(baseline: Decimal | None, baseline_at: datetime | None,
+                        now: datetime) -> Decimal | None:
+    """A forced resume's baseline counts for the rest of its trading day only: the next day
+    Alpaca's day P&L starts again from zero."""
+    if baseline is None or baseline_at is None:
+        return None
+    return baseline if trading_day_start(baseline_at) == trading_day_start(now) else None
+
+
+def loss_since_baseline(day_pnl: Decimal, baseline: Decimal | None) -> Decimal:
+    """The P&L the loss limit judges: the day's, or the day's since a forced resume."""
+    return day_pnl if baseline is None else day_pnl - baseline
+
+
+def loss_limit_reason(pnl: Decimal, limit: Decimal, baseline: Decimal | None) -> str:
+    """Why the stop was pulled, in the words the cycle, the log and the alert keep."""
+    since = (f" since the forced resume (baseline {dollars(baseline)})"
+             if baseline is not None else "")
+    return (f"daily loss limit: the day's loss{since} {dollars(-pnl)} reached DAILY_LOSS_LIMIT "
+            f"{dollars(limit)}")
 
 
 def loss_limit_reached(day_pnl: Decimal, limit: Decimal) -> bool:

@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from tradectl.broker import BrokerPosition
+
 Price = Annotated[Decimal, "price"]  # on Alpaca's tick: 145.00, 0.1234
 Money = Annotated[Decimal, "money"]  # dollars: at least cents, finer digits kept
 Quantity = Annotated[Decimal, "quantity"]  # shares: 10, 2.5
@@ -55,6 +57,31 @@ class PositionView:
         """Recorded without a broker: no order was ever sent for it."""
         return self.alpaca_status == "alpaca_disabled"
 
+    @property
+    def note(self) -> str | None:
+        """What a screen must say beside the row: a failure Alpaca reported, or that no broker
+        was ever involved."""
+        if self.local_only:
+            return "local only: never sent to a broker"
+        return self.alpaca_error if self.is_live else None
+
+
+@dataclass(frozen=True)
+class ExternalPositionView:
+    """A position the broker holds that tradectl does not track (opened elsewhere)."""
+
+    symbol: str
+    side: str  # long | short
+    qty: Quantity
+    avg_entry_price: Price
+    last_price: Price | None
+    unrealized_pl: Money | None
+
+    @classmethod
+    def of(cls, held: BrokerPosition) -> ExternalPositionView:
+        return cls(held.symbol, held.side, held.qty, held.avg_entry_price, held.current_price,
+                   held.unrealized_pl)
+
 
 @dataclass(frozen=True)
 class CycleView:
@@ -63,6 +90,8 @@ class CycleView:
     started_at: datetime
     stopped_at: datetime | None
     stop_reason: str | None
+    loss_baseline: Money | None = None  # set by a forced resume past the loss limit
+    baseline_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,7 @@ def position_view(position: Position, **market: Any) -> PositionView:
 
 def cycle_view(cycle: Cycle) -> CycleView:
     return CycleView(cycle.id, cycle.status, cycle.started_at, cycle.stopped_at,
-                     cycle.stop_reason)
+                     cycle.stop_reason, cycle.loss_baseline, cycle.baseline_at)
 
 
 def event_view(event: Event, position_symbol: str | None) -> EventView:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Head of the migration chain. Start-up compares it with the stored revision without importing
 # Alembic; tests/db/test_db.py checks it against alembic/versions.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -103,6 +103,10 @@ class Cycle(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stop_reason: Mapped[str | None] = mapped_column(Text)
+    # A forced resume past the loss limit: the day P&L then, from which the limit counts again
+    # for the rest of that trading day.
+    loss_baseline: Mapped[Decimal | None] = mapped_column(Money())
+    baseline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # Position life: pending (entry order working) -> open -> closing -> closed; or cancelled,

@@ -6,7 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import STATUS_STYLE, cents, money, quantity, stdout
+from tradectl.formats import CENT
+from tradectl.render import STATUS_STYLE, cents, dollars, money, quantity, stdout
 from tradectl.render.check import account_document
 from tradectl.render.json import plain, print_json
 
@@ -32,33 +33,50 @@ def status_report(report: StatusReport, as_json: bool) -> None:
         console.print(f"{label:<9}{text}")
     for warning in report.warnings:
         console.print(f"[yellow]{'!':<9}{escape(warning)}[/]")
-    if report.positions:
-        console.print(_positions_table(report.positions))
+    if report.positions or report.external:
+        console.print(_positions_table(report))
     else:
         console.print("no positions yet")
 
 
-def _positions_table(positions: tuple[PositionView, ...]) -> Any:
+def _positions_table(report: StatusReport) -> Any:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="positions (times UTC)", title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False)
-    for name in ("#", "symbol", "order", "entry", "stop", "target", "status", "P&L", "opened"):
+    for name in ("#", "symbol", "order", "entry", "stop", "target", "status", "P&L", "opened",
+                 "note"):
         table.add_column(name, justify="right" if name in ("#", "P&L") else "left",
-                         no_wrap=True)
-    for p in positions:
-        style = STATUS_STYLE.get(p.status, "")
+                         no_wrap=name != "note")
+    for p in report.positions:
+        note = p.note
+        failing = bool(note) and not p.local_only
+        style = "bold red" if failing else STATUS_STYLE.get(p.status, "")
         if p.filled_avg_price is not None:
             entry = money(p.filled_avg_price)
         else:
             entry = "mkt" if p.entry_price is None else f"lmt {money(p.entry_price)}"
         table.add_row(
-            str(p.id), p.symbol, f"{p.side} {quantity(p.filled_qty or p.qty)}",
+            str(p.id), Text(p.symbol), f"{p.side} {_filled(p)}",
             entry, money(p.stop_loss), money(p.take_profit),
-            f"[{style}]{p.status}[/]", _pl(p), _time(p.created_at, "%m-%d %H:%M"),
+            Text(p.status, style=style), _pl(p), _time(p.created_at, "%m-%d %H:%M"),
+            Text(note or "", style="red" if failing else "dim"),
         )
+    for x in report.external:
+        table.add_row("-", Text(x.symbol), f"{x.side} {quantity(x.qty)}",
+                      money(x.avg_entry_price), "-", "-", Text("external", style="magenta"),
+                      _signed(x.unrealized_pl) if x.unrealized_pl is not None else "-", "-",
+                      Text("not opened by tradectl", style="dim"))
     return table
+
+
+def _filled(p: PositionView) -> str:
+    """`4/10` while an entry is partly filled, else the shares."""
+    if p.filled_qty and p.filled_qty != p.qty and p.is_live:
+        return f"{quantity(p.filled_qty)}/{quantity(p.qty)}"
+    return quantity(p.filled_qty or p.qty)
 
 
 def _trading_line(report: StatusReport, escape: Any) -> str:
@@ -80,8 +98,11 @@ def _account_line(report: StatusReport, escape: Any) -> str:
     assert a is not None
     blocked = " [red]trading blocked[/]" if (
         a.trading_blocked or a.account_blocked or a.trade_suspended_by_user) else ""
-    return (f"{a.account_number} {a.status}: equity ${money(a.equity)}, cash ${money(a.cash)}, "
-            f"buying power ${money(a.buying_power)}, day P&L {_signed(a.day_pnl)}{blocked}")
+    baseline = (f" ({_signed(a.day_pnl - report.loss_baseline)} since the forced resume)"
+                if report.loss_baseline is not None else "")
+    return (f"{a.account_number} {a.status}: equity {dollars(a.equity)}, cash {dollars(a.cash)}, "
+            f"buying power {dollars(a.buying_power)}, day P&L {_signed(a.day_pnl)}"
+            f"{baseline}{blocked}")
 
 
 def _alerts_line(report: StatusReport, escape: Any) -> str:
@@ -102,8 +123,9 @@ def _pl(position: PositionView) -> str:
 
 
 def _signed(value: Decimal) -> str:
-    colour = "green" if value > 0 else "red" if value < 0 else ""
-    text = f"{value:+,.2f}"
+    """Money in the one format (-$2,020.00), green for a gain and red for a loss."""
+    colour = "green" if value.quantize(CENT) > 0 else "red" if value.quantize(CENT) < 0 else ""
+    text = dollars(value)
     return f"[{colour}]{text}[/]" if colour else text
 
 
@@ -122,6 +144,8 @@ def status_document(report: StatusReport) -> dict[str, Any]:
         "broker": {"configured": report.broker_configured,
                    "account": account_document(report.account), "error": report.broker_error},
         "warnings": list(report.warnings),
+        "external": plain(report.external),
+        "loss_baseline": plain(report.loss_baseline, "money"),
     }
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import dollars, money, quantity, stdout
+from tradectl.render import cents, dollars, money, quantity, stdout
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from rich.live import Live
 
     from tradectl.services.watch import TickReport
-    from tradectl.views import PositionView
+    from tradectl.views import ExternalPositionView, PositionView
 
 GAUGE_WIDTH = 30
 
@@ -55,11 +55,18 @@ class WatchDisplay:
         parts = [f"{result.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
                  f"cycle={result.cycle_status}"]
         if result.account is not None:
-            parts += [f"equity={result.account.equity:.2f}", f"day_pnl={result.day_pnl:.2f}",
-                      f"limit=-{self.limit:.2f}"]
+            parts += [f"equity={cents(result.account.equity)}",
+                      f"day_pnl={cents(result.account.day_pnl)}",
+                      f"limit=-{cents(self.limit)}"]
+            if result.loss_baseline is not None:
+                parts.append(f"baseline={cents(result.loss_baseline)}")
         elif not self.broker_enabled:
             parts.append("pnl=unknown (P&L needs a broker: set ALPACA_API_KEY)")
-        parts.append(f"positions={len(result.positions)}")
+        parts.append(f"positions={len(result.positions) + len(result.external)}")
+        if result.external:
+            parts.append(f"external={len(result.external)}")
+        if not result.drives_stops:
+            parts.append("read-only")
         parts += [f"change: {c}" for c in result.changes]
         if result.warning:
             parts.append(f"WARNING: {result.warning}")
@@ -98,14 +105,16 @@ class WatchDisplay:
 
         table = Table(expand=True, show_edge=False)
         for column in ("symbol", "side", "qty", "entry", "last", "stop", "target", "unreal. P&L",
-                       "status"):
-            table.add_column(column, justify="right" if column not in ("symbol", "side",
-                                                                       "status") else "left")
+                       "status", "note"):
+            table.add_column(column, justify="right" if column not in (
+                "symbol", "side", "status", "note") else "left")
         for p in result.positions:
             table.add_row(*_position_row(p))
+        for x in result.external:
+            table.add_row(*_external_row(x))
         events = Table.grid(padding=(0, 1))
         for e in result.events:
-            events.add_row(f"{e.created_at:%H:%M:%S}", e.kind, e.message)
+            events.add_row(f"{e.created_at:%H:%M:%S}", Text(e.kind), Text(e.message))
         footer = f"last tick {result.at:%H:%M:%S} UTC"
         if next_in is not None:
             upcoming = result.at + timedelta(seconds=next_in)
@@ -116,11 +125,14 @@ class WatchDisplay:
     def _gauge(self, result: TickReport) -> RenderableType:
         from rich.text import Text
 
-        pnl = result.day_pnl or Decimal(0)
+        pnl = result.loss_pnl or Decimal(0)
         used = min(max(-pnl / self.limit, Decimal(0)), Decimal(1)) if self.limit else Decimal(0)
         filled = int(used * GAUGE_WIDTH)
         style = "red" if used >= Decimal("0.8") else "yellow" if used >= Decimal("0.5") else "green"
-        return Text.assemble(f"day P&L {dollars(pnl)} of {dollars(-self.limit)} limit  ",
+        label = f"day P&L {dollars(result.day_pnl)}"
+        if result.loss_baseline is not None:
+            label += f" ({dollars(pnl)} since the forced resume)"
+        return Text.assemble(f"{label} of {dollars(-self.limit)} limit  ",
                              ("█" * filled, style), ("░" * (GAUGE_WIDTH - filled), "dim"),
                              f" {used:.0%}")
 
@@ -132,12 +144,25 @@ def _position_row(p: PositionView) -> tuple[Any, ...]:
     partial = filled not in ("0", qty)
     pnl = p.unrealized_pl
     pnl_style = "green" if pnl and pnl > 0 else "red" if pnl else ""
+    note = p.note
     return (
-        p.symbol, p.side, f"{filled}/{qty}" if partial else qty,
+        Text(p.symbol), p.side, f"{filled}/{qty}" if partial else qty,
         money(p.filled_avg_price or p.entry_price), money(p.last_price),
         money(p.stop_loss), money(p.take_profit), Text(dollars(pnl), style=pnl_style),
-        p.status + (" (partial)" if partial else ""),
+        Text(p.status + (" (partial)" if partial else ""),
+             style="bold red" if note and not p.local_only else ""),
+        Text(note or "", style="dim" if p.local_only else "red"),
     )
+
+
+def _external_row(x: ExternalPositionView) -> tuple[Any, ...]:
+    from rich.text import Text
+
+    pnl = x.unrealized_pl
+    return (Text(x.symbol), x.side, quantity(x.qty), money(x.avg_entry_price),
+            money(x.last_price), "-", "-",
+            Text(dollars(pnl), style="green" if pnl and pnl > 0 else "red" if pnl else ""),
+            Text("external", style="magenta"), Text("not opened by tradectl", style="dim"))
 
 
 def tick_document(result: TickReport) -> dict[str, Any]:
@@ -149,8 +174,10 @@ def tick_document(result: TickReport) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "equity": account.equity if account else None,
         "day_pnl": result.day_pnl,
+        "loss_baseline": result.loss_baseline,
+        "drives_stops": result.drives_stops,
         "positions": plain(result.positions),
-        "external": [{"symbol": p.symbol, "qty": p.qty, "side": p.side} for p in result.external],
+        "external": plain(result.external),
         "changes": list(result.changes),
         "warning": result.warning,
         "error": result.error,

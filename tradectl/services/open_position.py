@@ -12,7 +12,7 @@ from typing import Any
 
 from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Order
 from tradectl.db.journal import Journal, position_view, stopped_message
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Cycle, Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import (
     BrokerError,
@@ -26,6 +26,7 @@ from tradectl.market import trading_day_start
 from tradectl.risk import (
     BookState,
     RiskLimits,
+    applicable_baseline,
     check_bracket_against_base,
     pre_trade_refusal,
     trade_exposure,
@@ -33,7 +34,7 @@ from tradectl.risk import (
 from tradectl.services.gate import trading_gate
 from tradectl.services.orders import apply_entry_order
 from tradectl.services.pre_trade import PreTradeReads
-from tradectl.services.reconcile import UNKNOWN, OrderBook, outcome_unknown, sync_position
+from tradectl.services.reconcile import UNKNOWN, outcome_unknown, settle_unknown_orders
 from tradectl.views import PositionView
 
 
@@ -112,16 +113,10 @@ def _settle_unknown_orders(db: Database, broker: Broker) -> None:
             return
         since = journal.orders_window_start()
     try:
-        book = OrderBook.of(broker.list_orders(status="all", after=since))
+        orders = broker.list_orders(status="all", after=since)
     except BrokerError:
         return  # still unknown: the rules refuse the symbol
-    now = utcnow()
-    with db.transaction() as journal:
-        for position in journal.live_positions():
-            if outcome_unknown(position) and (change := sync_position(position, book, now)):
-                journal.record("position_synced", f"{position.symbol}: {change}",
-                               cycle_id=position.cycle_id, position_id=position.id)
-        journal.commit()
+    settle_unknown_orders(db, orders, utcnow())
 
 
 def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
@@ -136,7 +131,7 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
                 stopped_message(cycle), rule="cycle_stopped",
                 figures={"cycle_id": str(cycle.id)}, hint="`tradectl resume --reason ...`")
         elif verdict := pre_trade_refusal(spec, quote.base_price,
-                                          _book(journal, quote, broker_backed), limits):
+                                          _book(journal, cycle, quote, broker_backed), limits):
             refusal = RefusedError(f"refused by {verdict.rule}: {verdict.message}",
                                    rule=verdict.rule, figures=verdict.figures)
         if refusal is not None:
@@ -160,7 +155,7 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
         return position.id, request
 
 
-def _book(journal: Journal, quote: OpenQuote, broker_backed: bool) -> BookState:
+def _book(journal: Journal, cycle: Cycle, quote: OpenQuote, broker_backed: bool) -> BookState:
     """A broker-backed open counts the rows sent to a broker and the broker's own positions;
     an open without keys counts the rows recorded locally."""
     live = [p for p in journal.live_positions()
@@ -179,6 +174,7 @@ def _book(journal: Journal, quote: OpenQuote, broker_backed: bool) -> BookState:
         unknown_symbols=frozenset(p.symbol for p in live if outcome_unknown(p)),
         untracked=tuple((p.symbol, abs(p.qty)) for p in quote.positions
                         if p.symbol not in tracked),
+        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow()),
     )
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from tradectl.broker import Order
 from tradectl.db.models import Position
+from tradectl.db.session import Database
 from tradectl.services.orders import apply_bracket, apply_entry_order, apply_exit_order
 
 # How long an order tradectl may have sent can stay out of Alpaca's orders before it counts as
@@ -82,3 +83,18 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
         position.closed_at = now
         return "failed: the order never reached Alpaca"
     return None
+
+
+def settle_unknown_orders(db: Database, orders: list[Order], now: datetime) -> list[str]:
+    """Rows whose order outcome is unknown, settled from an orders read already made; one short
+    transaction. Returns what changed."""
+    book = OrderBook.of(orders)
+    changes = []
+    with db.transaction() as journal:
+        for position in journal.live_positions():
+            if outcome_unknown(position) and (change := sync_position(position, book, now)):
+                changes.append(f"{position.symbol}: {change}")
+                journal.record("position_synced", f"{position.symbol}: {change}",
+                               cycle_id=position.cycle_id, position_id=position.id)
+        journal.commit()
+    return changes

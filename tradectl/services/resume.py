@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from tradectl.broker import Broker
+from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.errors import InputError, RefusedError
 from tradectl.notify import Channel
@@ -22,6 +23,7 @@ class ResumeReport:
     previous_cycle_id: int | None
     day_pnl: Decimal | None
     forced: bool
+    loss_baseline: Decimal | None = None
     alerts_sent: int = 0
 
 
@@ -51,15 +53,18 @@ def resume_trading(
                 f"${daily_loss_limit:,.2f}", rule="daily_loss_limit",
                 hint="wait for the next trading day, or pass --force")
         cycle = journal.start_cycle()
+        if over_limit and force:  # the limit counts again from here, for the rest of the day
+            cycle.loss_baseline, cycle.baseline_at = day_pnl, utcnow()
         who = _who()
         journal.record(
             "cycle_resumed",
             f"trading resumed by {who}: {reason}" + (" (forced)" if force else ""),
             cycle_id=cycle.id,
             details={"by": who, "reason": reason, "forced": force,
-                     "previous_cycle": previous.id, "day_pnl": day_pnl})
+                     "previous_cycle": previous.id, "day_pnl": day_pnl,
+                     "loss_baseline": cycle.loss_baseline})
         journal.commit()
-        report = ResumeReport(cycle.id, True, previous.id, day_pnl, force)
+        report = ResumeReport(cycle.id, True, previous.id, day_pnl, force, cycle.loss_baseline)
     return replace(report, alerts_sent=deliver_pending(db, channel).sent)
 
 

@@ -1,6 +1,7 @@
 """`status`: where trading stands, on one screen. The journal (cycle, positions, pending alerts)
-comes first; the broker's account and prices are added when keys are set, and a broker failure
-degrades the view to the journal instead of failing it."""
+comes first; the broker's account, positions and prices are added when keys are set, and a
+broker failure degrades the view to the journal instead of failing it. Rows whose order outcome
+is unknown are settled from Alpaca's orders first (one more read, only when there are some)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Account, Broker, BrokerPosition
+from tradectl.broker import Account, Broker, BrokerPosition, Order
 from tradectl.db.journal import cycle_view, position_view
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.market import trading_day_start
-from tradectl.risk import CENT, position_pnl
-from tradectl.views import AlertView, CycleView, PositionView
+from tradectl.risk import CENT, applicable_baseline, position_pnl
+from tradectl.services.reconcile import outcome_unknown, settle_unknown_orders
+from tradectl.views import AlertView, CycleView, ExternalPositionView, PositionView
 
 RECENT_POSITIONS = 10  # finished positions shown below the live ones
 
@@ -32,6 +34,8 @@ class StatusReport:
     account: Account | None = None
     broker_error: str | None = None
     warnings: tuple[str, ...] = ()
+    external: tuple[ExternalPositionView, ...] = ()  # held at the broker, not opened by tradectl
+    loss_baseline: Decimal | None = None  # a forced resume's day P&L, while it applies
 
     @property
     def trading_stopped(self) -> bool:
@@ -42,28 +46,51 @@ def trading_status(
     db: Database, broker: Broker | None, *, mode: str, now: datetime | None = None
 ) -> StatusReport:
     now = now or utcnow()
+    report, unknown, since = _journal(db, mode, now, broker is not None)
+    if broker is None:
+        return report
+    try:
+        account, held, orders = _read_broker(broker, since if unknown else None)
+    except BrokerError as err:
+        reason = err.message + (f"; {err.hint}" if err.hint else "")
+        return replace(report, broker_error=reason)
+    if orders is not None and settle_unknown_orders(db, orders, now):
+        report, _, _ = _journal(db, mode, now, True)
+    positions, warnings = _mark_to_market(report.positions, held)
+    tracked = {p.symbol for p in report.positions if p.is_live and not p.local_only}
+    return replace(report, account=account, positions=positions, warnings=warnings,
+                   external=tuple(ExternalPositionView.of(p) for p in held
+                                  if p.symbol not in tracked))
+
+
+def _journal(db: Database, mode: str, now: datetime,
+             broker: bool) -> tuple[StatusReport, bool, datetime]:
     with db.read() as journal:  # the journal first, then the broker with no transaction open
         cycle = journal.latest_cycle()
-        rows = [*journal.live_positions(), *journal.finished_positions(RECENT_POSITIONS)]
+        live = journal.live_positions()
+        rows = [*live, *journal.finished_positions(RECENT_POSITIONS)]
         report = StatusReport(
             mode=mode,
             cycle=cycle_view(cycle) if cycle is not None else None,
             positions=tuple(position_view(p) for p in rows),
             realized_pl_today=journal.realized_pl_since(trading_day_start(now)),
             alerts=tuple(journal.pending_alerts()),
-            broker_configured=broker is not None,
+            broker_configured=broker,
+            loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, now)
+            if cycle is not None else None,
         )
-    if broker is None:
-        return report
-    try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="status") as pool:
-            account_f, held_f = pool.submit(broker.account), pool.submit(broker.list_positions)
-            account, held = account_f.result(), held_f.result()
-    except BrokerError as err:
-        reason = err.message + (f"; {err.hint}" if err.hint else "")
-        return replace(report, broker_error=reason)
-    positions, warnings = _mark_to_market(report.positions, held)
-    return replace(report, account=account, positions=positions, warnings=warnings)
+        return report, any(outcome_unknown(p) for p in live), journal.orders_window_start()
+
+
+def _read_broker(broker: Broker, orders_since: datetime | None
+                 ) -> tuple[Account, list[BrokerPosition], list[Order] | None]:
+    """The account and the positions side by side, and the orders too when rows need them."""
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="status") as pool:
+        account = pool.submit(broker.account)
+        held = pool.submit(broker.list_positions)
+        orders = (pool.submit(broker.list_orders, status="all", after=orders_since)
+                  if orders_since is not None else None)
+        return account.result(), held.result(), orders.result() if orders else None
 
 
 def _mark_to_market(positions: tuple[PositionView, ...], held: list[BrokerPosition]
@@ -75,7 +102,8 @@ def _mark_to_market(positions: tuple[PositionView, ...], held: list[BrokerPositi
     marked, warnings = [], []
     for view in positions:
         filled, average = view.filled_qty, view.filled_avg_price
-        if view.status not in ("open", "closing") or not filled or average is None:
+        if view.status not in ("open", "closing") or not filled or average is None \
+                or view.local_only:
             marked.append(view)
             continue
         if view.symbol not in prices:

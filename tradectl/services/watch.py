@@ -24,14 +24,21 @@ from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, RefusedError
+from tradectl.formats import dollars
 from tradectl.notify import Channel
-from tradectl.risk import loss_limit_reached, loss_warning_reached
+from tradectl.risk import (
+    applicable_baseline,
+    loss_limit_reached,
+    loss_limit_reason,
+    loss_since_baseline,
+    loss_warning_reached,
+)
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.emergency_stop import HaltReport, emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.offline_stop import complete_offline_stops
 from tradectl.services.reconcile import OrderBook, sync_position
-from tradectl.views import EventView, PositionView
+from tradectl.views import EventView, ExternalPositionView, PositionView
 
 RECENT_EVENTS = 8
 MAX_BACKOFF_SECONDS = 300.0
@@ -49,7 +56,7 @@ class TickReport:
     stop_reason: str | None
     account: Account | None = None
     positions: tuple[PositionView, ...] = ()
-    external: tuple[BrokerPosition, ...] = ()
+    external: tuple[ExternalPositionView, ...] = ()
     changes: tuple[str, ...] = ()
     events: tuple[EventView, ...] = ()
     warning: str | None = None
@@ -57,12 +64,19 @@ class TickReport:
     rate_limited: bool = False
     database_failed: bool = False
     drives_stops: bool = True
+    loss_baseline: Decimal | None = None  # the forced resume's day P&L, while it applies
     stop: HaltReport | None = None
     alerts_sent: int = 0
 
     @property
     def day_pnl(self) -> Decimal | None:
         return self.account.day_pnl if self.account is not None else None
+
+    @property
+    def loss_pnl(self) -> Decimal | None:
+        """What the loss limit judges: the day's P&L, since the forced resume if there was one."""
+        pnl = self.day_pnl
+        return None if pnl is None else loss_since_baseline(pnl, self.loss_baseline)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -97,6 +111,7 @@ class Watcher:
         self._delay = interval
         self._since: datetime | None = None
         self._last_cycle_status = "unknown"
+        self._last_baseline: Decimal | None = None
         self._database_failures = 0
         self._database_retry_at = 0.0  # time.monotonic() when the database is tried again
         self._unrecorded: list[tuple[datetime, str]] = []  # faults seen while it was down
@@ -128,7 +143,7 @@ class Watcher:
         report = self._guarded(report, lambda r: self._sync(r, state, error))
         if report.database_failed and state is not None:
             report = replace(report, account=state.account,
-                             external=tuple(state.positions))
+                             external=tuple(ExternalPositionView.of(p) for p in state.positions))
         if state is not None and self.drives_stops:
             report = self._check_loss_limit(report)
         report = self._guarded(report, self._deliver_alerts)
@@ -215,14 +230,16 @@ class Watcher:
             cycle = journal.latest_cycle()
             report = replace(report, cycle_id=cycle.id if cycle else None,
                              cycle_status=cycle.status if cycle else "none",
-                             stop_reason=cycle.stop_reason if cycle else None)
+                             stop_reason=cycle.stop_reason if cycle else None,
+                             loss_baseline=applicable_baseline(
+                                 cycle.loss_baseline, cycle.baseline_at, report.at)
+                             if cycle else None)
             live = journal.live_positions()
             changes: list[str] = []
             for at, fault in self._unrecorded:
                 journal.record("watch_fault", f"while the database was unreachable "
                                f"({at:%H:%M:%S} UTC): {fault}", cycle_id=report.cycle_id,
                                details={"at": at})
-
             if error is not None:
                 report = replace(report, error=error.message, rate_limited=error.status == 429)
                 journal.record("broker_error", f"watch: {error.message}",
@@ -231,46 +248,49 @@ class Watcher:
                 report = replace(report, account=state.account)
                 changes = _apply(journal, live, state, report.at)
             market = {p.symbol: p for p in state.positions} if state is not None else {}
-            tracked = {p.symbol for p in live}
+            tracked = {p.symbol for p in live if p.alpaca_status != "alpaca_disabled"}
             report = replace(
                 report, changes=report.changes + tuple(changes),
                 positions=tuple(_with_market(p, market) for p in live),
-                external=tuple(p for s, p in market.items() if s not in tracked),
+                external=tuple(ExternalPositionView.of(p) for s, p in market.items()
+                               if s not in tracked),
                 events=tuple(journal.recent_events(RECENT_EVENTS)))
             journal.commit()
         self._unrecorded = []
-        self._last_cycle_status = report.cycle_status
+        self._last_cycle_status, self._last_baseline = report.cycle_status, report.loss_baseline
         return report
 
     # -- the loss limit -----------------------------------------------------------------
 
     def _check_loss_limit(self, report: TickReport) -> TickReport:
-        pnl = report.day_pnl
-        if pnl is None:
+        if report.day_pnl is None or self.broker is None:
             return report
-        status = report.cycle_status if report.cycle_status != "unknown" \
-            else self._last_cycle_status
-        if status == "stopped" or self.broker is None:
+        known = report.cycle_status != "unknown"  # else the database is down: the last seen
+        status = report.cycle_status if known else self._last_cycle_status
+        baseline = report.loss_baseline if known else self._last_baseline
+        if status == "stopped":
             return report
+        pnl = loss_since_baseline(report.day_pnl, baseline)
         if loss_limit_reached(pnl, self.limit):
             try:  # one bad equity reading must not flatten the account
                 confirmed = self.broker.account()
             except BrokerError as err:
                 return replace(report, error=f"loss limit reading not confirmed: {err.message}")
-            if loss_limit_reached(confirmed.day_pnl, self.limit) and self._still_driver():
-                reason = (f"daily loss limit: day P&L ${confirmed.day_pnl:,.2f} reached "
-                          f"-DAILY_LOSS_LIMIT ${-self.limit:,.2f}")
+            confirmed_pnl = loss_since_baseline(confirmed.day_pnl, baseline)
+            if loss_limit_reached(confirmed_pnl, self.limit) and self._still_driver():
+                reason = loss_limit_reason(confirmed_pnl, self.limit, baseline)
                 stop = emergency_stop(self.db, self.broker, self.channel, reason,
                                       spool=self.spool, gate_wait=self.gate_wait)
                 self._last_cycle_status = "stopped"
                 return replace(report, account=confirmed, stop=stop, cycle_status="stopped",
                                stop_reason=reason, cycle_id=stop.cycle_id or report.cycle_id)
-            first = pnl
+            first = report.day_pnl
             report = self._guarded(report, lambda r: self._discarded(r, first, confirmed))
-            pnl = confirmed.day_pnl
+            pnl = confirmed_pnl
         if loss_warning_reached(pnl, self.limit) and report.cycle_id not in self._warned_cycles:
-            warning = (f"day P&L ${pnl:,.2f} is past 80% of DAILY_LOSS_LIMIT "
-                       f"${self.limit:,.2f}")
+            since = " since the forced resume" if baseline is not None else ""
+            warning = (f"the day's loss{since} {dollars(-pnl)} is past 80% of DAILY_LOSS_LIMIT "
+                       f"{dollars(self.limit)}")
             report = replace(report, warning=warning)
             report = self._guarded(report, lambda r: self._record_warning(r, warning))
         return report
@@ -293,8 +313,8 @@ class Watcher:
         """The first reading reached the limit, the second did not: show and keep the second."""
         with self.db.transaction() as journal:
             journal.record("account_reading_discarded",
-                           f"account reading discarded: day P&L ${first:,.2f} was not confirmed "
-                           f"by a second read (${confirmed.day_pnl:,.2f})",
+                           f"account reading discarded: day P&L {dollars(first)} was not "
+                           f"confirmed by a second read ({dollars(confirmed.day_pnl)})",
                            cycle_id=report.cycle_id,
                            details={"discarded_day_pnl": first,
                                     "confirmed_day_pnl": confirmed.day_pnl})
