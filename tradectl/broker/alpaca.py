@@ -45,9 +45,11 @@ class AlpacaBroker:
         data_url: str,
         timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`sleep` and `clock` (monotonic seconds) are there for tests to stand in for time."""
         self._rest = AlpacaRest(api_key=api_key, secret_key=secret_key, base_url=base_url,
-                                data_url=data_url, timeout=timeout, sleep=sleep)
+                                data_url=data_url, timeout=timeout, sleep=sleep, clock=clock)
 
     @property
     def requests_sent(self) -> int:
@@ -107,7 +109,8 @@ class AlpacaBroker:
         `before_order_id`) is a BrokerProtocolError, and the whole read gives up with
         BrokerTimeout after `deadline_seconds`, so the caller always gets control back.
         """
-        deadline = time.monotonic() + deadline_seconds
+        clock = self._rest.clock
+        deadline = clock() + deadline_seconds
         size = page_size or ORDERS_PAGE
         base: dict[str, Any] = {"status": status, "limit": size, "nested": "true"}
         window = dict(base, direction="desc")
@@ -128,7 +131,7 @@ class AlpacaBroker:
         complete = len(page) < size or 0 < len(oldest) < size or not oldest_ids.isdisjoint(orders)
         pages = 1
         while not complete and (missing or not wanted):
-            if time.monotonic() >= deadline:
+            if clock() >= deadline:
                 raise BrokerTimeout(f"reading Alpaca's orders took over {deadline_seconds:g} s "
                                     f"({pages} pages): stopped")
             cursor = page[-1].id

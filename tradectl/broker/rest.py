@@ -63,7 +63,8 @@ class AlpacaRest:
     """One session to Alpaca's Trading API v2 and its market-data API (paths start after /v2)."""
 
     def __init__(self, *, api_key: str, secret_key: str, base_url: str, data_url: str,
-                 timeout: float, sleep: Callable[[float], None] = time.sleep) -> None:
+                 timeout: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._session = requests.Session()
         self._session.headers.update({
             "APCA-API-KEY-ID": api_key,
@@ -72,7 +73,7 @@ class AlpacaRest:
             "User-Agent": f"tradectl/{__version__}",
         })
         self._urls = {"trading": base_url.rstrip("/") + "/v2", "data": data_url.rstrip("/") + "/v2"}
-        self._timeout, self._sleep = timeout, sleep
+        self._timeout, self._sleep, self.clock = timeout, sleep, clock
         self._bucket = TokenBucket(RATE_PER_SECOND, RATE_BURST)
         self._count_lock = threading.Lock()
         self.requests_sent = 0
@@ -84,10 +85,13 @@ class AlpacaRest:
              body: dict[str, Any] | None = None, api: Api = "trading",
              deadline: float | None = None) -> Any:
         """One request, never retried: its decoded JSON answer (None for an empty one).
-        `deadline` (time.monotonic()) shortens the timeouts so the request ends by then."""
+        `deadline` (on `clock`) shortens the timeouts so the request ends by then; once it has
+        passed nothing is sent."""
         connect, read = min(self._timeout, CONNECT_TIMEOUT_CAP), self._timeout
         if deadline is not None:
-            left = max(deadline - time.monotonic(), 0.001)
+            left = deadline - self.clock()
+            if left <= 0:
+                raise BrokerTimeout("Alpaca's answers did not come within the read's time bound")
             connect, read = min(connect, left), min(read, left)
         self._bucket.take()
         with self._count_lock:
@@ -124,12 +128,12 @@ class AlpacaRest:
         """Reads and cancels are idempotent: transient failures are tried again, a bounded
         number of times, and not once ALPACA_TIMEOUT has been spent (a server that does not
         answer costs one timeout, not three) nor past `deadline`."""
-        started = time.monotonic()
+        started = self.clock()
         for attempt in range(READ_ATTEMPTS):
             try:
                 return self.send(method, path, params=params, api=api, deadline=deadline)
             except BrokerError as err:
-                now = time.monotonic()
+                now = self.clock()
                 if (not err.transient or attempt == READ_ATTEMPTS - 1
                         or now - started >= self._timeout
                         or (deadline is not None and now + READ_BACKOFF[attempt] >= deadline)):

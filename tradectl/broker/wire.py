@@ -54,7 +54,8 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found = dict(pairs)
     if len(found) != len(pairs):  # which of two values is meant? neither can be trusted
         names = [name for name, _ in pairs]
-        raise _Unreadable(next(n for n in names if names.count(n) > 1), "appears twice")
+        repeated = next(n for n in names if names.count(n) > 1)
+        raise _Unreadable(f"the key {repeated!r}", "appears twice in one object")
     return found
 
 

@@ -100,6 +100,7 @@ class FakeAlpaca:
         self._faults: list[Fault] = []
         self._log: list[Exchange] = []
         self._forbidden = False
+        self._ignore_paging = False
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -165,6 +166,12 @@ class FakeAlpaca:
         with self._lock:
             self._broker.buying_power_override = None if value is None else _decimal(value)
 
+    def ignore_paging(self, ignore: bool = True) -> None:
+        """Answer GET /v2/orders as if before_order_id / after_order_id were not sent (a broker
+        or proxy that drops them: the same page comes back whatever the cursor)."""
+        with self._lock:
+            self._ignore_paging = ignore
+
     def set_forbidden(self, forbidden: bool) -> None:
         """Answer every authorised request 403, like keys of the wrong (paper/live) mode."""
         with self._lock:
@@ -212,6 +219,7 @@ class FakeAlpaca:
             self._faults.clear()
             self._log.clear()
             self._forbidden = False
+            self._ignore_paging = False
 
     # ----- state for assertions ---------------------------------------------------------
 
@@ -366,6 +374,9 @@ class FakeAlpaca:
             with self._lock:
                 if self._forbidden:
                     return 403, {"code": 40310000, "message": "forbidden"}
+                if self._ignore_paging and (method, path.rstrip("/")) == ("GET", "/v2/orders"):
+                    query = {k: v for k, v in query.items()
+                             if k not in ("before_order_id", "after_order_id")}
                 return dispatch(self._broker, method, path, query, body)
         except Exception as exc:  # a bug in the fake: answer loudly, don't drop the connection
             traceback.print_exc()
