@@ -81,8 +81,11 @@ def error_body(content: bytes) -> tuple[int | None, str] | None:
     if type(body) is not dict or type(body.get("message")) is not str:
         return None
     code = body.get("code")
-    message = " ".join(body["message"].split())[:300]  # one line, bounded
-    return (code if type(code) is int else None), message
+    return (code if type(code) is int else None), _one_line(body["message"])
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())[:300]
 
 
 # -- the parse functions: every answer goes through one of these ---------------------------
@@ -97,7 +100,8 @@ def _translated() -> Iterator[None]:
     except _Unreadable as err:
         raise BrokerProtocolError(f"Alpaca sent an answer tradectl cannot read: {err}",
                                   field=err.field) from None
-    except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as err:
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError,
+            RecursionError) as err:
         raise BrokerProtocolError(
             f"Alpaca sent an answer tradectl cannot read ({type(err).__name__})") from None
 
@@ -186,7 +190,8 @@ def _multi_status(raw: Any, where: str, key: str, *, order_required: bool) -> li
             body = f.raw.get("body")
             if not 200 <= status < 300:
                 message = body.get("message") if type(body) is dict else None
-                error = f"Alpaca {status}: {message if type(message) is str else 'failed'}"
+                shown = _one_line(message) if type(message) is str else "failed"
+                error = f"Alpaca {status}: {shown}"
                 outcomes.append(SymbolOutcome(f.required(_text, key), status, None, error))
                 continue
             if body is None and order_required:
