@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.adapters.test_spec_conformance import adapter, bracket
-from tests.conftest import broker_env
+from tests.conftest import broker_env, closed_port
 from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker.alpaca import AlpacaBroker
-from tradectl.errors import BrokerError, BrokerProtocolError, BrokerTimeout
+from tradectl.errors import BrokerError, BrokerProtocolError, BrokerTimeout, BrokerUnreachable
 
 REPO = Path(__file__).resolve().parents[2]
 SDK_PACKAGES = {"alpaca_trade_api", "pandas", "numpy", "aiohttp", "websockets"}
@@ -194,3 +194,36 @@ def test_commands_that_talk_to_alpaca_import_no_sdk(fake: FakeAlpaca, tmp_path: 
     assert "requests" in imported and "tradectl" in imported, result.stderr
     assert fake.count("GET", "/v2/account") == 1  # it did talk to Alpaca
     assert imported & SDK_PACKAGES == set()
+
+
+# -- the client's own rules, as they were with the SDK ---------------------------------------------
+
+
+def test_a_refused_connection_is_unreachable_and_a_read_is_tried_three_times() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    sleeps: list[float] = []
+    broker = AlpacaBroker(api_key="k", secret_key="s", base_url=url, data_url=url, timeout=2,
+                          sleep=sleeps.append)
+    with pytest.raises(BrokerError) as caught:
+        broker.account()
+    assert type(caught.value) is BrokerUnreachable
+    assert broker.requests_sent == 3 and sleeps == [0.2, 0.6]
+
+
+def test_a_read_left_unanswered_costs_one_timeout_and_is_not_sent_again(fake: FakeAlpaca) -> None:
+    fake.inject("GET", r"^/v2/account$", hang=True)
+    broker = AlpacaBroker(api_key=fake.api_key, secret_key=fake.secret_key, base_url=fake.url,
+                          data_url=fake.url, timeout=0.3)
+    with pytest.raises(BrokerTimeout) as caught:
+        broker.account()
+    assert "did not answer in time" in caught.value.message
+    assert broker.requests_sent == 1
+
+
+def test_an_order_post_is_never_sent_twice(fake: FakeAlpaca) -> None:
+    fake.inject("POST", r"^/v2/orders$", 503)
+    broker = adapter(fake)
+    with pytest.raises(BrokerError) as caught:
+        broker.submit_bracket(bracket("AAPL", "bounds-503"))
+    assert caught.value.status == 503 and caught.value.transient
+    assert fake.count("POST", "/v2/orders") == 1
