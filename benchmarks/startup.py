@@ -2,7 +2,9 @@
 
 `--help` and `--version` against a bare Typer application with the same commands and options
 (generated into a temporary file); `open`, `halt` and `status` (no Alpaca keys, a migrated SQLite
-database) against the import floor `python -c "import sqlalchemy.orm, alpaca_trade_api.rest"`.
+database) against the import floor `python -c "import sqlalchemy.orm, alpaca_trade_api.rest"`;
+then `open`, `halt`, `status` and `check-alpaca` with Alpaca keys against the local fake broker
+(no added latency), with what each imports and what importing the adapter costs.
 Every figure is measured in this run, the commands interleaved so that background load falls
 on all of them alike.
 
@@ -17,7 +19,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import measure
-from measure import HEAVY, PYTHON, Timing, Workspace, environment, print_table, tradectl_argv
+from measure import (
+    HEAVY,
+    PYTHON,
+    Timing,
+    Workspace,
+    broker_settings,
+    environment,
+    fake_broker,
+    print_table,
+    tradectl_argv,
+)
 
 HELP_TARGET = 1.3  # --help / --version: median within 1.3x of the bare Typer app
 
@@ -117,6 +129,10 @@ if __name__ == "__main__":
 OPEN_ARGS = ["open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160", "--json"]
 HALT_ARGS = ["halt", "--reason", "x"]
 STATUS_ARGS = ["status"]
+CHECK_ARGS = ["check-alpaca"]
+# What a command that talks to Alpaca must not import (the SDK and what it pulls in).
+NOT_WITH_KEYS = {"alpaca_trade_api", "pandas", "numpy", "aiohttp", "websockets"}
+ADAPTER_MODULE = "tradectl.broker.alpaca"
 
 
 class Case:
@@ -209,6 +225,7 @@ def main() -> None:
                              f"{t.median / floor.median:.2f}x"))
 
         verdicts.extend(import_checks(ws, status_exists))
+        verdicts.extend(with_keys(ws, runs))
         measure.print_verdicts(verdicts)
     print(f"\n(finished in {time.perf_counter() - began:.0f} s)")
 
@@ -247,6 +264,59 @@ def import_checks(ws: Workspace, status_exists: bool) -> list[tuple[str, bool, s
     print_table("Heavy packages imported (python -X importtime -m tradectl ...; no Alpaca keys)",
                 ["command", "heavy packages imported", "should not be"], rows)
     return verdicts
+
+
+def with_keys(ws: Workspace, runs: int) -> list[tuple[str, bool, str]]:
+    """open, halt, status and check-alpaca with keys, against the fake broker at no latency:
+    wall time (interleaved), the packages imported, and the adapter module's cumulative import
+    time and the SDK's from `-X importtime` (medians over the runs; the adapter may import the
+    SDK lazily, so the two are apart)."""
+    with fake_broker(latency=0.0) as fake:
+        fake.set_price("AAPL", "150")
+
+        def keyed() -> dict[str, str]:
+            return environment(DATABASE_URL=ws.database_url(), **broker_settings(fake))
+
+        commands = [OPEN_ARGS, HALT_ARGS, STATUS_ARGS, CHECK_ARGS]
+        cases = [Case("tradectl " + " ".join(args), [*tradectl_argv(), *args], "", keyed)
+                 for args in commands]
+        for case in cases:  # warm-up
+            case.once(ws.dir)
+            case.samples.clear()
+        adapter_ms: dict[str, list[float]] = {case.name: [] for case in cases}
+        sdk_ms: dict[str, list[float]] = {case.name: [] for case in cases}
+        found: dict[str, set[str]] = {case.name: set() for case in cases}
+        for _ in range(runs):
+            for case, args in zip(cases, commands, strict=True):
+                case.once(ws.dir)
+                packages, result = measure.imported_packages(["-m", "tradectl", *args], keyed(),
+                                                             ws.dir)
+                result.check(f"{case.name} under -X importtime")
+                found[case.name] |= packages
+                adapter_ms[case.name].append(_cumulative_ms(result.stderr, ADAPTER_MODULE))
+                sdk_ms[case.name].append(_cumulative_ms(result.stderr, "alpaca_trade_api"))
+    rows, verdicts = [], []
+    for case in cases:
+        bad = sorted(found[case.name] & NOT_WITH_KEYS)
+        rows.append([case.name, measure.seconds(case.timing.median),
+                     measure.seconds(case.timing.min),
+                     f"{Timing.of(adapter_ms[case.name]).median:.0f}",
+                     f"{Timing.of(sdk_ms[case.name]).median:.0f}", ", ".join(bad) or "-"])
+        verdicts.append((f"{case.name} (with keys) imports none of "
+                         f"{', '.join(sorted(NOT_WITH_KEYS))}",
+                         not bad, f"imported: {', '.join(bad)}" if bad else ""))
+    print_table("With Alpaca keys (the fake broker, no added latency; SQLite database migrated)",
+                ["command", "median s", "min s", f"import {ADAPTER_MODULE} ms",
+                 "import alpaca_trade_api ms", "SDK packages imported"], rows)
+    return verdicts
+
+
+def _cumulative_ms(importtime: str, module: str) -> float:
+    """A module's cumulative import time, from `-X importtime` output (0 if not imported)."""
+    for line in importtime.splitlines():
+        if line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == module:
+            return int(line.split("|")[1]) / 1000
+    return 0.0
 
 
 if __name__ == "__main__":

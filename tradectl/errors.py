@@ -108,6 +108,18 @@ class BrokerTimeout(BrokerError):
     """The request was sent but no answer came in time: its outcome is unknown."""
 
 
+class BrokerProtocolError(BrokerTimeout):
+    """Alpaca answered something tradectl cannot read: not JSON, or a field it decides on
+    missing or malformed. Like a timeout, the outcome of a write is unknown; no decision is
+    taken on such an answer. `field` names what could not be read (e.g. "account.equity"),
+    None when the answer was not JSON at all."""
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+
+
 class BrokerNotConfigured(TradectlError):
     """Alpaca keys are not set: the action needs a broker."""
 

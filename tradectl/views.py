@@ -73,7 +73,7 @@ class ExternalPositionView:
     symbol: str
     side: str  # long | short
     qty: Quantity
-    avg_entry_price: Price
+    avg_entry_price: Price | None
     last_price: Price | None
     unrealized_pl: Money | None
 

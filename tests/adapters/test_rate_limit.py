@@ -1,6 +1,6 @@
 """The adapter's client-side rate limit keeps any 60-second window under Alpaca's 200 requests."""
 
-from tradectl.broker.alpaca import RATE_BURST, RATE_PER_SECOND, _TokenBucket
+from tradectl.broker.rest import RATE_BURST, RATE_PER_SECOND, TokenBucket
 
 
 def test_no_sixty_second_window_exceeds_alpacas_limit() -> None:
@@ -13,7 +13,7 @@ def test_no_sixty_second_window_exceeds_alpacas_limit() -> None:
         nonlocal now
         now += seconds
 
-    bucket = _TokenBucket(RATE_PER_SECOND, RATE_BURST, clock=clock, sleep=sleep)
+    bucket = TokenBucket(RATE_PER_SECOND, RATE_BURST, clock=clock, sleep=sleep)
     sent: list[float] = []
     while now < 180:
         bucket.take()

@@ -305,3 +305,40 @@ def test_a_driver_message_quoting_the_url_is_scrubbed(monkeypatch: pytest.Monkey
     assert check.state == "fail" and facts.reachable is False
     assert "pw-in-url-123" not in check.detail and "PKSECRETKEYID1234" not in check.detail
     assert "postgresql+psycopg://tradectl:***@db.example.test/tradectl" in check.detail
+
+
+def test_an_answer_tradectl_cannot_read_is_diagnosed_in_one_line(
+    trader: Cli, fake: FakeAlpaca
+) -> None:
+    fake.inject("GET", r"^/v2/account$", status=200, times=None,
+                body={"status": "ACTIVE", "last_equity": "100000"})  # no equity
+    leap = {"timestamp": "2026-06-30T23:59:60Z", "is_open": True,
+            "next_open": "2026-07-01T09:30:00-04:00", "next_close": "2026-06-30T16:00:00-04:00"}
+    fake.inject("GET", r"^/v2/clock$", status=200, body=leap, times=None)
+
+    result = trader("check-alpaca", "--json")
+
+    assert result.code == 4 and "Traceback" not in result.output
+    checks = checks_by_name(result.json())
+    account, clock = checks["account"], checks["market clock"]
+    assert account["state"] == clock["state"] == "fail"
+    assert account["fix"].startswith(
+        "Alpaca answered something tradectl cannot read (account.equity)")
+    assert "account.equity is missing" in account["detail"]
+    assert clock["fix"].startswith(
+        "Alpaca answered something tradectl cannot read (clock.timestamp)")
+    assert result.json()["account"] is None  # nothing shown as if it had been read
+    text = trader("check-alpaca")
+    assert text.code == 4 and "Traceback" not in text.output
+    lines = [line for line in text.stdout.splitlines() if "cannot read (account.equity)" in line]
+    assert len(lines) == 1, text.stdout
+
+
+def test_an_account_that_leaves_out_its_flags_is_a_warning_not_a_pass(
+    trader: Cli, fake: FakeAlpaca
+) -> None:
+    account = {k: v for k, v in fake.account().items() if k != "trade_suspended_by_user"}
+    fake.inject("GET", r"^/v2/account$", status=200, body=account, times=None)
+    allowed = checks_by_name(trader("check-alpaca", "--json").json())["trading allowed"]
+    assert allowed["state"] == "warn"
+    assert allowed["detail"] == "Alpaca did not say whether trading by user is blocked"

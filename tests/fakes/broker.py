@@ -6,6 +6,7 @@ happens inside a transaction is checked on every call, not trusted.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -23,8 +24,8 @@ from tradectl.broker import (
     Clock,
     Order,
     SymbolOutcome,
+    wire,
 )
-from tradectl.broker.alpaca import parse_account, parse_order, parse_position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.notify import Notice
@@ -87,13 +88,15 @@ class FakeBroker:
             raise faults.pop(0)
 
     def _do(self, method: str, action: Any) -> Any:
+        """The fake's answer as the adapter would see it: JSON text, decoded strictly."""
         with self._lock:
             self._enter(method)
             try:
-                return action()
+                answer = action()
             except ApiError as err:
                 raise BrokerError(f"Alpaca {err.status}: {err.body['message']}",
                                   status=err.status) from None
+            return wire.decode(json.dumps(answer).encode())
 
     # -- the Protocol -------------------------------------------------------------------------
 
@@ -108,52 +111,48 @@ class FakeBroker:
         }
         if request.entry is not None:
             body["limit_price"] = str(request.entry)
-        return parse_order(self._do("submit_bracket", lambda: self.state.submit(body)))
+        return wire.parse_order(self._do("submit_bracket", lambda: self.state.submit(body)))
 
     def get_order(self, order_id: str) -> Order:
-        return parse_order(self._do("get_order", lambda: self.state.order_dict(
+        return wire.parse_order(self._do("get_order", lambda: self.state.order_dict(
             self.state.get_order(order_id), nested=True)))
 
     def find_order_by_client_id(self, client_order_id: str) -> Order | None:
-        def find() -> dict[str, Any] | None:
-            try:
-                return self.state.order_dict(self.state.by_client_order_id(client_order_id),
-                                             nested=True)
-            except ApiError:
+        try:
+            raw = self._do("find_order_by_client_id", lambda: self.state.order_dict(
+                self.state.by_client_order_id(client_order_id), nested=True))
+        except BrokerError as err:
+            if err.status == 404:
                 return None
-        raw = self._do("find_order_by_client_id", find)
-        return parse_order(raw) if raw is not None else None
+            raise
+        return wire.parse_order(raw)
 
     def list_orders(self, *, status: str = "open", after: datetime | None = None,
-                    wanted: Collection[str] = ()) -> list[Order]:
+                    wanted: Collection[str] = (), deadline_seconds: float = 60.0,
+                    ) -> list[Order]:
         raw = self._do("list_orders", lambda: self.state.list_orders(
             status=status, limit=10**9, after=after, nested=True))
-        return [parse_order(o) for o in raw]
+        return wire.parse_orders(raw)
 
     def list_positions(self) -> list[BrokerPosition]:
-        return [parse_position(p) for p in self._do("list_positions", self.state.positions_list)]
+        return wire.parse_positions(self._do("list_positions", self.state.positions_list))
 
     def cancel_all_orders(self) -> list[SymbolOutcome]:
-        raw = self._do("cancel_all_orders", self.state.cancel_all)
-        return [SymbolOutcome(item["id"], item["status"], parse_order(item["body"]), None)
-                for item in raw]
+        return wire.parse_canceled_orders(self._do("cancel_all_orders", self.state.cancel_all))
 
     def cancel_order(self, order_id: str) -> None:
         self._do("cancel_order", lambda: self.state.cancel(order_id))
 
     def close_all_positions(self, *, cancel_orders: bool) -> list[SymbolOutcome]:
-        raw = self._do("close_all_positions", lambda: self.state.close_all(cancel_orders))
-        return [SymbolOutcome(item["symbol"], item["status"],
-                              parse_order(item["body"]) if item["status"] == 200 else None,
-                              None if item["status"] == 200 else
-                              f"Alpaca {item['status']}: {item['body']['message']}")
-                for item in raw]
+        return wire.parse_closed_positions(
+            self._do("close_all_positions", lambda: self.state.close_all(cancel_orders)))
 
     def close_position(self, symbol: str) -> Order:
-        return parse_order(self._do("close_position", lambda: self.state.close_position(symbol)))
+        return wire.parse_order(
+            self._do("close_position", lambda: self.state.close_position(symbol)))
 
     def account(self) -> Account:
-        return parse_account(self._do("account", self.state.account))
+        return wire.parse_account(self._do("account", self.state.account))
 
     def clock(self) -> Clock:
         from tradectl.db.models import utcnow

@@ -1,6 +1,9 @@
 """The broker as tradectl sees it: a small Protocol and the plain values it returns.
 
-Amounts are Decimal, times aware UTC. Only `tradectl.broker.alpaca` knows about Alpaca's SDK.
+Amounts are Decimal, times aware UTC. Only `tradectl.broker.alpaca` (with `broker.wire`, which
+reads Alpaca's answers) knows Alpaca's HTTP API. A value here holds what Alpaca said: a field
+tradectl decides on is always there (else the read fails with BrokerProtocolError); one it only
+shows is None when Alpaca did not send it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Literal, Protocol
 FINAL_ORDER_STATUSES = frozenset(
     {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day", "stopped"}
 )
+# How long a read that follows Alpaca's pages (list_orders) may take in all before it gives up.
+ORDERS_READ_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,8 @@ class Order:
 class BrokerPosition:
     symbol: str
     side: str
-    qty: Decimal
-    avg_entry_price: Decimal
+    qty: Decimal  # negative for a short position
+    avg_entry_price: Decimal | None
     current_price: Decimal | None
     market_value: Decimal | None
     unrealized_pl: Decimal | None
@@ -70,17 +75,21 @@ class BrokerPosition:
 
 @dataclass(frozen=True)
 class Account:
+    """`equity`, `last_equity` and `status` are always Alpaca's; the rest is None when Alpaca
+    left it out (a missing flag is not "not blocked", a missing buying power is not 0).
+    `portfolio_value` is equity when absent: Alpaca documents the two as equal."""
+
     account_number: str
     status: str
-    currency: str
-    cash: Decimal
+    currency: str | None
+    cash: Decimal | None
     equity: Decimal
     last_equity: Decimal
     portfolio_value: Decimal
-    buying_power: Decimal
-    trading_blocked: bool
-    account_blocked: bool
-    trade_suspended_by_user: bool
+    buying_power: Decimal | None
+    trading_blocked: bool | None
+    account_blocked: bool | None
+    trade_suspended_by_user: bool | None
 
     @property
     def day_pnl(self) -> Decimal:
@@ -115,9 +124,10 @@ class Broker(Protocol):
     def get_order(self, order_id: str) -> Order: ...
     def find_order_by_client_id(self, client_order_id: str) -> Order | None: ...
     # Orders submitted after `after`, newest first: all of them, or at least every `wanted` id.
+    # Gives up (BrokerTimeout) after `deadline_seconds` in all, however many pages remain.
     def list_orders(
         self, *, status: str = "open", after: datetime | None = None,
-        wanted: Collection[str] = (),
+        wanted: Collection[str] = (), deadline_seconds: float = ORDERS_READ_SECONDS,
     ) -> list[Order]: ...
     def list_positions(self) -> list[BrokerPosition]: ...
     def cancel_all_orders(self) -> list[SymbolOutcome]: ...

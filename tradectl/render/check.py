@@ -72,7 +72,7 @@ def account_document(account: Account | None) -> dict[str, Any] | None:
         return None
     document: dict[str, Any] = asdict(account)
     for name in ("cash", "equity", "last_equity", "portfolio_value", "buying_power"):
-        document[name] = cents(document[name])
+        document[name] = None if document[name] is None else cents(document[name])
     document["day_pnl"] = cents(account.day_pnl)
     return document
 

@@ -15,6 +15,7 @@ from tradectl.config import LIVE_BASE_URL, PAPER_BASE_URL, Settings, mask_secret
 from tradectl.db.models import HEAD_REVISION
 from tradectl.errors import (
     BrokerError,
+    BrokerProtocolError,
     BrokerTimeout,
     BrokerUnreachable,
     ConfigError,
@@ -119,26 +120,20 @@ def configuration_failed(err: ConfigError, env_file: Path) -> CheckReport:
 
 
 def _configuration_checks(config: Settings) -> list[Check]:
-    key, mode = config.alpaca_api_key, config.trading_mode
+    key, mode, warning = config.alpaca_api_key, config.trading_mode, config.key_mode_warning()
     missing = [name for name, value in (("ALPACA_API_KEY", key),
                                         ("ALPACA_SECRET_KEY", config.alpaca_secret_key))
                if not value]
-    if missing:
-        keys = Check("keys", "fail", f"{' and '.join(missing)} not set", NOT_ENABLED_FIX)
-    else:
-        keys = Check("keys", "pass", f"ALPACA_API_KEY {mask_secret(key)}, ALPACA_SECRET_KEY set")
-    checks = [keys, Check("trading mode", "pass",
-                          "live: orders use real money" if mode == "live" else "paper")]
+    checks = [
+        Check("keys", "fail", f"{' and '.join(missing)} not set", NOT_ENABLED_FIX) if missing
+        else Check("keys", "pass", f"ALPACA_API_KEY {mask_secret(key)}, ALPACA_SECRET_KEY set"),
+        Check("trading mode", "pass", "live: orders use real money" if mode == "live" else "paper"),
+    ]
     if key:
-        warning = config.key_mode_warning()
-        checks.append(
-            Check("key prefix", "warn", warning,
-                  f"use {mode} keys, or set TRADING_MODE to the mode of these keys")
-            if warning else
-            Check("key prefix", "pass", f"{key[:2]} matches TRADING_MODE={mode}")
-        )
-    checks.append(_base_url_check(config))
-    return checks
+        checks.append(Check("key prefix", "warn", warning, f"use {mode} keys, or set "
+                            "TRADING_MODE to the mode of these keys") if warning else
+                      Check("key prefix", "pass", f"{key[:2]} matches TRADING_MODE={mode}"))
+    return [*checks, _base_url_check(config)]
 
 
 def _base_url_check(config: Settings) -> Check:
@@ -158,9 +153,8 @@ def _env_file_check(path: Path) -> Check:
                      f"none in {path.parent}: settings come from the environment only")
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        return Check(".env file", "warn",
-                     f"{path} is accessible to other users (mode {mode:04o})",
-                     f"chmod 600 {path}")
+        return Check(".env file", "warn", f"{path} is accessible to other users (mode "
+                     f"{mode:04o})", f"chmod 600 {path}")
     return Check(".env file", "pass", f"{path} (mode {mode:04o})")
 
 
@@ -172,14 +166,12 @@ def _broker_checks(
 ) -> tuple[Account | None, Clock | None, LatestTrade | None, list[Check]]:
     """Three reads side by side, so a slow or unreachable Alpaca costs one wait, not three."""
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="check-alpaca") as pool:
-        account_f, clock_f = pool.submit(broker.account), pool.submit(broker.clock)
-        trade_f = pool.submit(broker.latest_trade_price, symbol)
-    account, clock, price = _settle(account_f), _settle(clock_f), _settle(trade_f)
+        reads = (pool.submit(broker.account), pool.submit(broker.clock),
+                 pool.submit(broker.latest_trade_price, symbol))
+    account, clock, price = _settle(reads[0]), _settle(reads[1]), _settle(reads[2])
     base, data = config.alpaca_base_url, config.alpaca_data_url
-    checks = (
-        [_failure("account", account, base, config)] if isinstance(account, BrokerError)
-        else _account_checks(account)
-    )
+    checks = ([_failure("account", account, base, config)] if isinstance(account, BrokerError)
+              else _account_checks(account))
     checks.append(_failure("market clock", clock, base, config)
                   if isinstance(clock, BrokerError) else _clock_check(clock))
     if isinstance(price, BrokerError):
@@ -201,24 +193,27 @@ def _ok(result: T | BrokerError) -> T | None:
     return None if isinstance(result, BrokerError) else result
 
 
+def _usd(value: Decimal | None) -> str:
+    return "not given" if value is None else f"${value:,.2f}"
+
+
 def _account_checks(account: Account) -> list[Check]:
-    summary = (
-        f"{account.account_number} {account.status}: cash ${account.cash:,.2f}, "
-        f"portfolio ${account.portfolio_value:,.2f}, buying power ${account.buying_power:,.2f}, "
-        f"day P&L {account.day_pnl:+,.2f}"
-    )
-    active = account.status.upper() == "ACTIVE"
-    blocked = [what for what, flag in (("trading", account.trading_blocked),
-                                       ("account", account.account_blocked),
-                                       ("trading by user", account.trade_suspended_by_user))
-               if flag]
+    summary = (f"{account.account_number} {account.status}: cash {_usd(account.cash)}, "
+               f"portfolio {_usd(account.portfolio_value)}, buying power "
+               f"{_usd(account.buying_power)}, day P&L {account.day_pnl:+,.2f}")
+    flags = (("trading", account.trading_blocked), ("account", account.account_blocked),
+             ("trading by user", account.trade_suspended_by_user))
+    blocked = [what for what, flag in flags if flag]
+    unknown = [what for what, flag in flags if flag is None]  # not said: not "not blocked"
     return [
-        Check("account", "pass", summary) if active else
+        Check("account", "pass", summary) if account.status.upper() == "ACTIVE" else
         Check("account", "fail", summary, f"the account is {account.status}, not ACTIVE: "
               "finish onboarding or see the Alpaca dashboard"),
         Check("trading allowed", "fail", f"blocked or suspended: {', '.join(blocked)}",
               "a suspension by user is lifted in the Alpaca dashboard; for a blocked account "
               "or trading contact Alpaca support") if blocked else
+        Check("trading allowed", "warn", f"Alpaca did not say whether {', '.join(unknown)} "
+              "is blocked", "see the Alpaca dashboard") if unknown else
         Check("trading allowed", "pass", "trading, account and trading-by-user not blocked"),
     ]
 
@@ -236,9 +231,8 @@ def _when(moment: datetime) -> str:
             f"({moment.astimezone(MARKET_TZ):%H:%M} New York)")
 
 
-def _failure(
-    name: str, err: BrokerError, url: str, config: Settings, *, symbol: str | None = None
-) -> Check:
+def _failure(name: str, err: BrokerError, url: str, config: Settings, *,
+             symbol: str | None = None) -> Check:
     return Check(name, "fail", f"{err.message} ({url})", diagnose(err, url, config, symbol))
 
 
@@ -261,13 +255,17 @@ def diagnose(err: BrokerError, url: str, config: Settings, symbol: str | None = 
         return f"wrong base URL: {url} is not an Alpaca API (set it without /v2)"
     if err.status is not None and err.status >= 500:
         return "Alpaca had a server error: try again shortly (https://status.alpaca.markets)"
+    if isinstance(err, BrokerProtocolError):  # before BrokerTimeout, its base class
+        return (f"Alpaca answered something tradectl cannot read ({err.field or 'not JSON'}): "
+                "nothing is decided on such an answer; check that the URL leads to Alpaca "
+                "itself (not a proxy), and try again")
+    check = "check the network and ALPACA_BASE_URL / ALPACA_DATA_URL"
     if isinstance(err, BrokerUnreachable):
         return (f"network or wrong base URL: no connection to {url} (refused, unknown host or "
-                "timed out); check the network and ALPACA_BASE_URL / ALPACA_DATA_URL")
+                f"timed out); {check}")
     if isinstance(err, BrokerTimeout):
         return (f"network or wrong base URL: {url} gave no usable answer within "
-                f"ALPACA_TIMEOUT={config.alpaca_timeout:g}s; check the network and "
-                "ALPACA_BASE_URL / ALPACA_DATA_URL")
+                f"ALPACA_TIMEOUT={config.alpaca_timeout:g}s; {check}")
     return err.hint or "see the message above and the Alpaca dashboard"
 
 
@@ -302,8 +300,8 @@ def database_checks(url: str, secrets: tuple[str, ...]) -> tuple[list[Check], Da
         for secret in (*secrets, password):  # drivers may quote what they were given
             message = message.replace(str(secret), "***") if secret else message
         fix = getattr(err, "hint", None) or _database_fix(message.replace(shown, ""))
-        return [Check("database", "fail", message, fix)], \
-            DatabaseFacts(shown, False, None, error=message)
+        return [Check("database", "fail", message, fix)], DatabaseFacts(shown, False, None,
+                                                                       error=message)
     checks = [Check("database", "pass", f"{shown} reachable")]
     detail = f"at {revision or 'none (empty)'}, tradectl needs {HEAD_REVISION}"
     if revision == HEAD_REVISION:
