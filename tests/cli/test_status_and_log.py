@@ -93,10 +93,10 @@ def test_status_shows_positions_with_their_pl(trader: Cli, fake: FakeAlpaca) -> 
     assert text.code == 0
     lines = {line.split()[1]: line for line in text.stdout.splitlines()
              if line.split()[:1] in (["1"], ["2"], ["3"], ["4"])}
-    assert lines["AAPL"].split()[-3] == "+10.50" and "open" in lines["AAPL"]
-    assert lines["TSLA"].split()[-3] == "-12.50"
+    assert lines["AAPL"].split()[-3] == "$10.50" and "open" in lines["AAPL"]
+    assert lines["TSLA"].split()[-3] == "-$12.50"
     assert "lmt 395.00" in lines["MSFT"]
-    assert "realized P&L -12.50" in text.stdout
+    assert "realized P&L -$12.50" in text.stdout
     assert only_reads(fake)
 
 
