@@ -21,6 +21,7 @@ def status_report(report: StatusReport, as_json: bool) -> None:
         print_json(status_document(report))
         return
     from rich.markup import escape
+    from rich.text import Text
 
     console = stdout()
     for label, text in (
@@ -35,6 +36,10 @@ def status_report(report: StatusReport, as_json: bool) -> None:
         console.print(f"[yellow]{'!':<9}{escape(warning)}[/]")
     if report.positions or report.external:
         console.print(_positions_table(report))
+        for p in report.positions:  # what the broker reported wrong, under the table
+            if p.note:
+                style = "dim" if p.local_only else "red"
+                console.print(Text(f"#{p.id} {p.symbol}: {p.note}", style=style))
     else:
         console.print("no positions yet")
 
@@ -46,10 +51,9 @@ def _positions_table(report: StatusReport) -> Any:
 
     table = Table(title="positions (times UTC)", title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False)
-    for name in ("#", "symbol", "order", "entry", "stop", "target", "status", "P&L", "opened",
-                 "note"):
+    for name in ("#", "symbol", "order", "entry", "stop", "target", "status", "P&L", "opened"):
         table.add_column(name, justify="right" if name in ("#", "P&L") else "left",
-                         no_wrap=name != "note")
+                         no_wrap=True)
     for p in report.positions:
         note = p.note
         failing = bool(note) and not p.local_only
@@ -61,14 +65,13 @@ def _positions_table(report: StatusReport) -> Any:
         table.add_row(
             str(p.id), Text(p.symbol), f"{p.side} {_filled(p)}",
             entry, money(p.stop_loss), money(p.take_profit),
-            Text(p.status, style=style), _pl(p), _time(p.created_at, "%m-%d %H:%M"),
-            Text(note or "", style="red" if failing else "dim"),
+            Text(p.status + (" !" if failing else ""), style=style), _pl(p),
+            _time(p.created_at, "%m-%d %H:%M"),
         )
     for x in report.external:
         table.add_row("-", Text(x.symbol), f"{x.side} {quantity(x.qty)}",
                       money(x.avg_entry_price), "-", "-", Text("external", style="magenta"),
-                      _signed(x.unrealized_pl) if x.unrealized_pl is not None else "-", "-",
-                      Text("not opened by tradectl", style="dim"))
+                      _signed(x.unrealized_pl) if x.unrealized_pl is not None else "-", "-")
     return table
 
 
