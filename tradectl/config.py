@@ -126,6 +126,11 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         PAPER_BASE_URL if mode == "paper" else LIVE_BASE_URL
     )
     data_url = _url("ALPACA_DATA_URL", raw("ALPACA_DATA_URL")) or DATA_BASE_URL
+    keys = {name: raw(name) for name in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")}
+    if len({bool(value) for value in keys.values()}) == 2:  # one set, the other empty
+        given, missing = sorted(keys, key=lambda name: not keys[name])
+        raise ConfigError(f"{given} is set but {missing} is empty: set both to trade, or "
+                          "neither to record positions locally")
     database_url = raw("DATABASE_URL")
     if database_url is not None and "://" not in database_url:
         raise ConfigError(

@@ -29,6 +29,10 @@ class TradectlError(Exception):
         self.message = message
         self.hint = hint
 
+    def facts(self) -> dict[str, Any]:
+        """What is known beyond the message, for the --json error object."""
+        return {}
+
 
 class InputError(TradectlError):
     """A command-line value is malformed or inconsistent. Nothing was written or sent."""
@@ -56,6 +60,9 @@ class RefusedError(TradectlError):
         super().__init__(message, hint=hint)
         self.rule = rule
         self.figures = figures or {}
+
+    def facts(self) -> dict[str, Any]:
+        return {"rule": self.rule, "figures": self.figures}
 
 
 class Aborted(TradectlError):
@@ -94,6 +101,9 @@ class BrokerError(TradectlError):
         self.status = status
         self.code = code
 
+    def facts(self) -> dict[str, Any]:
+        return {"http_status": self.status, "alpaca_code": self.code}
+
     @property
     def transient(self) -> bool:
         """Worth retrying a read or a cancel: rate limit, server error, no answer."""
@@ -118,6 +128,9 @@ class BrokerProtocolError(BrokerTimeout):
                  hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.field = field
+
+    def facts(self) -> dict[str, Any]:
+        return {**super().facts(), "field": self.field}
 
 
 class BrokerNotConfigured(TradectlError):

@@ -5,6 +5,7 @@ rejection. Validity is decided by a small model written here, not by tradectl.ri
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -286,9 +287,15 @@ def bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str,
 
 
 def assert_one_error_line(result: CliResult, *, lenient_breaks: bool = False) -> str:
-    """Exactly one line on stderr, `error: ...`; nothing on stdout; no traceback anywhere."""
+    """Exactly one line on stderr, `error: ...`; no traceback anywhere; on stdout nothing, or
+    with --json exactly one JSON object carrying the same error and the exit code."""
     assert "Traceback" not in result.output, result.output
-    assert result.stdout == "", result.output
+    if result.stdout:
+        document = json.loads(result.stdout)
+        assert result.stdout.count("\n") == 1 and document["exit_code"] == result.code, \
+            result.output
+        assert document["error"] and "error" in result.stderr
+    assert result.stdout == "" or result.stdout.startswith("{"), result.output
     assert result.stderr.endswith("\n"), repr(result.stderr)
     body = result.stderr[:-1]
     lines = body.split("\n") if lenient_breaks else body.splitlines() or [""]

@@ -82,7 +82,7 @@ def test_status_shows_positions_with_their_pl(trader: Cli, fake: FakeAlpaca) -> 
     by_symbol = {p["symbol"]: p for p in document["positions"]}
     assert [p["symbol"] for p in document["positions"]] == ["AAPL", "MSFT", "SHOP", "TSLA"]
     assert by_symbol["AAPL"]["unrealized_pl"] == "10.50"
-    assert by_symbol["AAPL"]["current_price"] == "155.25"
+    assert by_symbol["AAPL"]["last_price"] == "155.25"
     assert by_symbol["SHOP"]["unrealized_pl"] == "10.50"  # short: the price fell 3.50 on 3
     assert by_symbol["MSFT"]["status"] == "pending" and by_symbol["MSFT"]["unrealized_pl"] is None
     assert by_symbol["TSLA"]["realized_pl"] == "-12.50"
@@ -107,7 +107,7 @@ def test_status_shows_a_stopped_cycle_with_reason_and_time(cli: Cli) -> None:
     document = cli("status", "--json").json()
     assert document["trading"] == "stopped"
     assert document["cycle"]["stop_reason"] == "daily loss limit reached"
-    assert document["cycle"]["stopped_at"] == "2026-03-02T15:04:00+00:00"
+    assert document["cycle"]["stopped_at"] == "2026-03-02T15:04:00Z"
     text = cli("status").stdout
     assert "STOPPED since 2026-03-02 15:04 UTC: daily loss limit reached" in text
 

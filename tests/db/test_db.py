@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
+from tests.conftest import ScratchDatabases
 from tests.support.db import orm_session
 from tradectl.db.models import HEAD_REVISION, Base, Cycle, Position
 from tradectl.db.session import Database, migrations_dir
@@ -65,14 +66,30 @@ def test_models_and_migrations_agree(empty_url: str) -> None:
 
 def test_ensure_schema_migrates_sqlite_by_itself(sqlite_url: str) -> None:
     db = Database(sqlite_url)
-    db.ensure_schema(auto_upgrade=True)
+    db.ensure_schema()
     assert db.schema_revision() == HEAD_REVISION
+    db.downgrade("0002")  # an older SQLite database is brought up to date too
+    db.ensure_schema()
+    assert db.schema_revision() == HEAD_REVISION
+    db.dispose()
 
 
-def test_ensure_schema_asks_for_db_upgrade_when_not_automatic(sqlite_url: str) -> None:
-    with pytest.raises(DatabaseError, match="tradectl needs") as raised:
-        Database(sqlite_url).ensure_schema(auto_upgrade=False)
-    assert raised.value.hint == "run `tradectl db upgrade`"
+@pytest.mark.postgres
+def test_an_empty_postgres_database_gets_its_schema_an_older_one_waits(
+    scratch_pg: ScratchDatabases,
+) -> None:
+    url = scratch_pg.create()
+    try:
+        db = Database(url)
+        db.ensure_schema()  # no tables at all: nothing to lose
+        assert db.schema_revision() == HEAD_REVISION
+        db.downgrade("0002")
+        with pytest.raises(DatabaseError, match="tradectl needs") as raised:
+            db.ensure_schema()  # an older revision: its owner chooses when to migrate
+        assert raised.value.hint == "run `tradectl db upgrade`"
+        db.dispose()
+    finally:
+        scratch_pg.drop(url)
 
 
 def test_sqlite_uses_wal_and_a_busy_timeout(sqlite_url: str) -> None:

@@ -165,6 +165,8 @@ def run_every_scenario(run: Recorder, fake: FakeAlpaca, smtp: SmtpSink) -> None:
     dotenv.write_text(f"ALPACA_SECRET_KEY={SECRET}\nSMTP_PASSWORD='{SMTP_PASSWORD}'\n"
                       "this line is 'broken\n")
     from_env = {name: run.cli.env.pop(name) for name in ("ALPACA_SECRET_KEY", "SMTP_PASSWORD")}
+    assert "line 3" in run(2, "watch", "--once", "--json").stderr  # named, never shown
+    dotenv.write_text(f"ALPACA_SECRET_KEY={SECRET}\nSMTP_PASSWORD='{SMTP_PASSWORD}'\n")
     run(0, "watch", "--once", "--json")  # authorised: the secret came from .env
     run(2, "watch", "--once", WATCH_INTERVAL="never")
     run.cli.env.update(from_env)

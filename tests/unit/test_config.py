@@ -83,7 +83,8 @@ def test_mask_secret_never_shows_the_whole_key() -> None:
     ("live", "AKXXXXXXXXXXXXXXXX", False),
 ])
 def test_key_prefix_must_match_the_mode(mode: str, key: str, warned: bool) -> None:
-    warning = load(TRADING_MODE=mode, ALPACA_API_KEY=key).key_mode_warning()
+    warning = load(TRADING_MODE=mode, ALPACA_API_KEY=key,
+                   ALPACA_SECRET_KEY="secret").key_mode_warning()
     assert (warning is not None) == warned
     if warning:
         assert key not in warning

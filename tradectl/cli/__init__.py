@@ -15,30 +15,48 @@ from tradectl.cli.app import app
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI. The one place that turns an outcome into an exit code: usage errors and
-    tradectl's own errors become one line on stderr (with the hint) and their ExitCode."""
+    tradectl's own errors become one line on stderr (with the hint) and their ExitCode; with
+    --json, also one JSON object on stdout."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
     from tradectl.cli.wiring import close_opened
     from tradectl.errors import ExitCode, TradectlError
 
+    as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     code: int = ExitCode.OK
     try:
         result = app(args=argv, standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
+    except NoArgsIsHelpError:  # bare `tradectl`: the help was the answer
+        code = ExitCode.OK
     except typer.TyperException as err:  # usage errors: missing option, unknown command, ...
         ctx = getattr(err, "ctx", None)
         command = ctx.command_path if ctx is not None else "tradectl"
-        _one_line(f"{err.format_message()} (see `{command} --help`)")
-        code = err.exit_code
+        code = _failed(err.format_message(), err.exit_code, f"see `{command} --help`", {},
+                       as_json)
     except typer.Abort:
-        _one_line("aborted")
-        code = ExitCode.ABORTED
+        code = _failed("aborted", ExitCode.ABORTED, None, {}, as_json)
     except TradectlError as err:
-        _one_line(err.message, err.hint)
-        code = err.exit_code
+        code = _failed(err.message, err.exit_code, err.hint, err.facts(), as_json)
     except KeyboardInterrupt:
-        code = ExitCode.INTERRUPTED
+        code = _failed("interrupted", ExitCode.INTERRUPTED, None, {}, as_json)
     finally:
         close_opened()
     sys.exit(int(code))
+
+
+def _failed(message: str, code: int, hint: str | None, facts: dict[str, object],
+            as_json: bool) -> int:
+    """One line on stderr; with --json the same as one object on stdout."""
+    from tradectl import render
+
+    render.error(message, hint)
+    if as_json:
+        from tradectl.render.json import print_json
+
+        print_json({"error": render.one_line(message), "exit_code": int(code), "hint": hint,
+                    **facts})
+    return code
 
 
 def entry() -> NoReturn:
@@ -52,9 +70,3 @@ def entry() -> NoReturn:
         main()
     finally:
         gc.freeze()
-
-
-def _one_line(message: str, hint: str | None = None) -> None:
-    from tradectl import render
-
-    render.error(message, hint)

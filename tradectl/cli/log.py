@@ -12,7 +12,9 @@ from tradectl.cli.wiring import database, settings
 
 @app.command("log")
 def log_command(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Most events shown.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=100_000, help="Most events shown.")
+    ] = 50,
     symbol: Annotated[
         str | None, typer.Option("--symbol", help="Only events about this symbol.")
     ] = None,
@@ -25,10 +27,15 @@ def log_command(
 
     Example: tradectl log --symbol AAPL --kind order_submitted --limit 20
     """
+    from tradectl.db.journal import EVENT_KINDS
+    from tradectl.errors import InputError
     from tradectl.render.log import event_log
     from tradectl.risk import parse_symbol
     from tradectl.services.audit_log import recent_events
 
     ticker = parse_symbol(symbol) if symbol is not None else None
+    if kind is not None and kind not in EVENT_KINDS:
+        raise InputError(f"--kind {kind!r} is not a kind of event; the kinds are: "
+                         f"{', '.join(sorted(EVENT_KINDS))}")
     config = settings()
     event_log(recent_events(database(config), limit=limit, symbol=ticker, kind=kind), as_json)

@@ -70,5 +70,9 @@ def open_command(
             raise Aborted("not confirmed: nothing was written or sent")
     outcome = place_open(db, adapter, risk_limits(config), quote)
     open_outcome(outcome, as_json)
-    if outcome.broker_error is not None:
-        raise outcome.broker_error
+    failure = outcome.broker_error
+    if failure is not None and as_json:  # its document says so already: one object only
+        render.error(failure.message, failure.hint)
+        raise typer.Exit(failure.exit_code)
+    if failure is not None:
+        raise failure

@@ -29,11 +29,40 @@ def env_file() -> Path:
 
 def load_environment() -> dict[str, str]:
     """The process environment over `.env` in the working directory: the environment wins."""
-    from dotenv import dotenv_values
-
-    merged = {k: v for k, v in dotenv_values(env_file()).items() if v is not None}
+    merged = read_env_file(env_file())
     merged.update(os.environ)
     return merged
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The settings in a .env file; ConfigError (exit 2) naming the file, and the line, when it
+    is not UTF-8 text or a line cannot be read (its keys would be dropped silently otherwise).
+    The line itself is never shown: it may hold a secret."""
+    import io
+
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    from tradectl.errors import ConfigError
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise ConfigError(f"{path} cannot be read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        line = text_line(err.object, err.start)
+        raise ConfigError(f"{path} is not UTF-8 text (line {line})") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(f"{path} line {binding.original.line} cannot be read: expected "
+                              "NAME=value (quote values with spaces or #)")
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+def text_line(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
 
 
 def settings() -> Settings:
@@ -54,19 +83,20 @@ def close_opened() -> None:
 
 def check_database_url(config: Settings) -> None:
     """Fail on an unusable DATABASE_URL (exit 2) without importing the ORM or connecting."""
-    from tradectl.db.url import usable_url
+    from tradectl.db.url import durable_url
 
-    usable_url(config.database_url)
+    durable_url(config.database_url)
 
 
 def database(config: Settings, *, ensure_schema: bool = True) -> Database:
     """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
     from tradectl.db.session import Database
 
-    db = Database(config.database_url)
+    check_database_url(config)
+    db = Database(config.database_url, create_private=config.database_is_default)
     _opened.append(db)
     if ensure_schema:
-        db.ensure_schema(auto_upgrade=db.dialect == "sqlite")
+        db.ensure_schema()
     return db
 
 

@@ -17,6 +17,18 @@ from sqlalchemy.orm import Session
 from tradectl.db.models import LIVE_POSITION_STATUSES, Alert, Cycle, Event, Position, utcnow
 from tradectl.views import AlertView, CycleView, EventView, PositionView
 
+# Every kind of event tradectl records: `log --kind` accepts these (a test keeps the list in step
+# with the code).
+EVENT_KINDS = frozenset({
+    "account_reading_discarded", "alert_failed", "alert_skipped", "broker_error",
+    "cancel_failed", "close_failed", "cycle_resumed", "cycle_started", "emergency_stop",
+    "emergency_stop_recorded", "entry_cancel_pending", "entry_cancel_sent", "entry_cancelled",
+    "entry_not_found", "entry_still_working", "entry_unknown", "external_closed", "loss_warning",
+    "order_submitted", "order_unknown", "position_closed", "position_closing",
+    "position_created", "position_missing", "position_synced", "recorded_locally", "refused",
+    "watch_driver", "watch_fault",
+})
+
 # How far before the oldest live position an orders read begins (clock skew, submit latency).
 ORDERS_WINDOW_MARGIN = timedelta(minutes=1)
 

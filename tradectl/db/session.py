@@ -6,6 +6,7 @@ turns into a write never fails half-way), so `watch` and `open` can run side by 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -20,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from tradectl.db.locks import AdvisoryLock, FileLock, NamedLock, ProcessLock, holding
 from tradectl.db.models import HEAD_REVISION
 from tradectl.db.url import masked_url, normalize_url, unusable_url, usable_url
-from tradectl.errors import DatabaseError
+from tradectl.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -38,19 +39,33 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(database)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create_private: bool = False) -> Engine:
     parsed = usable_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(url, _sqlite_path(parsed), create_private)
     try:
         return _make_engine(parsed)
     except (ArgumentError, ValueError) as err:  # e.g. a query argument the driver rejects
         raise unusable_url(url, err) from None
 
 
+def _prepare_sqlite_file(url: str, path: Path | None, create_private: bool) -> None:
+    """tradectl's own default database is created private (directory 0700, file 0600: it holds
+    the trading record). A DATABASE_URL naming a directory that does not exist is a mistake
+    (a typo would start an empty record elsewhere), not something to create."""
+    if path is None:
+        return
+    if create_private:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    elif not path.parent.is_dir():
+        raise ConfigError(f"DATABASE_URL ({masked_url(url)}): the directory {path.parent} does "
+                          "not exist; create it, or fix the path")
+
+
 def _make_engine(parsed: URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
-        path = _sqlite_path(parsed)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
@@ -84,9 +99,9 @@ def describe_db_error(url: str, err: BaseException) -> DatabaseError:
 class Database:
     """One database: its engine, short transactions, named locks and schema migrations."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create_private: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, create_private=create_private)
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -152,6 +167,13 @@ class Database:
 
     # -- schema ----------------------------------------------------------------------------
 
+    def _empty(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                return not inspect(connection).get_table_names()
+        except DBAPIError as err:
+            raise describe_db_error(self.url, err) from None
+
     def schema_revision(self) -> str | None:
         """The stored Alembic revision, read without importing Alembic."""
         try:
@@ -162,11 +184,14 @@ class Database:
         except DBAPIError as err:
             raise describe_db_error(self.url, err) from None
 
-    def ensure_schema(self, *, auto_upgrade: bool) -> None:
+    def ensure_schema(self) -> None:
+        """The schema at the head revision: SQLite is migrated on the fly, and so is an empty
+        PostgreSQL database (no tables at all: nothing to lose); a PostgreSQL database at an
+        older revision waits for `tradectl db upgrade`, run when its owner chooses."""
         revision = self.schema_revision()
         if revision == HEAD_REVISION:
             return
-        if auto_upgrade:
+        if self.dialect == "sqlite" or (revision is None and self._empty()):
             self.upgrade()
             return
         raise DatabaseError(

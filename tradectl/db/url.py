@@ -48,6 +48,19 @@ def usable_url(url: str) -> URL:
     return parsed
 
 
+def durable_url(url: str) -> URL:
+    """A usable URL that keeps what is written: an in-memory SQLite database would lose the
+    record of every order the moment the command ends."""
+    parsed = usable_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+            not parsed.database or parsed.database == ":memory:"
+            or "mode=memory" in str(parsed.database) or parsed.query.get("mode") == "memory"):
+        raise ConfigError(f"DATABASE_URL {masked_url(url)} is an in-memory database: the record "
+                          "of orders would vanish with the command; use a file "
+                          "(sqlite:///path/to/tradectl.db) or PostgreSQL")
+    return parsed
+
+
 def unusable_url(url: str, err: Exception) -> ConfigError:
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
     return ConfigError(f"DATABASE_URL is not a usable database URL ({masked_url(url)}): {reason}")

@@ -34,15 +34,31 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def one_line(text: str) -> str:
+    """Text from outside (a reason, a broker's message) as one printable line: line breaks
+    become spaces and other control characters (ESC, CR...) visible escapes, so nothing it holds
+    can move the cursor, colour the terminal or split a line."""
+    flat = " ".join(text.splitlines())  # any line break: \n, \r, \v, U+2028...
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in flat)
+
+
+def literal(text: str) -> str:
+    """Outside text for a rich markup string: one line (see one_line), and its brackets shown
+    as themselves (a reason `[red]x[/red]` prints as typed)."""
+    from rich.markup import escape
+
+    return escape(one_line(text))
+
+
 def error(message: str, hint: str | None = None) -> None:
     """One line on stderr."""
     line = f"error: {message}" + (f" ({hint})" if hint else "")
-    sys.stderr.write(" ".join(line.splitlines()) + "\n")  # any line break: \r, \v, U+2028...
+    sys.stderr.write(one_line(line) + "\n")
     sys.stderr.flush()
 
 
 def warning(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.write(f"warning: {one_line(message)}\n")
     sys.stderr.flush()
 
 

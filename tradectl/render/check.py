@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from tradectl.errors import ExitCode
-from tradectl.render import cents, price_text, stdout
+from tradectl.render import cents, literal, price_text, stdout
 from tradectl.render.json import print_json
 
 if TYPE_CHECKING:
@@ -23,17 +23,16 @@ def check_report(report: CheckReport, as_json: bool) -> None:
     if as_json:
         print_json(check_document(report))
         return
-    from rich.markup import escape
-
     console = stdout()
     width = max(len(c.name) for c in report.checks)
     shown_fixes: set[str] = set()
     for check in report.checks:
         mark, colour = _MARKS[check.state]
-        console.print(f"[{colour}]{mark}[/] [bold]{check.name:<{width}}[/]  {escape(check.detail)}")
+        console.print(f"[{colour}]{mark}[/] [bold]{check.name:<{width}}[/]  "
+                      f"{literal(check.detail)}")
         if check.fix and check.state != "pass" and check.fix not in shown_fixes:
             shown_fixes.add(check.fix)  # the same cause behind several checks: say it once
-            console.print(f"  {'':<{width}}  [{colour}]→ {escape(check.fix)}[/]")
+            console.print(f"  {'':<{width}}  [{colour}]→ {literal(check.fix)}[/]")
     console.print(_verdict(report))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import dollars, stdout
-from tradectl.render.json import print_json
+from tradectl.render import dollars, literal, stdout
+from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
     from tradectl.services.emergency_stop import HaltReport
@@ -24,6 +24,7 @@ def halt_document(report: HaltReport) -> dict[str, Any]:
     return {
         "cycle_id": report.cycle_id,
         "reason": report.reason,
+        "given_reason": report.given_reason,
         "stopped_at": report.stopped_at,
         "already_stopped": report.already_stopped,
         "broker_enabled": report.broker_enabled,
@@ -36,8 +37,8 @@ def halt_document(report: HaltReport) -> dict[str, Any]:
             for s in report.symbols
         ],
         "totals": dict(sorted(totals.items())),
-        "equity": report.equity,
-        "day_pnl": report.day_pnl,
+        "equity": plain(report.equity, "money"),
+        "day_pnl": plain(report.day_pnl, "money"),
         "broker_error": report.broker_error,
         "broker_requests": report.broker_requests,
         "alert": report.alert,
@@ -51,19 +52,20 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
     if as_json:
         print_json(halt_document(report))
         return
-    from rich.markup import escape
     from rich.table import Table
 
     console = stdout()
     again = " (already stopped: re-tried what was left)" if report.already_stopped else ""
+    given = (f" (this halt's reason: {literal(report.given_reason)})"
+             if report.given_reason else "")
     cycle = f"cycle {report.cycle_id}" if report.cycle_id is not None else "(not recorded)"
     console.print(f"[bold red]EMERGENCY STOP[/] {cycle} stopped at "
-                  f"{report.stopped_at:%H:%M:%S} UTC{again}: {escape(report.reason)}")
+                  f"{report.stopped_at:%H:%M:%S} UTC{again}: {literal(report.reason)}{given}")
     if report.database_error:
         console.print(f"[bold red]database: the stop could not be recorded: "
-                      f"{escape(report.database_error)}[/]")
+                      f"{literal(report.database_error)}[/]")
     if report.broker_error:
-        console.print(f"[bold red]broker: {escape(report.broker_error)}[/]")
+        console.print(f"[bold red]broker: {literal(report.broker_error)}[/]")
     if report.symbols:
         table = Table(show_edge=False, pad_edge=False)
         for column in ("symbol", "state", "cancelled orders", "close order", "error"):
@@ -72,7 +74,7 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
             name = s.symbol + (" (external)" if s.external else "")
             table.add_row(name, f"[{_STATE_STYLE.get(s.state, '')}]{s.state}[/]",
                           str(s.cancelled_orders), s.close_order_id or "-",
-                          escape(s.error or ""))
+                          literal(s.error or ""))
         console.print(table)
     else:
         console.print("no open positions")
@@ -82,8 +84,8 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
     if report.equity is not None:
         console.print(f"equity {dollars(report.equity)}, day P&L {dollars(report.day_pnl)}")
     for note in report.notes:
-        console.print(f"note: {escape(note)}")
-    console.print(f"alert: {escape(report.alert)}")
+        console.print(f"note: {literal(note)}")
+    console.print(f"alert: {literal(report.alert)}")
     if report.cycle_id is not None:
         console.print("new entries are refused until `tradectl resume --reason ...`")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tradectl.render import stdout
+from tradectl.render import literal, stdout
 from tradectl.render.json import print_json
 from tradectl.views import EventView
 
@@ -11,8 +11,6 @@ def event_log(events: list[EventView], as_json: bool) -> None:
     if as_json:
         print_json({"events": events})
         return
-    from rich.markup import escape
-
     console = stdout()
     if not events:
         console.print("no events")
@@ -24,5 +22,5 @@ def event_log(events: list[EventView], as_json: bool) -> None:
     for e in events:
         console.print(
             f"{e.created_at:%Y-%m-%d %H:%M:%S}  {e.kind:<{kind_width}}  "
-            f"{(e.symbol or '-'):<{symbol_width}}  {escape(e.message)}"
+            f"{(e.symbol or '-'):<{symbol_width}}  {literal(e.message)}"
         )

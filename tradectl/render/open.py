@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import STATUS_STYLE, money, quantity, stdout, warning
+from tradectl.render import STATUS_STYLE, literal, money, quantity, stdout, warning
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
@@ -33,6 +33,10 @@ def open_document(outcome: OpenOutcome) -> dict[str, Any]:
     document = {key: position[key] for key in _DOCUMENT_FIELDS}
     document["position_id"] = outcome.position.id
     document["warnings"] = list(outcome.warnings)
+    failure = outcome.broker_error
+    document["exit_code"] = int(failure.exit_code) if failure is not None else 0
+    if failure is not None:
+        document.update(error=failure.message, hint=failure.hint, **failure.facts())
     return document
 
 
@@ -42,7 +46,6 @@ def open_outcome(outcome: OpenOutcome, as_json: bool) -> None:
         return
     for line in outcome.warnings:
         warning(line)
-    from rich.markup import escape
     from rich.table import Table
 
     p = outcome.position
@@ -58,5 +61,5 @@ def open_outcome(outcome: OpenOutcome, as_json: bool) -> None:
     if p.filled_qty:
         table.add_row("filled", f"{quantity(p.filled_qty)} @ {money(p.filled_avg_price)}")
     if p.alpaca_error:
-        table.add_row("error", f"[red]{escape(p.alpaca_error)}[/]")
+        table.add_row("error", f"[red]{literal(p.alpaca_error)}[/]")
     stdout().print(table)

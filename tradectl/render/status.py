@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tradectl.formats import CENT
-from tradectl.render import STATUS_STYLE, cents, dollars, money, quantity, stdout
+from tradectl.render import STATUS_STYLE, cents, dollars, literal, money, one_line, quantity, stdout
 from tradectl.render.check import account_document
 from tradectl.render.json import plain, print_json
 
@@ -20,26 +20,25 @@ def status_report(report: StatusReport, as_json: bool) -> None:
     if as_json:
         print_json(status_document(report))
         return
-    from rich.markup import escape
     from rich.text import Text
 
     console = stdout()
     for label, text in (
         ("mode", f"[bold]{report.mode}[/]"),
-        ("trading", _trading_line(report, escape)),
+        ("trading", _trading_line(report)),
         ("today", f"realized P&L {_signed(report.realized_pl_today)}"),
-        ("account", _account_line(report, escape)),
-        ("alerts", _alerts_line(report, escape)),
+        ("account", _account_line(report)),
+        ("alerts", _alerts_line(report)),
     ):
         console.print(f"{label:<9}{text}")
     for warning in report.warnings:
-        console.print(f"[yellow]{'!':<9}{escape(warning)}[/]")
+        console.print(f"[yellow]{'!':<9}{literal(warning)}[/]")
     if report.positions or report.external:
         console.print(_positions_table(report))
         for p in report.positions:  # what the broker reported wrong, under the table
             if p.note:
                 style = "dim" if p.local_only else "red"
-                console.print(Text(f"#{p.id} {p.symbol}: {p.note}", style=style))
+                console.print(Text(one_line(f"#{p.id} {p.symbol}: {p.note}"), style=style))
     else:
         console.print("no positions yet")
 
@@ -82,21 +81,21 @@ def _filled(p: PositionView) -> str:
     return quantity(p.filled_qty or p.qty)
 
 
-def _trading_line(report: StatusReport, escape: Any) -> str:
+def _trading_line(report: StatusReport) -> str:
     cycle = report.cycle
     if cycle is None:
         return "[green]active[/] (no trades yet)"
     if report.trading_stopped:
         return (f"[red bold]STOPPED[/] since {_time(cycle.stopped_at)} UTC: "
-                f"{escape(cycle.stop_reason or 'no reason given')}")
+                f"{literal(cycle.stop_reason or 'no reason given')}")
     return f"[green]active[/] (cycle {cycle.id} since {_time(cycle.started_at)} UTC)"
 
 
-def _account_line(report: StatusReport, escape: Any) -> str:
+def _account_line(report: StatusReport) -> str:
     if not report.broker_configured:
         return "Alpaca not configured (no keys): journal only"
     if report.broker_error is not None:
-        return f"[yellow]! broker unavailable, journal only: {escape(report.broker_error)}[/]"
+        return f"[yellow]! broker unavailable, journal only: {literal(report.broker_error)}[/]"
     a = report.account
     assert a is not None
     blocked = " [red]trading blocked[/]" if (
@@ -108,12 +107,12 @@ def _account_line(report: StatusReport, escape: Any) -> str:
             f"{baseline}{blocked}")
 
 
-def _alerts_line(report: StatusReport, escape: Any) -> str:
+def _alerts_line(report: StatusReport) -> str:
     if not report.alerts:
         return "none pending"
     first = report.alerts[0]
-    return (f"[yellow]{len(report.alerts)} pending[/], oldest: {escape(first.subject or '')}"
-            + (f" ({first.attempts} attempts, {escape(first.last_error)})"
+    return (f"[yellow]{len(report.alerts)} pending[/], oldest: {literal(first.subject or '')}"
+            + (f" ({first.attempts} attempts, {literal(first.last_error)})"
                if first.last_error else ""))
 
 
@@ -142,7 +141,7 @@ def status_document(report: StatusReport) -> dict[str, Any]:
         "trading": "stopped" if report.trading_stopped else "active",
         "cycle": plain(report.cycle),
         "realized_pl_today": cents(report.realized_pl_today),
-        "positions": [_position_document(p) for p in report.positions],
+        "positions": plain(report.positions),
         "alerts": plain(report.alerts),
         "broker": {"configured": report.broker_configured,
                    "account": account_document(report.account), "error": report.broker_error},
@@ -151,8 +150,3 @@ def status_document(report: StatusReport) -> dict[str, Any]:
         "loss_baseline": plain(report.loss_baseline, "money"),
     }
 
-
-def _position_document(position: PositionView) -> dict[str, Any]:
-    document = plain(position)
-    document["current_price"] = document.pop("last_price")
-    return document

@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import cents, dollars, money, quantity, stdout
+from tradectl.render import cents, dollars, money, one_line, quantity, stdout
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
@@ -67,13 +67,14 @@ class WatchDisplay:
             parts.append(f"external={len(result.external)}")
         if not result.drives_stops:
             parts.append("read-only")
-        parts += [f"change: {c}" for c in result.changes]
+        parts += [f"change: {one_line(c)}" for c in result.changes]
         if result.warning:
-            parts.append(f"WARNING: {result.warning}")
+            parts.append(f"WARNING: {one_line(result.warning)}")
         if result.error:
-            parts.append(f"ERROR: {result.error}")
+            parts.append(f"ERROR: {one_line(result.error)}")
         if result.stop is not None:
-            parts.append(f"EMERGENCY STOP: {result.stop_reason} (exit {result.stop.exit_code})")
+            parts.append(f"EMERGENCY STOP: {one_line(result.stop_reason or '')} "
+                         f"(exit {int(result.stop.exit_code)})")
         return " | ".join(parts)
 
     # -- the live view -------------------------------------------------------------------
@@ -87,7 +88,7 @@ class WatchDisplay:
         mode_style = "bold white on red" if self.mode == "live" else "bold black on cyan"
         header = Text.assemble((f" {self.mode.upper()} ", mode_style), "  ")
         if result.cycle_status == "stopped":
-            header.append(f"STOPPED: {result.stop_reason}", style="bold red")
+            header.append(f"STOPPED: {one_line(result.stop_reason or '')}", style="bold red")
         else:
             header.append(f"cycle {result.cycle_id or '-'} {result.cycle_status}", style="green")
         if not result.drives_stops:
@@ -101,7 +102,7 @@ class WatchDisplay:
                               style="yellow"))
         for note, style in ((result.warning, "bold yellow"), (result.error, "bold red")):
             if note:
-                lines.append(Text(note, style=style))
+                lines.append(Text(one_line(note), style=style))
 
         table = Table(expand=True, show_edge=False)
         for column in ("symbol", "side", "qty", "entry", "last", "stop", "target", "unreal. P&L",
@@ -114,7 +115,7 @@ class WatchDisplay:
             table.add_row(*_external_row(x))
         events = Table.grid(padding=(0, 1))
         for e in result.events:
-            events.add_row(f"{e.created_at:%H:%M:%S}", Text(e.kind), Text(e.message))
+            events.add_row(f"{e.created_at:%H:%M:%S}", Text(e.kind), Text(one_line(e.message)))
         footer = f"last tick {result.at:%H:%M:%S} UTC"
         if next_in is not None:
             upcoming = result.at + timedelta(seconds=next_in)
@@ -151,7 +152,7 @@ def _position_row(p: PositionView) -> tuple[Any, ...]:
         money(p.stop_loss), money(p.take_profit), Text(dollars(pnl), style=pnl_style),
         Text(p.status + (" (partial)" if partial else ""),
              style="bold red" if note and not p.local_only else ""),
-        Text(note or "", style="dim" if p.local_only else "red"),
+        Text(one_line(note or ""), style="dim" if p.local_only else "red"),
     )
 
 
@@ -172,9 +173,9 @@ def tick_document(result: TickReport) -> dict[str, Any]:
         "cycle_id": result.cycle_id,
         "cycle_status": result.cycle_status,
         "stop_reason": result.stop_reason,
-        "equity": account.equity if account else None,
-        "day_pnl": result.day_pnl,
-        "loss_baseline": result.loss_baseline,
+        "equity": plain(account.equity, "money") if account else None,
+        "day_pnl": plain(result.day_pnl, "money"),
+        "loss_baseline": plain(result.loss_baseline, "money"),
         "drives_stops": result.drives_stops,
         "positions": plain(result.positions),
         "external": plain(result.external),

@@ -52,7 +52,7 @@ STILL_WORKING = frozenset({"new", "accepted", "pending_new", "partially_filled",
 @dataclass(frozen=True)
 class HaltReport:
     cycle_id: int | None  # None: the latch could not be written
-    reason: str
+    reason: str  # the latched reason (the first stop's, when the cycle was already stopped)
     stopped_at: datetime
     already_stopped: bool
     broker_enabled: bool
@@ -66,6 +66,7 @@ class HaltReport:
     alert: str = NOT_CONFIGURED
     broker_requests: int | None = None
     database_error: str | None = None  # the stop could not be (fully) recorded: why
+    given_reason: str | None = None  # this halt's own reason, when it differs from the latched
 
     @property
     def exit_code(self) -> ExitCode:
@@ -106,7 +107,8 @@ def emergency_stop(
     report = HaltReport(
         cycle_id=latch.cycle_id if latch else None, reason=latch.reason if latch else reason,
         stopped_at=stopped_at, already_stopped=latch.already_stopped if latch else False,
-        broker_enabled=broker is not None)
+        broker_enabled=broker is not None,
+        given_reason=reason if latch and latch.reason != reason else None)
     if broker is None:
         if latch is not None:
             notes.append("Alpaca is not configured: nothing was sent to a broker; positions "
