@@ -47,3 +47,7 @@ def dollars(value: Decimal | None) -> str:
 
 def quantity(value: Decimal | None) -> str:
     return "-" if value is None else quantity_text(value)
+
+
+def price_or_none(value: Decimal | None) -> str:
+    return "unknown" if value is None else price_text(value)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
-from tradectl.formats import CENT, dollars
+from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
 
 Side = Literal["buy", "sell"]
@@ -81,10 +81,12 @@ def parse_side(text: str) -> Side:
 def check_bracket_shape(spec: BracketRequest) -> None:
     """What can be checked before knowing the market price: stop and target on the right sides."""
     if spec.side == "buy" and not spec.stop < spec.target:
-        raise InputError(f"for a buy, --stop ({spec.stop}) must be below --target ({spec.target})")
+        raise InputError(f"for a buy, --stop ({price_text(spec.stop)}) must be below --target "
+                         f"({price_text(spec.target)})")
     if spec.side == "sell" and not spec.stop > spec.target:
         raise InputError(
-            f"for a sell, --stop ({spec.stop}) must be above --target ({spec.target})"
+            f"for a sell, --stop ({price_text(spec.stop)}) must be above --target "
+            f"({price_text(spec.target)})"
         )
     if spec.entry is not None:
         check_bracket_against_base(spec, spec.entry, base_name="--entry")
@@ -95,20 +97,24 @@ def check_bracket_against_base(spec: BracketRequest, base: Decimal, *, base_name
     if spec.side == "buy":
         if spec.stop > base - CENT:
             raise InputError(
-                f"--stop {spec.stop} must be at least 0.01 below {base_name} {base} for a buy"
+                f"--stop {price_text(spec.stop)} must be at least 0.01 below {base_name} "
+                f"{price_text(base)} for a buy"
             )
         if spec.target < base + CENT:
             raise InputError(
-                f"--target {spec.target} must be at least 0.01 above {base_name} {base} for a buy"
+                f"--target {price_text(spec.target)} must be at least 0.01 above {base_name} "
+                f"{price_text(base)} for a buy"
             )
     else:
         if spec.stop < base + CENT:
             raise InputError(
-                f"--stop {spec.stop} must be at least 0.01 above {base_name} {base} for a sell"
+                f"--stop {price_text(spec.stop)} must be at least 0.01 above {base_name} "
+                f"{price_text(base)} for a sell"
             )
         if spec.target > base - CENT:
             raise InputError(
-                f"--target {spec.target} must be at least 0.01 below {base_name} {base} for a sell"
+                f"--target {price_text(spec.target)} must be at least 0.01 below {base_name} "
+                f"{price_text(base)} for a sell"
             )
 
 

@@ -108,9 +108,9 @@ def test_sell_stop_must_be_above_target() -> None:
 
 def test_limit_entry_must_sit_between_stop_and_target() -> None:
     check_bracket_shape(spec(entry=D("150")))
-    with pytest.raises(InputError, match="--stop 145 must be at least 0.01 below --entry"):
+    with pytest.raises(InputError, match="--stop 145.00 must be at least 0.01 below --entry"):
         check_bracket_shape(spec(entry=D("145.00")))
-    with pytest.raises(InputError, match="--target 160 must be at least 0.01 above"):
+    with pytest.raises(InputError, match="--target 160.00 must be at least 0.01 above"):
         check_bracket_shape(spec(entry=D("159.995")))
 
 

@@ -22,6 +22,7 @@ from tradectl.errors import (
     DatabaseError,
     RefusedError,
 )
+from tradectl.formats import price_text
 from tradectl.market import trading_day_start
 from tradectl.risk import (
     BookState,
@@ -146,10 +147,11 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
             entry_price=spec.entry, stop_loss=spec.stop, take_profit=spec.target,
             time_in_force=spec.time_in_force, status="pending",
             client_order_id=request.client_order_id))
-        entry = f"limit {spec.entry}" if spec.entry is not None else "at market"
+        entry = f"limit {price_text(spec.entry)}" if spec.entry is not None else "at market"
         journal.record("position_created",
-                       f"{spec.side} {spec.qty} {spec.symbol} {entry}, stop {spec.stop}, "
-                       f"target {spec.target}", cycle_id=cycle.id, position_id=position.id,
+                       f"{spec.side} {spec.qty} {spec.symbol} {entry}, stop "
+                       f"{price_text(spec.stop)}, target {price_text(spec.target)}",
+                       cycle_id=cycle.id, position_id=position.id,
                        details={**_spec_details(spec), "base_price": quote.base_price})
         journal.commit()
         return position.id, request

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from tradectl.broker import Order
 from tradectl.db.models import Position, utcnow
+from tradectl.formats import price_or_none
 from tradectl.risk import position_pnl
 
 ENTRY_DEAD = {"canceled": "cancelled", "expired": "cancelled", "rejected": "rejected"}
@@ -50,7 +51,7 @@ def apply_bracket(position: Position, order: Order) -> str | None:
     if not changed:
         return None
     if position.status == "closed":
-        return f"closed by {position.close_reason} at {position.exit_price}"
+        return f"closed by {position.close_reason} at {price_or_none(position.exit_price)}"
     return f"{position.status} ({position.alpaca_status})"
 
 

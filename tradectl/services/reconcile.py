@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from tradectl.broker import Order
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.formats import price_or_none
 from tradectl.services.orders import apply_bracket, apply_entry_order, apply_exit_order
 
 # How long an order tradectl may have sent can stay out of Alpaca's orders before it counts as
@@ -67,7 +68,7 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
             position.alpaca_status = "closed_by_emergency_stop"
         if position.status == before:
             return None
-        return (f"closed at {position.exit_price}" if position.status == "closed"
+        return (f"closed at {price_or_none(position.exit_price)}" if position.status == "closed"
                 else position.status)
     if order is not None:
         recovered = outcome_unknown(position)

@@ -10,6 +10,7 @@ from tradectl.broker import Broker
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.errors import InputError, RefusedError
+from tradectl.formats import dollars
 from tradectl.notify import Channel
 from tradectl.risk import loss_limit_reached
 from tradectl.services.alerts import deliver_pending
@@ -43,7 +44,7 @@ def resume_trading(
             journal.commit()
             return ResumeReport(cycle.id, False, None, day_pnl, force)
         if over_limit and not force:
-            journal.record("refused", f"resume refused: day P&L {day_pnl} is past "
+            journal.record("refused", f"resume refused: day P&L {dollars(day_pnl)} is past "
                            "DAILY_LOSS_LIMIT", cycle_id=previous.id,
                            details={"rule": "daily_loss_limit", "day_pnl": day_pnl,
                                     "limit": daily_loss_limit})
