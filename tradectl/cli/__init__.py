@@ -24,9 +24,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
     as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     code: int = ExitCode.OK
+    interrupted = _InterruptSeen()
     try:
-        result = app(args=argv, standalone_mode=False)
+        with interrupted:
+            result = app(args=argv, standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
+        if interrupted.seen and code == ExitCode.INTERRUPTED:  # Typer's answer to Ctrl-C
+            code = _failed("interrupted", ExitCode.INTERRUPTED, None, {}, as_json)
     except NoArgsIsHelpError:  # bare `tradectl`: the help was the answer
         code = ExitCode.OK
     except typer.TyperException as err:  # usage errors: missing option, unknown command, ...
@@ -43,6 +47,33 @@ def main(argv: list[str] | None = None) -> NoReturn:
     finally:
         close_opened()
     sys.exit(int(code))
+
+
+class _InterruptSeen:
+    """Notes a Ctrl-C (Typer turns it into a bare exit 130) so that it can be reported like any
+    other outcome; the interrupt itself is raised as usual."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: object = None
+
+    def __enter__(self) -> _InterruptSeen:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+    def _interrupt(self, _signal: int, _frame: object) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
 
 
 def _failed(message: str, code: int, hint: str | None, facts: dict[str, object],
