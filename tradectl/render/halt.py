@@ -44,6 +44,7 @@ def halt_document(report: HaltReport) -> dict[str, Any]:
         "alert": report.alert,
         "notes": report.notes,
         "database_error": report.database_error,
+        "unread": list(report.unread),
         "exit_code": int(report.exit_code),
     }
 

@@ -67,12 +67,13 @@ class HaltReport:
     broker_requests: int | None = None
     database_error: str | None = None  # the stop could not be (fully) recorded: why
     given_reason: str | None = None  # this halt's own reason, when it differs from the latched
+    unread: tuple[str, ...] = ()  # reads after the stop that failed: the record is partial
 
     @property
     def exit_code(self) -> ExitCode:
         if self.database_error is not None:
             return ExitCode.DATABASE
-        if self.broker_error is not None or any(s.failed for s in self.symbols):
+        if self.broker_error is not None or self.unread or any(s.failed for s in self.symbols):
             return ExitCode.BROKER
         return ExitCode.OK
 
@@ -131,6 +132,7 @@ def emergency_stop(
     notes.extend(flattening.notes)
     report = replace(
         report, path=flattening.path, broker_error=flattening.broker_error,
+        unread=tuple(flattening.unread),
         market_open=flattening.clock.is_open if flattening.clock else None,
         equity=flattening.account.equity if flattening.account else None,
         day_pnl=flattening.account.day_pnl if flattening.account else None)

@@ -18,6 +18,8 @@ T = TypeVar("T")
 
 CLOSE_WORKERS = 8
 CLOCK_SKEW = timedelta(seconds=5)  # between this machine's clock and Alpaca's timestamps
+# The orders read after the stop is bounded, so that the record and the alert always follow.
+READS_AFTER_STOP_SECONDS = 30.0
 RETRY_BACKOFF = (0.2, 0.5, 1.0, 2.0)
 
 
@@ -32,6 +34,7 @@ class Flattening:
     orders: list[Order] | None = None
     clock: Clock | None = None
     account: Account | None = None
+    unread: list[str] = field(default_factory=list)  # the reads after the stop that failed
 
 
 def flatten_account(
@@ -132,11 +135,13 @@ def _read_state(
 ) -> None:
     """One round trip: orders (with legs), the clock and the account, side by side."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        orders = pool.submit(broker.list_orders, status="all", after=orders_since, wanted=wanted)
+        orders = pool.submit(broker.list_orders, status="all", after=orders_since, wanted=wanted,
+                             deadline_seconds=READS_AFTER_STOP_SECONDS)
         clock = pool.submit(broker.clock)
         account = pool.submit(broker.account)
         for name, future in (("orders", orders), ("clock", clock), ("account", account)):
             try:
                 setattr(result, name, future.result())
             except BrokerError as err:
+                result.unread.append(name)
                 result.notes.append(f"could not read {name} after the stop: {err.message}")

@@ -63,7 +63,9 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
         before = position.status
         if order is not None:
             apply_entry_order(position, order)
-        apply_exit_order(position, exit_order)
+        if position.filled_qty:  # an entry that never filled has nothing to exit
+            apply_exit_order(position, exit_order)
+            position.alpaca_error = None
         if position.close_reason == "emergency_stop":
             position.alpaca_status = "closed_by_emergency_stop"
         if position.status == before:

@@ -60,7 +60,7 @@ def record_symbol(symbol: str, positions: list[Position], answers: BrokerAnswers
     states: list[tuple[str, str | None]] = []
     for position in positions:
         if not position.filled_qty and position.status not in ("open", "closing"):
-            states.append(_record_entry(position, answers, book, log))
+            states.append(_record_entry(position, answers, book, close, log))
         else:
             states.append(_record_holding(position, close, close_error, book, log))
     if not positions:  # a position tradectl did not open
@@ -108,13 +108,15 @@ def _record_holding(position: Position, close: Order | None, close_error: str | 
 
 
 def _record_entry(position: Position, answers: BrokerAnswers, book: OrderBook,
-                  log: Log) -> tuple[str, str | None]:
-    """An entry that has not filled: cancelled only when Alpaca says so."""
+                  close: Order | None, log: Log) -> tuple[str, str | None]:
+    """An entry not known to have filled: cancelled only when Alpaca says so."""
     entry = book.entry_of(position)
     if entry is None and (answers.orders is None or answers.broker_error):
         why = "could not read its entry order after the stop" + (
             f": {answers.broker_error}" if answers.broker_error else "")
         position.alpaca_error = f"emergency stop: {why}"
+        if close is not None:  # if it filled, this close is its exit: the next sync decides
+            position.exit_order_id, position.close_reason = close.id, "emergency_stop"
         log(position, "entry_unknown", f"entry order not settled: {why}")
         return "unknown", why
     if entry is None:  # the answer to its submit was lost, and Alpaca has no such order now
