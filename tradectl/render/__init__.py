@@ -20,11 +20,16 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+PIPED_WIDTH = 160
+
+
 @cache
 def stdout() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # Piped, a table keeps its columns whole rather than folding them into 80 characters.
+    return Console(highlight=False, soft_wrap=True,
+                   width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 @cache

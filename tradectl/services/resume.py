@@ -15,6 +15,7 @@ from tradectl.notify import Channel
 from tradectl.risk import loss_limit_reached
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.gate import trading_gate
+from tradectl.views import Money
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,9 @@ class ResumeReport:
     cycle_id: int
     resumed: bool  # False: trading was already active, nothing changed
     previous_cycle_id: int | None
-    day_pnl: Decimal | None
+    day_pnl: Money | None
     forced: bool
-    loss_baseline: Decimal | None = None
+    loss_baseline: Money | None = None
     alerts_sent: int = 0
 
 
