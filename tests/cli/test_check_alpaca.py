@@ -76,7 +76,7 @@ def test_unknown_symbol_is_diagnosed_as_such(trader: Cli) -> None:
     assert result.code == 4
     trade = checks_by_name(result.json())["latest trade"]
     assert trade["state"] == "fail" and "404" in trade["detail"]
-    assert "NOPE not found" in trade["fix"]
+    assert "NOPE is not a symbol the market-data API knows" in trade["fix"]
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -344,3 +344,18 @@ def test_an_account_that_leaves_out_its_flags_is_a_warning_not_a_pass(
     allowed = checks_by_name(trader("check-alpaca", "--json").json())["trading allowed"]
     assert allowed["state"] == "warn"
     assert allowed["detail"] == "Alpaca did not say whether trading by user is blocked"
+
+
+@pytest.mark.parametrize("answer", [
+    lambda a: {**a, "trade": None}, lambda a: {"symbol": a["symbol"]}],
+    ids=["trade null", "no trade"])
+def test_an_unknown_symbol_is_diagnosed_as_such_not_as_the_network(
+    trader: Cli, fake: FakeAlpaca, answer: object,
+) -> None:
+    fake.set_price("ZZZZ", "1")  # the data API answers for it, without a trade
+    fake.rewrite("GET", r"^/v2/stocks/ZZZZ/trades/latest$", answer)  # type: ignore[arg-type]
+    result = trader("check-alpaca", "--symbol", "ZZZZ", "--json")
+    assert result.code == 4
+    trade = checks_by_name(result.json())["latest trade"]
+    assert trade["state"] == "fail" and "ZZZZ is not a symbol" in trade["fix"]
+    assert "network" not in trade["fix"]

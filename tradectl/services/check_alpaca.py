@@ -249,8 +249,11 @@ def diagnose(err: BrokerError, url: str, config: Settings, symbol: str | None = 
         )
     if err.status == 429:
         return "rate limited by Alpaca: wait a minute and run the check again"
-    if err.status == 404 and symbol is not None:
-        return f"{symbol} not found: check that --symbol is a valid ticker tradeable on Alpaca"
+    if symbol is not None and (err.status in (400, 404, 422) or (
+            isinstance(err, BrokerProtocolError) and (err.field or "").startswith(
+                "latest trade.trade"))):
+        return (f"{symbol} is not a symbol the market-data API knows (it answered, without a "
+                "trade for it): check that --symbol is a valid ticker tradeable on Alpaca")
     if err.status == 404:
         return f"wrong base URL: {url} is not an Alpaca API (set it without /v2)"
     if err.status is not None and err.status >= 500:
