@@ -52,9 +52,9 @@ def durable_url(url: str) -> URL:
     """A usable URL that keeps what is written: an in-memory SQLite database would lose the
     record of every order the moment the command ends."""
     parsed = usable_url(url)
+    database = parsed.database or ""
     if parsed.get_backend_name() == "sqlite" and (
-            not parsed.database or parsed.database == ":memory:"
-            or "mode=memory" in str(parsed.database) or parsed.query.get("mode") == "memory"):
+            not database or ":memory:" in database or parsed.query.get("mode") == "memory"):
         raise ConfigError(f"DATABASE_URL {masked_url(url)} is an in-memory database: the record "
                           "of orders would vanish with the command; use a file "
                           "(sqlite:///path/to/tradectl.db) or PostgreSQL")
