@@ -21,7 +21,7 @@ import websockets
 from alpaca_trade_api.common import URL
 from alpaca_trade_api.stream import Stream
 
-from tests.adapters.fake_client import Client, bracket, limit, market, submit
+from tests.adapters.fake_alpaca.client import Client, bracket, limit, market, submit
 from tests.fakes.alpaca import FakeAlpaca
 
 WAIT = 5.0  # generous bound for anything that should take milliseconds
@@ -104,18 +104,6 @@ class WsClient:
         self._thread.join(WAIT)
         self._loop.close()
 
-
-@pytest.fixture
-def fake():
-    with FakeAlpaca() as fake:
-        fake.set_price("AAPL", "150")
-        fake.set_price("MSFT", "300")
-        yield fake
-
-
-@pytest.fixture
-def api(fake) -> Client:
-    return Client(fake)
 
 
 @pytest.fixture

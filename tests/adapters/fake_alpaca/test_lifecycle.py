@@ -14,9 +14,8 @@ from decimal import Decimal
 import pytest
 import requests
 
-from tests.adapters.fake_client import Client, bracket, limit, market, oco, statuses, submit
+from tests.adapters.fake_alpaca.client import Client, bracket, limit, market, oco, statuses, submit
 from tests.adapters.spec_check import load_spec, spec_path, validate_exchange
-from tests.fakes.alpaca import FakeAlpaca
 
 NOT_SENT = "unable to replace order, order isn't sent to exchange yet"
 
@@ -37,18 +36,6 @@ class SpecCheck:
     def is_exempt(self, method: str, path: str) -> bool:
         return any(m == method and p.search(path) for m, p in self.exempt_rules)
 
-
-@pytest.fixture
-def fake():
-    with FakeAlpaca() as fake:
-        fake.set_price("AAPL", "150")
-        fake.set_price("MSFT", "300")
-        yield fake
-
-
-@pytest.fixture
-def api(fake) -> Client:
-    return Client(fake)
 
 
 @pytest.fixture(autouse=True)

@@ -11,24 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.adapters.fake_client import Client, bracket, market, statuses, submit
+from tests.adapters.fake_alpaca.client import Client, bracket, market, statuses, submit
 from tests.adapters.spec_check import require_spec, validate_exchange
-from tests.fakes.alpaca import FakeAlpaca
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
-
-@pytest.fixture
-def fake():
-    with FakeAlpaca() as fake:
-        fake.set_price("AAPL", "150")
-        fake.set_price("MSFT", "300")
-        yield fake
-
-
-@pytest.fixture
-def api(fake) -> Client:
-    return Client(fake)
 
 
 # ----- brackets and the fill engine -------------------------------------------------------
