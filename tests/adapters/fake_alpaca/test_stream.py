@@ -492,13 +492,13 @@ def test_the_sdk_stream_gets_a_bracket_fill_at_once_and_the_expiry_at_the_close(
 def test_the_sdk_stream_reconnects_after_a_drop_and_the_gap_stays_lost(fake, api, caplog):
     caplog.set_level(logging.CRITICAL, logger="alpaca_trade_api.stream")  # it logs each retry
     with sdk_stream(fake, raw_data=False) as sdk:
-        fake.wait_for_stream(lambda c: c.listening == 1)
+        fake.wait_for_stream(lambda c: c.listening == 1, timeout=WAIT)
         fake.inject("GET", r"^/stream", status=503, times=None)  # keep it out for a while
         fake.drop_stream_connections()
-        fake.wait_for_stream(lambda c: c.connected == 0)
+        fake.wait_for_stream(lambda c: c.connected == 0, timeout=WAIT)
         lost = submit(api, market(qty="1"))
         fake.clear_faults()
-        fake.wait_for_stream(lambda c: c.listening == 1 and c.accepted >= 2)
+        fake.wait_for_stream(lambda c: c.listening == 1 and c.accepted >= 2, timeout=WAIT)
         kept = submit(api, market(qty="2"))
         first, second = sdk.next()[1], sdk.next()[1]
         assert (first.event, first.order["id"]) == ("new", kept["id"])  # an Entity of the data
