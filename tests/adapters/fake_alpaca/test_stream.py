@@ -24,7 +24,7 @@ from alpaca_trade_api.stream import Stream
 from tests.adapters.fake_alpaca.client import Client, bracket, limit, market, submit
 from tests.fakes.alpaca import FakeAlpaca
 
-WAIT = 5.0  # generous bound for anything that should take milliseconds
+WAIT = 15.0  # generous bound for anything that should take milliseconds (a loaded CI box)
 AUTHORIZED = {"stream": "authorization", "data": {"status": "authorized", "action": "authenticate"}}
 UNAUTHORIZED = {
     "stream": "authorization",
