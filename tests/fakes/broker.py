@@ -169,12 +169,14 @@ class FakeBroker:
 
 
 class FakeChannel:
-    """An alert channel that keeps what it was asked to send (or fails with `error`)."""
+    """An alert channel that keeps what it was asked to send (or fails with `error`). Named
+    "e-mail" unless told otherwise: rows seeded without a channel are e-mails."""
 
-    name = "fake"
     recipients = "trader@example.test"
 
-    def __init__(self, transactions: OpenTransactions | None = None) -> None:
+    def __init__(self, transactions: OpenTransactions | None = None, *,
+                 name: str = "e-mail") -> None:
+        self.name = name
         self.transactions = transactions
         self.sent: list[Notice] = []
         self.error: str | None = None

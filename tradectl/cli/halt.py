@@ -8,7 +8,7 @@ import typer
 
 from tradectl.cli.app import JsonOption, app
 from tradectl.cli.wiring import (
-    alert_channel,
+    alert_channels,
     broker,
     database,
     gate_wait,
@@ -36,7 +36,7 @@ def halt_command(reason: ReasonOption, as_json: JsonOption = False) -> None:
         db = database(config)
     except DatabaseError:  # the stop does not depend on the database: it says so and goes on
         db = database(config, ensure_schema=False)
-    report = emergency_stop(db, broker(config), alert_channel(config), reason,
+    report = emergency_stop(db, broker(config), alert_channels(config), reason,
                             spool=stop_spool(config), gate_wait=gate_wait(config))
     halt_report(report, as_json)
     raise typer.Exit(report.exit_code)
@@ -59,7 +59,7 @@ def resume_command(
 
     config = settings()
     report = resume_trading(
-        database(config), broker(config), alert_channel(config), reason,
+        database(config), broker(config), alert_channels(config), reason,
         daily_loss_limit=config.daily_loss_limit, force=force,
     )
     resume_report(report, as_json)

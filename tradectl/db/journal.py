@@ -129,21 +129,24 @@ class Journal:
 
     # -- the alerts outbox -----------------------------------------------------------------
 
-    def queue_alert(self, kind: str, subject: str, body: str, recipients: str,
-                    cycle_id: int | None) -> None:
-        self._session.add(Alert(kind=kind, subject=subject, body=body, cycle_id=cycle_id,
+    def queue_alert(self, kind: str, subject: str, body: str, *, channel: str, recipients: str,
+                    cycle_id: int | None, facts: dict[str, Any] | None = None) -> None:
+        self._session.add(Alert(kind=kind, channel=channel, subject=subject, body=body,
+                                facts=_jsonable(facts) if facts else None, cycle_id=cycle_id,
                                 recipients=recipients, status="pending", attempts=0))
 
-    def pending_alerts(self) -> list[AlertView]:
-        alerts = self._session.scalars(
-            select(Alert).where(Alert.status == "pending").order_by(Alert.id))
-        return [AlertView(a.id, a.created_at, a.subject, a.status, a.attempts, a.last_error)
-                for a in alerts]
+    def pending_alerts(self, channel: str | None = None) -> list[AlertView]:
+        """Every channel's pending alerts, or one channel's; oldest first."""
+        query = select(Alert).where(Alert.status == "pending")
+        if channel is not None:
+            query = query.where(Alert.channel == channel)
+        return [AlertView(a.id, a.created_at, a.subject, a.status, a.attempts, a.last_error,
+                          a.channel) for a in self._session.scalars(query.order_by(Alert.id))]
 
-    def claim_alerts(self, now: datetime, lease: timedelta) -> list[Alert]:
-        """Pending alerts nobody is sending (or whose sender outlived its lease), oldest first,
-        claimed until `now + lease`; each claim counts as an attempt."""
-        claimable = (Alert.status == "pending") & (
+    def claim_alerts(self, channel: str, now: datetime, lease: timedelta) -> list[Alert]:
+        """A channel's pending alerts nobody is sending (or whose sender outlived its lease),
+        oldest first, claimed until `now + lease`; each claim counts as an attempt."""
+        claimable = (Alert.status == "pending") & (Alert.channel == channel) & (
             Alert.claimed_until.is_(None) | (Alert.claimed_until < now))
         alerts = list(self._session.scalars(
             select(Alert).where(claimable).order_by(Alert.id).with_for_update(skip_locked=True)))
