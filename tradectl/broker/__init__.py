@@ -26,7 +26,8 @@ ORDERS_READ_SECONDS = 60.0
 class BracketRequest:
     """A bracket order: a market entry (entry None) or a limit entry at `entry`, a stop-loss at
     `stop` and a take-profit at `target`. Validated by `risk` before it is built; the
-    `client_order_id` is set when the position is written ahead of the submit."""
+    `client_order_id` is set when the position is written ahead of the submit. `qty` is 0 only
+    while `open --risk` waits for the price that sizes it (open_position.quote_open)."""
 
     symbol: str
     side: Literal["buy", "sell"]

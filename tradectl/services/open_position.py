@@ -20,15 +20,18 @@ from tradectl.errors import (
     BrokerUnreachable,
     CycleStoppedError,
     DatabaseError,
+    InputError,
     RefusedError,
 )
 from tradectl.market import trading_day_start
 from tradectl.risk import (
     BookState,
     RiskLimits,
+    RiskSizing,
     applicable_baseline,
     check_bracket_against_base,
     pre_trade_refusal,
+    size_by_risk,
     trade_exposure,
 )
 from tradectl.services.gate import trading_gate
@@ -48,6 +51,7 @@ class OpenQuote:
     risk: Decimal
     account: Account | None
     positions: tuple[BrokerPosition, ...] = ()
+    sizing: RiskSizing | None = None  # `--risk`: how the quantity was found
 
 
 @dataclass(frozen=True)
@@ -57,22 +61,34 @@ class OpenOutcome:
     warnings: tuple[str, ...] = ()
 
 
-def quote_open(db: Database, reads: PreTradeReads) -> OpenQuote:
-    """Wait for the pre-trade reads and check the bracket against the market."""
+def quote_open(db: Database | None, reads: PreTradeReads,
+               risk_budget: Decimal | None = None) -> OpenQuote:
+    """Wait for the pre-trade reads and check the bracket against the market. With a
+    `risk_budget` (`open --risk`) the quantity is sized from the price now known. A failed read
+    is logged unless `db` is None (a dry run writes nothing)."""
     spec = reads.spec
     try:
         facts = reads.facts()
     except BrokerError as err:
-        with db.transaction() as journal:  # nothing was sent; say why nothing was
-            journal.record("broker_error",
-                           f"{spec.symbol}: pre-trade checks could not read Alpaca: {err.message}",
-                           details={"http_status": err.status, **_spec_details(spec)})
-            journal.commit()
+        if db is not None:
+            with db.transaction() as journal:  # nothing was sent; say why nothing was
+                journal.record("broker_error", f"{spec.symbol}: pre-trade checks could not "
+                               f"read Alpaca: {err.message}",
+                               details={"http_status": err.status, **_spec_details(spec)})
+                journal.commit()
         raise
     if spec.entry is None and facts.base_price is not None:
         check_bracket_against_base(spec, facts.base_price, base_name="the last trade")
+    sizing = None
+    if risk_budget is not None:
+        if facts.base_price is None:
+            raise InputError("--risk needs a price to size the trade: pass --entry, or set "
+                             "the Alpaca keys so that the last trade can be read")
+        sizing = size_by_risk(risk_budget, facts.base_price, spec.stop)
+        spec = replace(spec, qty=sizing.qty)
     notional, risk = trade_exposure(spec, facts.base_price)
-    return OpenQuote(spec, facts.base_price, notional, risk, facts.account, facts.positions)
+    return OpenQuote(spec, facts.base_price, notional, risk, facts.account, facts.positions,
+                     sizing)
 
 
 def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
@@ -123,6 +139,8 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
                  *, broker_backed: bool) -> tuple[int, BracketRequest]:
     """Refuse (and log why) or store the pending position, committed before any order is sent."""
     spec = quote.spec
+    if spec.qty <= 0:  # `--risk` sizes it in quote_open; nothing may go out unsized
+        raise InputError(f"no quantity for {spec.symbol}: pass --qty or --risk")
     with db.transaction() as journal:
         cycle = journal.current_cycle()
         refusal: RefusedError | None = None
@@ -150,7 +168,8 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
         journal.record("position_created",
                        f"{spec.side} {spec.qty} {spec.symbol} {entry}, stop {spec.stop}, "
                        f"target {spec.target}", cycle_id=cycle.id, position_id=position.id,
-                       details={**_spec_details(spec), "base_price": quote.base_price})
+                       details={**_spec_details(spec), "base_price": quote.base_price,
+                                "risk_budget": quote.sizing.budget if quote.sizing else None})
         journal.commit()
         return position.id, request
 
