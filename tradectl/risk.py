@@ -13,6 +13,7 @@ from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
 from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
+from tradectl.views import Money, Price
 
 Side = Literal["buy", "sell"]
 
@@ -128,18 +129,12 @@ class RiskSizing:
     """`open --risk`: the most whole shares whose risk, qty x |price - stop|, fits the budget.
     `price` is the limit entry, or the last trade for a market entry."""
 
-    budget: Decimal
-    price: Decimal
-    stop: Decimal
+    budget: Money
+    price: Price
+    stop: Price
+    per_share: Price  # |price - stop|
     qty: int
-
-    @property
-    def per_share(self) -> Decimal:
-        return abs(self.price - self.stop)
-
-    @property
-    def risk(self) -> Decimal:
-        return self.qty * self.per_share
+    risk: Money  # qty x per_share: at most the budget
 
 
 def size_by_risk(budget: Decimal, price: Decimal, stop: Decimal) -> RiskSizing:
@@ -157,7 +152,7 @@ def size_by_risk(budget: Decimal, price: Decimal, stop: Decimal) -> RiskSizing:
     if qty > MAX_QTY:
         raise InputError(f"--risk {dollars(budget)} would buy {qty:,} shares, more than "
                          f"{MAX_QTY:,}: {figures}")
-    return RiskSizing(budget, price, stop, qty)
+    return RiskSizing(budget, price, stop, per_share, qty, qty * per_share)
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,10 @@ def run_webhook_scenarios(run: Recorder, hook: WebhookSink) -> None:
                 f"https://hooks.example.test:port/{WEBHOOK_TOKEN}"):
         run(2, "watch", "--once", ALERT_WEBHOOK_URL=bad)
         run(2, "check-alpaca", "--json", ALERT_WEBHOOK_URL=bad)
+    run(0, "halt", "--reason", "probe: dry", "--dry-run")
+    run(0, "halt", "--reason", "probe: dry", "--dry-run", "--json")
+    run(None, *OPEN, "NVDA", "--dry-run", "--json")
+    run(None, "open", "NVDA", "--risk", "50", "--stop", "95", "--target", "110", "--dry-run")
     checked = run(0, "check-alpaca")
     assert f"webhook http://127.0.0.1:{hook.port}/…" in checked.stdout
     run(0, "check-alpaca", "--json")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tradectl.cli.app import JsonOption, app
+from tradectl.cli.dry_run import DryRunOption
 from tradectl.cli.wiring import broker, check_database_url, database, risk_limits, settings
 
 
@@ -26,6 +27,7 @@ def open_command(
     side: Annotated[str, typer.Option("--side", help="buy or sell.")] = "buy",
     gtc: Annotated[bool, typer.Option("--gtc", help="Good till cancelled (default: day).")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Skip the live-mode confirmation.")] = False,
+    dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Open a bracket position: entry, stop-loss and take-profit in one Alpaca order.
@@ -53,7 +55,7 @@ def open_command(
         time_in_force="gtc" if gtc else "day",
     )
     config = settings()
-    confirm = config.trading_mode == "live" and not yes
+    confirm = config.trading_mode == "live" and not yes and not dry_run
     if confirm and not sys.stdin.isatty():
         raise InputError("TRADING_MODE=live: pass --yes to confirm the order "
                          "(no terminal to ask at)")
@@ -71,6 +73,13 @@ def open_command(
     from tradectl.services.open_position import place_open, quote_open
 
     db = database(config)
+    if dry_run:
+        from tradectl.cli.dry_run import show
+        from tradectl.services.open_preview import preview_open
+
+        show(preview_open(db, adapter, risk_limits(config),
+                          quote_open(None, reads, risk_budget),
+                          trading_mode=config.trading_mode), as_json)
     quote = quote_open(db, reads, risk_budget)
     if confirm:
         render.stderr().print(order_preview(quote, config.trading_mode))

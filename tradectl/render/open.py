@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from tradectl.render import (
     STATUS_STYLE,
-    cents,
     dollars,
     money,
     price_text,
@@ -48,11 +47,7 @@ def sizing_text(sizing: RiskSizing) -> str:
 
 
 def sizing_document(sizing: RiskSizing | None) -> dict[str, Any] | None:
-    if sizing is None:
-        return None
-    return {"budget": cents(sizing.budget), "price": price_text(sizing.price),
-            "stop": price_text(sizing.stop), "per_share": price_text(sizing.per_share),
-            "qty": sizing.qty, "risk": cents(sizing.risk)}
+    return None if sizing is None else plain(sizing)
 
 
 def open_document(outcome: OpenOutcome, sizing: RiskSizing | None = None) -> dict[str, Any]:

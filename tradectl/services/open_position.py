@@ -28,9 +28,10 @@ from tradectl.risk import (
     BookState,
     RiskLimits,
     RiskSizing,
+    RuleCheck,
     applicable_baseline,
     check_bracket_against_base,
-    pre_trade_refusal,
+    pre_trade_checks,
     size_by_risk,
     trade_exposure,
 )
@@ -143,15 +144,7 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
         raise InputError(f"no quantity for {spec.symbol}: pass --qty or --risk")
     with db.transaction() as journal:
         cycle = journal.current_cycle()
-        refusal: RefusedError | None = None
-        if cycle.status != "active":
-            refusal = CycleStoppedError(
-                stopped_message(cycle), rule="cycle_stopped",
-                figures={"cycle_id": str(cycle.id)}, hint="`tradectl resume --reason ...`")
-        elif verdict := pre_trade_refusal(spec, quote.base_price,
-                                          _book(journal, cycle, quote, broker_backed), limits):
-            refusal = RefusedError(f"refused by {verdict.rule}: {verdict.message}",
-                                   rule=verdict.rule, figures=verdict.figures)
+        _, refusal = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed)
         if refusal is not None:
             journal.record("refused", f"{spec.symbol}: {refusal.message}", cycle_id=cycle.id,
                            details={"rule": refusal.rule, "figures": refusal.figures,
@@ -174,7 +167,31 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
         return position.id, request
 
 
-def _book(journal: Journal, cycle: Cycle, quote: OpenQuote, broker_backed: bool) -> BookState:
+def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: RiskLimits, *,
+               broker_backed: bool) -> tuple[list[RuleCheck], RefusedError | None]:
+    """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
+    failed rule makes, if any. Reads only: `open` and its dry run judge alike."""
+    checks = pre_trade_checks(quote.spec, quote.base_price,
+                              _book(journal, cycle, quote, broker_backed), limits)
+    if cycle is not None and cycle.status != "active":
+        message = stopped_message(cycle)
+        return ([RuleCheck("cycle_stopped", False, message, {"cycle_id": str(cycle.id)}),
+                 *checks],
+                CycleStoppedError(message, rule="cycle_stopped",
+                                  figures={"cycle_id": str(cycle.id)},
+                                  hint="`tradectl resume --reason ...`"))
+    state = f"cycle {cycle.id} is active" if cycle else "no cycle yet: the first one starts now"
+    checks.insert(0, RuleCheck("cycle_stopped", True, state,
+                               {"cycle_id": str(cycle.id)} if cycle else {}))
+    failed = next((c for c in checks if not c.passed), None)
+    if failed is None:
+        return checks, None
+    return checks, RefusedError(f"refused by {failed.rule}: {failed.message}", rule=failed.rule,
+                                figures=failed.figures)
+
+
+def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
+          broker_backed: bool) -> BookState:
     """A broker-backed open counts the rows sent to a broker and the broker's own positions;
     an open without keys counts the rows recorded locally."""
     live = [p for p in journal.live_positions()
@@ -193,7 +210,8 @@ def _book(journal: Journal, cycle: Cycle, quote: OpenQuote, broker_backed: bool)
         unknown_symbols=frozenset(p.symbol for p in live if outcome_unknown(p)),
         untracked=tuple((p.symbol, abs(p.qty)) for p in quote.positions
                         if p.symbol not in tracked),
-        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow()),
+        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow())
+        if cycle is not None else None,
     )
 
 
