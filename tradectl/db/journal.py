@@ -12,9 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, insert, inspect, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tradectl.db.models import LIVE_POSITION_STATUSES, Alert, Cycle, Event, Position, utcnow
+from tradectl.performance import ClosedTrade
 from tradectl.views import AlertView, CycleView, EventView, PositionView
 
 # How far before the oldest live position an orders read begins (clock skew, submit latency).
@@ -94,6 +95,44 @@ class Journal:
         values = self._session.scalars(select(Position.realized_pl).where(
             Position.closed_at >= since, Position.realized_pl.is_not(None)))
         return sum((v for v in values if v is not None), Decimal(0))
+
+    # -- the trading report ------------------------------------------------------------------
+
+    def closed_trades(self, since: datetime | None, until: datetime | None) -> list[ClosedTrade]:
+        """Positions that held shares and are closed with a realized P&L, closed in
+        [since, until), in the order they closed. The initial stop is the one the position was
+        opened with (its position_created event), whatever became of the bracket since."""
+        opened = aliased(Event)
+        query = (select(Position, opened.details).outerjoin(opened, and_(
+            opened.position_id == Position.id, opened.kind == "position_created"))
+            .where(Position.status == "closed", Position.realized_pl.is_not(None),
+                   Position.filled_avg_price.is_not(None), Position.exit_price.is_not(None),
+                   Position.closed_at.is_not(None)))
+        if since is not None:
+            query = query.where(Position.closed_at >= since)
+        if until is not None:
+            query = query.where(Position.closed_at < until)
+        trades = {}
+        for p, details in self._session.execute(query.order_by(Position.closed_at,
+                                                               Position.id)):
+            stop = details.get("stop") if isinstance(details, dict) else None
+            assert p.filled_avg_price is not None and p.exit_price is not None
+            assert p.realized_pl is not None and p.closed_at is not None
+            trades[p.id] = ClosedTrade(
+                p.id, p.symbol, p.side, p.filled_qty or p.qty, p.filled_avg_price, p.exit_price,
+                Decimal(stop) if isinstance(stop, str) else p.stop_loss, p.realized_pl,
+                p.close_reason or "unknown", p.created_at, p.closed_at)
+        return list(trades.values())
+
+    def stops_pulled(self, since: datetime | None, until: datetime | None) -> list[datetime]:
+        """When each emergency stop (halt, or the loss limit) latched its cycle."""
+        query = select(Cycle.stopped_at).where(Cycle.stopped_at.is_not(None))
+        if since is not None:
+            query = query.where(Cycle.stopped_at >= since)
+        if until is not None:
+            query = query.where(Cycle.stopped_at < until)
+        return [at for at in self._session.scalars(query.order_by(Cycle.stopped_at))
+                if at is not None]
 
     # -- events ----------------------------------------------------------------------------
 

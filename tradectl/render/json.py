@@ -2,7 +2,7 @@
 
 Decimals follow their annotation (views.Price on the tick, views.Money with at least cents,
 views.Quantity as whole shares where whole); other Decimals keep their exact text; times are
-ISO-8601.
+ISO-8601 (dates too).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 import types
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
@@ -32,7 +32,7 @@ def plain(value: Any, kind: str | None = None) -> Any:
                 for f in dataclasses.fields(value)}
     if isinstance(value, Decimal):
         return _FORMATS.get(kind or "", _exact)(value)
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetimes too
         return value.isoformat()
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
