@@ -260,21 +260,21 @@ def _count_check(book: BookState, limits: RiskLimits) -> RuleCheck:
 
 
 def _notional_check(notional: Decimal, limits: RiskLimits) -> RuleCheck:
-    passed = notional <= limits.max_position_notional
-    return RuleCheck(
-        "max_position_notional", passed,
-        f"notional ${notional:,.2f} is {'within' if passed else 'above'} MAX_POSITION_NOTIONAL "
-        f"${limits.max_position_notional:,.2f}",
-        {"notional": str(notional), "limit": str(limits.max_position_notional)})
+    return _at_most("max_position_notional", "notional", notional, "",
+                    "MAX_POSITION_NOTIONAL", limits.max_position_notional)
 
 
 def _risk_check(risk: Decimal, limits: RiskLimits) -> RuleCheck:
-    passed = risk <= limits.max_risk_per_trade
-    return RuleCheck(
-        "max_risk_per_trade", passed,
-        f"risk ${risk:,.2f} (qty x |price - stop|) is {'within' if passed else 'above'} "
-        f"MAX_RISK_PER_TRADE ${limits.max_risk_per_trade:,.2f}",
-        {"risk": str(risk), "limit": str(limits.max_risk_per_trade)})
+    return _at_most("max_risk_per_trade", "risk", risk, " (qty x |price - stop|)",
+                    "MAX_RISK_PER_TRADE", limits.max_risk_per_trade)
+
+
+def _at_most(rule: str, what: str, value: Decimal, how: str, setting: str,
+             limit: Decimal) -> RuleCheck:
+    passed = value <= limit
+    return RuleCheck(rule, passed, f"{what} ${value:,.2f}{how} is "
+                     f"{'within' if passed else 'above'} {setting} ${limit:,.2f}",
+                     {what: str(value), "limit": str(limit)})
 
 
 def _loss_check(book: BookState, limits: RiskLimits) -> RuleCheck:
