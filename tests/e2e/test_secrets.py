@@ -238,6 +238,8 @@ def run_webhook_scenarios(run: Recorder, hook: WebhookSink) -> None:
     run(0, "check-alpaca", "--json")
     run(0, "status", "--json")
     run(0, "log", "--json", "--limit", "1000")
+    for extra in ((), ("--json",), ("--csv",)):
+        run(0, "report", *extra)
     assert hook.received  # alerts really went out (and are scanned below)
 
 

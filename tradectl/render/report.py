@@ -8,7 +8,7 @@ import csv
 import sys
 from typing import TYPE_CHECKING
 
-from tradectl.formats import cents, dollars, price_text, quantity_text
+from tradectl.formats import CENT, cents, dollars, price_text, quantity_text
 from tradectl.market import MARKET_TZ
 from tradectl.performance import bar_lengths
 from tradectl.render import stdout
@@ -52,10 +52,11 @@ def trading_report_view(report: Performance, as_json: bool) -> None:
                           t.close_reason, held_text(row.held_seconds))
         console.print(table)
     console.print()
-    totals = Table(show_edge=False, pad_edge=False, box=None)
-    for column in ("day", "trades", "win %", "avg win", "avg loss", "expectancy", "avg R",
-                   "best", "worst", "P&L", "drawdown", "stops"):
-        totals.add_column(column, justify="left" if column == "day" else "right")
+    console.print("totals (dollars)")
+    totals = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 1))
+    for column in ("day", "trades", "win %", "avg win", "avg loss", "expect", "avg R",
+                   "best", "worst", "P&L", "max DD", "stops"):
+        totals.add_column(column, justify="left" if column == "day" else "right", no_wrap=True)
     for day in report.days:
         totals.add_row(str(day.day), *_totals_cells(day.totals))
     totals.add_row("[bold]period[/]", *(f"[bold]{c}[/]" for c in _totals_cells(report.period)))
@@ -65,11 +66,12 @@ def trading_report_view(report: Performance, as_json: bool) -> None:
 
 
 def _totals_cells(t: Totals) -> list[str]:
-    return [str(t.trades), "-" if t.win_rate is None else f"{t.win_rate}%",
-            _signed(t.average_win), _signed(t.average_loss), _signed(t.expectancy),
-            "-" if t.average_r is None else f"{t.average_r:+}", _signed(t.best),
-            _signed(t.worst), _signed(t.realized_pl),
-            dollars(-t.max_drawdown) if t.max_drawdown else "$0.00", str(t.stops_pulled)]
+    """Plain amounts (the header says dollars): the table must fit a terminal."""
+    return [str(t.trades), "-" if t.win_rate is None else f"{t.win_rate}",
+            _amount(t.average_win), _amount(t.average_loss), _amount(t.expectancy),
+            "-" if t.average_r is None else f"{t.average_r}", _amount(t.best),
+            _amount(t.worst), _amount(t.realized_pl), _amount(-t.max_drawdown),
+            str(t.stops_pulled)]
 
 
 def _chart(report: Performance) -> None:
@@ -112,6 +114,10 @@ def held_text(seconds: int) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {secs:02d}s"
+
+
+def _amount(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value.quantize(CENT) + 0:,}"
 
 
 def _signed(value: Decimal | None) -> str:

@@ -23,6 +23,7 @@ from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import OfflineStop, StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
+from tradectl.formats import cents
 from tradectl.notify import Channels
 from tradectl.services.alerts import (
     NOT_CONFIGURED,
@@ -346,7 +347,7 @@ def alert_facts(report: HaltReport) -> dict[str, Any]:
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
+    return None if value is None else cents(value)
 
 
 def alert_body(report: HaltReport) -> str:
