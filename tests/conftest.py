@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.db import orm_session
 from tests.support.pg_cluster import PrivateCluster, unusable_reason
+from tests.support.webhook import WebhookSink
 from tradectl.config import DEFAULTS
 from tradectl.db.session import Database
 
@@ -294,5 +295,15 @@ class SmtpSink:
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
     sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+# -- a local webhook receiver -------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookSink]:
+    sink = WebhookSink().start()
     yield sink
     sink.stop()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from tradectl.errors import ConfigError
 
@@ -40,6 +41,8 @@ DEFAULTS: dict[str, str | None] = {
     "SMTP_TIMEOUT": "10",
     "ALERT_EMAIL_FROM": None,
     "ALERT_EMAIL_TO": None,
+    "ALERT_WEBHOOK_URL": None,
+    "ALERT_WEBHOOK_TIMEOUT": "10",
 }
 
 
@@ -70,6 +73,9 @@ class Settings:
     smtp_timeout: float = 10.0
     alert_email_from: str | None = None
     alert_email_to: tuple[str, ...] = ()
+    # carries the hook's token in its path: a secret, shown only through mask_url()
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_timeout: float = 10.0
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
 
@@ -79,7 +85,8 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed, logged or stored."""
-        found = (self.alpaca_api_key, self.alpaca_secret_key, self.smtp_password)
+        found = (self.alpaca_api_key, self.alpaca_secret_key, self.smtp_password,
+                 self.alert_webhook_url)
         return tuple(s for s in found if s)
 
     def key_mode_warning(self) -> str | None:
@@ -103,6 +110,20 @@ def mask_secret(value: str | None, shown: int = 4) -> str:
     if len(value) <= 2 * shown + 4:
         return value[:2] + "…"
     return f"{value[:shown]}…{value[-shown:]}"
+
+
+def mask_url(url: str | None) -> str:
+    """A webhook URL as it may be shown: scheme and host only (`https://hooks.slack.com/…`).
+    The path, query and any user:password carry the hook's token."""
+    if not url:
+        return "(not set)"
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}{port}/…"
 
 
 def default_database_url(app_dir: Path) -> str:
@@ -160,6 +181,9 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         smtp_timeout=_positive_number("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), "seconds"),
         alert_email_from=raw("ALERT_EMAIL_FROM"),
         alert_email_to=_addresses("ALERT_EMAIL_TO", raw("ALERT_EMAIL_TO")),
+        alert_webhook_url=_webhook_url("ALERT_WEBHOOK_URL", raw("ALERT_WEBHOOK_URL")),
+        alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
+                                               raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
         app_dir=app_dir,
     )
 
@@ -211,6 +235,23 @@ def _url(name: str, text: str | None) -> str | None:
             f"(e.g. {PAPER_BASE_URL}), got {text!r}"
         )
     return url
+
+
+def _webhook_url(name: str, text: str | None) -> str | None:
+    """An http(s) URL with a host. The error never repeats the value: it is a secret."""
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(
+            c.isspace() for c in text):
+        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, such as "
+                          "https://hooks.slack.com/services/... (the value is not shown: it "
+                          "holds the hook's token)")
+    return text
 
 
 def _addresses(name: str, text: str | None) -> tuple[str, ...]:

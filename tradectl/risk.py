@@ -13,6 +13,7 @@ from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
 from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
+from tradectl.views import Money, Price
 
 Side = Literal["buy", "sell"]
 
@@ -23,6 +24,7 @@ MAX_PRICE = Decimal("1000000")
 # Upper-case letters, digits and one class suffix (BRK.B); Alpaca equity symbols fit this.
 _SYMBOL = re.compile(r"[A-Z][A-Z0-9]{0,9}(\.[A-Z]{1,3})?")
 _PLAIN_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")
+_DOLLARS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,2})?")
 
 
 def tick_for(price: Decimal) -> Decimal:
@@ -48,6 +50,16 @@ def parse_qty(text: str) -> int:
             f"--qty must be a whole number of shares from 1 to {MAX_QTY}, got {text!r}"
         )
     return int(value)
+
+
+def parse_dollars(text: str, option: str) -> Decimal:
+    """A positive amount of dollars and cents (`500`, `250.50`): no signs, exponents or
+    fractions of a cent."""
+    value = text.strip()
+    if not _DOLLARS.fullmatch(value) or Decimal(value) <= 0:
+        raise InputError(f"{option} must be a positive dollar amount such as 500 or 250.50, "
+                         f"got {text!r}")
+    return Decimal(value)
 
 
 def parse_price(text: str, option: str) -> Decimal:
@@ -119,6 +131,37 @@ def check_bracket_against_base(spec: BracketRequest, base: Decimal, *, base_name
 
 
 @dataclass(frozen=True)
+class RiskSizing:
+    """`open --risk`: the most whole shares whose risk, qty x |price - stop|, fits the budget.
+    `price` is the limit entry, or the last trade for a market entry."""
+
+    budget: Money
+    price: Price
+    stop: Price
+    per_share: Price  # |price - stop|
+    qty: int
+    risk: Money  # qty x per_share: at most the budget
+
+
+def size_by_risk(budget: Decimal, price: Decimal, stop: Decimal) -> RiskSizing:
+    """The quantity for a dollar risk budget; InputError (with the figures) when not even one
+    share fits, or when it would be more shares than an order may carry."""
+    per_share = abs(price - stop)
+    if per_share == 0:
+        raise InputError(f"--risk cannot size a trade whose stop {stop} is at the price {price}")
+    qty = int(budget // per_share)  # exact: Decimal integer division, both positive
+    figures = (f"one share risks ${price_text(per_share)} (|{price_text(price)} - "
+               f"{price_text(stop)}|), --risk is {dollars(budget)}")
+    if qty == 0:
+        raise InputError(f"--risk {dollars(budget)} buys no share: {figures}",
+                         hint="raise --risk or move --stop closer")
+    if qty > MAX_QTY:
+        raise InputError(f"--risk {dollars(budget)} would buy {qty:,} shares, more than "
+                         f"{MAX_QTY:,}: {figures}")
+    return RiskSizing(budget, price, stop, per_share, qty, qty * per_share)
+
+
+@dataclass(frozen=True)
 class RiskLimits:
     max_open_positions: int
     max_position_notional: Decimal
@@ -153,6 +196,19 @@ class Refusal:
     figures: dict[str, str]
 
 
+@dataclass(frozen=True)
+class RuleCheck:
+    """One pre-trade rule as it judged the trade: passed or not, why, with its figures."""
+
+    rule: str
+    passed: bool
+    message: str
+    figures: dict[str, str]
+
+    def refusal(self) -> Refusal:
+        return Refusal(self.rule, self.message, self.figures)
+
+
 def trade_exposure(spec: BracketRequest, base: Decimal | None) -> tuple[Decimal, Decimal]:
     """(notional, risk) of the trade. Without a base price (market entry, no broker) assume the
     worst case the bracket allows: the base at the far end from the stop."""
@@ -165,68 +221,92 @@ def trade_exposure(spec: BracketRequest, base: Decimal | None) -> tuple[Decimal,
 def pre_trade_refusal(
     spec: BracketRequest, base: Decimal | None, book: BookState, limits: RiskLimits
 ) -> Refusal | None:
-    """The first rule the trade breaks, or None. Order: the cheapest facts first."""
+    """The first rule the trade breaks, or None."""
+    failed = next((c for c in pre_trade_checks(spec, base, book, limits) if not c.passed), None)
+    return failed.refusal() if failed is not None else None
+
+
+def pre_trade_checks(
+    spec: BracketRequest, base: Decimal | None, book: BookState, limits: RiskLimits
+) -> list[RuleCheck]:
+    """Every rule's verdict, in the order they are applied: the cheapest facts first."""
     notional, risk = trade_exposure(spec, base)
-    untracked = dict(book.untracked)
+    return [_symbol_check(spec, book), _count_check(book, limits),
+            _notional_check(notional, limits), _risk_check(risk, limits),
+            _loss_check(book, limits), _buying_power_check(notional, book)]
+
+
+def _symbol_check(spec: BracketRequest, book: BookState) -> RuleCheck:
+    rule, untracked = "open_position_in_symbol", dict(book.untracked)
     if spec.symbol in book.unknown_symbols:
-        return Refusal(
-            "open_position_in_symbol",
+        return RuleCheck(
+            rule, False,
             f"{spec.symbol} has an order whose outcome is not known yet: wait until Alpaca "
             "settles it (`tradectl watch --once` or `tradectl status`)",
-            {"symbol": spec.symbol, "unknown": "true"},
-        )
+            {"symbol": spec.symbol, "unknown": "true"})
     if spec.symbol in book.open_symbols:
-        return Refusal(
-            "open_position_in_symbol",
-            f"{spec.symbol} already has an open or pending position",
-            {"symbol": spec.symbol},
-        )
+        return RuleCheck(rule, False, f"{spec.symbol} already has an open or pending position",
+                         {"symbol": spec.symbol})
     if spec.symbol in untracked:
-        return Refusal(
-            "open_position_in_symbol",
+        return RuleCheck(
+            rule, False,
             f"Alpaca holds {untracked[spec.symbol]:f} {spec.symbol} that tradectl did not open",
-            {"symbol": spec.symbol, "untracked_qty": str(untracked[spec.symbol])},
-        )
-    held = book.open_count + len(untracked)
-    if held >= limits.max_open_positions:
-        return Refusal(
-            "max_open_positions",
-            f"{held} positions are open; MAX_OPEN_POSITIONS is {limits.max_open_positions}",
-            {"open_positions": str(held), "limit": str(limits.max_open_positions)},
-        )
-    if notional > limits.max_position_notional:
-        return Refusal(
-            "max_position_notional",
-            f"notional ${notional:,.2f} is above MAX_POSITION_NOTIONAL "
-            f"${limits.max_position_notional:,.2f}",
-            {"notional": str(notional), "limit": str(limits.max_position_notional)},
-        )
-    if risk > limits.max_risk_per_trade:
-        return Refusal(
-            "max_risk_per_trade",
-            f"risk ${risk:,.2f} (qty x |price - stop|) is above MAX_RISK_PER_TRADE "
-            f"${limits.max_risk_per_trade:,.2f}",
-            {"risk": str(risk), "limit": str(limits.max_risk_per_trade)},
-        )
-    loss = (loss_since_baseline(book.day_pnl, book.loss_baseline)
-            if book.day_pnl is not None else None)
-    if loss is not None and loss_limit_reached(loss, limits.daily_loss_limit):
-        since = " since the forced resume" if book.loss_baseline is not None else ""
-        return Refusal(
-            "daily_loss_limit",
-            f"the day's loss{since} {dollars(-loss)} is past DAILY_LOSS_LIMIT "
-            f"{dollars(limits.daily_loss_limit)}",
-            {"day_pnl": str(book.day_pnl), "loss_baseline": str(book.loss_baseline),
-             "limit": str(limits.daily_loss_limit)},
-        )
-    if book.buying_power is not None and notional > book.buying_power:
-        return Refusal(
-            "buying_power",
-            f"notional ${notional:,.2f} is above the account's buying power "
-            f"${book.buying_power:,.2f}",
-            {"notional": str(notional), "buying_power": str(book.buying_power)},
-        )
-    return None
+            {"symbol": spec.symbol, "untracked_qty": str(untracked[spec.symbol])})
+    return RuleCheck(rule, True, f"no open, pending or untracked {spec.symbol} position",
+                     {"symbol": spec.symbol})
+
+
+def _count_check(book: BookState, limits: RiskLimits) -> RuleCheck:
+    held = book.open_count + len(book.untracked)
+    figures = {"open_positions": str(held), "limit": str(limits.max_open_positions)}
+    passed = held < limits.max_open_positions
+    return RuleCheck("max_open_positions", passed,
+                     f"{held} positions are open; MAX_OPEN_POSITIONS is "
+                     f"{limits.max_open_positions}", figures)
+
+
+def _notional_check(notional: Decimal, limits: RiskLimits) -> RuleCheck:
+    return _at_most("max_position_notional", "notional", notional, "",
+                    "MAX_POSITION_NOTIONAL", limits.max_position_notional)
+
+
+def _risk_check(risk: Decimal, limits: RiskLimits) -> RuleCheck:
+    return _at_most("max_risk_per_trade", "risk", risk, " (qty x |price - stop|)",
+                    "MAX_RISK_PER_TRADE", limits.max_risk_per_trade)
+
+
+def _at_most(rule: str, what: str, value: Decimal, how: str, setting: str,
+             limit: Decimal) -> RuleCheck:
+    passed = value <= limit
+    return RuleCheck(rule, passed, f"{what} ${value:,.2f}{how} is "
+                     f"{'within' if passed else 'above'} {setting} ${limit:,.2f}",
+                     {what: str(value), "limit": str(limit)})
+
+
+def _loss_check(book: BookState, limits: RiskLimits) -> RuleCheck:
+    rule = "daily_loss_limit"
+    figures = {"day_pnl": str(book.day_pnl), "loss_baseline": str(book.loss_baseline),
+               "limit": str(limits.daily_loss_limit)}
+    if book.day_pnl is None:
+        return RuleCheck(rule, True, "the day's P&L is not known: not checked", figures)
+    loss = loss_since_baseline(book.day_pnl, book.loss_baseline)
+    since = " since the forced resume" if book.loss_baseline is not None else ""
+    if loss_limit_reached(loss, limits.daily_loss_limit):
+        return RuleCheck(rule, False, f"the day's loss{since} {dollars(-loss)} is past "
+                         f"DAILY_LOSS_LIMIT {dollars(limits.daily_loss_limit)}", figures)
+    return RuleCheck(rule, True, f"the day's P&L{since} {dollars(loss)} is short of "
+                     f"-DAILY_LOSS_LIMIT {dollars(-limits.daily_loss_limit)}", figures)
+
+
+def _buying_power_check(notional: Decimal, book: BookState) -> RuleCheck:
+    rule = "buying_power"
+    figures = {"notional": str(notional), "buying_power": str(book.buying_power)}
+    if book.buying_power is None:
+        return RuleCheck(rule, True, "no broker: buying power not checked", figures)
+    passed = notional <= book.buying_power
+    return RuleCheck(rule, passed, f"notional ${notional:,.2f} is "
+                     f"{'within' if passed else 'above'} the account's buying power "
+                     f"${book.buying_power:,.2f}", figures)
 
 
 def applicable_baseline(baseline: Decimal | None, baseline_at: datetime | None,

@@ -108,7 +108,7 @@ class EventView:
 
 @dataclass(frozen=True)
 class AlertView:
-    """An alert still waiting in the outbox."""
+    """An alert still waiting in the outbox, for one channel."""
 
     id: int
     created_at: datetime
@@ -116,3 +116,4 @@ class AlertView:
     status: str
     attempts: int
     last_error: str | None
+    channel: str = "e-mail"

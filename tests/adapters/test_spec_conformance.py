@@ -137,8 +137,15 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     aapl = broker.submit_bracket(bracket("AAPL", "conformance-aapl"))
     assert {leg.status for leg in broker.get_order(aapl.id).legs} == {"held"}
     fake.set_market_open(True)  # the AAPL bracket fills; its legs now hold the shares
-    msft = broker.submit_bracket(
-        bracket("MSFT", "conformance-msft", entry="380", stop="350", target="420"))
+    msft_bracket = bracket("MSFT", "conformance-msft", entry="380", stop="350", target="420")
+    msft = broker.submit_bracket(msft_bracket)
+    # what a dry run shows is what was sent
+    described = broker.bracket_order_request(msft_bracket)
+    (posted,) = [r for r in fake.requests if r.method == "POST"
+                 and (r.json or {}).get("client_order_id") == "conformance-msft"]
+    assert (described.method, described.path, described.body) == ("POST", posted.path,
+                                                                   posted.json)
+    assert described.url == f"{fake.url}/v2/orders"
     assert broker.find_order_by_client_id("conformance-aapl").id == aapl.id
     assert broker.find_order_by_client_id("conformance-unknown") is None  # 404
     assert {o.id for o in broker.list_orders()} == {aapl.id, msft.id}
@@ -163,6 +170,10 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     assert [(o.key, o.http_status) for o in refused] == [("AAPL", 403), ("TSLA", 403)]
     assert all(o.ok for o in broker.cancel_all_orders())
     closed = broker.close_all_positions(cancel_orders=True)
+    close_all = broker.close_all_request(cancel_orders=True)
+    assert (close_all.method, close_all.path, close_all.params) == (
+        "DELETE", fake.requests[-1].path, fake.requests[-1].query)
+    assert close_all.url == f"{fake.url}/v2/positions?cancel_orders=true"
     assert [(o.key, o.ok) for o in closed] == [("AAPL", True), ("TSLA", False)]
     fake.fail_close("TSLA", None)
     assert broker.close_position("TSLA").side == "sell"

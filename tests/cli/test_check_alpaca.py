@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Cli, ScratchDatabases, broker_env, closed_port
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.webhook import WebhookSink
 from tradectl.db.models import HEAD_REVISION
 from tradectl.db.session import Database
 from tradectl.services.check_alpaca import NOT_ENABLED_FIX, database_checks
@@ -27,7 +28,9 @@ def only_reads(fake: FakeAlpaca) -> bool:
     return all(r.method == "GET" for r in fake.requests)
 
 
-def test_all_checks_pass_against_a_healthy_broker(trader: Cli, fake: FakeAlpaca) -> None:
+def test_all_checks_pass_against_a_healthy_broker(trader: Cli, fake: FakeAlpaca,
+                                                   webhook: WebhookSink) -> None:
+    trader.env["ALERT_WEBHOOK_URL"] = webhook.url
     result = trader("check-alpaca", "--json")
     assert result.code == 0, result.output
     document = result.json()
@@ -35,7 +38,7 @@ def test_all_checks_pass_against_a_healthy_broker(trader: Cli, fake: FakeAlpaca)
     assert document["ok"] is True and document["exit_code"] == 0
     assert {c["state"] for c in document["checks"]} == {"pass"}, document["checks"]
     assert list(checks) == ["keys", "trading mode", "key prefix", "base URLs", ".env file",
-                            "account", "trading allowed", "market clock", "latest trade",
+                            "alerts", "account", "trading allowed", "market clock", "latest trade",
                             "database", "schema"]
     account = fake.account()
     assert document["account"]["account_number"] == account["account_number"]
@@ -47,6 +50,10 @@ def test_all_checks_pass_against_a_healthy_broker(trader: Cli, fake: FakeAlpaca)
     assert document["database"]["revision"] == HEAD_REVISION
     assert document["configuration"]["base_url"] == fake.url
     assert document["configuration"]["secret_key"] == "set"
+    # the webhook shown as scheme and host only, and nothing sent to it (this command only reads)
+    assert document["configuration"]["alert_webhook_url"] == f"http://127.0.0.1:{webhook.port}/…"
+    assert checks["alerts"]["detail"].startswith(f"webhook http://127.0.0.1:{webhook.port}/… ")
+    assert webhook.attempts == 0
     # three reads, side by side, and never an order
     assert sorted(r.path for r in fake.requests) == [
         "/v2/account", "/v2/clock", "/v2/stocks/AAPL/trades/latest"]

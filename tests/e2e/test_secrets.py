@@ -1,6 +1,7 @@
-"""Secrets: the Alpaca key and secret, the SMTP password and a database password never reach any
-output, log record, database row, exception text, cassette or alert. One run goes through every
-scenario with distinctive probe values; then everything it produced is scanned for them."""
+"""Secrets: the Alpaca key and secret, the SMTP password, a database password and the webhook
+URL's token never reach any output, log record, database row, exception text, cassette or alert.
+One run goes through every scenario with distinctive probe values; then everything it produced is
+scanned for them."""
 
 from __future__ import annotations
 
@@ -15,19 +16,24 @@ from sqlalchemy import inspect, text
 
 from tests.conftest import Cli, CliResult, SmtpSink, broker_env
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.webhook import TOKEN, WebhookSink
 from tradectl.broker import BracketRequest
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.config import load_settings, mask_secret
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError
+from tradectl.errors import BrokerError, ConfigError
 
 KEY = "PKSECRETKEYPROBE12345"
 SECRET = "SeCrEtPr0be-xyz-987654321"
 WRONG_SECRET = "WrongSecretPr0be-555-abcdef"
 SMTP_PASSWORD = "SmtpPr0be-pass-24680"
 DB_PASSWORD = "DbPasswordProbe-13579"
+# The webhook URL's secret part (its path); the sink serves it at http://127.0.0.1:<port>.
+WEBHOOK_TOKEN = TOKEN
+WEBHOOK_URL = f"https://hooks.example.test/services/{WEBHOOK_TOKEN}"
 PROBES = {"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET, "a wrong secret": WRONG_SECRET,
-          "SMTP_PASSWORD": SMTP_PASSWORD, "a database password": DB_PASSWORD}
+          "SMTP_PASSWORD": SMTP_PASSWORD, "a database password": DB_PASSWORD,
+          "the ALERT_WEBHOOK_URL token": WEBHOOK_TOKEN}
 FRAGMENT = 10  # any run of this many characters of a probe counts as a leak
 CASSETTES = Path(__file__).parents[1] / "adapters" / "cassettes"
 DOWN = {"ALPACA_BASE_URL": "http://127.0.0.1:9", "ALPACA_DATA_URL": "http://127.0.0.1:9"}
@@ -204,6 +210,41 @@ def run_every_scenario(run: Recorder, fake: FakeAlpaca, smtp: SmtpSink) -> None:
     assert len(smtp.messages) >= 2  # alerts really went out (and are scanned below)
 
 
+def run_webhook_scenarios(run: Recorder, hook: WebhookSink) -> None:
+    """The webhook failing every way it can, each error text stored and shown."""
+    hook.fail(500, times=1)  # its error page echoes the path, token included
+    run(None, "halt", "--reason", "probe: webhook 500", "--json")
+    run(0, "resume", "--reason", "probe: webhook retried")
+    hook.redirect(308, f"https://elsewhere.example.test/services/{WEBHOOK_TOKEN}")
+    run(4, "alert", "test")
+    hook.redirect(301, f"/services/{WEBHOOK_TOKEN}")  # a loop on the same host
+    run(4, "alert", "test", "--json")
+    hook.redirect(301, None)
+    hook.slow(2.0)
+    run(4, "alert", "test", ALERT_WEBHOOK_TIMEOUT="0.3")
+    hook.slow(0)
+    run(0, "alert", "test", "--json")
+    down = f"http://127.0.0.1:9/services/{WEBHOOK_TOKEN}"
+    run(None, "halt", "--reason", "probe: webhook down", ALERT_WEBHOOK_URL=down)
+    run(0, "watch", "--once", ALERT_WEBHOOK_URL=down)
+    for bad in (f"ftp://hooks.example.test/{WEBHOOK_TOKEN}", f"hooks.example.test/{WEBHOOK_TOKEN}",
+                f"https://hooks.example.test:port/{WEBHOOK_TOKEN}"):
+        run(2, "watch", "--once", ALERT_WEBHOOK_URL=bad)
+        run(2, "check-alpaca", "--json", ALERT_WEBHOOK_URL=bad)
+    run(0, "halt", "--reason", "probe: dry", "--dry-run")
+    run(0, "halt", "--reason", "probe: dry", "--dry-run", "--json")
+    run(None, *OPEN, "NVDA", "--dry-run", "--json")
+    run(None, "open", "NVDA", "--risk", "50", "--stop", "95", "--target", "110", "--dry-run")
+    checked = run(0, "check-alpaca")
+    assert f"webhook http://127.0.0.1:{hook.port}/…" in checked.stdout
+    run(0, "check-alpaca", "--json")
+    run(0, "status", "--json")
+    run(0, "log", "--json", "--limit", "1000")
+    for extra in ((), ("--json",), ("--csv",)):
+        run(0, "report", *extra)
+    assert hook.received  # alerts really went out (and are scanned below)
+
+
 def exception_texts(fake: FakeAlpaca, env: dict[str, str]) -> list[Source]:
     """BrokerErrors raised by the adapter itself, as str, repr, traceback and their chain."""
     def adapter(**changes: str) -> AlpacaBroker:
@@ -235,16 +276,24 @@ def exception_texts(fake: FakeAlpaca, env: dict[str, str]) -> list[Source]:
             err = err.__cause__ or err.__context__
         texts.append((f"exception text ({label})", "\n".join(parts)))
     settings = load_settings({**env, "SMTP_USERNAME": "probe-user"}, app_dir=Path("/nonexistent"))
+    for bad in (f"ftp://hooks.example.test/{WEBHOOK_TOKEN}", f"https://h.test:port/{WEBHOOK_TOKEN}"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"ALERT_WEBHOOK_URL": bad}, app_dir=Path("/nonexistent"))
+        texts.append(("exception text (a bad ALERT_WEBHOOK_URL)",
+                      "".join(traceback.format_exception(caught.value)) + repr(caught.value)))
     texts.append(("repr(Settings)", f"{settings!r} {settings}"))
     return texts
 
 
 def test_no_secret_appears_anywhere_after_every_scenario(
-    cli: Cli, probe_fake: FakeAlpaca, smtp: SmtpSink, debug_log: Path, tmp_path: Path
+    cli: Cli, probe_fake: FakeAlpaca, smtp: SmtpSink, webhook: WebhookSink, debug_log: Path,
+    tmp_path: Path,
 ) -> None:
-    cli.env.update({**broker_env(probe_fake), **smtp.env(), "SMTP_PASSWORD": SMTP_PASSWORD})
+    cli.env.update({**broker_env(probe_fake), **smtp.env(), "SMTP_PASSWORD": SMTP_PASSWORD,
+                    "ALERT_WEBHOOK_URL": webhook.url})
     run = Recorder(cli)
     run_every_scenario(run, probe_fake, smtp)
+    run_webhook_scenarios(run, webhook)
     exceptions = exception_texts(probe_fake, cli.env)
 
     log = debug_log.read_text(encoding="utf-8")
@@ -256,6 +305,7 @@ def test_no_secret_appears_anywhere_after_every_scenario(
         *database_dump(cli.env["DATABASE_URL"]),
         *exceptions,
         *((f"alert e-mail {n}", m.as_string()) for n, m in enumerate(smtp.messages)),
+        *((f"webhook POST {n}", f"{r.headers} {r.json}") for n, r in enumerate(webhook.received)),
         *((f"request to the fake: {r.method} {r.path}", f"{r.query} {r.json} {r.response_text}")
           for r in probe_fake.requests),
         *files_under(tmp_path, "file"),  # the log file, the SQLite file and its WAL, .env ...
@@ -274,13 +324,16 @@ def test_no_cassette_holds_the_keys_it_was_recorded_with() -> None:
     assert list(CASSETTES.glob("*.yaml")), "no cassettes found: the scan above proves nothing"
 
 
-def test_the_smtp_settings_repr_hides_the_password() -> None:
-    from tradectl.cli.wiring import alert_channel
+def test_the_channels_reprs_hide_the_password_and_the_webhook_url() -> None:
+    from tradectl.cli.wiring import alert_channels
 
     config = load_settings({"SMTP_HOST": "127.0.0.1", "SMTP_USERNAME": "probe-user",
-                            "SMTP_PASSWORD": SMTP_PASSWORD, "ALERT_EMAIL_TO": "a@example.test"},
-                           app_dir=Path("/nonexistent"))
-    channel = alert_channel(config)
-    assert channel is not None
-    assert not find_leaks([("repr(SmtpSettings)", repr(channel._settings)),
-                           ("repr(channel)", repr(channel))], PROBES)
+                            "SMTP_PASSWORD": SMTP_PASSWORD, "ALERT_EMAIL_TO": "a@example.test",
+                            "ALERT_WEBHOOK_URL": WEBHOOK_URL}, app_dir=Path("/nonexistent"))
+    channels = alert_channels(config)
+    assert channels is not None and channels.names == ("e-mail", "webhook")
+    email, webhook = channels
+    shown = [("repr(SmtpSettings)", repr(email._settings)),  # type: ignore[attr-defined]
+             ("repr(channels)", repr(channels)), ("str(channels)", str(channels)),
+             ("webhook recipients", webhook.recipients), ("repr(Settings)", repr(config))]
+    assert not find_leaks(shown, PROBES)

@@ -21,14 +21,18 @@ from tradectl.broker import (
     Account,
     BracketRequest,
     BrokerPosition,
+    BrokerRequest,
     Clock,
     Order,
     SymbolOutcome,
     wire,
 )
+from tradectl.broker.alpaca import bracket_order_body
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.notify import Notice
+
+FAKE_URL = "http://fake-alpaca.test"
 
 
 class OpenTransactions:
@@ -100,17 +104,18 @@ class FakeBroker:
 
     # -- the Protocol -------------------------------------------------------------------------
 
+    def bracket_order_request(self, request: BracketRequest) -> BrokerRequest:
+        return BrokerRequest("POST", f"{FAKE_URL}/v2/orders", "/v2/orders",
+                             body=bracket_order_body(request))
+
+    def close_all_request(self, *, cancel_orders: bool) -> BrokerRequest:
+        query = "?cancel_orders=true" if cancel_orders else ""
+        return BrokerRequest("DELETE", f"{FAKE_URL}/v2/positions{query}", "/v2/positions",
+                             {"cancel_orders": "true"} if cancel_orders else {})
+
     def submit_bracket(self, request: BracketRequest) -> Order:
-        body: dict[str, Any] = {
-            "symbol": request.symbol, "qty": str(request.qty), "side": request.side,
-            "type": "market" if request.entry is None else "limit",
-            "time_in_force": request.time_in_force, "order_class": "bracket",
-            "client_order_id": request.client_order_id,
-            "take_profit": {"limit_price": str(request.target)},
-            "stop_loss": {"stop_price": str(request.stop)},
-        }
-        if request.entry is not None:
-            body["limit_price"] = str(request.entry)
+        body = self.bracket_order_request(request).body
+        assert body is not None
         return wire.parse_order(self._do("submit_bracket", lambda: self.state.submit(body)))
 
     def get_order(self, order_id: str) -> Order:
@@ -169,12 +174,14 @@ class FakeBroker:
 
 
 class FakeChannel:
-    """An alert channel that keeps what it was asked to send (or fails with `error`)."""
+    """An alert channel that keeps what it was asked to send (or fails with `error`). Named
+    "e-mail" unless told otherwise: rows seeded without a channel are e-mails."""
 
-    name = "fake"
     recipients = "trader@example.test"
 
-    def __init__(self, transactions: OpenTransactions | None = None) -> None:
+    def __init__(self, transactions: OpenTransactions | None = None, *,
+                 name: str = "e-mail") -> None:
+        self.name = name
         self.transactions = transactions
         self.sent: list[Notice] = []
         self.error: str | None = None

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fakes.broker import FakeBroker, FakeChannel, OpenTransactions
 from tradectl.db.session import Database
+from tradectl.notify import Channels
 from tradectl.risk import RiskLimits
 
 LIMITS = RiskLimits(max_open_positions=10, max_position_notional=Decimal(25_000),
@@ -41,3 +42,9 @@ def broker(transactions: OpenTransactions) -> FakeBroker:
 @pytest.fixture
 def channel(transactions: OpenTransactions) -> FakeChannel:
     return FakeChannel(transactions)
+
+
+@pytest.fixture
+def channels(channel: FakeChannel) -> Channels:
+    """The configured channels: the fake e-mail channel alone."""
+    return Channels((channel,))

@@ -15,6 +15,7 @@ from tradectl.broker import BracketRequest
 from tradectl.db.models import Alert, Cycle, Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerTimeout
+from tradectl.notify import Channels
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.open_position import place_open, quote_open
 from tradectl.services.pre_trade import send_pre_trade_reads
@@ -61,7 +62,7 @@ def test_open_settles_an_unknown_order_and_submits_outside_any_transaction(
 
 
 def test_a_watch_tick_reconciles_an_orphan_and_sends_alerts_outside_transactions(
-    db: Database, broker: FakeBroker, channel: FakeChannel,
+    db: Database, broker: FakeBroker, channel: FakeChannel, channels: Channels,
 ) -> None:
     open_position(db, broker, bracket())
     order = broker.state.submit({  # an order whose submitter died before recording it
@@ -75,7 +76,7 @@ def test_a_watch_tick_reconciles_an_orphan_and_sends_alerts_outside_transactions
                              created_at=utcnow() - timedelta(minutes=2)))
         session.add(Alert(kind="test", subject="queued", body="b", recipients="r",
                           status="pending", attempts=0))
-    report = Watcher(db, broker, channel, daily_loss_limit=Decimal(2000),
+    report = Watcher(db, broker, channels, daily_loss_limit=Decimal(2000),
                      drives_stops=True).tick()
     assert report.error is None, report.error
     tsla = next(p for p in report.positions if p.symbol == "TSLA")
@@ -84,12 +85,12 @@ def test_a_watch_tick_reconciles_an_orphan_and_sends_alerts_outside_transactions
 
 
 def test_the_loss_limit_stop_runs_its_broker_calls_outside_transactions(
-    db: Database, broker: FakeBroker, channel: FakeChannel,
+    db: Database, broker: FakeBroker, channel: FakeChannel, channels: Channels,
 ) -> None:
     open_position(db, broker, bracket())
     open_position(db, broker, bracket("MSFT", "390", "410", entry="395"))  # not filled
     broker.state.last_equity = Decimal(103_000)  # a 3,000 loss today
-    report = Watcher(db, broker, channel, daily_loss_limit=Decimal(2000),
+    report = Watcher(db, broker, channels, daily_loss_limit=Decimal(2000),
                      drives_stops=True).tick()
     assert report.stop is not None and report.stop.exit_code == 0
     assert {s.symbol: s.state for s in report.stop.symbols} == {"AAPL": "closed",
@@ -98,25 +99,25 @@ def test_the_loss_limit_stop_runs_its_broker_calls_outside_transactions(
 
 
 def test_halt_cancels_an_entry_the_close_all_left_working_outside_transactions(
-    db: Database, broker: FakeBroker, channel: FakeChannel,
+    db: Database, broker: FakeBroker, channel: FakeChannel, channels: Channels,
 ) -> None:
     open_position(db, broker, bracket("MSFT", "390", "410", entry="395"))
     real_close_all = broker.state.close_all
     broker.state.close_all = lambda cancel_orders: real_close_all(False)  # type: ignore[method-assign]
-    report = emergency_stop(db, broker, channel, "test")
+    report = emergency_stop(db, broker, channels, "test")
     (msft,) = report.symbols
     assert msft.state == "cancelling" and "cancel sent" in (msft.error or "")
     assert "cancel_order" in broker.calls and report.exit_code == 0
 
 
 def test_resume_reads_the_account_and_sends_alerts_outside_transactions(
-    db: Database, broker: FakeBroker, channel: FakeChannel,
+    db: Database, broker: FakeBroker, channel: FakeChannel, channels: Channels,
 ) -> None:
-    emergency_stop(db, broker, channel, "test")
+    emergency_stop(db, broker, channels, "test")
     channel.error = "SMTP down"
-    emergency_stop(db, broker, channel, "again")  # queued, not sent
+    emergency_stop(db, broker, channels, "again")  # queued, not sent
     channel.error = None
-    report = resume_trading(db, broker, channel, "reviewed", daily_loss_limit=Decimal(2000))
+    report = resume_trading(db, broker, channels, "reviewed", daily_loss_limit=Decimal(2000))
     assert report.resumed and report.alerts_sent == 1
     with orm_session(db) as session:
         assert [c.status for c in session.query(Cycle).order_by(Cycle.id)] == [
@@ -124,7 +125,7 @@ def test_resume_reads_the_account_and_sends_alerts_outside_transactions(
 
 
 def test_a_claimed_alert_is_not_sent_twice_while_its_claim_holds(
-    db: Database, channel: FakeChannel,
+    db: Database, channel: FakeChannel, channels: Channels,
 ) -> None:
     from tradectl.services.alerts import deliver_pending
 
@@ -132,10 +133,10 @@ def test_a_claimed_alert_is_not_sent_twice_while_its_claim_holds(
         session.add(Alert(kind="test", subject="once", body="b", recipients="r",
                           status="pending", attempts=0,
                           claimed_until=utcnow() + timedelta(minutes=1)))  # being sent
-    assert deliver_pending(db, channel).sent == 0 and channel.sent == []
+    assert deliver_pending(db, channels).sent == 0 and channel.sent == []
     with orm_session(db) as session:  # its sender died: the lease ran out
         alert = session.query(Alert).one()
         alert.claimed_until = utcnow() - timedelta(seconds=1)
-    assert deliver_pending(db, channel).sent == 1
-    assert deliver_pending(db, channel).sent == 0
+    assert deliver_pending(db, channels).sent == 1
+    assert deliver_pending(db, channels).sent == 0
     assert [n.subject for n in channel.sent] == ["once"]

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 # Alpaca order statuses after which nothing more happens to the order.
 FINAL_ORDER_STATUSES = frozenset(
@@ -26,7 +26,8 @@ ORDERS_READ_SECONDS = 60.0
 class BracketRequest:
     """A bracket order: a market entry (entry None) or a limit entry at `entry`, a stop-loss at
     `stop` and a take-profit at `target`. Validated by `risk` before it is built; the
-    `client_order_id` is set when the position is written ahead of the submit."""
+    `client_order_id` is set when the position is written ahead of the submit. `qty` is 0 only
+    while `open --risk` waits for the price that sizes it (open_position.quote_open)."""
 
     symbol: str
     side: Literal["buy", "sell"]
@@ -36,6 +37,18 @@ class BracketRequest:
     entry: Decimal | None
     time_in_force: Literal["day", "gtc"]
     client_order_id: str = ""
+
+
+@dataclass(frozen=True)
+class BrokerRequest:
+    """A write exactly as it goes to Alpaca: what a dry run shows instead of sending it. The
+    adapter sends these very values; the key headers are never part of them."""
+
+    method: str
+    url: str  # base URL, path and query
+    path: str  # /v2/orders
+    params: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None  # the JSON document, as sent
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,9 @@ class SymbolOutcome:
 
 
 class Broker(Protocol):
+    # A write is described first (`*_request`: nothing is sent; a dry run shows it), then sent.
+    def bracket_order_request(self, request: BracketRequest) -> BrokerRequest: ...
+    def close_all_request(self, *, cancel_orders: bool) -> BrokerRequest: ...
     def submit_bracket(self, request: BracketRequest) -> Order: ...
     def get_order(self, order_id: str) -> Order: ...
     def find_order_by_client_id(self, client_order_id: str) -> Order | None: ...

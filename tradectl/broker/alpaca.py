@@ -20,6 +20,7 @@ from tradectl.broker import (
     Account,
     BracketRequest,
     BrokerPosition,
+    BrokerRequest,
     Clock,
     Order,
     SymbolOutcome,
@@ -60,23 +61,13 @@ class AlpacaBroker:
 
     # -- orders ---------------------------------------------------------------------------
 
+    def bracket_order_request(self, request: BracketRequest) -> BrokerRequest:
+        return self._rest.request("POST", "/orders", body=bracket_order_body(request))
+
     def submit_bracket(self, request: BracketRequest) -> Order:
         """One POST, never retried: a timeout raises BrokerTimeout and the caller settles the
         outcome by client_order_id."""
-        body: dict[str, Any] = {
-            "symbol": request.symbol,
-            "qty": str(request.qty),
-            "side": request.side,
-            "type": "market" if request.entry is None else "limit",
-            "time_in_force": request.time_in_force,
-            "order_class": "bracket",
-            "client_order_id": request.client_order_id,
-            "take_profit": {"limit_price": _price(request.target)},
-            "stop_loss": {"stop_price": _price(request.stop)},
-        }
-        if request.entry is not None:
-            body["limit_price"] = _price(request.entry)
-        return wire.parse_order(self._rest.send("POST", "/orders", body=body))
+        return wire.parse_order(self._rest.send_request(self.bracket_order_request(request)))
 
     def get_order(self, order_id: str) -> Order:
         raw = self._rest.read("GET", f"/orders/{segment(order_id)}", params={"nested": "true"})
@@ -167,10 +158,14 @@ class AlpacaBroker:
     def list_positions(self) -> list[BrokerPosition]:
         return wire.parse_positions(self._rest.read("GET", "/positions"))
 
+    def close_all_request(self, *, cancel_orders: bool) -> BrokerRequest:
+        params = {"cancel_orders": "true"} if cancel_orders else None
+        return self._rest.request("DELETE", "/positions", params=params)
+
     def close_all_positions(self, *, cancel_orders: bool) -> list[SymbolOutcome]:
         """DELETE /v2/positions. Not retried here: the emergency stop decides how to fall back."""
-        params = {"cancel_orders": "true"} if cancel_orders else None
-        return wire.parse_closed_positions(self._rest.send("DELETE", "/positions", params=params))
+        request = self.close_all_request(cancel_orders=cancel_orders)
+        return wire.parse_closed_positions(self._rest.send_request(request))
 
     def close_position(self, symbol: str) -> Order:
         return wire.parse_order(self._rest.send("DELETE", f"/positions/{segment(symbol)}"))
@@ -187,6 +182,24 @@ class AlpacaBroker:
         """The market-data API (ALPACA_DATA_URL), not the trading base URL."""
         raw = self._rest.read("GET", f"/stocks/{segment(symbol)}/trades/latest", api="data")
         return wire.parse_latest_trade(raw, symbol)
+
+
+def bracket_order_body(request: BracketRequest) -> dict[str, Any]:
+    """POST /v2/orders for a bracket: the entry (market, or limit at `entry`) and its two legs."""
+    body: dict[str, Any] = {
+        "symbol": request.symbol,
+        "qty": str(request.qty),
+        "side": request.side,
+        "type": "market" if request.entry is None else "limit",
+        "time_in_force": request.time_in_force,
+        "order_class": "bracket",
+        "client_order_id": request.client_order_id,
+        "take_profit": {"limit_price": _price(request.target)},
+        "stop_loss": {"stop_price": _price(request.stop)},
+    }
+    if request.entry is not None:
+        body["limit_price"] = _price(request.entry)
+    return body
 
 
 def _price(value: Decimal) -> str:

@@ -11,12 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 
 from tradectl import __version__
-from tradectl.broker import wire
+from tradectl.broker import BrokerRequest, wire
 from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
 
 READ_ATTEMPTS = 3
@@ -27,6 +27,7 @@ CONNECT_TIMEOUT_CAP = 5.0
 RATE_BURST = 40
 RATE_PER_SECOND = 150 / 60
 NETWORK_HINT = "check the network and ALPACA_BASE_URL / ALPACA_DATA_URL"
+API_PREFIX = "/v2"
 
 Api = Literal["trading", "data"]
 
@@ -72,7 +73,8 @@ class AlpacaRest:
             "Accept": "application/json",
             "User-Agent": f"tradectl/{__version__}",
         })
-        self._urls = {"trading": base_url.rstrip("/") + "/v2", "data": data_url.rstrip("/") + "/v2"}
+        self._urls = {"trading": base_url.rstrip("/") + API_PREFIX,
+                      "data": data_url.rstrip("/") + API_PREFIX}
         self._timeout, self._sleep, self.clock = timeout, sleep, clock
         self._bucket = TokenBucket(RATE_PER_SECOND, RATE_BURST)
         self._count_lock = threading.Lock()
@@ -80,6 +82,18 @@ class AlpacaRest:
 
     def close(self) -> None:
         self._session.close()
+
+    def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                body: dict[str, Any] | None = None) -> BrokerRequest:
+        """A trading-API write as a value: what `send_request` sends, or a dry run shows."""
+        query = f"?{urlencode(params)}" if params else ""
+        return BrokerRequest(method, self._urls["trading"] + path + query, API_PREFIX + path,
+                             dict(params or {}), body)
+
+    def send_request(self, request: BrokerRequest) -> Any:
+        """Send a described write, once (see `send`)."""
+        path = request.path.removeprefix(API_PREFIX)
+        return self.send(request.method, path, params=request.params or None, body=request.body)
 
     def send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
              body: dict[str, Any] | None = None, api: Api = "trading",

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from tradectl.cli.app import JsonOption, app
+from tradectl.cli.dry_run import DryRunOption
 from tradectl.cli.wiring import (
-    alert_channel,
+    alert_channels,
     broker,
     database,
     gate_wait,
@@ -20,8 +21,11 @@ ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded and e
 
 
 @app.command("halt")
-def halt_command(reason: ReasonOption, as_json: JsonOption = False) -> None:
+def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
+                 as_json: JsonOption = False) -> None:
     """EMERGENCY STOP: block new entries, cancel every order, close every position, alert.
+
+    With --dry-run: what would be cancelled and closed, from a live read; nothing is done.
 
     Example: tradectl halt --reason "news: trading halted on AAPL"
     """
@@ -36,7 +40,13 @@ def halt_command(reason: ReasonOption, as_json: JsonOption = False) -> None:
         db = database(config)
     except DatabaseError:  # the stop does not depend on the database: it says so and goes on
         db = database(config, ensure_schema=False)
-    report = emergency_stop(db, broker(config), alert_channel(config), reason,
+    if dry_run:
+        from tradectl.cli.dry_run import show
+        from tradectl.services.halt_preview import preview_halt
+
+        show(preview_halt(db, broker(config), alert_channels(config), reason,
+                          trading_mode=config.trading_mode, spool=stop_spool(config)), as_json)
+    report = emergency_stop(db, broker(config), alert_channels(config), reason,
                             spool=stop_spool(config), gate_wait=gate_wait(config))
     halt_report(report, as_json)
     raise typer.Exit(report.exit_code)
@@ -59,7 +69,7 @@ def resume_command(
 
     config = settings()
     report = resume_trading(
-        database(config), broker(config), alert_channel(config), reason,
+        database(config), broker(config), alert_channels(config), reason,
         daily_loss_limit=config.daily_loss_limit, force=force,
     )
     resume_report(report, as_json)

@@ -8,44 +8,54 @@ from typing import Annotated
 import typer
 
 from tradectl.cli.app import JsonOption, app
+from tradectl.cli.dry_run import DryRunOption
 from tradectl.cli.wiring import broker, check_database_url, database, risk_limits, settings
 
 
 @app.command("open")
 def open_command(
     symbol: Annotated[str, typer.Argument(help="Ticker, e.g. AAPL.")],
-    qty: Annotated[str, typer.Option("--qty", help="Whole shares.")],
     stop: Annotated[str, typer.Option("--stop", help="Stop-loss price.")],
     target: Annotated[str, typer.Option("--target", help="Take-profit price.")],
+    qty: Annotated[str | None, typer.Option("--qty", help="Whole shares.")] = None,
+    risk: Annotated[str | None, typer.Option(
+        "--risk", help="Dollars to risk instead of --qty: the most whole shares whose "
+        "qty x |price - stop| fits.")] = None,
     entry: Annotated[
         str | None, typer.Option("--entry", help="Limit entry price (default: market).")
     ] = None,
     side: Annotated[str, typer.Option("--side", help="buy or sell.")] = "buy",
     gtc: Annotated[bool, typer.Option("--gtc", help="Good till cancelled (default: day).")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Skip the live-mode confirmation.")] = False,
+    dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Open a bracket position: entry, stop-loss and take-profit in one Alpaca order.
 
-    Example: tradectl open AAPL --qty 1 --stop 145 --target 160
+    Examples: tradectl open AAPL --qty 1 --stop 145 --target 160;
+    tradectl open AAPL --risk 200 --stop 145 --target 160
     """
     from tradectl import render
     from tradectl.broker import BracketRequest
     from tradectl.errors import Aborted, InputError
     from tradectl.render.open import open_outcome, order_preview
-    from tradectl.risk import parse_price, parse_qty, parse_side, parse_symbol
+    from tradectl.risk import parse_dollars, parse_price, parse_qty, parse_side, parse_symbol
 
+    if (qty is None) == (risk is None):
+        raise InputError("pass either --qty (shares) or --risk (dollars), not "
+                         + ("both" if qty is not None else "neither"))
+    risk_budget = parse_dollars(risk, "--risk") if risk is not None else None
     spec = BracketRequest(
         symbol=parse_symbol(symbol),
         side=parse_side(side),
-        qty=parse_qty(qty),
+        qty=parse_qty(qty) if qty is not None else 0,  # 0: sized by --risk once priced
         stop=parse_price(stop, "--stop"),
         target=parse_price(target, "--target"),
         entry=parse_price(entry, "--entry") if entry is not None else None,
         time_in_force="gtc" if gtc else "day",
     )
     config = settings()
-    confirm = config.trading_mode == "live" and not yes
+    confirm = config.trading_mode == "live" and not yes and not dry_run
     if confirm and not sys.stdin.isatty():
         raise InputError("TRADING_MODE=live: pass --yes to confirm the order "
                          "(no terminal to ask at)")
@@ -63,13 +73,20 @@ def open_command(
     from tradectl.services.open_position import place_open, quote_open
 
     db = database(config)
-    quote = quote_open(db, reads)
+    if dry_run:
+        from tradectl.cli.dry_run import show
+        from tradectl.services.open_preview import preview_open
+
+        show(preview_open(db, adapter, risk_limits(config),
+                          quote_open(None, reads, risk_budget),
+                          trading_mode=config.trading_mode), as_json)
+    quote = quote_open(db, reads, risk_budget)
     if confirm:
         render.stderr().print(order_preview(quote, config.trading_mode))
         if not typer.confirm("Send this LIVE order?", default=False, err=True):
             raise Aborted("not confirmed: nothing was written or sent")
     outcome = place_open(db, adapter, risk_limits(config), quote)
-    open_outcome(outcome, as_json)
+    open_outcome(outcome, as_json, quote.sizing)
     failure = outcome.broker_error
     if failure is not None and as_json:  # its document says so already: one object only
         render.error(failure.message, failure.hint)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from tradectl.errors import ExitCode
 
 from tradectl.cli.wiring import (
-    alert_channel,
+    alert_channels,
     broker,
     database,
     gate_wait,
@@ -64,7 +64,7 @@ def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
     from tradectl.render.watch import WatchDisplay
     from tradectl.services.watch import watching
 
-    with watching(database(config), broker(config), alert_channel(config),
+    with watching(database(config), broker(config), alert_channels(config),
                   daily_loss_limit=config.daily_loss_limit, interval=period,
                   read_only=read_only, spool=stop_spool(config),
                   gate_wait=gate_wait(config)) as watcher:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from tradectl.config import Settings
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
-    from tradectl.notify import Channel
+    from tradectl.notify import Channels
     from tradectl.risk import RiskLimits
 
 
@@ -117,17 +117,26 @@ def broker(config: Settings) -> Broker | None:
     return adapter
 
 
-def alert_channel(config: Settings) -> Channel | None:
-    """E-mail alerts when SMTP_HOST and ALERT_EMAIL_TO are set; None otherwise."""
+def alert_channels(config: Settings) -> Channels | None:
+    """E-mail when SMTP_HOST and ALERT_EMAIL_TO are set, the webhook when ALERT_WEBHOOK_URL is;
+    None when neither is."""
+    from tradectl.notify import Channel, Channels
     from tradectl.notify.smtp import SmtpChannel, SmtpSettings
 
+    members: list[Channel] = []
     smtp = SmtpSettings(
         host=config.smtp_host, port=config.smtp_port, username=config.smtp_username,
         password=config.smtp_password, starttls=config.smtp_starttls,
         timeout=config.smtp_timeout, sender=config.alert_email_from,
         recipients=config.alert_email_to,
     )
-    return SmtpChannel(smtp) if smtp.enabled else None
+    if smtp.enabled:
+        members.append(SmtpChannel(smtp))
+    if config.alert_webhook_url:
+        from tradectl.notify.webhook import WebhookChannel
+
+        members.append(WebhookChannel(config.alert_webhook_url, config.alert_webhook_timeout))
+    return Channels(tuple(members)) if members else None
 
 
 def stop_spool(config: Settings) -> StopSpool | None:

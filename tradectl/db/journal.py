@@ -12,9 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, insert, inspect, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tradectl.db.models import LIVE_POSITION_STATUSES, Alert, Cycle, Event, Position, utcnow
+from tradectl.performance import ClosedTrade
 from tradectl.views import AlertView, CycleView, EventView, PositionView
 
 # Every kind of event tradectl records: `log --kind` accepts these (a test keeps the list in step
@@ -107,6 +108,44 @@ class Journal:
             Position.closed_at >= since, Position.realized_pl.is_not(None)))
         return sum((v for v in values if v is not None), Decimal(0))
 
+    # -- the trading report ------------------------------------------------------------------
+
+    def closed_trades(self, since: datetime | None, until: datetime | None) -> list[ClosedTrade]:
+        """Positions that held shares and are closed with a realized P&L, closed in
+        [since, until), in the order they closed. The initial stop is the one the position was
+        opened with (its position_created event), whatever became of the bracket since."""
+        opened = aliased(Event)
+        query = (select(Position, opened.details).outerjoin(opened, and_(
+            opened.position_id == Position.id, opened.kind == "position_created"))
+            .where(Position.status == "closed", Position.realized_pl.is_not(None),
+                   Position.filled_avg_price.is_not(None), Position.exit_price.is_not(None),
+                   Position.closed_at.is_not(None)))
+        if since is not None:
+            query = query.where(Position.closed_at >= since)
+        if until is not None:
+            query = query.where(Position.closed_at < until)
+        trades = {}
+        for p, details in self._session.execute(query.order_by(Position.closed_at,
+                                                               Position.id)):
+            stop = details.get("stop") if isinstance(details, dict) else None
+            assert p.filled_avg_price is not None and p.exit_price is not None
+            assert p.realized_pl is not None and p.closed_at is not None
+            trades[p.id] = ClosedTrade(
+                p.id, p.symbol, p.side, p.filled_qty or p.qty, p.filled_avg_price, p.exit_price,
+                Decimal(stop) if isinstance(stop, str) else p.stop_loss, p.realized_pl,
+                p.close_reason or "unknown", p.created_at, p.closed_at)
+        return list(trades.values())
+
+    def stops_pulled(self, since: datetime | None, until: datetime | None) -> list[datetime]:
+        """When each emergency stop (halt, or the loss limit) latched its cycle."""
+        query = select(Cycle.stopped_at).where(Cycle.stopped_at.is_not(None))
+        if since is not None:
+            query = query.where(Cycle.stopped_at >= since)
+        if until is not None:
+            query = query.where(Cycle.stopped_at < until)
+        return [at for at in self._session.scalars(query.order_by(Cycle.stopped_at))
+                if at is not None]
+
     # -- events ----------------------------------------------------------------------------
 
     def record(
@@ -141,21 +180,24 @@ class Journal:
 
     # -- the alerts outbox -----------------------------------------------------------------
 
-    def queue_alert(self, kind: str, subject: str, body: str, recipients: str,
-                    cycle_id: int | None) -> None:
-        self._session.add(Alert(kind=kind, subject=subject, body=body, cycle_id=cycle_id,
+    def queue_alert(self, kind: str, subject: str, body: str, *, channel: str, recipients: str,
+                    cycle_id: int | None, facts: dict[str, Any] | None = None) -> None:
+        self._session.add(Alert(kind=kind, channel=channel, subject=subject, body=body,
+                                facts=_jsonable(facts) if facts else None, cycle_id=cycle_id,
                                 recipients=recipients, status="pending", attempts=0))
 
-    def pending_alerts(self) -> list[AlertView]:
-        alerts = self._session.scalars(
-            select(Alert).where(Alert.status == "pending").order_by(Alert.id))
-        return [AlertView(a.id, a.created_at, a.subject, a.status, a.attempts, a.last_error)
-                for a in alerts]
+    def pending_alerts(self, channel: str | None = None) -> list[AlertView]:
+        """Every channel's pending alerts, or one channel's; oldest first."""
+        query = select(Alert).where(Alert.status == "pending")
+        if channel is not None:
+            query = query.where(Alert.channel == channel)
+        return [AlertView(a.id, a.created_at, a.subject, a.status, a.attempts, a.last_error,
+                          a.channel) for a in self._session.scalars(query.order_by(Alert.id))]
 
-    def claim_alerts(self, now: datetime, lease: timedelta) -> list[Alert]:
-        """Pending alerts nobody is sending (or whose sender outlived its lease), oldest first,
-        claimed until `now + lease`; each claim counts as an attempt."""
-        claimable = (Alert.status == "pending") & (
+    def claim_alerts(self, channel: str, now: datetime, lease: timedelta) -> list[Alert]:
+        """A channel's pending alerts nobody is sending (or whose sender outlived its lease),
+        oldest first, claimed until `now + lease`; each claim counts as an attempt."""
+        claimable = (Alert.status == "pending") & (Alert.channel == channel) & (
             Alert.claimed_until.is_(None) | (Alert.claimed_until < now))
         alerts = list(self._session.scalars(
             select(Alert).where(claimable).order_by(Alert.id).with_for_update(skip_locked=True)))

@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Head of the migration chain. Start-up compares it with the stored revision without importing
 # Alembic; tests/db/test_db.py checks it against alembic/versions.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0006"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -158,10 +158,11 @@ class Event(Base):
 
 
 class Alert(Base):
-    """Outbox of e-mail alerts: written in the same breath as the decision, sent after, retried
-    until sent (a failed send never fails the stop). A sender claims rows until `claimed_until`
-    and sends them with no transaction open; a claim that outlives its lease (the sender died)
-    is taken again, so a mail may go twice but is never lost."""
+    """Outbox of alerts, one row per alert and channel: written in the same breath as the
+    decision, sent after, retried until sent (a failed send never fails the stop), each channel
+    on its own. A sender claims rows until `claimed_until` and sends them with no transaction
+    open; a claim that outlives its lease (the sender died) is taken again, so an alert may go
+    twice but is never lost."""
 
     __tablename__ = "alerts"
 
@@ -169,8 +170,12 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
     kind: Mapped[str] = mapped_column(String(32))
+    # the channel's name ("e-mail", "webhook"); `recipients` says who, never a secret
+    channel: Mapped[str] = mapped_column(String(16), default="e-mail", server_default="e-mail",
+                                         index=True)
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what a webhook carries
     recipients: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # or sent
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,7 +2,7 @@
 
 Decimals follow their annotation (views.Price on the tick, views.Money with at least cents,
 views.Quantity as whole shares where whole); other Decimals keep their exact text; times are
-ISO-8601 in UTC.
+ISO-8601, times in UTC (dates too).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 import types
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
@@ -34,6 +34,8 @@ def plain(value: Any, kind: str | None = None) -> Any:
         return _FORMATS.get(kind or "", _exact)(value)
     if isinstance(value, datetime):  # ISO-8601 in UTC, `Z` for the zone
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from tradectl.broker import Account, Broker, Clock
-from tradectl.config import LIVE_BASE_URL, PAPER_BASE_URL, Settings, mask_secret
+from tradectl.config import LIVE_BASE_URL, PAPER_BASE_URL, Settings, mask_secret, mask_url
 from tradectl.db.models import HEAD_REVISION
 from tradectl.errors import (
     BrokerError,
@@ -52,6 +52,7 @@ class Configuration:
     api_key: str
     secret_key: Literal["set", "not set"]
     env_file: str | None
+    alert_webhook_url: str = "(not set)"  # scheme and host only: the rest is the hook's token
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def check_alpaca(
 ) -> CheckReport:
     """Every check, in the order shown. `env_file` is the .env the CLI reads (it may not exist);
     the database is the one `config.database_url` names."""
-    checks = [*_configuration_checks(config), _env_file_check(env_file)]
+    checks = [*_configuration_checks(config), _env_file_check(env_file), _alerts_check(config)]
     account = clock = trade = None
     if broker is None:
         checks += [Check(name, "fail", "not checked: no Alpaca keys", NOT_ENABLED_FIX)
@@ -105,7 +106,7 @@ def check_alpaca(
     configuration = Configuration(
         config.trading_mode, config.alpaca_base_url, config.alpaca_data_url,
         mask_secret(config.alpaca_api_key), "set" if config.alpaca_secret_key else "not set",
-        str(env_file) if env_file.is_file() else None,
+        str(env_file) if env_file.is_file() else None, mask_url(config.alert_webhook_url),
     )
     return CheckReport(checks + db_checks, configuration, account, clock, trade, db_facts)
 
@@ -145,6 +146,26 @@ def _base_url_check(config: Settings) -> Check:
                      f"with TRADING_MODE={config.trading_mode}",
                      "unset ALPACA_BASE_URL (it follows TRADING_MODE) or make the two agree")
     return Check("base URLs", "pass", urls)
+
+
+def _alerts_check(config: Settings) -> Check:
+    """Where an emergency stop's alert goes. Nothing is sent here (this command only reads):
+    `tradectl alert test` sends a test alert."""
+    channels = []
+    if config.smtp_host and config.alert_email_to:
+        channels.append(f"e-mail to {', '.join(config.alert_email_to)} via "
+                        f"{config.smtp_host}:{config.smtp_port}")
+    if config.alert_webhook_url:
+        channels.append(f"webhook {mask_url(config.alert_webhook_url)}")
+    half = bool(config.smtp_host) != bool(config.alert_email_to)
+    if half:
+        missing = "ALERT_EMAIL_TO" if config.smtp_host else "SMTP_HOST"
+        return Check("alerts", "warn", f"e-mail half configured: {missing} not set" + (
+            f"; {'; '.join(channels)}" if channels else ""), f"set {missing}")
+    if not channels:  # a choice, not a fault: trading works without alerts
+        return Check("alerts", "pass", "none configured: an emergency stop alerts nobody (set "
+                     "SMTP_HOST and ALERT_EMAIL_TO, or ALERT_WEBHOOK_URL)")
+    return Check("alerts", "pass", "; ".join(channels) + " (`tradectl alert test` sends one)")
 
 
 def _env_file_check(path: Path) -> Check:

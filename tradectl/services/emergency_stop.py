@@ -23,12 +23,15 @@ from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import OfflineStop, StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
-from tradectl.notify import Channel, Notice
+from tradectl.formats import cents
+from tradectl.notify import Channels
 from tradectl.services.alerts import (
     NOT_CONFIGURED,
     deliver_pending,
     delivery_summary,
+    direct_summary,
     queue_alert,
+    send_directly,
 )
 from tradectl.services.flatten import Flattening, flatten_account
 from tradectl.services.gate import GATE_WAIT_SECONDS
@@ -87,7 +90,7 @@ class _Latch:
 
 
 def emergency_stop(
-    db: Database, broker: Broker | None, channel: Channel | None, reason: str, *,
+    db: Database, broker: Broker | None, channel: Channels | None, reason: str, *,
     spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
     fallback_deadline: float = 60.0,
 ) -> HaltReport:
@@ -215,7 +218,7 @@ def _cancel_still_working(broker: Broker, orders: list[Order] | None,
 
 
 def _record(db: Database, report: HaltReport, answers: BrokerAnswers,
-            channel: Channel | None) -> tuple[HaltReport, bool]:
+            channel: Channels | None) -> tuple[HaltReport, bool]:
     """Write what the broker said about every live position, then report from those rows and
     queue the alert in the same transaction."""
     book = OrderBook.of(answers.orders or [])
@@ -251,7 +254,8 @@ def _record(db: Database, report: HaltReport, answers: BrokerAnswers,
         journal.record_many(events)
         report = _with_symbols(report, symbols)
         queued = queue_alert(journal, channel, "emergency_stop", alert_subject(report),
-                             alert_body(report), cycle_id=report.cycle_id)
+                             alert_body(report), cycle_id=report.cycle_id,
+                             facts=alert_facts(report))
         journal.commit()
     return report, queued
 
@@ -267,7 +271,7 @@ def _with_symbols(report: HaltReport, symbols: list[SymbolReport]) -> HaltReport
 
 
 def _close_locally(db: Database, report: HaltReport,
-                   channel: Channel | None) -> tuple[HaltReport, bool]:
+                   channel: Channels | None) -> tuple[HaltReport, bool]:
     symbols: list[SymbolReport] = []
     with db.transaction() as journal:
         for position in journal.live_positions():
@@ -276,7 +280,8 @@ def _close_locally(db: Database, report: HaltReport,
             symbols.append(SymbolReport(position.symbol, "closed_locally", (position.id,)))
         report = replace(report, symbols=tuple(symbols))
         queued = queue_alert(journal, channel, "emergency_stop", alert_subject(report),
-                             alert_body(report), cycle_id=report.cycle_id)
+                             alert_body(report), cycle_id=report.cycle_id,
+                             facts=alert_facts(report))
         journal.commit()
     return report, queued
 
@@ -306,10 +311,11 @@ def _unrecorded(report: HaltReport, answers: BrokerAnswers, error: str,
     return replace(report, symbols=tuple(symbols), notes=tuple(notes), database_error=error)
 
 
-def _alerted(db: Database, channel: Channel | None, report: HaltReport,
+def _alerted(db: Database, channel: Channels | None, report: HaltReport,
              queued: bool) -> HaltReport:
-    """Deliver the queued alert, or send it directly when the database could not queue it."""
-    if channel is None:
+    """Deliver the queued alert, or send it directly to every channel when the database could
+    not queue it."""
+    if not channel:
         return replace(report, alert=NOT_CONFIGURED)
     if queued:
         try:
@@ -318,9 +324,9 @@ def _alerted(db: Database, channel: Channel | None, report: HaltReport,
             return replace(report, alert=f"queued; not sent yet ({err.message})")
     if report.database_error is None:
         return report
-    error = channel.send([Notice(0, alert_subject(report), alert_body(report))]).get(0)
-    return replace(report, alert="sent directly (the database could not queue it)"
-                   if error is None else f"NOT SENT ({error}); the database could not queue it")
+    results = send_directly(channel, alert_subject(report), alert_body(report),
+                            kind="emergency_stop", facts=alert_facts(report))
+    return replace(report, alert=f"{direct_summary(results)} (the database could not queue it)")
 
 
 def alert_subject(report: HaltReport) -> str:
@@ -328,6 +334,24 @@ def alert_subject(report: HaltReport) -> str:
     outcome = f"{failed} FAILED" if failed or report.broker_error else "all closed or closing"
     unrecorded = " - NOT RECORDED" if report.database_error else ""
     return f"EMERGENCY STOP - trading halted: {outcome}{unrecorded}"
+
+
+def alert_facts(report: HaltReport) -> dict[str, Any]:
+    """The stop's figures as a webhook carries them beside the text."""
+    return {
+        "reason": report.reason, "cycle_id": report.cycle_id,
+        "stopped_at": report.stopped_at.isoformat(), "already_stopped": report.already_stopped,
+        "symbols": [{"symbol": s.symbol, "state": s.state, "external": s.external,
+                     "close_order_id": s.close_order_id, "error": s.error}
+                    for s in report.symbols],
+        "equity": _text(report.equity), "day_pnl": _text(report.day_pnl),
+        "broker_error": report.broker_error, "database_error": report.database_error,
+        "notes": list(report.notes),
+    }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else cents(value)
 
 
 def alert_body(report: HaltReport) -> str:

@@ -20,6 +20,7 @@ from tradectl.errors import (
     BrokerUnreachable,
     CycleStoppedError,
     DatabaseError,
+    InputError,
     RefusedError,
 )
 from tradectl.formats import price_text
@@ -27,9 +28,12 @@ from tradectl.market import trading_day_start
 from tradectl.risk import (
     BookState,
     RiskLimits,
+    RiskSizing,
+    RuleCheck,
     applicable_baseline,
     check_bracket_against_base,
-    pre_trade_refusal,
+    pre_trade_checks,
+    size_by_risk,
     trade_exposure,
 )
 from tradectl.services.gate import trading_gate
@@ -49,6 +53,7 @@ class OpenQuote:
     risk: Decimal
     account: Account | None
     positions: tuple[BrokerPosition, ...] = ()
+    sizing: RiskSizing | None = None  # `--risk`: how the quantity was found
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,34 @@ class OpenOutcome:
     warnings: tuple[str, ...] = ()
 
 
-def quote_open(db: Database, reads: PreTradeReads) -> OpenQuote:
-    """Wait for the pre-trade reads and check the bracket against the market."""
+def quote_open(db: Database | None, reads: PreTradeReads,
+               risk_budget: Decimal | None = None) -> OpenQuote:
+    """Wait for the pre-trade reads and check the bracket against the market. With a
+    `risk_budget` (`open --risk`) the quantity is sized from the price now known. A failed read
+    is logged unless `db` is None (a dry run writes nothing)."""
     spec = reads.spec
     try:
         facts = reads.facts()
     except BrokerError as err:
-        with db.transaction() as journal:  # nothing was sent; say why nothing was
-            journal.record("broker_error",
-                           f"{spec.symbol}: pre-trade checks could not read Alpaca: {err.message}",
-                           details={"http_status": err.status, **_spec_details(spec)})
-            journal.commit()
+        if db is not None:
+            with db.transaction() as journal:  # nothing was sent; say why nothing was
+                journal.record("broker_error", f"{spec.symbol}: pre-trade checks could not "
+                               f"read Alpaca: {err.message}",
+                               details={"http_status": err.status, **_spec_details(spec)})
+                journal.commit()
         raise
     if spec.entry is None and facts.base_price is not None:
         check_bracket_against_base(spec, facts.base_price, base_name="the last trade")
+    sizing = None
+    if risk_budget is not None:
+        if facts.base_price is None:
+            raise InputError("--risk needs a price to size the trade: pass --entry, or set "
+                             "the Alpaca keys so that the last trade can be read")
+        sizing = size_by_risk(risk_budget, facts.base_price, spec.stop)
+        spec = replace(spec, qty=sizing.qty)
     notional, risk = trade_exposure(spec, facts.base_price)
-    return OpenQuote(spec, facts.base_price, notional, risk, facts.account, facts.positions)
+    return OpenQuote(spec, facts.base_price, notional, risk, facts.account, facts.positions,
+                     sizing)
 
 
 def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
@@ -124,17 +141,11 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
                  *, broker_backed: bool) -> tuple[int, BracketRequest]:
     """Refuse (and log why) or store the pending position, committed before any order is sent."""
     spec = quote.spec
+    if spec.qty <= 0:  # `--risk` sizes it in quote_open; nothing may go out unsized
+        raise InputError(f"no quantity for {spec.symbol}: pass --qty or --risk")
     with db.transaction() as journal:
         cycle = journal.current_cycle()
-        refusal: RefusedError | None = None
-        if cycle.status != "active":
-            refusal = CycleStoppedError(
-                stopped_message(cycle), rule="cycle_stopped",
-                figures={"cycle_id": str(cycle.id)}, hint="`tradectl resume --reason ...`")
-        elif verdict := pre_trade_refusal(spec, quote.base_price,
-                                          _book(journal, cycle, quote, broker_backed), limits):
-            refusal = RefusedError(f"refused by {verdict.rule}: {verdict.message}",
-                                   rule=verdict.rule, figures=verdict.figures)
+        _, refusal = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed)
         if refusal is not None:
             journal.record("refused", f"{spec.symbol}: {refusal.message}", cycle_id=cycle.id,
                            details={"rule": refusal.rule, "figures": refusal.figures,
@@ -152,12 +163,37 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
                        f"{spec.side} {spec.qty} {spec.symbol} {entry}, stop "
                        f"{price_text(spec.stop)}, target {price_text(spec.target)}",
                        cycle_id=cycle.id, position_id=position.id,
-                       details={**_spec_details(spec), "base_price": quote.base_price})
+                       details={**_spec_details(spec), "base_price": quote.base_price,
+                                "risk_budget": quote.sizing.budget if quote.sizing else None})
         journal.commit()
         return position.id, request
 
 
-def _book(journal: Journal, cycle: Cycle, quote: OpenQuote, broker_backed: bool) -> BookState:
+def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: RiskLimits, *,
+               broker_backed: bool) -> tuple[list[RuleCheck], RefusedError | None]:
+    """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
+    failed rule makes, if any. Reads only: `open` and its dry run judge alike."""
+    checks = pre_trade_checks(quote.spec, quote.base_price,
+                              _book(journal, cycle, quote, broker_backed), limits)
+    if cycle is not None and cycle.status != "active":
+        message = stopped_message(cycle)
+        return ([RuleCheck("cycle_stopped", False, message, {"cycle_id": str(cycle.id)}),
+                 *checks],
+                CycleStoppedError(message, rule="cycle_stopped",
+                                  figures={"cycle_id": str(cycle.id)},
+                                  hint="`tradectl resume --reason ...`"))
+    state = f"cycle {cycle.id} is active" if cycle else "no cycle yet: the first one starts now"
+    checks.insert(0, RuleCheck("cycle_stopped", True, state,
+                               {"cycle_id": str(cycle.id)} if cycle else {}))
+    failed = next((c for c in checks if not c.passed), None)
+    if failed is None:
+        return checks, None
+    return checks, RefusedError(f"refused by {failed.rule}: {failed.message}", rule=failed.rule,
+                                figures=failed.figures)
+
+
+def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
+          broker_backed: bool) -> BookState:
     """A broker-backed open counts the rows sent to a broker and the broker's own positions;
     an open without keys counts the rows recorded locally."""
     live = [p for p in journal.live_positions()
@@ -176,7 +212,8 @@ def _book(journal: Journal, cycle: Cycle, quote: OpenQuote, broker_backed: bool)
         unknown_symbols=frozenset(p.symbol for p in live if outcome_unknown(p)),
         untracked=tuple((p.symbol, abs(p.qty)) for p in quote.positions
                         if p.symbol not in tracked),
-        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow()),
+        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow())
+        if cycle is not None else None,
     )
 
 

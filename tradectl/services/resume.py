@@ -11,7 +11,7 @@ from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.errors import InputError, RefusedError
 from tradectl.formats import dollars
-from tradectl.notify import Channel
+from tradectl.notify import Channels
 from tradectl.risk import loss_limit_reached
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.gate import trading_gate
@@ -30,7 +30,7 @@ class ResumeReport:
 
 
 def resume_trading(
-    db: Database, broker: Broker | None, channel: Channel | None, reason: str, *,
+    db: Database, broker: Broker | None, channel: Channels | None, reason: str, *,
     daily_loss_limit: Decimal, force: bool = False,
 ) -> ResumeReport:
     reason = reason.strip()

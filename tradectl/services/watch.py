@@ -25,7 +25,7 @@ from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, RefusedError
 from tradectl.formats import dollars
-from tradectl.notify import Channel
+from tradectl.notify import Channels
 from tradectl.risk import (
     applicable_baseline,
     loss_limit_reached,
@@ -100,7 +100,7 @@ class Watcher:
     this cycle, the last orders window, and the database's health (faults to record once it is
     back, and when to try it again)."""
 
-    def __init__(self, db: Database, broker: Broker | None, channel: Channel | None, *,
+    def __init__(self, db: Database, broker: Broker | None, channel: Channels | None, *,
                  daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
                  driver_lock: NamedLock | None = None) -> None:
@@ -369,7 +369,7 @@ def _with_market(position: Position, market: dict[str, BrokerPosition]) -> Posit
 
 
 @contextmanager
-def watching(db: Database, broker: Broker | None, channel: Channel | None, *,
+def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              daily_loss_limit: Decimal, interval: float, read_only: bool,
              spool: StopSpool | None = None,
              gate_wait: float = GATE_WAIT_SECONDS) -> Iterator[Watcher]:

@@ -1,0 +1,43 @@
+"""The dry runs' services on the in-process fakes: they read (never inside a transaction), they
+never write to the broker, the database or an alert channel."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.fakes.broker import FakeBroker, FakeChannel
+from tests.services.conftest import LIMITS
+from tests.support.db import orm_session
+from tradectl.broker import BracketRequest
+from tradectl.db.models import Alert, Cycle, Event, Position
+from tradectl.db.session import Database
+from tradectl.notify import Channels
+from tradectl.services.halt_preview import preview_halt
+from tradectl.services.open_position import place_open, quote_open
+from tradectl.services.open_preview import preview_open
+from tradectl.services.pre_trade import send_pre_trade_reads
+
+READS = {"account", "list_positions", "list_orders", "clock", "latest_trade_price"}
+
+
+def rows(db: Database) -> list[int]:
+    with orm_session(db) as session:
+        return [session.query(model).count() for model in (Cycle, Position, Event, Alert)]
+
+
+def test_the_previews_only_read(db: Database, broker: FakeBroker, channel: FakeChannel,
+                                channels: Channels) -> None:
+    spec = BracketRequest("AAPL", "buy", 0, Decimal(145), Decimal(160), None, "day")
+    place_open(db, broker, LIMITS, quote_open(db, send_pre_trade_reads(
+        broker, BracketRequest("MSFT", "buy", 2, Decimal(390), Decimal(420), None, "day"))))
+    before, calls = rows(db), len(broker.calls)
+    quote = quote_open(None, send_pre_trade_reads(broker, spec), risk_budget=Decimal(100))
+    opened = preview_open(db, broker, LIMITS, quote, trading_mode="paper")
+    halted = preview_halt(db, broker, channels, "checking", trading_mode="paper")
+    assert set(broker.calls[calls:]) <= READS
+    assert rows(db) == before and channel.sent == []
+    # 100 / |150 - 145| = 20 shares; the book holds MSFT, not AAPL
+    assert opened.plan.qty == 20 and opened.exit_code == 0
+    assert opened.requests[0].body is not None and opened.requests[0].body["qty"] == "20"
+    assert [p.symbol for p in halted.plan.positions] == ["MSFT"]
+    assert halted.plan.alerts == ("e-mail to trader@example.test",)

@@ -1,0 +1,124 @@
+"""Rendering of every `--dry-run`: the shared envelope (the rules, the requests, the notes, the
+verdict) around each command's own plan, drawn by the section registered for its type below.
+With --json, the DryRun as one object."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tradectl.render import dollars, money, price_text, quantity, stdout
+from tradectl.render.json import plain, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tradectl.services.dry_run import DryRun
+    from tradectl.services.halt_preview import HaltPlan
+    from tradectl.services.open_preview import OpenPlan
+
+
+def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
+    if as_json:
+        print_json(report)
+        return
+    from rich.markup import escape
+
+    console = stdout()
+    console.print(f"[bold cyan]DRY RUN[/] of `{report.command}` ({report.trading_mode}): "
+                  "nothing was written or sent")
+    _SECTIONS[type(report.plan).__name__](console, report.plan)
+    if report.checks:
+        console.print("rules")
+        width = max(len(c.rule) for c in report.checks)
+        for check in report.checks:
+            mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+            console.print(f"  {mark} {check.rule:<{width}}  {escape(check.message)}")
+    for request in report.requests:
+        console.print(f"request  {request.method} {escape(request.url)}")
+        if request.body is not None:
+            body = json.dumps(plain(request.body), indent=2)
+            console.print("\n".join(f"         {line}" for line in body.splitlines()),
+                          markup=False)
+    for note in report.notes:
+        console.print(f"note: {escape(note)}")
+    code = int(report.exit_code)
+    if report.refusal:
+        console.print(f"verdict  [red bold]{escape(report.refusal)}[/] (exit {code})")
+    elif code:
+        console.print(f"verdict  [red bold]the real command would fail[/] (exit {code})")
+    else:
+        console.print(f"verdict  [green bold]would go ahead[/] (exit {code})")
+
+
+def _open_section(console: Console, plan: OpenPlan) -> None:
+    entry = f"limit {money(plan.entry)}" if plan.entry is not None else "at market"
+    console.print(f"order    {plan.side} {plan.qty} {plan.symbol} {entry}, stop "
+                  f"{money(plan.stop)}, target {money(plan.target)} ({plan.time_in_force})")
+    base = price_text(plan.base_price) if plan.base_price is not None else "unknown"
+    console.print(f"price    {base} ({plan.base_source})")
+    if plan.sizing is not None:
+        from tradectl.render.open import sizing_text
+
+        console.print(f"sized    by --risk: {sizing_text(plan.sizing)}")
+    console.print(f"exposure notional {dollars(plan.notional)}, risk {dollars(plan.risk)}")
+    if plan.equity is not None:
+        console.print(f"account  equity {dollars(plan.equity)}, buying power "
+                      f"{dollars(plan.buying_power)}, day P&L {dollars(plan.day_pnl)}; "
+                      f"{plan.broker_positions} position(s) at Alpaca")
+    cycle = (f"{plan.cycle_id} {plan.cycle_status}" if plan.cycle_id is not None
+             else "none yet (the first open starts one)")
+    console.print(f"cycle    {cycle}")
+
+
+def _halt_section(console: Console, plan: HaltPlan) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    cycle = f"cycle {plan.cycle_id}" if plan.cycle_id is not None else "a first cycle"
+    again = " (already stopped: the stop would retry what is left)" if plan.already_stopped \
+        else ""
+    console.print(f"latch    {cycle} would be stopped{again}: {escape(plan.reason)}")
+    if plan.spooled_stops:
+        console.print(f"spool    {plan.spooled_stops} stop(s) made without the database would "
+                      "be recorded first")
+    console.print(f"cancel   {len(plan.orders)} order(s) working at Alpaca")
+    if plan.orders:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        for column in ("symbol", "order", "type", "side", "qty", "price", "status", "whose"):
+            table.add_column(column)
+        for o in plan.orders:
+            table.add_row(o.symbol, o.id[:8], ("leg " if o.leg else "") + o.type, o.side,
+                          quantity(o.qty), money(o.price), o.status,
+                          "tradectl" if o.tracked else "external")
+        console.print(table)
+    console.print(f"close    {len(plan.positions)} position(s) held at Alpaca")
+    if plan.positions:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        for column in ("symbol", "side", "qty", "last", "market value", "unrealized P&L",
+                       "whose"):
+            table.add_column(column)
+        for p in plan.positions:
+            whose = ("position " + ", ".join(f"#{i}" for i in p.position_ids)
+                     if p.position_ids else "external")
+            table.add_row(p.symbol, p.side, quantity(p.qty), money(p.last_price),
+                          dollars(p.market_value), dollars(p.unrealized_pl), whose)
+        console.print(table)
+    if plan.entries_to_cancel:
+        console.print(f"entries  {', '.join(plan.entries_to_cancel)}: entry still working, "
+                      "cancelled on its own if the close-all leaves it")
+    if plan.closed_locally:
+        console.print(f"local    {', '.join(plan.closed_locally)}: recorded without a broker, "
+                      "closed in the database only")
+    if plan.equity is not None:
+        market = {True: "open", False: "closed", None: "unknown"}[plan.market_open]
+        console.print(f"account  equity {dollars(plan.equity)}, day P&L "
+                      f"{dollars(plan.day_pnl)}; market {market}")
+    console.print("alerts   " + (escape("; ".join(plan.alerts)) if plan.alerts else "none"))
+
+
+_SECTIONS: dict[str, Callable[[Console, Any], None]] = {
+    "OpenPlan": _open_section,
+    "HaltPlan": _halt_section,
+}

@@ -1,0 +1,126 @@
+"""Rendering for `tradectl report`: the closed trades, the totals per day with the period's under
+them, and a bar chart of daily realized P&L (green gains, red losses); or one JSON object; or
+the trade rows as CSV."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import TYPE_CHECKING
+
+from tradectl.formats import CENT, cents, dollars, price_text, quantity_text
+from tradectl.market import MARKET_TZ
+from tradectl.performance import bar_lengths
+from tradectl.render import stdout
+from tradectl.render.json import print_json
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from tradectl.performance import Performance, Totals
+
+BAR_WIDTH = 24  # characters on each side of the axis
+CSV_COLUMNS = ("position_id", "symbol", "side", "qty", "entry", "exit", "realized_pl",
+               "initial_risk", "r_multiple", "close_reason", "opened_at", "closed_at",
+               "held_seconds", "day")
+
+
+def trading_report_view(report: Performance, as_json: bool) -> None:
+    if as_json:
+        print_json(report)
+        return
+    from rich.table import Table
+
+    console = stdout()
+    console.print(f"[bold]trading report[/] {report.since} to {report.until} "
+                  "(New York trading days)")
+    if not report.trades and not report.days:
+        console.print("no closed trades and no stops in this period")
+        return
+    if report.trades:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        for column in ("closed (NY)", "symbol", "side", "qty", "entry", "exit", "P&L", "R",
+                       "closed by", "held"):
+            table.add_column(column, justify="right" if column in (
+                "qty", "entry", "exit", "P&L", "R", "held") else "left")
+        for row in report.trades:
+            t = row.trade
+            table.add_row(f"{t.closed_at.astimezone(MARKET_TZ):%Y-%m-%d %H:%M}", t.symbol,
+                          t.side, quantity_text(t.qty), price_text(t.entry), price_text(t.exit),
+                          _signed(t.realized_pl),
+                          "-" if row.r_multiple is None else f"{row.r_multiple:+}",
+                          t.close_reason, held_text(row.held_seconds))
+        console.print(table)
+    console.print()
+    console.print("totals (dollars)")
+    totals = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 1))
+    for column in ("day", "trades", "win %", "avg win", "avg loss", "expect", "avg R",
+                   "best", "worst", "P&L", "max DD", "stops"):
+        totals.add_column(column, justify="left" if column == "day" else "right", no_wrap=True)
+    for day in report.days:
+        totals.add_row(str(day.day), *_totals_cells(day.totals))
+    totals.add_row("[bold]period[/]", *(f"[bold]{c}[/]" for c in _totals_cells(report.period)))
+    console.print(totals)
+    console.print()
+    _chart(report)
+
+
+def _totals_cells(t: Totals) -> list[str]:
+    """Plain amounts (the header says dollars): the table must fit a terminal."""
+    return [str(t.trades), "-" if t.win_rate is None else f"{t.win_rate}",
+            _amount(t.average_win), _amount(t.average_loss), _amount(t.expectancy),
+            "-" if t.average_r is None else f"{t.average_r}", _amount(t.best),
+            _amount(t.worst), _amount(t.realized_pl), _amount(-t.max_drawdown),
+            str(t.stops_pulled)]
+
+
+def _chart(report: Performance) -> None:
+    """One bar a day: losses to the left of the axis in red, gains to the right in green."""
+    console = stdout()
+    console.print("daily realized P&L")
+    values = [d.totals.realized_pl for d in report.days]
+    for day, value, length in zip(report.days, values, bar_lengths(values, BAR_WIDTH),
+                                  strict=True):
+        left = f"[red]{'█' * length}[/]" if value < 0 else ""
+        right = f"[green]{'█' * length}[/]" if value > 0 else ""
+        pad_left = " " * (BAR_WIDTH - (length if value < 0 else 0))
+        pad_right = " " * (BAR_WIDTH - (length if value > 0 else 0))
+        colour = "green" if value > 0 else "red" if value < 0 else "dim"
+        console.print(f"{day.day}  {pad_left}{left}│{right}{pad_right}  "
+                      f"[{colour}]{_signed(value)}[/]")
+
+
+def report_csv(report: Performance) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report.trades:
+        t = row.trade
+        writer.writerow([t.position_id, t.symbol, t.side, quantity_text(t.qty),
+                         price_text(t.entry), price_text(t.exit), cents(t.realized_pl),
+                         cents(row.initial_risk),
+                         "" if row.r_multiple is None else str(row.r_multiple),
+                         t.close_reason, t.opened_at.isoformat(), t.closed_at.isoformat(),
+                         row.held_seconds, row.day.isoformat()])
+    sys.stdout.flush()
+
+
+def held_text(seconds: int) -> str:
+    """3d 4h, 2h 05m, 7m 30s."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s"
+
+
+def _amount(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value.quantize(CENT) + 0:,}"
+
+
+def _signed(value: Decimal | None) -> str:
+    if value is None:
+        return "-"
+    return ("+" if value > 0 else "") + dollars(value)

@@ -1,0 +1,39 @@
+"""`--dry-run`: a command run up to its first write. It validates, makes its reads (broker and
+database), judges the risk rules with their figures and describes the exact requests it would
+send (`Broker.*_request`: method, URL, body; never the keys), then stops. Nothing is written to
+the database and nothing is sent to the broker or to an alert channel.
+
+Every command's preview returns the same envelope, `DryRun`, around its own `plan` (what it
+would do: `OpenPlan`, `HaltPlan`, ...), so one renderer draws them all and a new command plugs
+in by writing its plan and its preview (see README, "Dry runs").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from tradectl.broker import BrokerRequest
+from tradectl.errors import ExitCode
+from tradectl.risk import RuleCheck
+
+P = TypeVar("P")
+
+# A dry run makes no client_order_id: the real command makes a new one when it writes ahead.
+CLIENT_ORDER_ID_PLACEHOLDER = "tradectl-<new id, made when the order is written ahead>"
+
+
+@dataclass(frozen=True)
+class DryRun(Generic[P]):
+    """What `command` would do. `exit_code` is the one the real command would exit with:
+    3 when a rule refuses, 4 when the broker could not be read, 5 the database."""
+
+    command: str
+    trading_mode: str
+    plan: P
+    checks: tuple[RuleCheck, ...] = ()
+    requests: tuple[BrokerRequest, ...] = ()
+    refusal: str | None = None  # the first rule that refuses, in the real command's words
+    notes: tuple[str, ...] = ()
+    exit_code: ExitCode = ExitCode.OK
+    dry_run: bool = True  # for the JSON reader: nothing was written or sent
