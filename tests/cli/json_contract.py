@@ -52,13 +52,14 @@ ACCOUNT = closed(
     trading_blocked=maybe(BOOL), account_blocked=maybe(BOOL),
     trade_suspended_by_user=maybe(BOOL), day_pnl=MONEY)
 
+SIZING = closed(budget=MONEY, price=PRICE, stop=PRICE, per_share=PRICE, qty=INT, risk=MONEY)
 OPEN = closed(
     {**FAILURE_FIELDS, **FAILURE_FACTS},
     **{name: POSITION["properties"][name] for name in (
         "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss", "take_profit",
         "time_in_force", "status", "client_order_id", "alpaca_order_id", "alpaca_status",
         "alpaca_error", "filled_qty", "filled_avg_price")},
-    position_id=INT, warnings=listing(TEXT), exit_code=INT)
+    position_id=INT, sizing=maybe(SIZING), warnings=listing(TEXT), exit_code=INT)
 
 HALT_SYMBOL = closed(symbol=TEXT, state=TEXT, external=BOOL, position_ids=listing(INT),
                      cancelled_orders=INT, close_order_id=maybe(TEXT), error=maybe(TEXT))
