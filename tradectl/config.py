@@ -32,6 +32,7 @@ DEFAULTS: dict[str, str | None] = {
     "MAX_OPEN_POSITIONS": "10",
     "MAX_POSITION_NOTIONAL": "25000",
     "MAX_RISK_PER_TRADE": "500",
+    "REARM_PROTECTION": "true",
     "SMTP_HOST": None,
     "SMTP_PORT": "587",
     "SMTP_USERNAME": None,
@@ -70,6 +71,7 @@ class Settings:
     smtp_timeout: float = 10.0
     alert_email_from: str | None = None
     alert_email_to: tuple[str, ...] = ()
+    rearm_protection: bool = True  # `watch` restores a missing stop (one OCO exit order)
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
 
@@ -155,6 +157,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         smtp_timeout=_positive_number("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), "seconds"),
         alert_email_from=raw("ALERT_EMAIL_FROM"),
         alert_email_to=_addresses("ALERT_EMAIL_TO", raw("ALERT_EMAIL_TO")),
+        rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
         app_dir=app_dir,
     )
 

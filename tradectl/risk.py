@@ -92,23 +92,31 @@ def check_bracket_shape(spec: BracketRequest) -> None:
 
 def check_bracket_against_base(spec: BracketRequest, base: Decimal, *, base_name: str) -> None:
     """For a buy stop < base < target, for a sell the reverse, each at least a cent away."""
-    if spec.side == "buy":
-        if spec.stop > base - CENT:
+    check_exit_prices(spec.side, spec.stop, spec.target, base, base_name=base_name)
+
+
+def check_exit_prices(side: str, stop: Decimal, target: Decimal, base: Decimal, *,
+                      base_name: str) -> None:
+    """The exits of a position entered on `side` against a base price (the entry, or the last
+    trade): a long's stop at least a cent below it and its target at least a cent above, a
+    short's the reverse."""
+    if side == "buy":
+        if stop > base - CENT:
             raise InputError(
-                f"--stop {spec.stop} must be at least 0.01 below {base_name} {base} for a buy"
+                f"--stop {stop} must be at least 0.01 below {base_name} {base} for a buy"
             )
-        if spec.target < base + CENT:
+        if target < base + CENT:
             raise InputError(
-                f"--target {spec.target} must be at least 0.01 above {base_name} {base} for a buy"
+                f"--target {target} must be at least 0.01 above {base_name} {base} for a buy"
             )
     else:
-        if spec.stop < base + CENT:
+        if stop < base + CENT:
             raise InputError(
-                f"--stop {spec.stop} must be at least 0.01 above {base_name} {base} for a sell"
+                f"--stop {stop} must be at least 0.01 above {base_name} {base} for a sell"
             )
-        if spec.target > base - CENT:
+        if target > base - CENT:
             raise InputError(
-                f"--target {spec.target} must be at least 0.01 below {base_name} {base} for a sell"
+                f"--target {target} must be at least 0.01 below {base_name} {base} for a sell"
             )
 
 

@@ -22,6 +22,7 @@ from tradectl.broker import (
     BracketRequest,
     BrokerPosition,
     Clock,
+    OcoExitRequest,
     Order,
     SymbolOutcome,
     wire,
@@ -113,6 +114,23 @@ class FakeBroker:
             body["limit_price"] = str(request.entry)
         return wire.parse_order(self._do("submit_bracket", lambda: self.state.submit(body)))
 
+    def submit_oco_exit(self, request: OcoExitRequest) -> Order:
+        body = {
+            "symbol": request.symbol, "qty": format(request.qty, "f"), "side": request.side,
+            "type": "limit", "time_in_force": request.time_in_force, "order_class": "oco",
+            "client_order_id": request.client_order_id,
+            "take_profit": {"limit_price": str(request.target)},
+            "stop_loss": {"stop_price": str(request.stop)},
+        }
+        return wire.parse_order(self._do("submit_oco_exit", lambda: self.state.submit(body)))
+
+    def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
+                      limit_price: Decimal | None = None) -> Order:
+        body = {name: str(value) for name, value in
+                (("stop_price", stop_price), ("limit_price", limit_price)) if value is not None}
+        return wire.parse_order(
+            self._do("replace_order", lambda: self.state.replace(order_id, body)))
+
     def get_order(self, order_id: str) -> Order:
         return wire.parse_order(self._do("get_order", lambda: self.state.order_dict(
             self.state.get_order(order_id), nested=True)))
@@ -147,9 +165,9 @@ class FakeBroker:
         return wire.parse_closed_positions(
             self._do("close_all_positions", lambda: self.state.close_all(cancel_orders)))
 
-    def close_position(self, symbol: str) -> Order:
+    def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
         return wire.parse_order(
-            self._do("close_position", lambda: self.state.close_position(symbol)))
+            self._do("close_position", lambda: self.state.close_position(symbol, qty=qty)))
 
     def account(self) -> Account:
         return wire.parse_account(self._do("account", self.state.account))

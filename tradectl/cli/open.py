@@ -72,3 +72,8 @@ def open_command(
     open_outcome(outcome, as_json)
     if outcome.broker_error is not None:
         raise outcome.broker_error
+
+
+# `close` and `adjust` finish what `open` starts; registered with it (cli/__init__.py imports
+# the command modules).
+from tradectl.cli import position  # noqa: E402, F401

@@ -55,6 +55,15 @@ class Journal:
     def position(self, position_id: int) -> Position:
         return self._session.get_one(Position, position_id)
 
+    def position_for_update(self, position_id: int) -> Position:
+        """The row, locked until the transaction ends (Postgres; SQLite's BEGIN IMMEDIATE
+        already serializes writers): a decision taken on it is not raced by another process."""
+        return self._session.scalars(
+            select(Position).where(Position.id == position_id).with_for_update()).one()
+
+    def live_positions_in(self, symbol: str) -> list[Position]:
+        return [p for p in self.live_positions() if p.symbol == symbol]
+
     def add_position(self, position: Position) -> Position:
         self._session.add(position)
         self._session.flush()
@@ -82,9 +91,11 @@ class Journal:
         return (min(oldest, start) if oldest else start) - ORDERS_WINDOW_MARGIN
 
     def tracked_order_ids(self) -> set[str]:
-        """The broker orders of every live position: its entry, and its close if one was sent."""
+        """The broker orders of every live position: its entry, its close if one was sent, and
+        the exit orders protecting it."""
         rows = self._session.execute(
-            select(Position.alpaca_order_id, Position.exit_order_id)
+            select(Position.alpaca_order_id, Position.exit_order_id, Position.stop_order_id,
+                   Position.target_order_id, Position.restore_order_id)
             .where(Position.status.in_(LIVE_POSITION_STATUSES)))
         return {order_id for row in rows for order_id in row if order_id}
 
@@ -188,7 +199,8 @@ _POSITION_FIELDS = (
     "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss", "take_profit",
     "time_in_force", "status", "client_order_id", "alpaca_order_id", "alpaca_status",
     "alpaca_error", "filled_qty", "filled_avg_price", "exit_price", "realized_pl", "created_at",
-    "closed_at", "close_reason",
+    "closed_at", "close_reason", "stop_order_id", "target_order_id", "unprotected_since",
+    "protection_error",
 )
 
 
