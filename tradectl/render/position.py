@@ -41,8 +41,8 @@ def close_report(outcome: ExitOutcome, as_json: bool) -> None:
     p, console = outcome.position, stdout()
     console.print(f"[bold]CLOSE[/] #{p.id} {p.symbol} ({p.side}, {p.close_reason or 'manual'})")
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("symbol", "state", "cancelled orders", "close order", "exit price",
-                   "realized P&L", "error"):
+    for column in ("symbol", "state", "cancelled", "close order", "exit price", "P&L",
+                   "error"):
         table.add_column(column)
     table.add_row(p.symbol, f"[{_STATE_STYLE.get(outcome.state, '')}]{outcome.state}[/]",
                   str(outcome.cancelled_orders), outcome.close_order_id or "-",
