@@ -30,3 +30,12 @@ def protection_cell(p: PositionView) -> Text:
     label = {"protected": "yes", "unprotected": "UNPROTECTED"}.get(p.protection or "",
                                                                     p.protection or "-")
     return Text(label, style=PROTECTION_STYLE.get(p.protection or "", "dim"))
+
+
+def protection_mark(p: PositionView, cell: str) -> Text:
+    """A stop or target cell marked: red when held shares have none working (the note under
+    the table says why), green when Alpaca's orders show it working."""
+    from rich.text import Text
+
+    style = {"protected": "green", "unprotected": "bold red"}.get(p.protection or "", "")
+    return Text(cell, style=style)

@@ -10,7 +10,7 @@ from tradectl.formats import CENT
 from tradectl.render import STATUS_STYLE, cents, dollars, money, quantity, stdout
 from tradectl.render.check import account_document
 from tradectl.render.json import plain, print_json
-from tradectl.render.protection import exit_cells, protection_cell
+from tradectl.render.protection import exit_cells, protection_mark
 
 if TYPE_CHECKING:
     from tradectl.services.status import StatusReport
@@ -52,8 +52,7 @@ def _positions_table(report: StatusReport) -> Any:
 
     table = Table(title="positions (times UTC)", title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False)
-    for name in ("#", "symbol", "order", "entry", "stop", "target", "protected", "status", "P&L",
-                 "opened"):
+    for name in ("#", "symbol", "order", "entry", "stop", "target", "status", "P&L", "opened"):
         table.add_column(name, justify="right" if name in ("#", "P&L") else "left",
                          no_wrap=True)
     for p in report.positions:
@@ -67,13 +66,13 @@ def _positions_table(report: StatusReport) -> Any:
         stop, target = exit_cells(p) if p.is_live else (money(p.stop_loss), money(p.take_profit))
         table.add_row(
             str(p.id), Text(p.symbol), f"{p.side} {_filled(p)}",
-            entry, stop, target, protection_cell(p) if p.is_live else Text("-", style="dim"),
+            entry, protection_mark(p, stop), protection_mark(p, target),
             Text(p.status + (" !" if failing else ""), style=style), _pl(p),
             _time(p.created_at, "%m-%d %H:%M"),
         )
     for x in report.external:
         table.add_row("-", Text(x.symbol), f"{x.side} {quantity(x.qty)}",
-                      money(x.avg_entry_price), "-", "-", "-", Text("external", style="magenta"),
+                      money(x.avg_entry_price), "-", "-", Text("external", style="magenta"),
                       _signed(x.unrealized_pl) if x.unrealized_pl is not None else "-", "-")
     return table
 
