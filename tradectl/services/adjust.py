@@ -23,7 +23,13 @@ from tradectl.broker import Broker, Order
 from tradectl.db.journal import position_view
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError, ExitCode, InputError, RefusedError
+from tradectl.errors import (
+    BrokerError,
+    BrokerNotConfigured,
+    ExitCode,
+    InputError,
+    RefusedError,
+)
 from tradectl.risk import check_exit_prices
 from tradectl.services.close_position import find_position
 from tradectl.services.protection import working_exits
@@ -65,13 +71,15 @@ def adjust_position(db: Database, broker: Broker | None, ref: str, *, stop: Deci
     with db.read() as journal:
         row = find_position(journal, ref)
         position_id, since = row.id, journal.orders_window_start()
-        local = row.alpaca_status == "alpaca_disabled" or broker is None
+        local = row.alpaca_status == "alpaca_disabled"
         if row.status == "closing":
             raise RefusedError(f"{row.symbol} #{row.id} is closing: there is nothing to adjust",
                                rule="position_closing")
     if local:
         return _record_locally(db, position_id, stop, target)
-    assert broker is not None
+    if broker is None:
+        raise BrokerNotConfigured(f"{row.symbol} #{position_id} was sent to Alpaca: moving its "
+                                  "exits needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="adjust") as pool:
         orders = pool.submit(broker.list_orders, status="all", after=since)
         last = pool.submit(broker.latest_trade_price, row.symbol)
@@ -108,7 +116,8 @@ def _plan(row: Position, book: OrderBook, working_stop: Order | None,
                            rule="outcome_unknown")
     stop_now = price_of(working_stop, "stop") or row.stop_loss
     target_now = price_of(working_target, "target") or row.take_profit
-    new_stop, new_target = stop or stop_now, target or target_now
+    new_stop = stop if stop is not None else stop_now
+    new_target = target if target is not None else target_now
     check_exit_prices(row.side, new_stop, new_target, last_trade, base_name="the last trade")
     if row.status == "pending" and row.entry_price is not None:
         check_exit_prices(row.side, new_stop, new_target, row.entry_price, base_name="--entry")
@@ -179,7 +188,8 @@ def _record_locally(db: Database, position_id: int, stop: Decimal | None,
     """A local-only row (never sent to a broker): the prices change in the database only."""
     with db.transaction() as journal:
         row = journal.position_for_update(position_id)
-        new_stop, new_target = stop or row.stop_loss, target or row.take_profit
+        new_stop = stop if stop is not None else row.stop_loss
+        new_target = target if target is not None else row.take_profit
         if (row.side == "buy") != (new_stop < new_target):
             raise InputError(f"for a {row.side}, --stop ({new_stop}) must be "
                              f"{'below' if row.side == 'buy' else 'above'} --target "

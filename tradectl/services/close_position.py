@@ -21,7 +21,13 @@ from tradectl.broker import Broker, BrokerPosition, Order
 from tradectl.db.journal import Journal, position_view
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError, ExitCode, InputError, RefusedError
+from tradectl.errors import (
+    BrokerError,
+    BrokerNotConfigured,
+    ExitCode,
+    InputError,
+    RefusedError,
+)
 from tradectl.notify import Channel
 from tradectl.services.alerts import queue_alert
 from tradectl.services.orders import ENTRY_DEAD, apply_entry_order, apply_exit_order
@@ -82,10 +88,12 @@ def close_position(db: Database, broker: Broker | None, channel: Channel | None,
     with db.read() as journal:
         row = find_position(journal, ref)
         position_id, since = row.id, journal.orders_window_start()
-        local = row.alpaca_status == "alpaca_disabled" or broker is None
+        local = row.alpaca_status == "alpaca_disabled"
     if local:
         return _close_locally(db, position_id)
-    assert broker is not None
+    if broker is None:
+        raise BrokerNotConfigured(f"{row.symbol} #{position_id} was sent to Alpaca: closing it "
+                                  "needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="close") as pool:
         orders = pool.submit(broker.list_orders, status="all", after=since)
         held = pool.submit(broker.list_positions)

@@ -35,7 +35,6 @@ from tradectl.services.close_position import close_at_market, mark_unprotected
 from tradectl.services.orders import apply_exit_order
 from tradectl.services.protection import (
     PROTECTED,
-    RESTORE,
     STOP_TYPES,
     UNPROTECTED,
     WORKING,
@@ -194,15 +193,13 @@ def _act(db: Database, broker: Broker, channel: Channel | None, plan: _Plan, now
         if not gate:
             return plan.verdict, [f"{plan.symbol}: the trading gate is busy: its protection is "
                                   "acted on next tick"], None
-        if plan.verdict.action == RESTORE:
-            try:  # the market-data API's last trade, right before: the positions' price lags
-                last = broker.latest_trade_price(plan.symbol)
-            except BrokerError:
-                last = None
-            if last is None or not gapped_through(plan.side, plan.stop, last):
-                return _restore(db, broker, channel, plan, now)
-            plan = replace(plan, last_trade=last)
-        return _close_gapped(db, broker, channel, plan, now)
+        try:  # the market-data API's last trade, right before: the positions' price can lag
+            last: Decimal | None = broker.latest_trade_price(plan.symbol)
+        except BrokerError:
+            last = plan.last_trade
+        if last is not None and gapped_through(plan.side, plan.stop, last):
+            return _close_gapped(db, broker, channel, replace(plan, last_trade=last), now)
+        return _restore(db, broker, channel, plan, now)
 
 
 def _still_open(journal: Journal, plan: _Plan) -> Position | None:
@@ -242,15 +239,12 @@ def _restore(db: Database, broker: Broker, channel: Channel | None, plan: _Plan,
     except BrokerError as err:
         if not write_outcome_unknown(err):
             return _record_restore_refused(db, channel, plan, err)
-        _record_restore_unknown(db, channel, plan, err)
-        try:  # once, at once, as `open` does; then Alpaca's orders settle it
+        try:  # never sent again: looked up once, at once, as `open` does
             order = broker.find_order_by_client_id(request.client_order_id)
         except BrokerError:
             order = None
-        if order is None:
-            return (replace(verdict, action=None, reason=f"restore outcome unknown: "
-                            f"{err.message}"), [f"{plan.symbol}: restore outcome unknown "
-                                                f"({err.message})"], err.message)
+        if order is None:  # Alpaca's orders settle it on a later tick
+            return _record_restore_unknown(db, channel, plan, err)
     assert order is not None
     return _record_restored(db, channel, plan, order)
 
@@ -296,7 +290,7 @@ def _record_restore_refused(db: Database, channel: Channel | None, plan: _Plan,
 
 
 def _record_restore_unknown(db: Database, channel: Channel | None, plan: _Plan,
-                            err: BrokerError) -> None:
+                            err: BrokerError) -> tuple[Verdict, list[str], str | None]:
     reason = (f"restore outcome unknown ({err.message}): settled from Alpaca's orders, not "
               "sent again")
     with db.transaction() as journal:
@@ -306,6 +300,8 @@ def _record_restore_unknown(db: Database, channel: Channel | None, plan: _Plan,
                        details={"client_order_id": row.restore_client_order_id})
         mark_unprotected(journal, channel, row, reason)
         journal.commit()
+    return (replace(plan.verdict, action=None, reason=reason),
+            [f"{plan.symbol}: UNPROTECTED: {reason}"], f"{plan.symbol}: {reason}")
 
 
 def _close_gapped(db: Database, broker: Broker, channel: Channel | None, plan: _Plan,
