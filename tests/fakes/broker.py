@@ -28,7 +28,7 @@ from tradectl.broker import (
     wire,
 )
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError
+from tradectl.errors import BrokerError, BrokerTimeout
 from tradectl.notify import Notice
 
 
@@ -61,14 +61,16 @@ class OpenTransactions:
 
 
 class FakeBroker:
-    """The Broker Protocol in-process. `fail(method, error, times)` makes a call raise; every
-    call is logged in `calls`; a call inside a transaction fails the test."""
+    """The Broker Protocol in-process. `fail(method, error, times)` makes a call raise before
+    it acts; `lose_answer(method, times)` lets it act and then raise BrokerTimeout, as a lost
+    answer does. Every call is logged in `calls`; a call inside a transaction fails the test."""
 
     def __init__(self, transactions: OpenTransactions | None = None) -> None:
         self.state = AlpacaState()
         self.transactions = transactions
         self.calls: list[str] = []
         self._faults: dict[str, list[BrokerError]] = {}
+        self._lost: dict[str, int] = {}
         self._lock = threading.RLock()
 
     # -- steering -----------------------------------------------------------------------------
@@ -79,6 +81,9 @@ class FakeBroker:
 
     def fail(self, method: str, error: BrokerError, times: int = 1) -> None:
         self._faults.setdefault(method, []).extend([error] * times)
+
+    def lose_answer(self, method: str, times: int = 1) -> None:
+        self._lost[method] = self._lost.get(method, 0) + times
 
     def _enter(self, method: str) -> None:
         if self.transactions is not None:
@@ -97,6 +102,9 @@ class FakeBroker:
             except ApiError as err:
                 raise BrokerError(f"Alpaca {err.status}: {err.body['message']}",
                                   status=err.status) from None
+            if self._lost.get(method):
+                self._lost[method] -= 1
+                raise BrokerTimeout("Alpaca did not answer in time")
             return wire.decode(json.dumps(answer).encode())
 
     # -- the Protocol -------------------------------------------------------------------------

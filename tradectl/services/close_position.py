@@ -31,8 +31,13 @@ from tradectl.errors import (
 from tradectl.notify import Channel
 from tradectl.services.alerts import queue_alert
 from tradectl.services.orders import ENTRY_DEAD, apply_entry_order, apply_exit_order
-from tradectl.services.protection import WORKING, cancel_targets, exit_side
-from tradectl.services.reconcile import OrderBook, exit_orders, write_outcome_unknown
+from tradectl.services.protection import WORKING, CancelTarget, cancel_targets, exit_side
+from tradectl.services.reconcile import (
+    OrderBook,
+    exit_orders,
+    sync_position,
+    write_outcome_unknown,
+)
 from tradectl.views import PositionView
 
 # How long the close is retried while Alpaca still counts the shares as held by the orders just
@@ -108,23 +113,22 @@ def close_position(db: Database, broker: Broker | None, channel: Channel | None,
     cancel, held_qty, account_qty = plan
     if held_qty is None:
         return _cancel_entry(db, broker, position_id, cancel)
-    working_entry = next((o for o in cancel if o.id == view.alpaca_order_id), None)
+    working_entry = next((t.order for t in cancel if t.order.id == view.alpaca_order_id), None)
     return close_at_market(db, broker, channel, position_id, cancel=cancel, held=held_qty,
                            account_qty=account_qty, view=view, entry=working_entry)
 
 
 def _write_ahead(journal: Journal, row: Position, book: OrderBook, market: list[BrokerPosition]
-                 ) -> ExitOutcome | tuple[list[Order], Decimal | None, Decimal | None]:
+                 ) -> ExitOutcome | tuple[list[CancelTarget], Decimal | None, Decimal | None]:
     """Decide and record what the close will do: (orders to cancel, shares to close or None
     for an entry to cancel, the account's shares in the symbol); or the outcome already."""
     if row.status == "closing":
         return ExitOutcome(position_view(row), "already_closing", close_order_id=row.exit_order_id,
                            notes=("a close is already working: `tradectl watch` records its "
                                   "fill",))
+    sync_position(row, book, utcnow())  # an entry or an exit Alpaca settled since the last tick
     entry = book.entry_of(row)
-    if entry is not None:
-        apply_entry_order(row, entry)
-    if row.status not in ("pending", "open"):  # the entry's fate was settled just now
+    if row.status not in ("pending", "open"):
         return ExitOutcome(position_view(row), row.status)
     cancel = cancel_targets(row, book)
     row.close_reason = "manual"
@@ -135,7 +139,7 @@ def _write_ahead(journal: Journal, row: Position, book: OrderBook, market: list[
                                rule="outcome_unknown")
         journal.record("close_requested", f"{row.symbol}: close requested: cancelling the "
                        f"unfilled entry {entry.id}", cycle_id=row.cycle_id, position_id=row.id)
-        return [entry], None, None
+        return [CancelTarget(entry, entry.id)], None, None
     exited = sum((o.filled_qty for o in exit_orders(row, book)), Decimal(0))
     held = row.filled_qty - exited
     account = next((abs(p.qty) for p in market if p.symbol == row.symbol), None)
@@ -146,19 +150,19 @@ def _write_ahead(journal: Journal, row: Position, book: OrderBook, market: list[
     journal.record("close_requested",
                    f"{row.symbol}: close requested: cancelling {len(cancel)} exit order "
                    f"group(s), then closing {held:f} at market", cycle_id=row.cycle_id,
-                   position_id=row.id, details={"cancel": [o.id for o in cancel],
+                   position_id=row.id, details={"cancel": [t.order.id for t in cancel],
                                                 "qty": held, "account_qty": account})
     return cancel, held, account
 
 
 def close_at_market(db: Database, broker: Broker, channel: Channel | None, position_id: int, *,
-                    cancel: list[Order], held: Decimal, account_qty: Decimal | None,
+                    cancel: list[CancelTarget], held: Decimal, account_qty: Decimal | None,
                     view: PositionView, entry: Order | None = None,
                     sleep: Callable[[float], None] = time.sleep) -> ExitOutcome:
     """After the write-ahead (`closing`, `exit_sent_at`, `close_reason`): cancel, close,
     record what Alpaca said. No transaction is open while Alpaca is called. `entry`: a partly
     filled entry still working, cancelled first; what it filled meanwhile is closed too."""
-    cancelled, blocker = _cancel(broker, cancel)
+    cancelled, blocker = _cancel(broker, cancel, exit_side(view.side))
     if blocker is not None:
         return _record_not_sent(db, position_id, blocker, cancelled)
     if entry is not None:
@@ -179,24 +183,31 @@ def close_at_market(db: Database, broker: Broker, channel: Channel | None, posit
     return _record_close(db, position_id, order, cancelled)
 
 
-def _cancel(broker: Broker, orders: list[Order]) -> tuple[int, str | None]:
-    """Cancel each order; (how many, why the close must not go on). An order that filled
-    meanwhile means the shares are already out: nothing more is sent."""
+def _cancel(broker: Broker, targets: list[CancelTarget], side: str) -> tuple[int, str | None]:
+    """Cancel each order; (how many, why the close must not go on). A cancel Alpaca refuses
+    is read back with its group: an exit that filled meanwhile means those shares are already
+    out, and nothing more is sent."""
     cancelled = 0
-    for order in orders:
+    for target in targets:
         try:
-            broker.cancel_order(order.id)
+            broker.cancel_order(target.order.id)
             cancelled += 1
+            continue
         except BrokerError as err:
-            try:
-                now = broker.get_order(order.id)
-            except BrokerError:
-                return cancelled, f"cancelling {order.id} failed ({err.message}); not closed"
-            if now.status in ("filled", "partially_filled"):
-                return cancelled, (f"order {order.id} {now.status} while closing: Alpaca "
-                                   "exited those shares; nothing else was sent")
-            if now.status in WORKING:
-                return cancelled, f"cancelling {order.id} failed ({err.message}); not closed"
+            refused = err.message
+        try:
+            group = broker.get_order(target.group)
+        except BrokerError as err:
+            return cancelled, f"cancelling {target.order.id} failed ({refused}) and its " \
+                              f"order could not be read ({err.message}); not closed"
+        members = {o.id: o for o in (group, *group.legs)}
+        filled = next((o for o in members.values() if o.side == side and o.filled_qty > 0), None)
+        if filled is not None:
+            return cancelled, (f"order {filled.id} {filled.status} while closing: Alpaca "
+                               "exited those shares; nothing else was sent")
+        now = members.get(target.order.id)
+        if now is None or now.status in WORKING:
+            return cancelled, f"cancelling {target.order.id} failed ({refused}); not closed"
     return cancelled, None
 
 
@@ -274,10 +285,10 @@ def _record_not_sent(db: Database, position_id: int, why: str, cancelled: int) -
 
 
 def _cancel_entry(db: Database, broker: Broker, position_id: int,
-                  cancel: list[Order]) -> ExitOutcome:
+                  cancel: list[CancelTarget]) -> ExitOutcome:
     """An entry that has not filled is cancelled instead (its legs go with it), and recorded
     as Alpaca then shows it."""
-    entry = cancel[0]
+    entry = cancel[0].order
     try:
         broker.cancel_order(entry.id)
         now = broker.get_order(entry.id)

@@ -143,7 +143,16 @@ def _missing(stop: Order | None, held: Decimal) -> str:
     return f"the working stop covers {remaining:f} of {held:f} shares held"
 
 
-def cancel_targets(position: Position, book: OrderBook) -> list[Order]:
+@dataclass(frozen=True)
+class CancelTarget:
+    """An order to cancel and the group it belongs to (its bracket's entry, its OCO's parent,
+    or itself): read back whole, with its legs, when the cancel fails."""
+
+    order: Order
+    group: str
+
+
+def cancel_targets(position: Position, book: OrderBook) -> list[CancelTarget]:
     """What to cancel so the position's shares are free to close: one working order per group
     (Alpaca cancels the rest of a bracket or an OCO with it). An entry still working goes
     itself, its legs with it."""
@@ -154,12 +163,13 @@ def cancel_targets(position: Position, book: OrderBook) -> list[Order]:
     restore = _restore_of(position, book)
     if restore is not None:
         groups.update((o.id, restore.id) for o in (restore, *restore.legs))
-    targets: dict[str, Order] = {}
+    targets: dict[str, CancelTarget] = {}
     if entry is not None and entry.status in WORKING:
-        targets[entry.id] = entry
+        targets[entry.id] = CancelTarget(entry, entry.id)
     for order in exit_orders(position, book):
         if order.status in WORKING:
-            targets.setdefault(groups.get(order.id, order.id), order)
+            group = groups.get(order.id, order.id)
+            targets.setdefault(group, CancelTarget(order, group))
     return list(targets.values())
 
 

@@ -38,6 +38,7 @@ from tradectl.services.protection import (
     STOP_TYPES,
     UNPROTECTED,
     WORKING,
+    CancelTarget,
     Verdict,
     cancel_targets,
     gapped_through,
@@ -69,7 +70,7 @@ class _Plan:
     target: Decimal
     verdict: Verdict
     restore_seen: str | None  # the row's restore_client_order_id then: changed = acted on
-    cancel: tuple[Order, ...]
+    cancel: tuple[CancelTarget, ...]
     account_qty: Decimal | None
     last_trade: Decimal | None
 
