@@ -61,8 +61,10 @@ class Journal:
         return self._session.scalars(
             select(Position).where(Position.id == position_id).with_for_update()).one()
 
-    def live_positions_in(self, symbol: str) -> list[Position]:
-        return [p for p in self.live_positions() if p.symbol == symbol]
+    def positions_by_id(self, ids: Iterable[int], *, for_update: bool = False
+                        ) -> list[Position]:
+        query = select(Position).where(Position.id.in_(list(ids))).order_by(Position.id)
+        return list(self._session.scalars(query.with_for_update() if for_update else query))
 
     def add_position(self, position: Position) -> Position:
         self._session.add(position)
@@ -200,7 +202,8 @@ _POSITION_FIELDS = (
     "time_in_force", "status", "client_order_id", "alpaca_order_id", "alpaca_status",
     "alpaca_error", "filled_qty", "filled_avg_price", "exit_price", "realized_pl", "created_at",
     "closed_at", "close_reason", "stop_order_id", "target_order_id", "unprotected_since",
-    "protection_error",
+    "protection_error", "restore_client_order_id", "restore_order_id", "restore_sent_at",
+    "exit_order_id", "exit_sent_at",
 )
 
 

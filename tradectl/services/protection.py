@@ -16,8 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import Order
-from tradectl.db.models import Position
-from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook, exit_orders
+from tradectl.services.reconcile import UNKNOWN_GRACE, Holding, OrderBook, exit_orders
 
 # Statuses in which an order still stands at Alpaca (issue 13). `held` is a bracket leg waiting
 # for its entry (or a stop Alpaca keeps held until it triggers); pending_replace is still the old
@@ -77,7 +76,7 @@ def gapped_through(side: str, stop: Decimal, last_trade: Decimal) -> bool:
     return last_trade <= stop if side == "buy" else last_trade >= stop
 
 
-def protection_verdict(position: Position, book: OrderBook, *, last_trade: Decimal | None,
+def protection_verdict(position: Holding, book: OrderBook, *, last_trade: Decimal | None,
                        broker_holds: bool, restore_blocked: str | None,
                        now: datetime) -> Verdict:
     """`broker_holds`: Alpaca holds a position in the symbol. `restore_blocked`: why nothing
@@ -117,20 +116,20 @@ def _with(verdict: Verdict, **changes: Any) -> Verdict:
     return replace(verdict, **changes)
 
 
-def working_exits(position: Position, book: OrderBook) -> tuple[Order | None, Order | None]:
+def working_exits(position: Holding, book: OrderBook) -> tuple[Order | None, Order | None]:
     """The position's working stop and take-profit at Alpaca (None where there is none)."""
     exits = exit_orders(position, book)
     return _working(exits, position, STOP_TYPES), _working(exits, position, LIMIT)
 
 
-def _working(exits: list[Order], position: Position, types: frozenset[str]) -> Order | None:
+def _working(exits: list[Order], position: Holding, types: frozenset[str]) -> Order | None:
     """The working exit order of these types; the one recorded on the row first."""
     working = [o for o in exits if o.type in types and o.status in WORKING]
     recorded = {position.stop_order_id, position.target_order_id}
     return next((o for o in working if o.id in recorded), working[0] if working else None)
 
 
-def _restore_of(position: Position, book: OrderBook) -> Order | None:
+def _restore_of(position: Holding, book: OrderBook) -> Order | None:
     found = (book.by_client_id.get(position.restore_client_order_id or "")
              or book.by_id.get(position.restore_order_id or ""))
     return (book.latest(found.id) or found) if found is not None else None
@@ -152,7 +151,7 @@ class CancelTarget:
     group: str
 
 
-def cancel_targets(position: Position, book: OrderBook) -> list[CancelTarget]:
+def cancel_targets(position: Holding, book: OrderBook) -> list[CancelTarget]:
     """What to cancel so the position's shares are free to close: one working order per group
     (Alpaca cancels the rest of a bracket or an OCO with it). An entry still working goes
     itself, its legs with it."""
@@ -173,7 +172,7 @@ def cancel_targets(position: Position, book: OrderBook) -> list[CancelTarget]:
     return list(targets.values())
 
 
-def lost_close(position: Position, orders: list[Order], taken: set[str]) -> Order | None:
+def lost_close(position: Holding, orders: list[Order], taken: set[str]) -> Order | None:
     """The close at market tradectl sent for this position but whose answer was lost: a plain
     market order on the exit side in the symbol, submitted since it was sent, that no tracked
     position claims. DELETE /v2/positions/{symbol} takes no client_order_id, so this is how

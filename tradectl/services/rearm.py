@@ -22,10 +22,11 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from tradectl.broker import Broker, BrokerPosition, OcoExitRequest, Order
 from tradectl.db.journal import Journal, position_view
-from tradectl.db.models import Position
+from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.formats import price_text
@@ -45,8 +46,13 @@ from tradectl.services.protection import (
     lost_close,
     protection_verdict,
 )
-from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook, write_outcome_unknown
-from tradectl.views import PositionView
+from tradectl.services.reconcile import (
+    UNKNOWN_GRACE,
+    Holding,
+    OrderBook,
+    write_outcome_unknown,
+)
+from tradectl.views import PositionView, overlaid
 
 GATE_WAIT_SECONDS = 5.0  # an `open` holds the gate for one submit at most
 
@@ -78,39 +84,40 @@ class _Plan:
 def keep_protected(db: Database, broker: Broker, channel: Channel | None, *,
                    orders: list[Order], held: list[BrokerPosition],
                    views: tuple[PositionView, ...], now: datetime, rearm: bool,
-                   act: bool = True, gate_wait: float = GATE_WAIT_SECONDS) -> ProtectionReport:
-    """`act` False (a read-only watch): verdicts for the screen, nothing written or sent."""
+                   stopped: bool, act: bool = True,
+                   gate_wait: float = GATE_WAIT_SECONDS) -> ProtectionReport:
+    """`views`: the live positions as the tick's sync left them. `stopped`: the cycle is
+    stopped. `act` False (a read-only watch): verdicts for the screen, nothing written or sent.
+
+    Every position is judged from its view; only those with something to record or do are
+    loaded and written, in one transaction (a quiet tick writes nothing)."""
     book = OrderBook.of(orders)
     market = {p.symbol: p for p in held}
+    blocked = _blocked(stopped, rearm)
+    facts = [v for v in views if v.is_live and not v.local_only]
+    verdicts = {f.id: _judge(f, book, market, blocked, now) for f in facts}
+    todo = {f.id for f in facts if act and (verdicts[f.id].action or _lost_close_pending(f)
+                                            or _row_changes(f, verdicts[f.id], book))}
     changes: list[str] = []
-    verdicts: dict[int, Verdict] = {}
     plans: list[_Plan] = []
-    with db.transaction() if act else db.read() as journal:
-        cycle = journal.latest_cycle()
-        blocked = None if rearm else "REARM_PROTECTION=false: not restored"
-        if cycle is not None and cycle.status != "active":
-            blocked = "trading is stopped: nothing is restored until `tradectl resume`"
-        taken = journal.tracked_order_ids()
-        for row in journal.live_positions():
-            if row.alpaca_status == "alpaca_disabled":
-                continue
-            if act:
+    if todo:
+        with db.transaction() as journal:
+            cycle = journal.latest_cycle()
+            blocked = _blocked(cycle is not None and cycle.status != "active", rearm)
+            taken = journal.tracked_order_ids()
+            for row in journal.positions_by_id(todo, for_update=True):
+                if row.status not in LIVE_POSITION_STATUSES:
+                    continue
                 changes += _settle_lost_close(journal, row, orders, taken, now)
-            holding = market.get(row.symbol)
-            last = holding.current_price if holding else None
-            verdict = protection_verdict(row, book, last_trade=last,
-                                         broker_holds=holding is not None,
-                                         restore_blocked=blocked, now=now)
-            verdicts[row.id] = verdict
-            if not act:
-                continue
-            changes += _record_verdict(journal, channel, row, verdict, book)
-            if verdict.action is not None:
-                plans.append(_Plan(row.id, row.symbol, row.side, row.stop_loss, row.take_profit,
-                                   verdict, row.restore_client_order_id,
-                                   tuple(cancel_targets(row, book)),
-                                   abs(holding.qty) if holding else None, last))
-        if act:
+                verdict = verdicts[row.id] = _judge(row, book, market, blocked, now)
+                changes += _record_verdict(journal, channel, row, verdict, book)
+                if verdict.action is not None:
+                    holding = market.get(row.symbol)
+                    plans.append(_Plan(row.id, row.symbol, row.side, row.stop_loss,
+                                       row.take_profit, verdict, row.restore_client_order_id,
+                                       tuple(cancel_targets(row, book)),
+                                       abs(holding.qty) if holding else None,
+                                       holding.current_price if holding else None))
             journal.commit()
     errors: list[str] = []
     for plan in plans:
@@ -118,18 +125,39 @@ def keep_protected(db: Database, broker: Broker, channel: Channel | None, *,
         verdicts[plan.position_id] = verdict
         changes += change
         errors += [error] if error else []
-    positions = _views(db, views, verdicts, touched={p.position_id for p in plans})
+    positions = _views(db, views, verdicts, touched=todo)
     unprotected = tuple(f"{p.symbol} #{p.id}" for p in positions if p.unprotected)
     return ProtectionReport(positions, tuple(changes), unprotected,
                             "; ".join(errors) if errors else None)
+
+
+def _blocked(stopped: bool, rearm: bool) -> str | None:
+    """Why nothing may be restored now, or None."""
+    if stopped:
+        return "trading is stopped: nothing is restored until `tradectl resume`"
+    return None if rearm else "REARM_PROTECTION=false: not restored"
+
+
+def _judge(position: Holding, book: OrderBook, market: dict[str, BrokerPosition],
+           blocked: str | None, now: datetime) -> Verdict:
+    holding = market.get(position.symbol)
+    return protection_verdict(position, book,
+                              last_trade=holding.current_price if holding else None,
+                              broker_holds=holding is not None, restore_blocked=blocked, now=now)
+
+
+def _lost_close_pending(position: Holding) -> bool:
+    return position.status == "closing" and not position.exit_order_id \
+        and position.exit_sent_at is not None
 
 
 def _settle_lost_close(journal: Journal, row: Position, orders: list[Order], taken: set[str],
                        now: datetime) -> list[str]:
     """A close at market whose answer was lost: found in Alpaca's orders, or, once they have
     not shown it for UNKNOWN_GRACE, never placed (the row is open again)."""
-    if row.status != "closing" or row.exit_order_id or row.exit_sent_at is None:
+    if not _lost_close_pending(row):
         return []
+    assert row.exit_sent_at is not None
     found = lost_close(row, orders, taken)
     if found is not None:
         apply_exit_order(row, found)
@@ -146,45 +174,68 @@ def _settle_lost_close(journal: Journal, row: Position, orders: list[Order], tak
     return [message]
 
 
-def _record_verdict(journal: Journal, channel: Channel | None, row: Position, verdict: Verdict,
-                    book: OrderBook) -> list[str]:
-    """What Alpaca shows goes on the row: the working orders (and their prices, when they were
-    moved outside tradectl), a restore its orders settled, the end of a gap or its start."""
-    changes: list[str] = []
-    # A row that names an order this read does not know was written after the read (an
-    # `adjust` meanwhile): the read is older than the row, and the row is left as it is.
+@dataclass(frozen=True)
+class _Change:
+    """One thing to record on a row: column values, maybe an event, maybe the start of a gap
+    (`unprotected`: its reason)."""
+
+    values: dict[str, Any]
+    kind: str | None = None
+    message: str | None = None
+    details: dict[str, Any] | None = None
+    unprotected: str | None = None
+
+
+def _row_changes(row: Holding, verdict: Verdict, book: OrderBook) -> list[_Change]:
+    """What Alpaca shows that the row does not say yet: the working orders (and their prices,
+    when they were moved outside tradectl), a restore its orders settled, the end of a gap or
+    its start. Empty on a quiet tick."""
+    found: list[_Change] = []
+    # A row naming an order this read does not know was written after the read (an `adjust`
+    # meanwhile): the read is older than the row, which is left as it is.
     current = all(i is None or i in book.by_id or i in book.successor
                   for i in (row.stop_order_id, row.target_order_id))
-    for order, leg in ((verdict.stop, "stop"), (verdict.target, "target")) if current else ():
-        if order is None:
+    for order, leg, price_field in ((verdict.stop, "stop", "stop_loss"),
+                                    (verdict.target, "target", "take_profit")):
+        if order is None or not current:
             continue
-        price = order.stop_price if leg == "stop" else order.limit_price
-        was = row.stop_loss if leg == "stop" else row.take_profit
-        setattr(row, f"{leg}_order_id", order.id)
+        if getattr(row, f"{leg}_order_id") != order.id:
+            found.append(_Change({f"{leg}_order_id": order.id}))
+        price, was = (order.stop_price if leg == "stop" else order.limit_price,
+                      getattr(row, price_field))
         if price is not None and price != was:
-            setattr(row, "stop_loss" if leg == "stop" else "take_profit", price)
-            message = f"{row.symbol}: {leg} at Alpaca is {price} (was {was})"
-            journal.record("exit_moved", message, cycle_id=row.cycle_id, position_id=row.id,
-                           details={"order_id": order.id, "old_price": was, "price": price})
-            changes.append(message)
-    if verdict.restore is not None and row.restore_client_order_id \
-            and row.restore_order_id is None:
-        row.restore_order_id = verdict.restore.id
-        message = (f"{row.symbol}: restore OCO {verdict.restore.id} found at Alpaca "
-                   f"({verdict.restore.status})")
-        journal.record("protection_restored", message, cycle_id=row.cycle_id,
-                       position_id=row.id)
-        changes.append(message)
+            found.append(_Change({price_field: price}, "exit_moved",
+                                 f"{row.symbol}: {leg} at Alpaca is {price} (was {was})",
+                                 {"order_id": order.id, "old_price": was, "price": price}))
+    restore = verdict.restore
+    if restore is not None and row.restore_client_order_id and row.restore_order_id is None:
+        found.append(_Change({"restore_order_id": restore.id}, "protection_restored",
+                             f"{row.symbol}: restore OCO {restore.id} found at Alpaca "
+                             f"({restore.status})"))
     if verdict.state == PROTECTED and (row.unprotected_since or row.protection_error):
-        row.unprotected_since = row.protection_error = None
         stop = verdict.stop
-        message = (f"{row.symbol}: protected again: stop {stop.stop_price} (order {stop.id})"
-                   if stop else f"{row.symbol}: protected again")
-        journal.record("protected", message, cycle_id=row.cycle_id, position_id=row.id)
-        changes.append(message)
-    elif verdict.state == UNPROTECTED and verdict.action is None and verdict.reason \
-            and mark_unprotected(journal, channel, row, verdict.reason):
-        changes.append(f"{row.symbol}: UNPROTECTED: {verdict.reason}")
+        found.append(_Change({"unprotected_since": None, "protection_error": None}, "protected",
+                             f"{row.symbol}: protected again" + (
+                                 f": stop {stop.stop_price} (order {stop.id})" if stop else "")))
+    elif verdict.state == UNPROTECTED and verdict.action is None and verdict.reason and (
+            row.unprotected_since is None or row.protection_error != verdict.reason):
+        found.append(_Change({}, unprotected=verdict.reason))
+    return found
+
+
+def _record_verdict(journal: Journal, channel: Channel | None, row: Position, verdict: Verdict,
+                    book: OrderBook) -> list[str]:
+    changes: list[str] = []
+    for change in _row_changes(row, verdict, book):
+        for name, value in change.values.items():
+            setattr(row, name, value)
+        if change.kind is not None and change.message is not None:
+            journal.record(change.kind, change.message, cycle_id=row.cycle_id,
+                           position_id=row.id, details=change.details)
+            changes.append(change.message)
+        if change.unprotected is not None \
+                and mark_unprotected(journal, channel, row, change.unprotected):
+            changes.append(f"{row.symbol}: UNPROTECTED: {change.unprotected}")
     return changes
 
 
@@ -343,14 +394,12 @@ def _views(db: Database, views: tuple[PositionView, ...], verdicts: dict[int, Ve
     fresh: dict[int, PositionView] = {}
     if touched:
         with db.read() as journal:
-            for position_id in touched:
-                row = journal.position(position_id)
-                fresh[position_id] = position_view(row)
+            fresh = {row.id: position_view(row) for row in journal.positions_by_id(touched)}
     result = []
     for view in views:
         if view.id in fresh:
             view = replace(fresh[view.id], last_price=view.last_price,
                            unrealized_pl=view.unrealized_pl)
         verdict = verdicts.get(view.id)
-        result.append(replace(view, **verdict.view_fields()) if verdict else view)
+        result.append(overlaid(view, verdict.view_fields()) if verdict else view)
     return tuple(result)

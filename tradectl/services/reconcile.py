@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
 
 from tradectl.broker import Order
 from tradectl.db.models import Position
@@ -30,6 +32,50 @@ from tradectl.services.orders import (
 # minutes covers both with room for a slow proxy and clock skew between Alpaca and this machine.
 UNKNOWN_GRACE = timedelta(minutes=10)
 UNKNOWN = "unknown"
+
+
+class Holding(Protocol):
+    """What the order rules read of a position: a Position row, or its PositionView (the same
+    names, read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def alpaca_status(self) -> str | None: ...
+    @property
+    def filled_qty(self) -> Decimal | None: ...
+    @property
+    def stop_loss(self) -> Decimal: ...
+    @property
+    def take_profit(self) -> Decimal: ...
+    @property
+    def alpaca_order_id(self) -> str | None: ...
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def stop_order_id(self) -> str | None: ...
+    @property
+    def target_order_id(self) -> str | None: ...
+    @property
+    def restore_client_order_id(self) -> str | None: ...
+    @property
+    def restore_order_id(self) -> str | None: ...
+    @property
+    def restore_sent_at(self) -> datetime | None: ...
+    @property
+    def unprotected_since(self) -> datetime | None: ...
+    @property
+    def protection_error(self) -> str | None: ...
+    @property
+    def exit_order_id(self) -> str | None: ...
+    @property
+    def exit_sent_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -55,12 +101,14 @@ class OrderBook:
                     book.successor.setdefault(one.replaces, one.id)
         return book
 
-    def entry_of(self, position: Position) -> Order | None:
+    def entry_of(self, position: Holding) -> Order | None:
         return self.by_id.get(position.alpaca_order_id or "") or self.by_client_id.get(
             position.client_order_id)
 
     def latest(self, order_id: str) -> Order | None:
         """The order as it stands now: itself, or what replaced it (and so on)."""
+        if order_id not in self.successor:
+            return self.by_id.get(order_id)
         seen = {order_id}
         while (after := self.successor.get(order_id)) is not None and after not in seen:
             order_id = after
@@ -68,7 +116,7 @@ class OrderBook:
         return self.by_id.get(order_id)
 
 
-def exit_orders(position: Position, book: OrderBook) -> list[Order]:
+def exit_orders(position: Holding, book: OrderBook) -> list[Order]:
     """The orders that exit this position's shares, as Alpaca shows them now: its bracket's
     legs, the OCO a restore placed, the orders recorded as its stop and take-profit; a replaced
     order counts as its replacement."""
@@ -85,10 +133,20 @@ def exit_orders(position: Position, book: OrderBook) -> list[Order]:
             candidates.append(recorded)
     found: dict[str, Order] = {}
     for order in candidates:
-        latest = book.latest(order.id) or order
+        latest = book.latest(order.id) or order if book.successor else order
         if latest.side == side:
             found.setdefault(latest.id, latest)
     return list(found.values())
+
+
+def _beyond_bracket(position: Holding, entry: Order) -> bool:
+    """The position has exit orders its bracket's legs do not show: a restore, or an order
+    recorded as its stop or take-profit that is not one of the legs (a replacement)."""
+    if position.restore_client_order_id or position.restore_order_id:
+        return True
+    legs = {leg.id for leg in entry.legs}
+    return any(i is not None and i not in legs
+               for i in (position.stop_order_id, position.target_order_id))
 
 
 def write_outcome_unknown(err: BrokerError) -> bool:
@@ -122,7 +180,8 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
     if order is not None:
         recovered = outcome_unknown(position)
         change = apply_bracket(position, order)
-        if position.status == "open":  # a restore's OCO or a replaced leg filled
+        if position.status == "open" and _beyond_bracket(position, order):
+            # a restore's OCO or a replaced leg filled
             change = apply_exit_fills(position, exit_orders(position, book)) or change
         if recovered:
             position.alpaca_error = None

@@ -272,7 +272,8 @@ class Watcher:
             return report
         found = keep_protected(self.db, self.broker, self.channel, orders=state.orders,
                                held=state.positions, views=report.positions, now=report.at,
-                               rearm=self.rearm_protection, act=self.drives_stops)
+                               rearm=self.rearm_protection,
+                               stopped=report.cycle_status == "stopped", act=self.drives_stops)
         return replace(report, positions=found.positions, changes=report.changes + found.changes,
                        unprotected=found.unprotected, protection_error=found.error)
 
