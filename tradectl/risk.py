@@ -11,7 +11,7 @@ from typing import Literal
 
 from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
-from tradectl.formats import CENT, dollars
+from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
 
 Side = Literal["buy", "sell"]
@@ -100,23 +100,24 @@ def check_exit_prices(side: str, stop: Decimal, target: Decimal, base: Decimal, 
     """The exits of a position entered on `side` against a base price (the entry, or the last
     trade): a long's stop at least a cent below it and its target at least a cent above, a
     short's the reverse."""
+    shown = price_text(base)
     if side == "buy":
         if stop > base - CENT:
             raise InputError(
-                f"--stop {stop} must be at least 0.01 below {base_name} {base} for a buy"
+                f"--stop {stop} must be at least 0.01 below {base_name} {shown} for a buy"
             )
         if target < base + CENT:
             raise InputError(
-                f"--target {target} must be at least 0.01 above {base_name} {base} for a buy"
+                f"--target {target} must be at least 0.01 above {base_name} {shown} for a buy"
             )
     else:
         if stop < base + CENT:
             raise InputError(
-                f"--stop {stop} must be at least 0.01 above {base_name} {base} for a sell"
+                f"--stop {stop} must be at least 0.01 above {base_name} {shown} for a sell"
             )
         if target > base - CENT:
             raise InputError(
-                f"--target {target} must be at least 0.01 below {base_name} {base} for a sell"
+                f"--target {target} must be at least 0.01 below {base_name} {shown} for a sell"
             )
 
 

@@ -140,7 +140,7 @@ def test_adjust_moves_stop_and_target_in_place_and_the_moved_stop_fills(
     assert fake.count("DELETE") == 0
     (event,) = [e for e in rows(trader.env["DATABASE_URL"], Event)
                 if e.kind == "adjusted" and "stop" in e.message]
-    assert "145 -> 147" in event.message
+    assert "145.00 -> 147.00" in event.message
 
     (position,) = tick(trader)["positions"]
     assert (position["working_stop"], position["protected"]) == ("147.00", True)

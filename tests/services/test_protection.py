@@ -178,6 +178,25 @@ def test_a_gap_through_the_stop_is_closed_at_market_with_an_alert(
     assert [n.subject[:24] for n in channel.sent] == ["GAPPED THROUGH THE STOP "]
 
 
+def test_a_refused_close_through_the_stop_is_unprotected_alerted_once_and_tried_again_later(
+    db: Database, broker: FakeBroker, channel: FakeChannel,
+) -> None:
+    expire_the_legs(db, broker, channel)
+    broker.set_price("AAPL", "139.50")
+    broker.fail("close_position", BrokerError("Alpaca 403: position close rejected", status=403))
+    report = tick(db, broker, channel)
+    assert report.exit_code == 4 and report.unprotected == ("AAPL #1",)
+    assert "the close at market through the stop failed" in (
+        report.positions[0].protection_error or "")
+    assert row(db).status == "open"
+    tick(db, broker, channel)
+    assert broker.calls.count("close_position") == 1  # not every tick
+    age(db, exit_sent_at=RESTORE_RETRY)
+    tick(db, broker, channel)
+    assert broker.calls.count("close_position") == 2 and row(db).status == "closing"
+    assert [n.subject[:24] for n in channel.sent] == ["GAPPED THROUGH THE STOP "]
+
+
 def two_aapl(db: Database, broker: FakeBroker, channel: FakeChannel) -> None:
     """Two tracked AAPL positions of 2 shares each, both with working legs."""
     open_position(db, broker, bracket())

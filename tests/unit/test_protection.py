@@ -14,6 +14,7 @@ from tradectl.db.models import Position
 from tradectl.services.protection import (
     CLOSE_GAPPED,
     CLOSING,
+    GAP_CLOSE_FAILED,
     PROTECTED,
     RESTORE,
     RESTORE_RETRY,
@@ -124,6 +125,24 @@ def test_the_market_at_or_beyond_the_stop_is_a_gap_through_it(
 def test_a_gap_through_the_stop_closes_at_market_instead_of_restoring() -> None:
     found = verdict(position(), bracket(stop_leg("expired")), last="140")
     assert found.action == CLOSE_GAPPED and "gapped through the stop 145" in (found.reason or "")
+
+
+def test_a_refused_restore_does_not_hold_back_the_close_of_a_gap() -> None:
+    refused = position(unprotected_since=NOW - timedelta(seconds=10),
+                       restore_sent_at=NOW - timedelta(seconds=10),
+                       protection_error="restore refused: stop_price must be <= base - 0.01")
+    assert verdict(refused, bracket(), last="144.90").action == CLOSE_GAPPED
+
+
+def test_a_failed_close_through_the_stop_waits_before_it_is_sent_again() -> None:
+    failed = position(unprotected_since=NOW - timedelta(seconds=10),
+                      exit_sent_at=NOW - timedelta(seconds=10),
+                      protection_error=f"{GAP_CLOSE_FAILED}: Alpaca 403: rejected")
+    found = verdict(failed, bracket(), last="140")
+    assert (found.action, found.reason) == (None, failed.protection_error)
+    later = position(unprotected_since=NOW - RESTORE_RETRY, exit_sent_at=NOW - RESTORE_RETRY,
+                     protection_error=f"{GAP_CLOSE_FAILED}: Alpaca 403: rejected")
+    assert verdict(later, bracket(), last="140").action == CLOSE_GAPPED
 
 
 def test_a_short_is_protected_by_a_buy_stop_above() -> None:

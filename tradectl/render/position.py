@@ -76,8 +76,8 @@ def adjust_report(report: AdjustReport, as_json: bool) -> None:
     from rich.table import Table
 
     p, console = report.position, stdout()
-    last = f" (last trade {money(report.last_trade)})" if report.last_trade is not None else ""
-    console.print(f"[bold]ADJUST[/] #{p.id} {p.symbol} ({p.side}){last}")
+    last = f", last trade {money(report.last_trade)}" if report.last_trade is not None else ""
+    console.print(f"[bold]ADJUST[/] #{p.id} {p.symbol} ({p.side}{last})")
     table = Table(show_edge=False, pad_edge=False)
     for column in ("leg", "was", "now", "state", "order", "error"):
         table.add_column(column)

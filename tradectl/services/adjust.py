@@ -30,6 +30,7 @@ from tradectl.errors import (
     InputError,
     RefusedError,
 )
+from tradectl.formats import price_text
 from tradectl.risk import check_exit_prices
 from tradectl.services.close_position import find_position
 from tradectl.services.protection import working_exits
@@ -92,7 +93,7 @@ def adjust_position(db: Database, broker: Broker | None, ref: str, *, stop: Deci
     with db.transaction() as journal:  # written ahead: what is about to be asked, and why
         row = journal.position(position_id)
         journal.record("adjust_requested", f"{row.symbol}: adjust requested: " + ", ".join(
-            f"{leg} {price_of(o, leg) or was} -> {new}" for leg, o, was, new in planned),
+            f"{leg} {price_text(was)} -> {price_text(new)}" for leg, _, was, new in planned),
             cycle_id=row.cycle_id, position_id=row.id,
             details={"last_trade": last_trade, "old_stop": old[0], "old_target": old[1]})
         journal.commit()
@@ -153,7 +154,8 @@ def _record(db: Database, position_id: int, changes: list[LegChange]) -> Positio
     with db.transaction() as journal:
         row = journal.position(position_id)
         for c in changes:
-            what = f"{row.symbol}: {c.leg} {c.old_price} -> {c.new_price}"
+            what = (f"{row.symbol}: {c.leg} {price_text(c.old_price or c.new_price)} -> "
+                    f"{price_text(c.new_price)}")
             details = {"leg": c.leg, "old_price": c.old_price, "new_price": c.new_price,
                        "old_order_id": c.old_order_id, "new_order_id": c.new_order_id}
             if c.state in ("replaced", "recorded", "unchanged"):
@@ -199,8 +201,9 @@ def _record_locally(db: Database, position_id: int, stop: Decimal | None,
                                                       target)) if asked is not None]
         for change in changes:
             _set_leg(row, replace(change, new_order_id=None))
-            journal.record("adjusted", f"{row.symbol}: {change.leg} {change.old_price} -> "
-                           f"{change.new_price} (local only: the database only)",
+            journal.record("adjusted", f"{row.symbol}: {change.leg} "
+                           f"{price_text(change.old_price or change.new_price)} -> "
+                           f"{price_text(change.new_price)} (local only: the database only)",
                            cycle_id=row.cycle_id, position_id=row.id)
         journal.commit()
         return AdjustReport(position_view(row), tuple(changes))

@@ -31,7 +31,13 @@ from tradectl.errors import (
 from tradectl.notify import Channel
 from tradectl.services.alerts import queue_alert
 from tradectl.services.orders import ENTRY_DEAD, apply_entry_order, apply_exit_order
-from tradectl.services.protection import WORKING, CancelTarget, cancel_targets, exit_side
+from tradectl.services.protection import (
+    GAP_CLOSE_FAILED,
+    WORKING,
+    CancelTarget,
+    cancel_targets,
+    exit_side,
+)
 from tradectl.services.reconcile import (
     OrderBook,
     exit_orders,
@@ -157,11 +163,13 @@ def _write_ahead(journal: Journal, row: Position, book: OrderBook, market: list[
 
 def close_at_market(db: Database, broker: Broker, channel: Channel | None, position_id: int, *,
                     cancel: list[CancelTarget], held: Decimal, account_qty: Decimal | None,
-                    view: PositionView, entry: Order | None = None,
+                    view: PositionView, entry: Order | None = None, gap: bool = False,
                     sleep: Callable[[float], None] = time.sleep) -> ExitOutcome:
     """After the write-ahead (`closing`, `exit_sent_at`, `close_reason`): cancel, close,
     record what Alpaca said. No transaction is open while Alpaca is called. `entry`: a partly
-    filled entry still working, cancelled first; what it filled meanwhile is closed too."""
+    filled entry still working, cancelled first; what it filled meanwhile is closed too. `gap`:
+    the close of a gap through the stop (a refusal leaves the position UNPROTECTED, and the
+    time it was sent, so that the next try waits)."""
     cancelled, blocker = _cancel(broker, cancel, exit_side(view.side))
     if blocker is not None:
         return _record_not_sent(db, position_id, blocker, cancelled)
@@ -179,7 +187,7 @@ def close_at_market(db: Database, broker: Broker, channel: Channel | None, posit
     try:
         order = _close(broker, view.symbol, qty, sleep)
     except BrokerError as err:
-        return _record_close_error(db, channel, position_id, err, cancelled)
+        return _record_close_error(db, channel, position_id, err, cancelled, gap)
     return _record_close(db, position_id, order, cancelled)
 
 
@@ -248,7 +256,7 @@ def _record_close(db: Database, position_id: int, order: Order, cancelled: int) 
 
 
 def _record_close_error(db: Database, channel: Channel | None, position_id: int,
-                        err: BrokerError, cancelled: int) -> ExitOutcome:
+                        err: BrokerError, cancelled: int, gap: bool) -> ExitOutcome:
     with db.transaction() as journal:
         row = journal.position(position_id)
         if write_outcome_unknown(err):
@@ -258,11 +266,14 @@ def _record_close_error(db: Database, channel: Channel | None, position_id: int,
                            cycle_id=row.cycle_id, position_id=row.id)
             state = "unknown"
         else:
-            row.status, row.exit_sent_at, row.close_reason = "open", None, None
+            row.status, row.close_reason = "open", None
+            row.exit_sent_at = row.exit_sent_at if gap else None
             journal.record("close_failed", f"{row.symbol}: close failed: {err.message}",
                            cycle_id=row.cycle_id, position_id=row.id,
                            details={"http_status": err.status, "cancelled": cancelled})
-            if cancelled:
+            if gap:
+                mark_unprotected(journal, channel, row, f"{GAP_CLOSE_FAILED}: {err.message}")
+            elif cancelled:
                 mark_unprotected(journal, channel, row, f"its exit orders were cancelled and "
                                  f"the close failed: {err.message}")
             else:

@@ -28,6 +28,8 @@ LIMIT = frozenset({"limit"})
 # After a restore Alpaca refused, the next try waits this long: a refusal does not clear itself
 # within a tick, and every try is an order sent and an event logged.
 RESTORE_RETRY = timedelta(seconds=60)
+# How a failed close at market through the stop reads on the row (it waits RESTORE_RETRY too).
+GAP_CLOSE_FAILED = "the close at market through the stop failed"
 CLOCK_SKEW = timedelta(seconds=5)  # between this machine's clock and Alpaca's timestamps
 
 PROTECTED, UNPROTECTED, CLOSING = "protected", "unprotected", "closing"
@@ -102,13 +104,20 @@ def protection_verdict(position: Holding, book: OrderBook, *, last_trade: Decima
                      "the restore's outcome is not known yet: settled from Alpaca's orders")
     if restore_blocked is not None:
         return _with(unprotected, reason=f"{unprotected.reason}; {restore_blocked}")
-    if position.unprotected_since is not None and position.restore_client_order_id is None \
-            and sent is not None and now - sent < RESTORE_RETRY:
-        return _with(unprotected, reason=position.protection_error or unprotected.reason)
+    error = position.protection_error or ""
     if last_trade is not None and gapped_through(position.side, position.stop_loss, last_trade):
+        # Not held back by a refused restore (the market at the stop is one reason for it);
+        # only a close that failed waits before it is sent again.
+        tried = position.exit_sent_at
+        if error.startswith(GAP_CLOSE_FAILED) and tried is not None \
+                and now - tried < RESTORE_RETRY:
+            return _with(unprotected, reason=error)
         return _with(unprotected, action=CLOSE_GAPPED,
                      reason=f"gapped through the stop {position.stop_loss} (last trade "
                             f"{last_trade})")
+    if position.unprotected_since is not None and position.restore_client_order_id is None \
+            and sent is not None and now - sent < RESTORE_RETRY:
+        return _with(unprotected, reason=error or unprotected.reason)
     return _with(unprotected, action=RESTORE)
 
 

@@ -255,12 +255,11 @@ def _act(db: Database, broker: Broker, channel: Channel | None, plan: _Plan, now
 
 
 def _still_open(journal: Journal, plan: _Plan) -> Position | None:
-    """The row, locked, if the gap is still there to act on: open, no close sent, the restore
-    as the verdict saw it, the cycle active (a halt latched meanwhile stops everything)."""
+    """The row, locked, if the gap is still there to act on: open (no close working), the
+    restore as the verdict saw it, the cycle active (a halt latched meanwhile stops it all)."""
     row = journal.position_for_update(plan.position_id)
     cycle = journal.latest_cycle()
-    if row.status != "open" or row.exit_sent_at is not None \
-            or row.restore_client_order_id != plan.restore_seen \
+    if row.status != "open" or row.restore_client_order_id != plan.restore_seen \
             or (cycle is not None and cycle.status != "active"):
         return None
     return row
@@ -371,20 +370,23 @@ def _close_gapped(db: Database, broker: Broker, channel: Channel | None, plan: _
         journal.record("gapped_through_stop", message, cycle_id=row.cycle_id,
                        position_id=row.id, details={"last_trade": plan.last_trade,
                                                     "stop": row.stop_loss, "qty": held})
-        queue_alert(journal, channel, "gapped_through_stop",
-                    f"GAPPED THROUGH THE STOP - {row.symbol} #{row.id} closed at market",
-                    f"{message}.\n\nNo stop was working at Alpaca for these shares and the "
-                    "market has already traded through it: a stop placed now would be refused, "
-                    "and its intent is to be out.\n", cycle_id=row.cycle_id)
+        if row.unprotected_since is None:  # one alert per gap, whatever follows
+            row.unprotected_since = now
+            queue_alert(journal, channel, "gapped_through_stop",
+                        f"GAPPED THROUGH THE STOP - {row.symbol} #{row.id} closed at market",
+                        f"{message}.\n\nNo stop was working at Alpaca for these shares and the "
+                        "market has already traded through it: a stop placed now would be "
+                        "refused, and its intent is to be out.\n", cycle_id=row.cycle_id)
         journal.commit()
         view = position_view(row)
     outcome = close_at_market(db, broker, channel, plan.position_id, cancel=list(plan.cancel),
-                              held=held, account_qty=plan.account_qty, view=view)
+                              held=held, account_qty=plan.account_qty, view=view, gap=True)
     state = UNPROTECTED if outcome.state == "failed" else None
     summary = f"{plan.symbol}: close at market {outcome.state}" + (
         f" (order {outcome.close_order_id})" if outcome.close_order_id else "") + (
         f": {outcome.error}" if outcome.error else "")
-    return (replace(plan.verdict, state=state, action=None, reason=outcome.error),
+    return (replace(plan.verdict, state=state, action=None,
+                    reason=outcome.position.protection_error or outcome.error),
             [message, summary], summary if outcome.failed else None)
 
 
