@@ -35,6 +35,7 @@ from tradectl.services.alerts import queue_alert
 from tradectl.services.close_position import close_at_market, mark_unprotected
 from tradectl.services.orders import apply_exit_order
 from tradectl.services.protection import (
+    CLOSING,
     PROTECTED,
     STOP_TYPES,
     UNPROTECTED,
@@ -373,7 +374,7 @@ def _close_gapped(db: Database, broker: Broker, channel: Channel | None, plan: _
         if row.unprotected_since is None:  # one alert per gap, whatever follows
             row.unprotected_since = now
             queue_alert(journal, channel, "gapped_through_stop",
-                        f"GAPPED THROUGH THE STOP - {row.symbol} #{row.id} closed at market",
+                        f"GAPPED THROUGH THE STOP - {row.symbol} #{row.id} closing at market",
                         f"{message}.\n\nNo stop was working at Alpaca for these shares and the "
                         "market has already traded through it: a stop placed now would be "
                         "refused, and its intent is to be out.\n", cycle_id=row.cycle_id)
@@ -381,10 +382,12 @@ def _close_gapped(db: Database, broker: Broker, channel: Channel | None, plan: _
         view = position_view(row)
     outcome = close_at_market(db, broker, channel, plan.position_id, cancel=list(plan.cancel),
                               held=held, account_qty=plan.account_qty, view=view, gap=True)
-    state = UNPROTECTED if outcome.state == "failed" else None
-    summary = f"{plan.symbol}: close at market {outcome.state}" + (
-        f" (order {outcome.close_order_id})" if outcome.close_order_id else "") + (
-        f": {outcome.error}" if outcome.error else "")
+    state = {"failed": UNPROTECTED, "closing": CLOSING, "unknown": CLOSING}.get(outcome.state)
+    summary = f"{plan.symbol}: " + {
+        "closed": f"closed at market (order {outcome.close_order_id})",
+        "closing": f"close order {outcome.close_order_id} working",
+        "unknown": f"close at market sent, outcome unknown: {outcome.error}",
+    }.get(outcome.state, f"close at market {outcome.state}: {outcome.error}")
     return (replace(plan.verdict, state=state, action=None,
                     reason=outcome.position.protection_error or outcome.error),
             [message, summary], summary if outcome.failed else None)
