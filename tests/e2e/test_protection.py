@@ -23,6 +23,14 @@ def open_aapl(trader: Cli, *extra: str) -> None:
     assert result.code == 0, result.output
 
 
+def legs_expired(trader: Cli, fake: FakeAlpaca) -> None:
+    """An open AAPL (2 at 150, stop 145, target 160) whose day bracket's legs expired at the
+    close."""
+    open_aapl(trader)
+    tick(trader)
+    fake.end_trading_day()
+
+
 def oco_orders(fake: FakeAlpaca) -> list[dict]:
     return [o for o in fake.orders_list(nested=True) if o["order_class"] == "oco"]
 
@@ -69,9 +77,7 @@ def test_a_refused_restore_is_unprotected_everywhere_with_one_alert(
     trader: Cli, fake: FakeAlpaca, smtp: SmtpSink
 ) -> None:
     trader.env.update(smtp.env())
-    open_aapl(trader)
-    tick(trader)
-    fake.end_trading_day()
+    legs_expired(trader, fake)
     fake.inject("POST", r"^/v2/orders$", 403, body={"code": 40310000,
                                                     "message": "account is restricted"})
     document = tick(trader, code=4)
@@ -97,9 +103,7 @@ def test_a_gap_through_the_stop_closes_at_market(
     trader: Cli, fake: FakeAlpaca, smtp: SmtpSink
 ) -> None:
     trader.env.update(smtp.env())
-    open_aapl(trader)
-    tick(trader)
-    fake.end_trading_day()
+    legs_expired(trader, fake)
     fake.set_price("AAPL", "140.00")  # after hours, below the stop
     fake.start_trading_day()  # opens below the stop: nothing protects the shares
 

@@ -37,6 +37,11 @@ def expire_the_legs(db: Database, broker: FakeBroker, channel: FakeChannel) -> N
     broker.state.market_open = True
 
 
+def an_open_aapl(db: Database, broker: FakeBroker, channel: FakeChannel) -> None:
+    open_position(db, broker, bracket())
+    tick(db, broker, channel)
+
+
 def row(db: Database, position_id: int = 1) -> Position:
     with orm_session(db) as session:
         found = session.get_one(Position, position_id)
@@ -230,8 +235,7 @@ def test_close_sells_only_its_own_shares_and_the_sibling_keeps_its_stop(
 def test_a_lost_close_answer_is_settled_from_the_orders(
     db: Database, broker: FakeBroker, channel: FakeChannel,
 ) -> None:
-    open_position(db, broker, bracket())
-    tick(db, broker, channel)
+    an_open_aapl(db, broker, channel)
     broker.lose_answer("close_position")
     outcome = close_position(db, broker, channel, "AAPL")
     assert outcome.state == "unknown" and outcome.exit_code == 4
@@ -245,8 +249,7 @@ def test_a_lost_close_answer_is_settled_from_the_orders(
 def test_close_sends_nothing_when_the_stop_filled_before_its_cancel(
     db: Database, broker: FakeBroker, channel: FakeChannel,
 ) -> None:
-    open_position(db, broker, bracket())
-    tick(db, broker, channel)
+    an_open_aapl(db, broker, channel)
     cancel = broker.cancel_order
 
     def fill_then_cancel(order_id: str) -> None:
@@ -264,8 +267,7 @@ def test_close_sends_nothing_when_the_stop_filled_before_its_cancel(
 def test_a_lost_replace_answer_is_followed_by_the_next_tick(
     db: Database, broker: FakeBroker, channel: FakeChannel,
 ) -> None:
-    open_position(db, broker, bracket())
-    tick(db, broker, channel)
+    an_open_aapl(db, broker, channel)
     broker.lose_answer("replace_order")
     report = adjust_position(db, broker, "AAPL", stop=Decimal(147), target=None)
     assert [leg.state for leg in report.legs] == ["unknown"] and report.exit_code == 4
@@ -278,8 +280,7 @@ def test_a_lost_replace_answer_is_followed_by_the_next_tick(
 def test_close_of_a_position_whose_stop_already_filled_records_that_and_sends_nothing(
     db: Database, broker: FakeBroker, channel: FakeChannel,
 ) -> None:
-    open_position(db, broker, bracket())
-    tick(db, broker, channel)
+    an_open_aapl(db, broker, channel)
     broker.set_price("AAPL", "144")  # filled at Alpaca; no tick has seen it yet
     outcome = close_position(db, broker, channel, "AAPL")
     assert outcome.state == "closed" and outcome.position.close_reason == "stop_loss"
