@@ -33,6 +33,7 @@ DEFAULTS: dict[str, str | None] = {
     "MAX_OPEN_POSITIONS": "10",
     "MAX_POSITION_NOTIONAL": "25000",
     "MAX_RISK_PER_TRADE": "500",
+    "REARM_PROTECTION": "true",
     "SMTP_HOST": None,
     "SMTP_PORT": "587",
     "SMTP_USERNAME": None,
@@ -76,6 +77,7 @@ class Settings:
     # carries the hook's token in its path: a secret, shown only through mask_url()
     alert_webhook_url: str | None = field(default=None, repr=False)
     alert_webhook_timeout: float = 10.0
+    rearm_protection: bool = True  # `watch` restores a missing stop (one OCO exit order)
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
 
@@ -184,6 +186,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alert_webhook_url=_webhook_url("ALERT_WEBHOOK_URL", raw("ALERT_WEBHOOK_URL")),
         alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
+        rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
         app_dir=app_dir,
     )
 

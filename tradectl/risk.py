@@ -106,27 +106,36 @@ def check_bracket_shape(spec: BracketRequest) -> None:
 
 def check_bracket_against_base(spec: BracketRequest, base: Decimal, *, base_name: str) -> None:
     """For a buy stop < base < target, for a sell the reverse, each at least a cent away."""
-    if spec.side == "buy":
-        if spec.stop > base - CENT:
+    check_exit_prices(spec.side, spec.stop, spec.target, base, base_name=base_name)
+
+
+def check_exit_prices(side: str, stop: Decimal, target: Decimal, base: Decimal, *,
+                      base_name: str) -> None:
+    """The exits of a position entered on `side` against a base price (the entry, or the last
+    trade): a long's stop at least a cent below it and its target at least a cent above, a
+    short's the reverse."""
+    shown = price_text(base)
+    if side == "buy":
+        if stop > base - CENT:
             raise InputError(
-                f"--stop {price_text(spec.stop)} must be at least 0.01 below {base_name} "
-                f"{price_text(base)} for a buy"
+                f"--stop {price_text(stop)} must be at least 0.01 below {base_name} {shown} "
+                "for a buy"
             )
-        if spec.target < base + CENT:
+        if target < base + CENT:
             raise InputError(
-                f"--target {price_text(spec.target)} must be at least 0.01 above {base_name} "
-                f"{price_text(base)} for a buy"
+                f"--target {price_text(target)} must be at least 0.01 above {base_name} {shown} "
+                "for a buy"
             )
     else:
-        if spec.stop < base + CENT:
+        if stop < base + CENT:
             raise InputError(
-                f"--stop {price_text(spec.stop)} must be at least 0.01 above {base_name} "
-                f"{price_text(base)} for a sell"
+                f"--stop {price_text(stop)} must be at least 0.01 above {base_name} {shown} "
+                "for a sell"
             )
-        if spec.target > base - CENT:
+        if target > base - CENT:
             raise InputError(
-                f"--target {price_text(spec.target)} must be at least 0.01 below {base_name} "
-                f"{price_text(base)} for a sell"
+                f"--target {price_text(target)} must be at least 0.01 below {base_name} {shown} "
+                "for a sell"
             )
 
 

@@ -47,10 +47,30 @@ class PositionView:
     close_reason: str | None
     last_price: Price | None = None
     unrealized_pl: Money | None = None
+    # What protects the held shares at Alpaca (services/protection.py). `protection` is
+    # protected | unprotected | closing, or None: no shares held, or not known (no orders read);
+    # `protected` is its yes/no. The working prices and ids are Alpaca's, not what was asked.
+    protection: str | None = None
+    protected: bool | None = None
+    working_stop: Price | None = None
+    working_target: Price | None = None
+    stop_order_id: str | None = None
+    target_order_id: str | None = None
+    unprotected_since: datetime | None = None
+    protection_error: str | None = None
+    restore_client_order_id: str | None = None  # the restore of the current gap (an OCO)
+    restore_order_id: str | None = None
+    restore_sent_at: datetime | None = None
+    exit_order_id: str | None = None  # a close at market outside the exits (halt, close, gap)
+    exit_sent_at: datetime | None = None
 
     @property
     def is_live(self) -> bool:
         return self.status in ("pending", "open", "closing")
+
+    @property
+    def unprotected(self) -> bool:
+        return self.protection == "unprotected"
 
     @property
     def local_only(self) -> bool:
@@ -63,7 +83,28 @@ class PositionView:
         was ever involved."""
         if self.local_only:
             return "local only: never sent to a broker"
-        return self.alpaca_error if self.is_live else None
+        if not self.is_live:
+            return None
+        if self.unprotected:
+            why = self.protection_error or "no stop order working at Alpaca"
+            return f"UNPROTECTED: {why}" + (f"; {self.alpaca_error}" if self.alpaca_error else "")
+        return self.alpaca_error
+
+
+_VIEW_FIELDS = frozenset(PositionView.__dataclass_fields__)
+
+
+def overlaid(view: PositionView, fields: dict[str, Any]) -> PositionView:
+    """`dataclasses.replace(view, **fields)` without running __init__ over all its fields again:
+    `watch` adds the protection to every position every tick, and replace cost a fifth of a
+    1,000-position tick. Only PositionView's own fields are accepted."""
+    unknown = fields.keys() - _VIEW_FIELDS
+    if unknown:
+        raise TypeError(f"not PositionView fields: {sorted(unknown)}")
+    copy = object.__new__(PositionView)
+    copy.__dict__.update(view.__dict__)
+    copy.__dict__.update(fields)
+    return copy
 
 
 @dataclass(frozen=True)

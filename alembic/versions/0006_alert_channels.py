@@ -2,7 +2,7 @@
 and retried on its own; the structured facts a webhook carries.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 revision: str = "0006"
 # 0005 is being written beside this one: whoever merges second re-chains to it.
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

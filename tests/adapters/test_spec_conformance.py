@@ -22,7 +22,7 @@ import yaml
 
 from tests.adapters.spec_check import require_spec, validate_exchange
 from tests.fakes.alpaca import FakeAlpaca
-from tradectl.broker import BracketRequest, Broker
+from tradectl.broker import BracketRequest, Broker, OcoExitRequest
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.errors import BrokerError
 
@@ -160,6 +160,18 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     assert broker.fails(lambda: broker.submit_bracket(duplicate)).status == 422
     broker.cancel_order(msft.id)  # 204
     assert broker.fails(lambda: broker.cancel_order(msft.id)).status == 422
+    broker.cancel_order(broker.get_order(aapl.id).legs[0].id)  # its group goes: no stop left
+    oco = broker.submit_oco_exit(OcoExitRequest(
+        "AAPL", "sell", Decimal(2), stop=Decimal("140"), target=Decimal("170"),
+        client_order_id="conformance-oco"))
+    assert (oco.order_class, oco.type, [leg.type for leg in oco.legs]) == ("oco", "limit",
+                                                                           ["stop"])
+    moved = broker.replace_order(oco.legs[0].id, stop_price=Decimal("141"))
+    assert (moved.replaces, moved.stop_price) == (oco.legs[0].id, Decimal("141"))
+    assert broker.replace_order(oco.id, limit_price=Decimal("171")).limit_price == Decimal(171)
+    unchanged = broker.fails(lambda: broker.replace_order(moved.id, stop_price=Decimal("141")))
+    assert unchanged.status == 422
+    assert broker.fails(lambda: broker.close_position("AAPL", Decimal(1))).status == 403
     fake.inject("GET", r"^/v2/account$", 500)
     fake.inject("GET", r"^/v2/positions$", 429)
     broker.account()  # retried after the 500
@@ -176,6 +188,7 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     assert close_all.url == f"{fake.url}/v2/positions?cancel_orders=true"
     assert [(o.key, o.ok) for o in closed] == [("AAPL", True), ("TSLA", False)]
     fake.fail_close("TSLA", None)
+    assert broker.close_position("TSLA", Decimal(1)).qty == Decimal(1)
     assert broker.close_position("TSLA").side == "sell"
     assert broker.fails(adapter(fake, api_key="wrong-key").account).status == 401
 

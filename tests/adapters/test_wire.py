@@ -230,6 +230,19 @@ def test_an_order_reads_with_its_legs() -> None:
     assert leg.submitted_at == datetime(2026, 11, 25, 14, 30, 0, 123456, tzinfo=UTC)
 
 
+def test_a_replaced_order_reads_with_its_links_and_time_in_force() -> None:
+    """A PATCH's old order names its replacement and the new one names the old (Order schema);
+    absent (or null, as on every order never replaced) they read as None."""
+    old = read(wire.parse_order, changed(LEG, status="replaced", time_in_force="gtc",
+                                         replaced_by="c0ffee00-0000-4000-8000-000000000002"))
+    new = read(wire.parse_order, changed(LEG, id="c0ffee00-0000-4000-8000-000000000002",
+                                         replaces=LEG["id"], replaced_by=None))
+    assert (old.replaced_by, old.replaces, old.time_in_force) == (new.id, None, "gtc")
+    assert (new.replaces, new.replaced_by, new.time_in_force) == (LEG["id"], None, "")
+    assert unreadable(wire.parse_order, changed(LEG, replaced_by=7)).field == \
+        "order.replaced_by"
+
+
 def test_a_filled_order_without_filled_qty_is_unreadable_not_zero() -> None:
     assert unreadable(wire.parse_order, changed(ORDER, filled_qty=...)).field == \
         "order.filled_qty"

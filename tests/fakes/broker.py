@@ -23,13 +23,14 @@ from tradectl.broker import (
     BrokerPosition,
     BrokerRequest,
     Clock,
+    OcoExitRequest,
     Order,
     SymbolOutcome,
     wire,
 )
 from tradectl.broker.alpaca import bracket_order_body
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError
+from tradectl.errors import BrokerError, BrokerTimeout
 from tradectl.notify import Notice
 
 FAKE_URL = "http://fake-alpaca.test"
@@ -64,14 +65,16 @@ class OpenTransactions:
 
 
 class FakeBroker:
-    """The Broker Protocol in-process. `fail(method, error, times)` makes a call raise; every
-    call is logged in `calls`; a call inside a transaction fails the test."""
+    """The Broker Protocol in-process. `fail(method, error, times)` makes a call raise before
+    it acts; `lose_answer(method, times)` lets it act and then raise BrokerTimeout, as a lost
+    answer does. Every call is logged in `calls`; a call inside a transaction fails the test."""
 
     def __init__(self, transactions: OpenTransactions | None = None) -> None:
         self.state = AlpacaState()
         self.transactions = transactions
         self.calls: list[str] = []
         self._faults: dict[str, list[BrokerError]] = {}
+        self._lost: dict[str, int] = {}
         self._lock = threading.RLock()
 
     # -- steering -----------------------------------------------------------------------------
@@ -82,6 +85,9 @@ class FakeBroker:
 
     def fail(self, method: str, error: BrokerError, times: int = 1) -> None:
         self._faults.setdefault(method, []).extend([error] * times)
+
+    def lose_answer(self, method: str, times: int = 1) -> None:
+        self._lost[method] = self._lost.get(method, 0) + times
 
     def _enter(self, method: str) -> None:
         if self.transactions is not None:
@@ -100,6 +106,9 @@ class FakeBroker:
             except ApiError as err:
                 raise BrokerError(f"Alpaca {err.status}: {err.body['message']}",
                                   status=err.status) from None
+            if self._lost.get(method):
+                self._lost[method] -= 1
+                raise BrokerTimeout("Alpaca did not answer in time")
             return wire.decode(json.dumps(answer).encode())
 
     # -- the Protocol -------------------------------------------------------------------------
@@ -117,6 +126,23 @@ class FakeBroker:
         body = self.bracket_order_request(request).body
         assert body is not None
         return wire.parse_order(self._do("submit_bracket", lambda: self.state.submit(body)))
+
+    def submit_oco_exit(self, request: OcoExitRequest) -> Order:
+        body = {
+            "symbol": request.symbol, "qty": format(request.qty, "f"), "side": request.side,
+            "type": "limit", "time_in_force": request.time_in_force, "order_class": "oco",
+            "client_order_id": request.client_order_id,
+            "take_profit": {"limit_price": str(request.target)},
+            "stop_loss": {"stop_price": str(request.stop)},
+        }
+        return wire.parse_order(self._do("submit_oco_exit", lambda: self.state.submit(body)))
+
+    def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
+                      limit_price: Decimal | None = None) -> Order:
+        body = {name: str(value) for name, value in
+                (("stop_price", stop_price), ("limit_price", limit_price)) if value is not None}
+        return wire.parse_order(
+            self._do("replace_order", lambda: self.state.replace(order_id, body)))
 
     def get_order(self, order_id: str) -> Order:
         return wire.parse_order(self._do("get_order", lambda: self.state.order_dict(
@@ -152,9 +178,9 @@ class FakeBroker:
         return wire.parse_closed_positions(
             self._do("close_all_positions", lambda: self.state.close_all(cancel_orders)))
 
-    def close_position(self, symbol: str) -> Order:
+    def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
         return wire.parse_order(
-            self._do("close_position", lambda: self.state.close_position(symbol)))
+            self._do("close_position", lambda: self.state.close_position(symbol, qty=qty)))
 
     def account(self) -> Account:
         return wire.parse_account(self._do("account", self.state.account))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.broker import FakeBroker, FakeChannel, OpenTransactions
+from tradectl.broker import BracketRequest
 from tradectl.db.session import Database
 from tradectl.notify import Channels
 from tradectl.risk import RiskLimits
@@ -48,3 +49,15 @@ def channel(transactions: OpenTransactions) -> FakeChannel:
 def channels(channel: FakeChannel) -> Channels:
     """The configured channels: the fake e-mail channel alone."""
     return Channels((channel,))
+def bracket(symbol: str = "AAPL", stop: str = "145", target: str = "160",
+            entry: str | None = None) -> BracketRequest:
+    return BracketRequest(symbol, "buy", 2, Decimal(stop), Decimal(target),
+                          Decimal(entry) if entry else None, "day")
+
+
+def open_position(db: Database, broker: FakeBroker, spec: BracketRequest) -> None:
+    from tradectl.services.open_position import place_open, quote_open
+    from tradectl.services.pre_trade import send_pre_trade_reads
+
+    outcome = place_open(db, broker, LIMITS, quote_open(db, send_pre_trade_reads(broker, spec)))
+    assert outcome.broker_error is None, outcome.broker_error

@@ -9,9 +9,8 @@ from decimal import Decimal
 import pytest
 
 from tests.fakes.broker import FakeBroker, FakeChannel, OpenTransactions
-from tests.services.conftest import LIMITS
+from tests.services.conftest import LIMITS, bracket, open_position
 from tests.support.db import orm_session
-from tradectl.broker import BracketRequest
 from tradectl.db.models import Alert, Cycle, Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerTimeout
@@ -21,17 +20,6 @@ from tradectl.services.open_position import place_open, quote_open
 from tradectl.services.pre_trade import send_pre_trade_reads
 from tradectl.services.resume import resume_trading
 from tradectl.services.watch import Watcher
-
-
-def bracket(symbol: str = "AAPL", stop: str = "145", target: str = "160",
-            entry: str | None = None) -> BracketRequest:
-    return BracketRequest(symbol, "buy", 2, Decimal(stop), Decimal(target),
-                          Decimal(entry) if entry else None, "day")
-
-
-def open_position(db: Database, broker: FakeBroker, spec: BracketRequest) -> None:
-    outcome = place_open(db, broker, LIMITS, quote_open(db, send_pre_trade_reads(broker, spec)))
-    assert outcome.broker_error is None, outcome.broker_error
 
 
 def test_the_guard_fails_a_broker_call_made_inside_a_transaction(

@@ -11,6 +11,7 @@ from tradectl.risk import (
     RiskLimits,
     check_bracket_against_base,
     check_bracket_shape,
+    check_exit_prices,
     loss_limit_reached,
     loss_warning_reached,
     parse_price,
@@ -121,6 +122,26 @@ def test_market_bracket_is_checked_against_the_last_trade() -> None:
     with pytest.raises(InputError, match="above the last trade 170"):
         check_bracket_against_base(spec(side="sell", stop=D("160"), target=D("150")), D("170"),
                                    base_name="the last trade")
+
+
+@pytest.mark.parametrize(("side", "stop", "target", "refused"), [
+    ("buy", "149.99", "150.01", None),
+    ("buy", "150.00", "160", "--stop 150.00 must be at least 0.01 below the last trade 150"),
+    ("buy", "145", "150", "--target 150 must be at least 0.01 above the last trade 150"),
+    ("sell", "150.01", "149.99", None),
+    ("sell", "149.99", "140", "--stop 149.99 must be at least 0.01 above the last trade 150"),
+    ("sell", "155", "150.5", "--target 150.5 must be at least 0.01 below the last trade 150"),
+])
+def test_moved_exits_are_checked_against_the_last_trade(
+    side: str, stop: str, target: str, refused: str | None
+) -> None:
+    """`adjust`: a long's stop below the market and its target above, a short's the reverse."""
+    if refused is None:
+        check_exit_prices(side, D(stop), D(target), D("150"), base_name="the last trade")
+        return
+    with pytest.raises(InputError) as caught:
+        check_exit_prices(side, D(stop), D(target), D("150"), base_name="the last trade")
+    assert caught.value.message.startswith(refused)
 
 
 def test_a_trade_within_every_limit_passes() -> None:

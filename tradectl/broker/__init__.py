@@ -52,6 +52,21 @@ class BrokerRequest:
 
 
 @dataclass(frozen=True)
+class OcoExitRequest:
+    """An exit pair for shares already held (Alpaca's `order_class=oco`): a take-profit limit at
+    `target` (the parent order) and a stop at `stop` (its leg), both working at once, one filling
+    cancels the other. `side` is the exit side: sell for a long position, buy for a short."""
+
+    symbol: str
+    side: Literal["buy", "sell"]
+    qty: Decimal
+    stop: Decimal
+    target: Decimal
+    client_order_id: str
+    time_in_force: Literal["day", "gtc"] = "gtc"
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     client_order_id: str
@@ -69,6 +84,9 @@ class Order:
     filled_at: datetime | None = None
     canceled_at: datetime | None = None
     legs: tuple[Order, ...] = field(default=())
+    time_in_force: str = ""
+    replaced_by: str | None = None  # a PATCH replaced this order by that one
+    replaces: str | None = None  # this order replaced that one
 
     @property
     def is_final(self) -> bool:
@@ -137,6 +155,10 @@ class Broker(Protocol):
     def bracket_order_request(self, request: BracketRequest) -> BrokerRequest: ...
     def close_all_request(self, *, cancel_orders: bool) -> BrokerRequest: ...
     def submit_bracket(self, request: BracketRequest) -> Order: ...
+    def submit_oco_exit(self, request: OcoExitRequest) -> Order: ...
+    # PATCH: a new order (new id) takes the old one's place; the answer is the new order.
+    def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
+                      limit_price: Decimal | None = None) -> Order: ...
     def get_order(self, order_id: str) -> Order: ...
     def find_order_by_client_id(self, client_order_id: str) -> Order | None: ...
     # Orders submitted after `after`, newest first: all of them, or at least every `wanted` id.
@@ -149,7 +171,8 @@ class Broker(Protocol):
     def cancel_all_orders(self) -> list[SymbolOutcome]: ...
     def cancel_order(self, order_id: str) -> None: ...
     def close_all_positions(self, *, cancel_orders: bool) -> list[SymbolOutcome]: ...
-    def close_position(self, symbol: str) -> Order: ...
+    # `qty` None closes the whole position; else that many shares of it.
+    def close_position(self, symbol: str, qty: Decimal | None = None) -> Order: ...
     def account(self) -> Account: ...
     def clock(self) -> Clock: ...
     def latest_trade_price(self, symbol: str) -> Decimal: ...

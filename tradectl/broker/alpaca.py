@@ -22,6 +22,7 @@ from tradectl.broker import (
     BrokerPosition,
     BrokerRequest,
     Clock,
+    OcoExitRequest,
     Order,
     SymbolOutcome,
     wire,
@@ -68,6 +69,34 @@ class AlpacaBroker:
         """One POST, never retried: a timeout raises BrokerTimeout and the caller settles the
         outcome by client_order_id."""
         return wire.parse_order(self._rest.send_request(self.bracket_order_request(request)))
+
+    def submit_oco_exit(self, request: OcoExitRequest) -> Order:
+        """One POST, never retried, like submit_bracket. The take-profit is the parent (a limit
+        order); no top-level limit_price: Alpaca takes it from take_profit (alpaca-py#489)."""
+        body = {
+            "symbol": request.symbol,
+            "qty": format(request.qty, "f"),
+            "side": request.side,
+            "type": "limit",
+            "time_in_force": request.time_in_force,
+            "order_class": "oco",
+            "client_order_id": request.client_order_id,
+            "take_profit": {"limit_price": _price(request.target)},
+            "stop_loss": {"stop_price": _price(request.stop)},
+        }
+        return wire.parse_order(self._rest.send("POST", "/orders", body=body))
+
+    def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
+                      limit_price: Decimal | None = None) -> Order:
+        """PATCH /v2/orders/{id}, never retried: after a lost answer the old order's
+        `replaced_by` (in the next orders read) says whether it was replaced."""
+        body: dict[str, Any] = {}
+        if stop_price is not None:
+            body["stop_price"] = _price(stop_price)
+        if limit_price is not None:
+            body["limit_price"] = _price(limit_price)
+        return wire.parse_order(self._rest.send("PATCH", f"/orders/{segment(order_id)}",
+                                                body=body))
 
     def get_order(self, order_id: str) -> Order:
         raw = self._rest.read("GET", f"/orders/{segment(order_id)}", params={"nested": "true"})
@@ -167,8 +196,10 @@ class AlpacaBroker:
         request = self.close_all_request(cancel_orders=cancel_orders)
         return wire.parse_closed_positions(self._rest.send_request(request))
 
-    def close_position(self, symbol: str) -> Order:
-        return wire.parse_order(self._rest.send("DELETE", f"/positions/{segment(symbol)}"))
+    def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
+        params = {"qty": format(qty, "f")} if qty is not None else None
+        return wire.parse_order(self._rest.send("DELETE", f"/positions/{segment(symbol)}",
+                                                params=params))
 
     # -- account and market ---------------------------------------------------------------
 

@@ -226,6 +226,9 @@ def _order(f: _Fields) -> Order:
         canceled_at=f.optional(_time, "canceled_at"),
         legs=tuple(_order(_Fields(leg, f"{f.where}.legs[{i}]")) for i, leg in
                    enumerate(legs or ())),
+        time_in_force=f.optional(_text, "time_in_force") or "",
+        replaced_by=f.optional(_text, "replaced_by") or None,
+        replaces=f.optional(_text, "replaces") or None,
     )
 
 

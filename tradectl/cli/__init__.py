@@ -9,7 +9,7 @@ from typing import NoReturn
 import typer
 
 # Each module registers its commands on the app.
-from tradectl.cli import alert, check, db, halt, log, open, report, status, watch  # noqa: F401
+from tradectl.cli import alert, check, db, halt, log, open, position, report, status, watch  # noqa: F401
 from tradectl.cli.app import app
 
 

@@ -67,7 +67,8 @@ def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
     with watching(database(config), broker(config), alert_channels(config),
                   daily_loss_limit=config.daily_loss_limit, interval=period,
                   read_only=read_only, spool=stop_spool(config),
-                  gate_wait=gate_wait(config)) as watcher:
+                  gate_wait=gate_wait(config),
+                  rearm_protection=config.rearm_protection) as watcher:
         # A long-running loop needs the collector (the executable starts with it off), but not
         # to rescan the imports on every full collection: freeze what exists now.
         gc.freeze()

@@ -68,6 +68,17 @@ class Journal:
     def position(self, position_id: int) -> Position:
         return self._session.get_one(Position, position_id)
 
+    def position_for_update(self, position_id: int) -> Position:
+        """The row, locked until the transaction ends (Postgres; SQLite's BEGIN IMMEDIATE
+        already serializes writers): a decision taken on it is not raced by another process."""
+        return self._session.scalars(
+            select(Position).where(Position.id == position_id).with_for_update()).one()
+
+    def positions_by_id(self, ids: Iterable[int], *, for_update: bool = False
+                        ) -> list[Position]:
+        query = select(Position).where(Position.id.in_(list(ids))).order_by(Position.id)
+        return list(self._session.scalars(query.with_for_update() if for_update else query))
+
     def add_position(self, position: Position) -> Position:
         self._session.add(position)
         self._session.flush()
@@ -95,9 +106,11 @@ class Journal:
         return (min(oldest, start) if oldest else start) - ORDERS_WINDOW_MARGIN
 
     def tracked_order_ids(self) -> set[str]:
-        """The broker orders of every live position: its entry, and its close if one was sent."""
+        """The broker orders of every live position: its entry, its close if one was sent, and
+        the exit orders protecting it."""
         rows = self._session.execute(
-            select(Position.alpaca_order_id, Position.exit_order_id)
+            select(Position.alpaca_order_id, Position.exit_order_id, Position.stop_order_id,
+                   Position.target_order_id, Position.restore_order_id)
             .where(Position.status.in_(LIVE_POSITION_STATUSES)))
         return {order_id for row in rows for order_id in row if order_id}
 
@@ -242,7 +255,9 @@ _POSITION_FIELDS = (
     "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss", "take_profit",
     "time_in_force", "status", "client_order_id", "alpaca_order_id", "alpaca_status",
     "alpaca_error", "filled_qty", "filled_avg_price", "exit_price", "realized_pl", "created_at",
-    "closed_at", "close_reason",
+    "closed_at", "close_reason", "stop_order_id", "target_order_id", "unprotected_since",
+    "protection_error", "restore_client_order_id", "restore_order_id", "restore_sent_at",
+    "exit_order_id", "exit_sent_at",
 )
 
 

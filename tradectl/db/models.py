@@ -139,8 +139,23 @@ class Position(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     close_reason: Mapped[str | None] = mapped_column(String(32))
-    # The market order that closes the position outside its bracket (the emergency stop).
+    # The market order that closes the position outside its bracket (the emergency stop,
+    # `close`, a gap through the stop), and when tradectl sent its own (to settle a lost answer).
     exit_order_id: Mapped[str | None] = mapped_column(String(64))
+    exit_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Protection (services/protection.py): the stop and take-profit working at Alpaca for the
+    # held shares, as last seen (bracket legs, a restore's OCO, or their replacements).
+    stop_order_id: Mapped[str | None] = mapped_column(String(64))
+    target_order_id: Mapped[str | None] = mapped_column(String(64))
+    # The restore of the current gap: its client_order_id written before it is sent, the OCO's
+    # id once Alpaca answered or its orders showed it, when it was sent.
+    restore_client_order_id: Mapped[str | None] = mapped_column(String(64))
+    restore_order_id: Mapped[str | None] = mapped_column(String(64))
+    restore_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Held shares with no working stop that tradectl could not restore: since when (one alert
+    # per gap) and why.
+    unprotected_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    protection_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Event(Base):

@@ -10,6 +10,7 @@ from tradectl.formats import CENT
 from tradectl.render import STATUS_STYLE, cents, dollars, literal, money, one_line, quantity, stdout
 from tradectl.render.check import account_document
 from tradectl.render.json import plain, print_json
+from tradectl.render.protection import exit_cells, protection_mark
 
 if TYPE_CHECKING:
     from tradectl.services.status import StatusReport
@@ -61,9 +62,10 @@ def _positions_table(report: StatusReport) -> Any:
             entry = money(p.filled_avg_price)
         else:
             entry = "mkt" if p.entry_price is None else f"lmt {money(p.entry_price)}"
+        stop, target = exit_cells(p) if p.is_live else (money(p.stop_loss), money(p.take_profit))
         table.add_row(
             str(p.id), Text(p.symbol), f"{p.side} {_filled(p)}",
-            entry, money(p.stop_loss), money(p.take_profit),
+            entry, protection_mark(p, stop), protection_mark(p, target),
             Text(p.status + (" !" if failing else ""), style=style), _pl(p),
             _time(p.created_at, "%m-%d %H:%M"),
         )

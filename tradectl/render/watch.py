@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradectl.render import cents, dollars, money, one_line, quantity, stdout
 from tradectl.render.json import plain, print_json
+from tradectl.render.protection import exit_cells, protection_cell
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -67,6 +68,8 @@ class WatchDisplay:
             parts.append(f"external={len(result.external)}")
         if not result.drives_stops:
             parts.append("read-only")
+        if result.unprotected:
+            parts.append(f"UNPROTECTED: {', '.join(result.unprotected)}")
         parts += [f"change: {one_line(c)}" for c in result.changes]
         if result.warning:
             parts.append(f"WARNING: {one_line(result.warning)}")
@@ -105,10 +108,10 @@ class WatchDisplay:
                 lines.append(Text(one_line(note), style=style))
 
         table = Table(expand=True, show_edge=False)
-        for column in ("symbol", "side", "qty", "entry", "last", "stop", "target", "unreal. P&L",
-                       "status", "note"):
+        for column in ("symbol", "side", "qty", "entry", "last", "stop", "target", "protected",
+                       "unreal. P&L", "status", "note"):
             table.add_column(column, justify="right" if column not in (
-                "symbol", "side", "status", "note") else "left")
+                "symbol", "side", "protected", "status", "note") else "left")
         for p in result.positions:
             table.add_row(*_position_row(p))
         for x in result.external:
@@ -146,10 +149,11 @@ def _position_row(p: PositionView) -> tuple[Any, ...]:
     pnl = p.unrealized_pl
     pnl_style = "green" if pnl and pnl > 0 else "red" if pnl else ""
     note = p.note
+    stop, target = exit_cells(p)
     return (
         Text(p.symbol), p.side, f"{filled}/{qty}" if partial else qty,
         money(p.filled_avg_price or p.entry_price), money(p.last_price),
-        money(p.stop_loss), money(p.take_profit), Text(dollars(pnl), style=pnl_style),
+        stop, target, protection_cell(p), Text(dollars(pnl), style=pnl_style),
         Text(p.status + (" (partial)" if partial else ""),
              style="bold red" if note and not p.local_only else ""),
         Text(one_line(note or ""), style="dim" if p.local_only else "red"),
@@ -161,7 +165,7 @@ def _external_row(x: ExternalPositionView) -> tuple[Any, ...]:
 
     pnl = x.unrealized_pl
     return (Text(x.symbol), x.side, quantity(x.qty), money(x.avg_entry_price),
-            money(x.last_price), "-", "-",
+            money(x.last_price), "-", "-", "-",
             Text(dollars(pnl), style="green" if pnl and pnl > 0 else "red" if pnl else ""),
             Text("external", style="magenta"), Text("not opened by tradectl", style="dim"))
 
@@ -180,6 +184,8 @@ def tick_document(result: TickReport) -> dict[str, Any]:
         "positions": plain(result.positions),
         "external": plain(result.external),
         "changes": list(result.changes),
+        "unprotected": list(result.unprotected),
+        "protection_error": result.protection_error,
         "warning": result.warning,
         "error": result.error,
         "emergency_stop": None if result.stop is None else {

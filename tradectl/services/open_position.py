@@ -39,7 +39,12 @@ from tradectl.risk import (
 from tradectl.services.gate import trading_gate
 from tradectl.services.orders import apply_entry_order
 from tradectl.services.pre_trade import PreTradeReads
-from tradectl.services.reconcile import UNKNOWN, outcome_unknown, settle_unknown_orders
+from tradectl.services.reconcile import (
+    UNKNOWN,
+    outcome_unknown,
+    settle_unknown_orders,
+    write_outcome_unknown,
+)
 from tradectl.views import PositionView
 
 
@@ -106,21 +111,13 @@ def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
         try:
             order = broker.submit_bracket(request)
         except BrokerError as err:
-            if not _outcome_unknown(err):
+            if not write_outcome_unknown(err):
                 return _record_failure(db, position_id, err)
             _record_unknown(db, position_id, err)  # a lost answer: the order may exist
             lost = err
         else:
             return _record_order(db, position_id, order)
     return _look_up_lost_answer(db, broker, position_id, request.client_order_id, lost)
-
-
-def _outcome_unknown(err: BrokerError) -> bool:
-    """No answer, an unreadable one, or a server error: Alpaca may have taken the order. A
-    refused connection or a 4xx means it did not."""
-    if isinstance(err, BrokerUnreachable):
-        return False
-    return isinstance(err, BrokerTimeout) or err.status is None or err.status >= 500
 
 
 def _settle_unknown_orders(db: Database, broker: Broker) -> None:

@@ -55,6 +55,17 @@ def apply_bracket(position: Position, order: Order) -> str | None:
     return f"{position.status} ({position.alpaca_status})"
 
 
+def apply_exit_fills(position: Position, exits: list[Order]) -> str | None:
+    """Close an open position whose take-profit or stop filled, whichever order it was (a
+    bracket leg, a restore's OCO, a replacement), exactly as a bracket leg closes it."""
+    for order in exits:
+        if order.status == "filled" and order.filled_avg_price is not None:
+            reason = "take_profit" if order.type == "limit" else "stop_loss"
+            close(position, order.filled_avg_price, reason, order)
+            return f"closed by {reason} at {position.exit_price}"
+    return None
+
+
 def apply_exit_order(position: Position, order: Order) -> bool:
     """Sync a position from the market order that closes it (the emergency stop's close)."""
     position.exit_order_id = order.id

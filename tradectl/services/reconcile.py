@@ -12,12 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
 
 from tradectl.broker import Order
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
 from tradectl.formats import price_or_none
-from tradectl.services.orders import apply_bracket, apply_entry_order, apply_exit_order
+from tradectl.services.orders import (
+    apply_bracket,
+    apply_entry_order,
+    apply_exit_fills,
+    apply_exit_order,
+)
 
 # How long an order tradectl may have sent can stay out of Alpaca's orders before it counts as
 # never placed. A request that reached Alpaca is acted on within seconds; our own requests give
@@ -27,27 +35,127 @@ UNKNOWN_GRACE = timedelta(minutes=10)
 UNKNOWN = "unknown"
 
 
+class Holding(Protocol):
+    """What the order rules read of a position: a Position row, or its PositionView (the same
+    names, read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def alpaca_status(self) -> str | None: ...
+    @property
+    def filled_qty(self) -> Decimal | None: ...
+    @property
+    def stop_loss(self) -> Decimal: ...
+    @property
+    def take_profit(self) -> Decimal: ...
+    @property
+    def alpaca_order_id(self) -> str | None: ...
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def stop_order_id(self) -> str | None: ...
+    @property
+    def target_order_id(self) -> str | None: ...
+    @property
+    def restore_client_order_id(self) -> str | None: ...
+    @property
+    def restore_order_id(self) -> str | None: ...
+    @property
+    def restore_sent_at(self) -> datetime | None: ...
+    @property
+    def unprotected_since(self) -> datetime | None: ...
+    @property
+    def protection_error(self) -> str | None: ...
+    @property
+    def exit_order_id(self) -> str | None: ...
+    @property
+    def exit_sent_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class OrderBook:
-    """The orders of one read, by id (legs included) and by client_order_id."""
+    """The orders of one read, by id (legs included) and by client_order_id, and which order
+    replaced which (a PATCH gives the new order a new id)."""
 
     by_id: dict[str, Order] = field(default_factory=dict)
     by_client_id: dict[str, Order] = field(default_factory=dict)
+    successor: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, orders: Iterable[Order]) -> OrderBook:
         book = cls()
         for order in orders:
-            book.by_id[order.id] = order
-            if order.client_order_id:
-                book.by_client_id[order.client_order_id] = order
-            for leg in order.legs:
-                book.by_id[leg.id] = leg
+            for one in (order, *order.legs):
+                book.by_id[one.id] = one
+                if one.client_order_id:
+                    book.by_client_id.setdefault(one.client_order_id, one)
+                if one.replaced_by:
+                    book.successor[one.id] = one.replaced_by
+                if one.replaces:
+                    book.successor.setdefault(one.replaces, one.id)
         return book
 
-    def entry_of(self, position: Position) -> Order | None:
+    def entry_of(self, position: Holding) -> Order | None:
         return self.by_id.get(position.alpaca_order_id or "") or self.by_client_id.get(
             position.client_order_id)
+
+    def latest(self, order_id: str) -> Order | None:
+        """The order as it stands now: itself, or what replaced it (and so on)."""
+        if order_id not in self.successor:
+            return self.by_id.get(order_id)
+        seen = {order_id}
+        while (after := self.successor.get(order_id)) is not None and after not in seen:
+            order_id = after
+            seen.add(order_id)
+        return self.by_id.get(order_id)
+
+
+def exit_orders(position: Holding, book: OrderBook) -> list[Order]:
+    """The orders that exit this position's shares, as Alpaca shows them now: its bracket's
+    legs, the OCO a restore placed, the orders recorded as its stop and take-profit; a replaced
+    order counts as its replacement."""
+    side = "sell" if position.side == "buy" else "buy"
+    entry = book.entry_of(position)
+    candidates = list(entry.legs) if entry is not None else []
+    restore = (book.by_client_id.get(position.restore_client_order_id or "")
+               or book.by_id.get(position.restore_order_id or ""))
+    if restore is not None:
+        restore = book.latest(restore.id) or restore
+        candidates += [restore, *restore.legs]
+    for order_id in (position.stop_order_id, position.target_order_id):
+        if order_id and (recorded := book.latest(order_id)) is not None:
+            candidates.append(recorded)
+    found: dict[str, Order] = {}
+    for order in candidates:
+        latest = book.latest(order.id) or order if book.successor else order
+        if latest.side == side:
+            found.setdefault(latest.id, latest)
+    return list(found.values())
+
+
+def _beyond_bracket(position: Holding, entry: Order) -> bool:
+    """The position has exit orders its bracket's legs do not show: a restore, or an order
+    recorded as its stop or take-profit that is not one of the legs (a replacement)."""
+    if position.restore_client_order_id or position.restore_order_id:
+        return True
+    legs = {leg.id for leg in entry.legs}
+    return any(i is not None and i not in legs
+               for i in (position.stop_order_id, position.target_order_id))
+
+
+def write_outcome_unknown(err: BrokerError) -> bool:
+    """After a failed write (an order, a replace, a close): no answer, an unreadable one, or a
+    server error means Alpaca may have acted on it. A refused connection or a 4xx means not."""
+    if isinstance(err, BrokerUnreachable):
+        return False
+    return isinstance(err, BrokerTimeout) or err.status is None or err.status >= 500
 
 
 def outcome_unknown(position: Position) -> bool:
@@ -75,6 +183,9 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
     if order is not None:
         recovered = outcome_unknown(position)
         change = apply_bracket(position, order)
+        if position.status == "open" and _beyond_bracket(position, order):
+            # a restore's OCO or a replaced leg filled
+            change = apply_exit_fills(position, exit_orders(position, book)) or change
         if recovered:
             position.alpaca_error = None
             return f"order {order.id} found by client_order_id ({order.status})"

@@ -17,8 +17,15 @@ from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.market import trading_day_start
 from tradectl.risk import CENT, applicable_baseline, position_pnl
-from tradectl.services.reconcile import outcome_unknown, settle_unknown_orders
-from tradectl.views import AlertView, CycleView, ExternalPositionView, PositionView
+from tradectl.services.protection import protection_verdict
+from tradectl.services.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
+from tradectl.views import (
+    AlertView,
+    CycleView,
+    ExternalPositionView,
+    PositionView,
+    overlaid,
+)
 
 RECENT_POSITIONS = 10  # finished positions shown below the live ones
 
@@ -49,13 +56,17 @@ def trading_status(
     report, unknown, since = _journal(db, mode, now, broker is not None)
     if broker is None:
         return report
+    # One orders read: for rows whose order outcome is unknown, and for what protects the rest.
+    needs_orders = unknown or any(p.is_live and not p.local_only for p in report.positions)
     try:
-        account, held, orders = _read_broker(broker, since if unknown else None)
+        account, held, orders = _read_broker(broker, since if needs_orders else None)
     except BrokerError as err:
         reason = err.message + (f"; {err.hint}" if err.hint else "")
         return replace(report, broker_error=reason)
     if orders is not None and settle_unknown_orders(db, orders, now):
         report, _, _ = _journal(db, mode, now, True)
+    if orders is not None:
+        report = replace(report, positions=_protection(report, orders, held, now))
     positions, warnings = _mark_to_market(report.positions, held)
     tracked = {p.symbol for p in report.positions if p.is_live and not p.local_only}
     return replace(report, account=account, positions=positions, warnings=warnings,
@@ -80,6 +91,25 @@ def _journal(db: Database, mode: str, now: datetime,
             if cycle is not None else None,
         )
         return report, any(outcome_unknown(p) for p in live), journal.orders_window_start()
+
+
+def _protection(report: StatusReport, orders: list[Order], held: list[BrokerPosition],
+                now: datetime) -> tuple[PositionView, ...]:
+    """Each live position with what protects it at Alpaca (services/protection.py): shown
+    only, nothing restored here."""
+    book, market = OrderBook.of(orders), {p.symbol: p for p in held}
+    blocked = "trading is stopped: nothing is restored" if report.trading_stopped else None
+    views = []
+    for view in report.positions:
+        if not view.is_live or view.local_only:
+            views.append(view)
+            continue
+        holding = market.get(view.symbol)
+        verdict = protection_verdict(
+            view, book, last_trade=holding.current_price if holding else None,
+            broker_holds=holding is not None, restore_blocked=blocked, now=now)
+        views.append(overlaid(view, verdict.view_fields()))
+    return tuple(views)
 
 
 def _read_broker(broker: Broker, orders_since: datetime | None

@@ -37,6 +37,7 @@ from tradectl.services.alerts import deliver_pending
 from tradectl.services.emergency_stop import HaltReport, emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.offline_stop import complete_offline_stops
+from tradectl.services.rearm import keep_protected
 from tradectl.services.reconcile import OrderBook, sync_position
 from tradectl.views import EventView, ExternalPositionView, PositionView
 
@@ -67,6 +68,8 @@ class TickReport:
     loss_baseline: Decimal | None = None  # the forced resume's day P&L, while it applies
     stop: HaltReport | None = None
     alerts_sent: int = 0
+    unprotected: tuple[str, ...] = ()  # "AAPL #3": held shares with no working stop at Alpaca
+    protection_error: str | None = None  # a restore or a gap's close Alpaca refused this tick
 
     @property
     def day_pnl(self) -> Decimal | None:
@@ -85,7 +88,7 @@ class TickReport:
             return self.stop.exit_code
         if self.database_failed:
             return ExitCode.DATABASE
-        return ExitCode.BROKER if self.error else ExitCode.OK
+        return ExitCode.BROKER if self.error or self.protection_error else ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,9 @@ class Watcher:
     def __init__(self, db: Database, broker: Broker | None, channel: Channels | None, *,
                  daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
-                 driver_lock: NamedLock | None = None) -> None:
+                 driver_lock: NamedLock | None = None, rearm_protection: bool = True) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
+        self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
         self.limit, self.drives_stops, self.interval = daily_loss_limit, drives_stops, interval
         self._warned_cycles: set[int | None] = set()
@@ -141,6 +145,7 @@ class Watcher:
         report = self._guarded(report, self._read_window)
         state, error = self._read_broker(report)
         report = self._guarded(report, lambda r: self._sync(r, state, error))
+        report = self._guarded(report, lambda r: self._protect(r, state))
         if report.database_failed and state is not None:
             report = replace(report, account=state.account,
                              external=tuple(ExternalPositionView.of(p) for p in state.positions))
@@ -260,6 +265,18 @@ class Watcher:
         self._last_cycle_status, self._last_baseline = report.cycle_status, report.loss_baseline
         return report
 
+    def _protect(self, report: TickReport, state: BrokerState | None) -> TickReport:
+        """Every held share has a working stop (services/rearm.py), from the same reads. Only
+        the watch that drives stops acts on a gap; a read-only one shows it."""
+        if state is None or self.broker is None or report.error:
+            return report
+        found = keep_protected(self.db, self.broker, self.channel, orders=state.orders,
+                               held=state.positions, views=report.positions, now=report.at,
+                               rearm=self.rearm_protection,
+                               stopped=report.cycle_status == "stopped", act=self.drives_stops)
+        return replace(report, positions=found.positions, changes=report.changes + found.changes,
+                       unprotected=found.unprotected, protection_error=found.error)
+
     # -- the loss limit -----------------------------------------------------------------
 
     def _check_loss_limit(self, report: TickReport) -> TickReport:
@@ -371,15 +388,16 @@ def _with_market(position: Position, market: dict[str, BrokerPosition]) -> Posit
 @contextmanager
 def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              daily_loss_limit: Decimal, interval: float, read_only: bool,
-             spool: StopSpool | None = None,
-             gate_wait: float = GATE_WAIT_SECONDS) -> Iterator[Watcher]:
+             spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
+             rearm_protection: bool = True) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: it holds the driver lock for its life
     (verified every tick). Another is refused (exit 3) unless it only looks (`read_only`, which
     never takes the lock and never pulls the stop)."""
     def watcher(lock: NamedLock | None) -> Watcher:
         return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,
                        drives_stops=lock is not None, interval=interval, spool=spool,
-                       gate_wait=gate_wait, driver_lock=lock)
+                       gate_wait=gate_wait, driver_lock=lock,
+                       rearm_protection=rearm_protection)
 
     if read_only:
         yield watcher(None)

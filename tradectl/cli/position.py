@@ -1,0 +1,60 @@
+"""`tradectl close` and `tradectl adjust`: one position's life after `open`, without pulling the
+emergency stop on the whole account."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tradectl.cli.app import JsonOption, app
+from tradectl.cli.wiring import alert_channels, broker, database, settings
+
+PositionArgument = Annotated[
+    str, typer.Argument(metavar="SYMBOL|POSITION_ID", help="A symbol (AAPL) or an id (12).")]
+
+
+@app.command("close")
+def close_command(position: PositionArgument, as_json: JsonOption = False) -> None:
+    """Exit one position now: cancel its stop and take-profit, close its shares at market.
+
+    An unfilled entry is cancelled instead. Allowed while trading is stopped; other positions
+    and their stops are left alone.
+
+    Example: tradectl close AAPL
+    """
+    from tradectl.render.position import close_report
+    from tradectl.services.close_position import close_position
+
+    config = settings()
+    outcome = close_position(database(config), broker(config), alert_channels(config), position)
+    close_report(outcome, as_json)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command("adjust")
+def adjust_command(
+    position: PositionArgument,
+    stop: Annotated[str | None, typer.Option("--stop", help="New stop-loss price.")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="New take-profit price.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a position's working stop and/or take-profit in place.
+
+    Alpaca replaces the order, so the shares are never without cover. The new prices are checked
+    against the last trade before anything is sent.
+
+    Example: tradectl adjust AAPL --stop 148
+    """
+    from tradectl.render.position import adjust_report
+    from tradectl.risk import parse_price
+    from tradectl.services.adjust import adjust_position
+
+    new_stop = parse_price(stop, "--stop") if stop is not None else None
+    new_target = parse_price(target, "--target") if target is not None else None
+    config = settings()
+    report = adjust_position(database(config), broker(config), position, stop=new_stop,
+                             target=new_target)
+    adjust_report(report, as_json)
+    raise typer.Exit(report.exit_code)
