@@ -9,7 +9,10 @@ MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2,}$"}  # dollars with 
 PRICE = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2,}$"}  # on the tick (or finer)
 QTY = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
 TIME = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$"}  # UTC
+DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}  # a plain exact number
+DATE = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 TEXT, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+ANY_OBJECT = {"type": "object"}
 
 
 def maybe(schema: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +43,11 @@ POSITION = closed(
     alpaca_error=maybe(TEXT), filled_qty=maybe(QTY), filled_avg_price=maybe(PRICE),
     exit_price=maybe(PRICE), realized_pl=maybe(MONEY), created_at=TIME, closed_at=maybe(TIME),
     close_reason=maybe(TEXT), last_price=maybe(PRICE), unrealized_pl=maybe(MONEY),
+    protection=maybe({"enum": ["protected", "unprotected", "closing"]}), protected=maybe(BOOL),
+    working_stop=maybe(PRICE), working_target=maybe(PRICE), stop_order_id=maybe(TEXT),
+    target_order_id=maybe(TEXT), unprotected_since=maybe(TIME), protection_error=maybe(TEXT),
+    restore_client_order_id=maybe(TEXT), restore_order_id=maybe(TEXT),
+    restore_sent_at=maybe(TIME), exit_order_id=maybe(TEXT), exit_sent_at=maybe(TIME),
 )
 EXTERNAL = closed(symbol=TEXT, side=TEXT, qty=QTY, avg_entry_price=maybe(PRICE),
                   last_price=maybe(PRICE), unrealized_pl=maybe(MONEY))
@@ -82,7 +90,7 @@ TICK = closed(
     external=listing(EXTERNAL), changes=listing(TEXT), warning=maybe(TEXT), error=maybe(TEXT),
     emergency_stop=maybe(closed(exit_code=INT, alert=TEXT, symbols=listing(closed(
         symbol=TEXT, state=TEXT, error=maybe(TEXT))))),
-    alerts_sent=INT)
+    alerts_sent=INT, unprotected=listing(TEXT), protection_error=maybe(TEXT))
 
 STATUS = closed(
     mode={"enum": ["paper", "live"]}, trading={"enum": ["active", "stopped"]},
@@ -101,7 +109,8 @@ CHECK = closed(
     checks=listing(closed(name=TEXT, state={"enum": ["pass", "warn", "fail"]}, detail=TEXT,
                           fix=maybe(TEXT))),
     configuration=maybe(closed(trading_mode=TEXT, base_url=TEXT, data_url=TEXT, api_key=TEXT,
-                               secret_key={"enum": ["set", "not set"]}, env_file=maybe(TEXT))),
+                               secret_key={"enum": ["set", "not set"]}, env_file=maybe(TEXT),
+                               alert_webhook_url=maybe(TEXT))),
     account=maybe(ACCOUNT),
     clock=maybe(closed(is_open=BOOL, timestamp=TIME, next_open=TIME, next_close=TIME)),
     latest_trade=maybe(closed(symbol=TEXT, price=PRICE)),
@@ -111,8 +120,60 @@ CHECK = closed(
 DB = closed({"before": maybe(TEXT)}, database=TEXT, revision=maybe(TEXT), head=TEXT,
             up_to_date=BOOL)
 
+CLOSE = closed(
+    position_id=INT, symbol=TEXT, state=TEXT, cancelled_orders=INT, close_order_id=maybe(TEXT),
+    exit_price=maybe(PRICE), realized_pl=maybe(MONEY), close_reason=maybe(TEXT),
+    error=maybe(TEXT), notes=listing(TEXT), unprotected=BOOL, exit_code=INT, position=POSITION)
+
+ADJUST = closed(
+    position_id=INT, symbol=TEXT, last_trade=maybe(PRICE),
+    legs=listing(closed(leg=TEXT, old_price=maybe(PRICE), new_price=maybe(PRICE), state=TEXT,
+                        old_order_id=maybe(TEXT), new_order_id=maybe(TEXT), error=maybe(TEXT))),
+    stop_loss=PRICE, take_profit=PRICE, stop_order_id=maybe(TEXT), target_order_id=maybe(TEXT),
+    exit_code=INT, position=POSITION)
+
+ALERT_TEST = closed(channels=listing(closed(channel=TEXT, recipients=TEXT, sent=BOOL,
+                                            error=maybe(TEXT))), exit_code=INT)
+
+TOTALS = closed(
+    trades=INT, wins=INT, losses=INT, win_rate=maybe(DECIMAL), average_win=maybe(MONEY),
+    average_loss=maybe(MONEY), expectancy=maybe(MONEY), average_r=maybe(DECIMAL),
+    best=maybe(MONEY), worst=maybe(MONEY), realized_pl=MONEY, max_drawdown=MONEY,
+    stops_pulled=INT)
+REPORT = closed(
+    since=DATE, until=DATE,
+    trades=listing(closed(
+        trade=closed(position_id=INT, symbol=TEXT, side=TEXT, qty=QTY, entry=PRICE, exit=PRICE,
+                     initial_stop=PRICE, realized_pl=MONEY, close_reason=TEXT, opened_at=TIME,
+                     closed_at=TIME),
+        day=DATE, initial_risk=MONEY, r_multiple=maybe(DECIMAL), held_seconds=INT)),
+    days=listing(closed(day=DATE, totals=TOTALS)), period=TOTALS)
+
+OPEN_PLAN = closed(
+    symbol=TEXT, side=TEXT, qty=INT, entry=maybe(PRICE), stop=PRICE, target=PRICE,
+    time_in_force=TEXT, base_price=maybe(PRICE), base_source=TEXT, notional=MONEY, risk=MONEY,
+    sizing=maybe(SIZING), equity=maybe(MONEY), buying_power=maybe(MONEY), day_pnl=maybe(MONEY),
+    broker_positions=INT, cycle_id=maybe(INT), cycle_status=TEXT)
+HALT_PLAN = closed(
+    reason=TEXT, cycle_id=maybe(INT), already_stopped=BOOL,
+    orders=listing(closed(id=TEXT, symbol=TEXT, side=TEXT, type=TEXT, qty=maybe(QTY),
+                          status=TEXT, price=maybe(PRICE), leg=BOOL, tracked=BOOL)),
+    positions=listing(closed(symbol=TEXT, side=TEXT, qty=QTY, last_price=maybe(PRICE),
+                             market_value=maybe(MONEY), unrealized_pl=maybe(MONEY),
+                             position_ids=listing(INT))),
+    entries_to_cancel=listing(ANY_OBJECT), closed_locally=listing(ANY_OBJECT),
+    market_open=maybe(BOOL), equity=maybe(MONEY), day_pnl=maybe(MONEY), alerts=listing(TEXT),
+    spooled_stops=INT)
+DRY_RUN = closed(
+    command=TEXT, trading_mode=TEXT, plan={"anyOf": [OPEN_PLAN, HALT_PLAN]},
+    checks=listing(closed(rule=TEXT, passed=BOOL, message=TEXT, figures=ANY_OBJECT)),
+    requests=listing(closed(method=TEXT, url=TEXT, path=TEXT, params=ANY_OBJECT,
+                            body=maybe(ANY_OBJECT))),
+    refusal=maybe({}), notes=listing(TEXT), exit_code=INT, dry_run={"const": True})
+
 # command (as in docs/json.md) -> its object
 CONTRACT: dict[str, dict[str, Any]] = {
     "error": ERROR, "open": OPEN, "halt": HALT, "resume": RESUME, "watch": TICK,
-    "status": STATUS, "log": LOG, "check-alpaca": CHECK, "db": DB,
+    "status": STATUS, "log": LOG, "check-alpaca": CHECK, "db": DB, "close": CLOSE,
+    "adjust": ADJUST, "alert test": ALERT_TEST, "report": REPORT, "dry-run": DRY_RUN,
 }

@@ -61,6 +61,30 @@ def test_every_command_speaks_its_contract(trader: Cli, fake: FakeAlpaca) -> Non
     valid(trader("resume", "--reason", "r", "--force", "--json"), "resume")
     valid(trader("status", "--json", env={"ALPACA_BASE_URL": "http://127.0.0.1:9"}), "status")
     valid(trader("status", "--json", env={"DATABASE_URL": "sqlite://"}), "status")
+    valid(trader("report", "--json"), "report")
+    valid(trader("alert", "test", "--json"), "alert test")  # no channel: the error object
+    valid(trader("alert", "test", "--json", env={"ALERT_WEBHOOK_URL": "http://127.0.0.1:9/h"}),
+          "alert test")
+
+
+def test_the_position_commands_and_dry_runs_speak_their_contract(trader: Cli,
+                                                                 fake: FakeAlpaca) -> None:
+    for symbol, stop, target in (("AAPL", "145", "160"), ("TSLA", "240", "260")):
+        valid(trader("open", symbol, "--qty", "2", "--stop", stop, "--target", target,
+                     "--json"), "open")
+    valid(trader("open", "MSFT", "--risk", "100", "--stop", "390", "--target", "410",
+                 "--dry-run", "--json"), "dry-run")
+    valid(trader("open", "MSFT", "--qty", "500", "--stop", "390", "--target", "410",
+                 "--dry-run", "--json"), "dry-run")  # refused: exit 3, still the plan
+    assert trader("watch", "--once").code == 0
+    valid(trader("adjust", "AAPL", "--stop", "146", "--json"), "adjust")
+    valid(trader("adjust", "AAPL", "--stop", "170", "--json"), "adjust")  # above the market
+    valid(trader("halt", "--reason", "plan", "--dry-run", "--json"), "dry-run")
+    valid(trader("close", "TSLA", "--json"), "close")
+    valid(trader("close", "NOPE", "--json"), "close")
+    fake.set_price("AAPL", "161")
+    assert trader("watch", "--once").code == 0
+    valid(trader("report", "--json"), "report")
 
 
 def test_the_documentation_names_every_field_of_every_object() -> None:

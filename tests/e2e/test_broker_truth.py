@@ -100,7 +100,8 @@ def test_a_failed_close_is_shown_by_status_not_as_a_plain_open(trader: Cli,
     assert trader("halt", "--reason", "close fails").code == 4
     text = trader("status").stdout
     assert "open !" in text
-    assert "TSLA: emergency stop: Alpaca 403: position close rejected" in text
+    assert "UNPROTECTED" in text  # its legs were cancelled: no stop works at Alpaca
+    assert "emergency stop: Alpaca 403: position close rejected" in text
     (position,) = trader("status", "--json").json()["positions"]
     assert "position close rejected" in position["alpaca_error"]
 
