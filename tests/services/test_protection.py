@@ -16,6 +16,7 @@ from tests.support.db import orm_session
 from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, BrokerTimeout, InputError
+from tradectl.notify import Channels
 from tradectl.services.adjust import adjust_position
 from tradectl.services.close_position import close_position
 from tradectl.services.protection import RESTORE_RETRY
@@ -24,7 +25,7 @@ from tradectl.services.watch import TickReport, Watcher
 
 
 def tick(db: Database, broker: FakeBroker, channel: FakeChannel, **options: Any) -> TickReport:
-    watcher = Watcher(db, broker, channel, daily_loss_limit=Decimal(2000),
+    watcher = Watcher(db, broker, Channels((channel,)), daily_loss_limit=Decimal(2000),
                       drives_stops=options.pop("drives_stops", True), **options)
     return watcher.tick()
 
@@ -221,8 +222,8 @@ def test_close_sells_only_its_own_shares_and_the_sibling_keeps_its_stop(
 ) -> None:
     two_aapl(db, broker, channel)
     with pytest.raises(InputError, match="has 2 live positions"):
-        close_position(db, broker, channel, "AAPL")
-    outcome = close_position(db, broker, channel, "1")
+        close_position(db, broker, Channels((channel,)), "AAPL")
+    outcome = close_position(db, broker, Channels((channel,)), "1")
     assert outcome.state in ("closing", "closed") and outcome.exit_code == 0
     (held,) = broker.state.positions_list()
     assert held["qty"] == "2"  # DELETE with qty: the sibling's shares stay
@@ -237,7 +238,7 @@ def test_a_lost_close_answer_is_settled_from_the_orders(
 ) -> None:
     an_open_aapl(db, broker, channel)
     broker.lose_answer("close_position")
-    outcome = close_position(db, broker, channel, "AAPL")
+    outcome = close_position(db, broker, Channels((channel,)), "AAPL")
     assert outcome.state == "unknown" and outcome.exit_code == 4
     assert row(db).status == "closing"  # never restored meanwhile
     tick(db, broker, channel)
@@ -257,7 +258,7 @@ def test_close_sends_nothing_when_the_stop_filled_before_its_cancel(
         cancel(order_id)
 
     broker.cancel_order = fill_then_cancel  # type: ignore[method-assign]
-    outcome = close_position(db, broker, channel, "AAPL")
+    outcome = close_position(db, broker, Channels((channel,)), "AAPL")
     assert outcome.state == "failed" and "filled while closing" in (outcome.error or "")
     assert "close_position" not in broker.calls
     tick(db, broker, channel)
@@ -282,6 +283,6 @@ def test_close_of_a_position_whose_stop_already_filled_records_that_and_sends_no
 ) -> None:
     an_open_aapl(db, broker, channel)
     broker.set_price("AAPL", "144")  # filled at Alpaca; no tick has seen it yet
-    outcome = close_position(db, broker, channel, "AAPL")
+    outcome = close_position(db, broker, Channels((channel,)), "AAPL")
     assert outcome.state == "closed" and outcome.position.close_reason == "stop_loss"
     assert "cancel_order" not in broker.calls and "close_position" not in broker.calls

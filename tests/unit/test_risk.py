@@ -127,10 +127,10 @@ def test_market_bracket_is_checked_against_the_last_trade() -> None:
 @pytest.mark.parametrize(("side", "stop", "target", "refused"), [
     ("buy", "149.99", "150.01", None),
     ("buy", "150.00", "160", "--stop 150.00 must be at least 0.01 below the last trade 150"),
-    ("buy", "145", "150", "--target 150 must be at least 0.01 above the last trade 150"),
+    ("buy", "145", "150", "--target 150.00 must be at least 0.01 above the last trade 150"),
     ("sell", "150.01", "149.99", None),
     ("sell", "149.99", "140", "--stop 149.99 must be at least 0.01 above the last trade 150"),
-    ("sell", "155", "150.5", "--target 150.5 must be at least 0.01 below the last trade 150"),
+    ("sell", "155", "150.5", "--target 150.50 must be at least 0.01 below the last trade 150"),
 ])
 def test_moved_exits_are_checked_against_the_last_trade(
     side: str, stop: str, target: str, refused: str | None
