@@ -119,6 +119,31 @@ class SymbolOutcome:
         return 200 <= self.http_status < 300
 
 
+StreamState = Literal["connecting", "connected", "reconnecting", "unauthorized", "off"]
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """Alpaca's trade-updates stream as `watch` shows it. `detail` says why it is not connected
+    and when it tries again; `dropped` counts the updates never acted on (tradectl could not
+    read them, or the loop was too busy to keep them): the next tick reads the orders again."""
+
+    state: StreamState
+    detail: str | None = None
+    dropped: int = 0
+
+
+class TradeUpdates(Protocol):
+    """Orders as Alpaca's trade updates report them, as they arrive (broker/stream.py)."""
+
+    def take(self, timeout: float) -> list[Order]:
+        """What arrived, waiting up to `timeout` seconds for something; returns early (maybe
+        with nothing) when the stream's status changes."""
+        ...
+
+    def status(self) -> StreamStatus: ...
+
+
 class Broker(Protocol):
     def submit_bracket(self, request: BracketRequest) -> Order: ...
     def get_order(self, order_id: str) -> Order: ...

@@ -15,6 +15,7 @@ import typer
 if TYPE_CHECKING:
     from tradectl.broker import Broker
     from tradectl.broker.alpaca import AlpacaBroker
+    from tradectl.broker.stream import TradeUpdateStream
     from tradectl.config import Settings
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
@@ -85,6 +86,18 @@ def broker(config: Settings) -> Broker | None:
     )
     _opened.append(adapter)
     return adapter
+
+
+def trade_updates(config: Settings) -> TradeUpdateStream | None:
+    """Alpaca's trade-updates stream for `watch` (not started): with keys and ALPACA_STREAM on.
+    Importing it imports alpaca-trade-api (pandas, numpy, aiohttp: about 0.4 s)."""
+    if not (config.alpaca_enabled and config.alpaca_stream):
+        return None
+    from tradectl.broker.stream import TradeUpdateStream
+
+    assert config.alpaca_api_key and config.alpaca_secret_key
+    return TradeUpdateStream(config.alpaca_api_key, config.alpaca_secret_key,
+                             base_url=config.alpaca_base_url)
 
 
 def alert_channel(config: Settings) -> Channel | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tradectl.broker import StreamStatus
 from tradectl.render import cents, dollars, money, quantity, stdout
 from tradectl.render.json import plain, print_json
 
@@ -14,10 +16,14 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
+    from tradectl.services.trade_updates import StreamReport
     from tradectl.services.watch import TickReport
     from tradectl.views import ExternalPositionView, PositionView
 
 GAUGE_WIDTH = 30
+STREAM_OFF = StreamStatus("off")
+STREAM_STYLES = {"connected": "green", "connecting": "yellow", "reconnecting": "yellow",
+                 "unauthorized": "bold red", "off": "dim"}
 
 
 class WatchDisplay:
@@ -26,6 +32,9 @@ class WatchDisplay:
         self.mode, self.limit, self.interval = mode, limit, interval
         self.as_json, self.broker_enabled = as_json, broker_enabled
         self._live: Live | None = None
+        self._last: TickReport | None = None  # the live view between ticks: the last, updated
+        self._next_in: float | None = None
+        self._stream = STREAM_OFF
         if live:
             from rich.live import Live
 
@@ -40,13 +49,35 @@ class WatchDisplay:
         if self._live is not None:
             self._live.__exit__(None, None, None)
 
-    def show(self, result: TickReport, next_in: float | None) -> None:
+    def show(self, result: TickReport, next_in: float | None,
+             stream: StreamStatus | None = None) -> None:
+        self._last, self._next_in, self._stream = result, next_in, stream or STREAM_OFF
         if self._live is not None:
             self._live.update(self._view(result, next_in), refresh=True)
         elif self.as_json:
-            print_json(tick_document(result))
+            print_json({**tick_document(result), "stream": plain(self._stream)})
         else:
             sys.stdout.write(self._line(result) + "\n")
+            sys.stdout.flush()
+
+    def show_stream(self, update: StreamReport) -> None:
+        """Between ticks: what trade updates changed, or that the stream's state changed."""
+        self._stream = update.stream
+        if self._live is not None and self._last is not None:
+            if update.positions is not None:
+                self._last = replace(self._last, positions=_with_marks(
+                    update.positions, self._last.positions), events=update.events)
+            self._live.update(self._view(self._last, self._next_in, update), refresh=True)
+        elif self.as_json:
+            print_json({"at": update.at, "stream": plain(update.stream),
+                        "changes": list(update.changes), "error": update.error})
+        elif self._live is None:
+            parts = [f"{update.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
+                     f"stream: {stream_text(update.stream)}"]
+            parts += [f"change: {c}" for c in update.changes]
+            if update.error:
+                parts.append(f"ERROR: {update.error}")
+            sys.stdout.write(" | ".join(parts) + "\n")
             sys.stdout.flush()
 
     # -- one line per tick ---------------------------------------------------------------
@@ -67,6 +98,7 @@ class WatchDisplay:
             parts.append(f"external={len(result.external)}")
         if not result.drives_stops:
             parts.append("read-only")
+        parts.append(f"stream: {stream_text(self._stream)}")
         parts += [f"change: {c}" for c in result.changes]
         if result.warning:
             parts.append(f"WARNING: {result.warning}")
@@ -78,7 +110,8 @@ class WatchDisplay:
 
     # -- the live view -------------------------------------------------------------------
 
-    def _view(self, result: TickReport, next_in: float | None) -> RenderableType:
+    def _view(self, result: TickReport, next_in: float | None,
+              update: StreamReport | None = None) -> RenderableType:
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
@@ -99,7 +132,10 @@ class WatchDisplay:
         elif not self.broker_enabled:
             lines.append(Text("P&L needs a broker: set ALPACA_API_KEY and ALPACA_SECRET_KEY",
                               style="yellow"))
-        for note, style in ((result.warning, "bold yellow"), (result.error, "bold red")):
+        lines.append(Text(f"stream: {stream_text(self._stream)}",
+                          style=STREAM_STYLES[self._stream.state]))
+        for note, style in ((result.warning, "bold yellow"), (result.error, "bold red"),
+                            (update.error if update else None, "bold red")):
             if note:
                 lines.append(Text(note, style=style))
 
@@ -116,6 +152,8 @@ class WatchDisplay:
         for e in result.events:
             events.add_row(f"{e.created_at:%H:%M:%S}", Text(e.kind), Text(e.message))
         footer = f"last tick {result.at:%H:%M:%S} UTC"
+        if update is not None and update.changes:
+            footer += f"   trade update {update.at:%H:%M:%S} UTC"
         if next_in is not None:
             upcoming = result.at + timedelta(seconds=next_in)
             footer += f"   next {upcoming:%H:%M:%S} UTC   Ctrl-C to leave"
@@ -135,6 +173,22 @@ class WatchDisplay:
         return Text.assemble(f"{label} of {dollars(-self.limit)} limit  ",
                              ("█" * filled, style), ("░" * (GAUGE_WIDTH - filled), "dim"),
                              f" {used:.0%}")
+
+
+def stream_text(status: StreamStatus) -> str:
+    """`connected`, or `reconnecting (connection failed: ...; next try in 2 s)`."""
+    text = status.state + (f" ({status.detail})" if status.detail else "")
+    if status.dropped:
+        text += f", {status.dropped} update{'s' if status.dropped > 1 else ''} dropped"
+    return text
+
+
+def _with_marks(positions: tuple[PositionView, ...],
+                marked: tuple[PositionView, ...]) -> tuple[PositionView, ...]:
+    """Positions from a trade update, with the last tick's market price beside them."""
+    marks = {p.id: p for p in marked}
+    return tuple(replace(p, last_price=m.last_price, unrealized_pl=m.unrealized_pl)
+                 if (m := marks.get(p.id)) is not None else p for p in positions)
 
 
 def _position_row(p: PositionView) -> tuple[Any, ...]:
