@@ -55,23 +55,28 @@ class WatchDisplay:
         if self._live is not None:
             self._live.update(self._view(result, next_in), refresh=True)
         elif self.as_json:
-            print_json({**tick_document(result), "stream": plain(self._stream)})
+            print_json({**tick_document(result), "kind": "tick", "stream": plain(self._stream)})
         else:
             sys.stdout.write(self._line(result) + "\n")
             sys.stdout.flush()
 
     def show_stream(self, update: StreamReport) -> None:
-        """Between ticks: what trade updates changed, or that the stream's state changed."""
+        """Between ticks: what trade updates changed, or that the stream's state changed. In
+        --json, the last tick's document brought up to date (the same fields), "kind":
+        "trade_updates"; the account figures are the last tick's."""
         self._stream = update.stream
-        if self._live is not None and self._last is not None:
-            if update.positions is not None:
-                self._last = replace(self._last, positions=_with_marks(
-                    update.positions, self._last.positions), events=update.events)
-            self._live.update(self._view(self._last, self._next_in, update), refresh=True)
-        elif self.as_json:
-            print_json({"at": update.at, "stream": plain(update.stream),
-                        "changes": list(update.changes), "error": update.error})
-        elif self._live is None:
+        last = self._last
+        if last is not None and update.positions is not None:
+            last = self._last = replace(last, positions=_with_marks(
+                update.positions, last.positions), events=update.events)
+        if self._live is not None and last is not None:
+            self._live.update(self._view(last, self._next_in, update), refresh=True)
+        elif self.as_json and last is not None:
+            now = replace(last, at=update.at, changes=update.changes, error=update.error,
+                          warning=None, stop=None, alerts_sent=0)
+            print_json({**tick_document(now), "kind": "trade_updates",
+                        "stream": plain(update.stream)})
+        elif not self.as_json:
             parts = [f"{update.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
                      f"stream: {stream_text(update.stream)}"]
             parts += [f"change: {c}" for c in update.changes]
