@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,19 @@ def test_with_the_stream_off_no_websocket_is_opened(
                                                        "dropped": 0}
     assert fake.stream_clients().accepted == 0
     assert fake.count("GET", "/v2/account") >= 3  # the REST loop ran
+
+
+def test_without_the_sdk_installed_the_stream_is_off_and_says_why(
+    trader: Cli, fake: FakeAlpaca, watch: Callable[..., RunningWatch], tmp_path: Path
+) -> None:
+    """The REST path needs no SDK (README: "The Alpaca SDK"): a missing one turns the stream
+    off, not the loop."""
+    shadow = tmp_path / "no_sdk" / "alpaca_trade_api"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    running = watch("--interval", "0.5", "--json", env={"PYTHONPATH": str(shadow.parent)})
+    first, second = running.document(is_tick), running.document(is_tick)
+    assert first["stream"]["state"] == "off" and first["error"] is None
+    assert "alpaca-trade-api cannot be imported" in first["stream"]["detail"]
+    assert second["equity"] is not None
+    assert fake.stream_clients().accepted == 0

@@ -8,6 +8,7 @@ shows is None when Alpaca did not send it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -142,6 +143,27 @@ class TradeUpdates(Protocol):
         ...
 
     def status(self) -> StreamStatus: ...
+
+
+class NoStream:
+    """TradeUpdates when the stream cannot run (alpaca-trade-api is not installed): nothing
+    arrives, the status says why, and `watch` runs on its ticks."""
+
+    def __init__(self, reason: str) -> None:
+        self._status = StreamStatus("off", reason)
+
+    def __enter__(self) -> NoStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def take(self, timeout: float) -> list[Order]:
+        time.sleep(timeout)
+        return []
+
+    def status(self) -> StreamStatus:
+        return self._status
 
 
 class Broker(Protocol):
