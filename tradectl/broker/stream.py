@@ -126,7 +126,10 @@ class TradeUpdateStream:
             session = _Session(self)
             self._session = session
             if not self._stopping.is_set():
-                session.run()
+                try:
+                    session.run()
+                except Exception as err:  # the SDK failed outside its own loop: retry later
+                    session.failure = f"{type(err).__name__}: {err}"
             self._session = None
             if self._stopping.is_set():
                 break
