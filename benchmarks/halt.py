@@ -7,6 +7,9 @@ are seeded directly (the fake answers instantly while seeding; MAX_OPEN_POSITION
 500 opens). Normal path: DELETE /v2/positions?cancel_orders=true. Fallback path: that request
 answers 500, so tradectl lists the positions, cancels the orders and closes symbol by symbol,
 concurrently and within its client-side rate limit. Round trips are read off the fake's log.
+Each run's floor: a bare Python process that imports requests and sends the same requests in the
+same round trips to a fake seeded alike (measure.requests_floor_once); on the fallback path no
+faster than tradectl's rate limit lets those requests through.
 
     python benchmarks/halt.py [--quick] [--repeat 3]
 """
@@ -27,7 +30,6 @@ from urllib.parse import urlsplit
 import measure
 from measure import (
     LATENCY,
-    Floor,
     Timing,
     Workspace,
     environment,
@@ -145,6 +147,13 @@ class HaltRun:
     recorded: int  # positions the database shows closed or closing after the halt
     left_at_broker: int
     path: str
+    floor: measure.Run  # the same requests from a bare-requests process
+    floor_phases: measure.Phases
+
+    @property
+    def floor_seconds(self) -> float:
+        """The floor to its last answer; on the fallback, at least the rate limit's time."""
+        return max(self.floor.to_output, self.floor_phases.before + rate_floor(self.requests))
 
 
 def halt_once(ws: Workspace, n: int, fallback: bool) -> HaltRun:
@@ -160,6 +169,11 @@ def halt_once(ws: Workspace, n: int, fallback: bool) -> HaltRun:
         log = fake.requests
         starts = [e.monotonic for e in log]
         left = len(fake.positions_list())
+    with measure.fake_broker(LATENCY) as fake:  # the floor: the same book, the same requests
+        seed_broker(fake, n)
+        if fallback:
+            fake.inject("DELETE", r"^/v2/positions$", status=500)
+        floor, floor_log = measure.requests_floor_once(log, fake, ws.dir)
     db = Database(url)
     with orm_session(db) as session:
         recorded = session.scalar(select(func.count()).select_from(Position).where(
@@ -168,7 +182,8 @@ def halt_once(ws: Workspace, n: int, fallback: bool) -> HaltRun:
     return HaltRun(result.seconds, result.to_output, len(log), report.get("broker_requests"),
                    measure.round_trips(starts, LATENCY), measure.peak_concurrency(starts, LATENCY),
                    measure.most_in_window(starts, 60.0), measure.Phases.of(result, log),
-                   measure.by_endpoint(log), recorded or 0, left, report["path"])
+                   measure.by_endpoint(log), recorded or 0, left, report["path"], floor,
+                   measure.Phases.of(floor, floor_log))
 
 
 def rate_floor(requests: int) -> float:
@@ -200,13 +215,9 @@ def main() -> None:
         plan = [("normal", n) for _ in range(repeat) for n in SIZES] + [("fallback", n)
                                                                         for n in fallback_sizes]
         halt_once(ws, 1, False)  # warm-up: bytecode and page caches
-        floor_runs: list[measure.Run] = []
         measured: dict[tuple[str, int], list[HaltRun]] = {}
         for path, n in plan:
-            if path == "normal":
-                floor_runs.append(measure.import_floor_once(ws.dir))
             measured.setdefault((path, n), []).append(halt_once(ws, n, path == "fallback"))
-        floor = Floor.of(floor_runs)
 
         rows, details = [], []
         medians: dict[tuple[str, int], float] = {}
@@ -214,8 +225,7 @@ def main() -> None:
             to_report = Timing.of([r.to_report for r in runs]).median
             medians[(path, n)] = to_report
             last = runs[-1]
-            floor_s = floor.imported.median + max(last.round_trips * LATENCY,
-                                                  rate_floor(last.requests))
+            floor_s = Timing.of([r.floor_seconds for r in runs]).median
             closed = f"{last.recorded}/{n}" + (f", {last.left_at_broker} left at the broker"
                                                if last.left_at_broker else "")
             rows.append([n, f"{path} ({last.path})", seconds(to_report),
@@ -230,9 +240,8 @@ def main() -> None:
             details.append(f"{n:>4} {path:<8} {last.endpoints}{reported}")
 
         print_table(
-            f"Halt: median of {repeat} on the normal path, 1 run on the fallback; import floor "
-            f"{floor.imported.median:.3f} s to imports done, {floor.exit.median:.3f} s to exit "
-            f"(median of {floor.imported.runs})",
+            f"Halt: median of {repeat} on the normal path, 1 run on the fallback, each beside "
+            "its bare-requests floor",
             ["positions", "path", "to report s", "vs N=1", "to exit s", "requests",
              "round trips", "peak concurrent", "most in 60 s", "start s", "broker s", "after s",
              "floor s", "vs floor", "closed+recorded"], rows)
@@ -248,8 +257,8 @@ def main() -> None:
             "request to the last",
             "  answer the fake sent (its own work included), last answer to the report "
             "(tradectl's work on the answers)",
-            "floor: import floor (to imports done) + max(round trips x 50 ms, the rate limit's "
-            "time for the requests)",
+            "floor: the same requests from a bare-requests process, to its last answer (median); "
+            "on the fallback\n  at least its start + the rate limit's time for the requests",
             "closed+recorded: positions the database shows closed or closing (and none left at "
             "the fake)",
         ]))

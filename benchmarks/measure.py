@@ -1,11 +1,13 @@
 """What the benchmark scripts share: timing `tradectl` as a subprocess in a clean environment,
-the import floor, the fake broker, round trips read off its request log, and plain tables.
+the floors (a bare-`requests` process sending a command's requests; the database layer's
+import), the fake broker, round trips read off its request log, and plain tables.
 
 Not a test helper: the scripts print figures, they do not assert them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,9 +35,32 @@ from tradectl.config import DEFAULTS  # noqa: E402
 
 PYTHON = sys.executable
 LATENCY = 0.05  # seconds the fake adds to every request
-IMPORT_FLOOR_CODE = "import sqlalchemy.orm, alpaca_trade_api.rest"
-# The same imports, then one line out: the floor's "imports done" moment, before its teardown.
+# The floor of a command without Alpaca keys (startup.py): the database layer it needs, then one
+# line out (the moment the imports are done, before the teardown).
+IMPORT_FLOOR_CODE = "import sqlalchemy.orm"
 IMPORT_FLOOR_PRINT = IMPORT_FLOOR_CODE + "; print('imported', flush=True)"
+# The floor of a command that talks to Alpaca: a bare Python process that imports requests and
+# sends the requests the command sent, in the same round trips (side by side where the command's
+# overlapped), prints one line once the last answer is read, and exits. Its input: the URL, the
+# headers and the rounds, as JSON in argv[1].
+REQUESTS_FLOOR = """\
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+import requests
+spec = json.loads(sys.argv[1])
+session = requests.Session()
+session.headers.update(spec["headers"])
+def send(r):
+    answer = session.request(r["method"], spec["url"] + r["path"], params=r["query"] or None,
+                             json=r["json"], timeout=30)
+    answer.content
+    return answer.status_code
+statuses = []
+with ThreadPoolExecutor(max_workers=8) as pool:
+    for round_ in spec["rounds"]:
+        statuses += list(pool.map(send, round_)) if len(round_) > 1 else [send(round_[0])]
+print(json.dumps(statuses), flush=True)
+"""
 # pydantic: Typer 0.29 coerces every parameter through it (~0.1 s); tradectl pins Typer below.
 HEAVY = ("sqlalchemy", "alembic", "alpaca_trade_api", "pandas", "pydantic")
 
@@ -113,9 +139,9 @@ def import_floor_argv() -> list[str]:
 
 @dataclass(frozen=True)
 class Floor:
-    """The import floor: to the end of the imports (its one line out) and to exit."""
+    """A floor's runs: to its one line out (imports done; or the last answer read) and to exit."""
 
-    imported: Timing
+    output: Timing
     exit: Timing
 
     @classmethod
@@ -123,12 +149,45 @@ class Floor:
         return cls(Timing.of([r.to_output for r in runs]), Timing.of([r.seconds for r in runs]))
 
 
-def import_floor_once(cwd: Path) -> Run:
-    return run(import_floor_argv(), environment(), cwd).check("import floor")
+def rounds(log: Sequence[Exchange], latency: float) -> list[list[Exchange]]:
+    """A request log in round trips, as round_trips() counts them: requests starting within
+    `latency` of a round's first overlapped it and go side by side."""
+    grouped: list[list[Exchange]] = []
+    for exchange in sorted(log, key=lambda e: e.monotonic):
+        if grouped and exchange.monotonic < grouped[-1][0].monotonic + latency:
+            grouped[-1].append(exchange)
+        else:
+            grouped.append([exchange])
+    return grouped
 
 
-def import_floor(runs: int, cwd: Path) -> Floor:
-    return Floor.of([import_floor_once(cwd) for _ in range(runs)])
+def requests_floor_argv(log: Sequence[Exchange], fake: FakeAlpaca,
+                        latency: float = LATENCY) -> list[str]:
+    """The bare-requests process sending what `log` holds. An order gets a new client_order_id
+    (the fake refuses a repeated one)."""
+    def request(e: Exchange) -> dict[str, Any]:
+        body = e.json
+        if isinstance(body, dict) and "client_order_id" in body:
+            body = {**body, "client_order_id": f"floor-{uuid.uuid4().hex}"}
+        return {"method": e.method, "path": e.path, "query": e.query, "json": body}
+
+    spec = {"url": fake.url, "headers": {"APCA-API-KEY-ID": fake.api_key,
+                                         "APCA-API-SECRET-KEY": fake.secret_key},
+            "rounds": [[request(e) for e in group] for group in rounds(log, latency)]}
+    return [PYTHON, "-c", REQUESTS_FLOOR, json.dumps(spec)]
+
+
+def requests_floor_once(log: Sequence[Exchange], fake: FakeAlpaca, cwd: Path,
+                        latency: float = LATENCY) -> tuple[Run, list[Exchange]]:
+    """One run of the bare-requests floor against `fake` (set up as the command found it), and
+    its request log."""
+    fake.clear_log()
+    result = run(requests_floor_argv(log, fake, latency), environment(), cwd)
+    result.check("bare-requests floor")
+    sent = sorted((endpoint(e.method, e.path), e.status) for e in fake.requests)
+    if sent != sorted((endpoint(e.method, e.path), e.status) for e in log):
+        raise SystemExit(f"the floor's requests and answers {sent} are not the command's")
+    return result, fake.requests
 
 
 def imported_packages(argv_after_python: Sequence[str], env: dict[str, str],

@@ -2,8 +2,9 @@
 
 `--help` and `--version` against a bare Typer application with the same commands and options
 (generated into a temporary file); `open`, `halt` and `status` (no Alpaca keys, a migrated SQLite
-database) against the import floor `python -c "import sqlalchemy.orm, alpaca_trade_api.rest"`;
-then `open`, `halt`, `status` and `check-alpaca` with Alpaca keys against the local fake broker
+database) against the import floor `python -c "import sqlalchemy.orm"` (the database layer
+they need; the SDK left this floor with issue 17, when no command imported it any more);
+then `open`, `halt`, `status`, `check-alpaca` and `watch --once` with Alpaca keys against the fake
 (no added latency), with what each imports and what importing the adapter costs.
 Every figure is measured in this run, the commands interleaved so that background load falls
 on all of them alike.
@@ -130,6 +131,7 @@ OPEN_ARGS = ["open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160", "
 HALT_ARGS = ["halt", "--reason", "x"]
 STATUS_ARGS = ["status"]
 CHECK_ARGS = ["check-alpaca"]
+WATCH_ONCE_ARGS = ["watch", "--once"]  # one tick: the stream is never opened
 # What a command that talks to Alpaca must not import (the SDK and what it pulls in).
 NOT_WITH_KEYS = {"alpaca_trade_api", "pandas", "numpy", "aiohttp", "websockets"}
 ADAPTER_MODULE = "tradectl.broker.alpaca"
@@ -275,9 +277,11 @@ def with_keys(ws: Workspace, runs: int) -> list[tuple[str, bool, str]]:
         fake.set_price("AAPL", "150")
 
         def keyed() -> dict[str, str]:
+            fake.reset()  # an empty account each run: one holding AAPL would refuse the open
+            fake.set_price("AAPL", "150")
             return environment(DATABASE_URL=ws.database_url(), **broker_settings(fake))
 
-        commands = [OPEN_ARGS, HALT_ARGS, STATUS_ARGS, CHECK_ARGS]
+        commands = [OPEN_ARGS, HALT_ARGS, STATUS_ARGS, CHECK_ARGS, WATCH_ONCE_ARGS]
         cases = [Case("tradectl " + " ".join(args), [*tradectl_argv(), *args], "", keyed)
                  for args in commands]
         for case in cases:  # warm-up

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, str | None] = {
     "ALPACA_BASE_URL": None,
     "ALPACA_DATA_URL": None,
     "ALPACA_TIMEOUT": "10",
+    "ALPACA_STREAM": "true",
     "DATABASE_URL": None,
     "DAILY_LOSS_LIMIT": "2000",
     "WATCH_INTERVAL": "60",
@@ -66,6 +67,7 @@ class Settings:
     max_risk_per_trade: Decimal
     alpaca_api_key: str | None = field(default=None, repr=False)
     alpaca_secret_key: str | None = field(default=None, repr=False)
+    alpaca_stream: bool = True  # `watch` follows Alpaca's trade-updates stream
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
@@ -168,6 +170,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alpaca_base_url=base_url,
         alpaca_data_url=data_url,
         alpaca_timeout=_positive_number("ALPACA_TIMEOUT", raw("ALPACA_TIMEOUT"), "seconds"),
+        alpaca_stream=_bool("ALPACA_STREAM", raw("ALPACA_STREAM")),
         database_url=database_url or default_database_url(app_dir),
         database_is_default=database_url is None,
         daily_loss_limit=_money("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),

@@ -26,6 +26,7 @@ def test_defaults() -> None:
     assert settings.database_url == f"sqlite:///{APP_DIR / 'tradectl.db'}"
     assert settings.database_is_default
     assert not settings.alpaca_enabled
+    assert settings.alpaca_stream
 
 
 def test_live_mode_uses_the_live_url_unless_overridden() -> None:
@@ -47,6 +48,7 @@ def test_live_mode_uses_the_live_url_unless_overridden() -> None:
     ("MAX_POSITION_NOTIONAL", "1e999999"),
     ("SMTP_PORT", "70000"),
     ("SMTP_STARTTLS", "maybe"),
+    ("ALPACA_STREAM", "sometimes"),
     ("ALPACA_BASE_URL", "https://paper-api.alpaca.markets/v2"),
     ("ALPACA_DATA_URL", "ftp://x"),
     ("DATABASE_URL", "tradectl.db"),
@@ -57,6 +59,11 @@ def test_invalid_values_name_the_variable(name: str, value: str) -> None:
         load(**{name: value})
     assert str(raised.value).startswith(name)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value, on", [("false", False), ("0", False), ("TRUE", True)])
+def test_alpaca_stream_is_a_switch(value: str, on: bool) -> None:
+    assert load(ALPACA_STREAM=value).alpaca_stream is on
 
 
 def test_secrets_are_not_in_repr() -> None:

@@ -8,6 +8,7 @@ shows is None when Alpaca did not send it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -148,6 +149,52 @@ class SymbolOutcome:
     @property
     def ok(self) -> bool:
         return 200 <= self.http_status < 300
+
+
+StreamState = Literal["connecting", "connected", "reconnecting", "unauthorized", "off"]
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """Alpaca's trade-updates stream as `watch` shows it. `detail` says why it is not connected
+    and when it tries again; `dropped` counts the updates never acted on (tradectl could not
+    read them, or the loop was too busy to keep them): the next tick reads the orders again."""
+
+    state: StreamState
+    detail: str | None = None
+    dropped: int = 0
+
+
+class TradeUpdates(Protocol):
+    """Orders as Alpaca's trade updates report them, as they arrive (broker/stream.py)."""
+
+    def take(self, timeout: float) -> list[Order]:
+        """What arrived, waiting up to `timeout` seconds for something; returns early (maybe
+        with nothing) when the stream's status changes."""
+        ...
+
+    def status(self) -> StreamStatus: ...
+
+
+class NoStream:
+    """TradeUpdates when the stream cannot run (alpaca-trade-api is not installed): nothing
+    arrives, the status says why, and `watch` runs on its ticks."""
+
+    def __init__(self, reason: str) -> None:
+        self._status = StreamStatus("off", reason)
+
+    def __enter__(self) -> NoStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def take(self, timeout: float) -> list[Order]:
+        time.sleep(timeout)
+        return []
+
+    def status(self) -> StreamStatus:
+        return self._status
 
 
 class Broker(Protocol):

@@ -111,6 +111,19 @@ def parse_order(raw: Any, where: str = "order") -> Order:
         return _order(_Fields(raw, where))
 
 
+def parse_trade_update(raw: Any) -> Order:
+    """One message of the trade_updates stream, {"stream": "trade_updates", "data": {"event":
+    ..., "order": {...}}}: the order as it stands after the event (a bracket's entry with its
+    legs, a leg alone)."""
+    with _translated():
+        f = _Fields(raw, "trade update")
+        if f.raw.get("stream") != "trade_updates":
+            f.fail("stream", "is not trade_updates")
+        data = _Fields(f.raw.get("data"), "trade update.data")
+        data.required(_text, "event")
+        return _order(_Fields(data.raw.get("order"), "trade update.data.order"))
+
+
 def parse_orders(raw: Any, where: str = "orders") -> list[Order]:
     with _translated():
         return [_order(_Fields(item, f"{where}[{i}]")) for i, item in enumerate(_list(raw, where))]

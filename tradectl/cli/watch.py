@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,6 +20,7 @@ from tradectl.cli.wiring import (
     gate_wait,
     settings,
     stop_spool,
+    trade_updates,
 )
 
 
@@ -32,6 +32,10 @@ def watch_command(
     once: Annotated[bool, typer.Option("--once", help="Run one tick and exit.")] = False,
     read_only: Annotated[
         bool, typer.Option("--read-only", help="Never pull the emergency stop; just show.")
+    ] = False,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Do not follow Alpaca's trade-updates stream "
+                           "(ALPACA_STREAM=false): fills are seen at the next tick.")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -49,7 +53,8 @@ def watch_command(
         raise InputError(f"--interval must be between 0 and 86400 seconds, got {period}")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: Ctrl-C
     try:
-        code = _loop(config, period, once=once, read_only=read_only, as_json=as_json)
+        code = _loop(config, period, once=once, read_only=read_only, as_json=as_json,
+                     stream=not (once or no_stream))
     except KeyboardInterrupt:
         code = ExitCode.OK  # Ctrl-C leaves cleanly in every state and never triggers a stop
     finally:
@@ -58,17 +63,22 @@ def watch_command(
 
 
 def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
-          as_json: bool) -> ExitCode:
+          as_json: bool, stream: bool) -> ExitCode:
     import gc
+    from contextlib import nullcontext
 
     from tradectl.render.watch import WatchDisplay
     from tradectl.services.watch import watching
 
+    updates = trade_updates(config) if stream else None
+    # The stream starts once this watch may run (it holds the driver lock or only looks) and
+    # connects while the first tick reads the broker; it is stopped on the way out.
     with watching(database(config), broker(config), alert_channels(config),
                   daily_loss_limit=config.daily_loss_limit, interval=period,
                   read_only=read_only, spool=stop_spool(config),
                   gate_wait=gate_wait(config),
-                  rearm_protection=config.rearm_protection) as watcher:
+                  rearm_protection=config.rearm_protection) as watcher, \
+            updates or nullcontext():
         # A long-running loop needs the collector (the executable starts with it off), but not
         # to rescan the imports on every full collection: freeze what exists now.
         gc.freeze()
@@ -81,12 +91,14 @@ def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
         with display:
             while True:
                 report = watcher.tick()
+                status = updates.status() if updates is not None else None
                 if once:
-                    display.show(report, next_in=None)
+                    display.show(report, next_in=None, stream=status)
                     return report.exit_code
                 delay = watcher.next_delay(report)
-                display.show(report, next_in=delay)
-                time.sleep(delay)
+                display.show(report, next_in=delay, stream=status)
+                for update in watcher.between_ticks(delay, updates):  # the queue, or a sleep
+                    display.show_stream(update)
 
 
 def _interrupt(_signal: int, _frame: object) -> None:

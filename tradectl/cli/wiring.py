@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from tradectl.broker import Broker
+    from tradectl.broker import Broker, NoStream
     from tradectl.broker.alpaca import AlpacaBroker
+    from tradectl.broker.stream import TradeUpdateStream
     from tradectl.config import Settings
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
@@ -115,6 +116,25 @@ def broker(config: Settings) -> Broker | None:
     )
     _opened.append(adapter)
     return adapter
+
+
+def trade_updates(config: Settings) -> TradeUpdateStream | NoStream | None:
+    """Alpaca's trade-updates stream for `watch` (not started): with keys and ALPACA_STREAM on.
+    Importing it imports alpaca-trade-api (pandas, numpy, aiohttp: about 0.4 s); installed
+    without it (README: "The Alpaca SDK"), the stream is off and says why."""
+    if not (config.alpaca_enabled and config.alpaca_stream):
+        return None
+    try:
+        from tradectl.broker.stream import TradeUpdateStream
+    except ImportError as err:
+        from tradectl.broker import NoStream
+
+        return NoStream(f"alpaca-trade-api cannot be imported ({err}): install it, or set "
+                        "ALPACA_STREAM=false")
+
+    assert config.alpaca_api_key and config.alpaca_secret_key
+    return TradeUpdateStream(config.alpaca_api_key, config.alpaca_secret_key,
+                             base_url=config.alpaca_base_url)
 
 
 def alert_channels(config: Settings) -> Channels | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tradectl.broker import StreamStatus
 from tradectl.render import cents, dollars, money, one_line, quantity, stdout
 from tradectl.render.json import plain, print_json
 from tradectl.render.protection import exit_cells, protection_cell
@@ -15,10 +17,14 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
+    from tradectl.services.trade_updates import StreamReport
     from tradectl.services.watch import TickReport
     from tradectl.views import ExternalPositionView, PositionView
 
 GAUGE_WIDTH = 30
+STREAM_OFF = StreamStatus("off")
+STREAM_STYLES = {"connected": "green", "connecting": "yellow", "reconnecting": "yellow",
+                 "unauthorized": "bold red", "off": "dim"}
 
 
 class WatchDisplay:
@@ -27,6 +33,9 @@ class WatchDisplay:
         self.mode, self.limit, self.interval = mode, limit, interval
         self.as_json, self.broker_enabled = as_json, broker_enabled
         self._live: Live | None = None
+        self._last: TickReport | None = None  # the live view between ticks: the last, updated
+        self._next_in: float | None = None
+        self._stream = STREAM_OFF
         if live:
             from rich.live import Live
 
@@ -41,13 +50,40 @@ class WatchDisplay:
         if self._live is not None:
             self._live.__exit__(None, None, None)
 
-    def show(self, result: TickReport, next_in: float | None) -> None:
+    def show(self, result: TickReport, next_in: float | None,
+             stream: StreamStatus | None = None) -> None:
+        self._last, self._next_in, self._stream = result, next_in, stream or STREAM_OFF
         if self._live is not None:
             self._live.update(self._view(result, next_in), refresh=True)
         elif self.as_json:
-            print_json(tick_document(result))
+            print_json({**tick_document(result), "kind": "tick", "stream": plain(self._stream)})
         else:
             sys.stdout.write(self._line(result) + "\n")
+            sys.stdout.flush()
+
+    def show_stream(self, update: StreamReport) -> None:
+        """Between ticks: what trade updates changed, or that the stream's state changed. In
+        --json, the last tick's document brought up to date (the same fields), "kind":
+        "trade_updates"; the account figures are the last tick's."""
+        self._stream = update.stream
+        last = self._last
+        if last is not None and update.positions is not None:
+            last = self._last = replace(last, positions=_with_marks(
+                update.positions, last.positions), events=update.events)
+        if self._live is not None and last is not None:
+            self._live.update(self._view(last, self._next_in, update), refresh=True)
+        elif self.as_json and last is not None:
+            now = replace(last, at=update.at, changes=update.changes, error=update.error,
+                          warning=None, stop=None, alerts_sent=0)
+            print_json({**tick_document(now), "kind": "trade_updates",
+                        "stream": plain(update.stream)})
+        elif not self.as_json:
+            parts = [f"{update.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
+                     f"stream: {stream_text(update.stream)}"]
+            parts += [f"change: {c}" for c in update.changes]
+            if update.error:
+                parts.append(f"ERROR: {update.error}")
+            sys.stdout.write(" | ".join(parts) + "\n")
             sys.stdout.flush()
 
     # -- one line per tick ---------------------------------------------------------------
@@ -70,6 +106,7 @@ class WatchDisplay:
             parts.append("read-only")
         if result.unprotected:
             parts.append(f"UNPROTECTED: {', '.join(result.unprotected)}")
+        parts.append(f"stream: {stream_text(self._stream)}")
         parts += [f"change: {one_line(c)}" for c in result.changes]
         if result.warning:
             parts.append(f"WARNING: {one_line(result.warning)}")
@@ -82,7 +119,8 @@ class WatchDisplay:
 
     # -- the live view -------------------------------------------------------------------
 
-    def _view(self, result: TickReport, next_in: float | None) -> RenderableType:
+    def _view(self, result: TickReport, next_in: float | None,
+              update: StreamReport | None = None) -> RenderableType:
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
@@ -103,7 +141,10 @@ class WatchDisplay:
         elif not self.broker_enabled:
             lines.append(Text("P&L needs a broker: set ALPACA_API_KEY and ALPACA_SECRET_KEY",
                               style="yellow"))
-        for note, style in ((result.warning, "bold yellow"), (result.error, "bold red")):
+        lines.append(Text(f"stream: {stream_text(self._stream)}",
+                          style=STREAM_STYLES[self._stream.state]))
+        for note, style in ((result.warning, "bold yellow"), (result.error, "bold red"),
+                            (update.error if update else None, "bold red")):
             if note:
                 lines.append(Text(one_line(note), style=style))
 
@@ -120,6 +161,8 @@ class WatchDisplay:
         for e in result.events:
             events.add_row(f"{e.created_at:%H:%M:%S}", Text(e.kind), Text(one_line(e.message)))
         footer = f"last tick {result.at:%H:%M:%S} UTC"
+        if update is not None and update.changes:
+            footer += f"   trade update {update.at:%H:%M:%S} UTC"
         if next_in is not None:
             upcoming = result.at + timedelta(seconds=next_in)
             footer += f"   next {upcoming:%H:%M:%S} UTC   Ctrl-C to leave"
@@ -139,6 +182,22 @@ class WatchDisplay:
         return Text.assemble(f"{label} of {dollars(-self.limit)} limit  ",
                              ("█" * filled, style), ("░" * (GAUGE_WIDTH - filled), "dim"),
                              f" {used:.0%}")
+
+
+def stream_text(status: StreamStatus) -> str:
+    """`connected`, or `reconnecting (connection failed: ...; next try in 2 s)`."""
+    text = status.state + (f" ({status.detail})" if status.detail else "")
+    if status.dropped:
+        text += f", {status.dropped} update{'s' if status.dropped > 1 else ''} dropped"
+    return text
+
+
+def _with_marks(positions: tuple[PositionView, ...],
+                marked: tuple[PositionView, ...]) -> tuple[PositionView, ...]:
+    """Positions from a trade update, with the last tick's market price beside them."""
+    marks = {p.id: p for p in marked}
+    return tuple(replace(p, last_price=m.last_price, unrealized_pl=m.unrealized_pl)
+                 if (m := marks.get(p.id)) is not None else p for p in positions)
 
 
 def _position_row(p: PositionView) -> tuple[Any, ...]:

@@ -10,14 +10,14 @@ fault does; the broker side (the loss limit, the stop) still runs without it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Account, Broker, BrokerPosition, Order
+from tradectl.broker import Account, Broker, BrokerPosition, Order, StreamStatus, TradeUpdates
 from tradectl.db.journal import Journal, cycle_view, position_view
 from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position, utcnow
@@ -39,6 +39,13 @@ from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.offline_stop import complete_offline_stops
 from tradectl.services.rearm import keep_protected
 from tradectl.services.reconcile import OrderBook, sync_position
+from tradectl.services.trade_updates import (
+    KnownOrders,
+    StreamReport,
+    apply_trade_updates,
+    arrivals,
+    note_refused_keys,
+)
 from tradectl.views import EventView, ExternalPositionView, PositionView
 
 RECENT_EVENTS = 8
@@ -119,6 +126,8 @@ class Watcher:
         self._database_failures = 0
         self._database_retry_at = 0.0  # time.monotonic() when the database is tried again
         self._unrecorded: list[tuple[datetime, str]] = []  # faults seen while it was down
+        self.known_orders = KnownOrders()  # the last orders read, the stream's updates over them
+        self._stream_refused = False  # "refused keys" recorded since the stream last connected
 
     # -- the loop's policy ----------------------------------------------------------------
 
@@ -223,9 +232,40 @@ class Watcher:
                 account = pool.submit(self.broker.account)
                 positions = pool.submit(self.broker.list_positions)
                 orders = pool.submit(self.broker.list_orders, status="all", after=since)
-                return BrokerState(account.result(), positions.result(), orders.result()), None
+                state = BrokerState(account.result(), positions.result(), orders.result())
         except BrokerError as err:
             return None, err
+        self.known_orders.reset(state.orders)
+        return state, None
+
+    # -- between ticks: Alpaca's trade updates ------------------------------------------
+
+    def between_ticks(self, delay: float,
+                      updates: TradeUpdates | None) -> Iterator[StreamReport]:
+        """The wait before the next tick: without the stream a sleep; with it, each batch of
+        trade updates applied as it arrives, and each change of the stream's state reported."""
+        if updates is None:
+            time.sleep(delay)
+            return
+        for orders, status in arrivals(updates, delay):
+            yield self.apply_updates(orders, status)
+
+    def apply_updates(self, orders: Sequence[Order], stream: StreamStatus) -> StreamReport:
+        """Trade updates, applied on the loop's thread (the one writer) in one transaction.
+        A failing database skips them: the next tick reads the orders again."""
+        report = StreamReport(utcnow(), stream)
+        if time.monotonic() < self._database_retry_at:
+            return replace(report, error="database: unavailable; the next tick reconciles")
+        try:
+            self._stream_refused = note_refused_keys(self.db, stream, self._stream_refused)
+            if not orders:
+                return report
+            applied = apply_trade_updates(self.db, self.known_orders, orders, report.at,
+                                          RECENT_EVENTS)
+        except DatabaseError as err:
+            return replace(report, error=f"database: {err.message}")
+        return replace(report, changes=applied.changes, positions=applied.positions,
+                       events=applied.events)
 
     # -- bringing the database in line ---------------------------------------------------
 

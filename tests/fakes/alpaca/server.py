@@ -121,6 +121,7 @@ class FakeAlpaca:
         self._rewrites: list[Rewrite] = []
         self._log: list[Exchange] = []
         self._forbidden = False
+        self._stream_keys_refused = False
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -275,7 +276,7 @@ class FakeAlpaca:
             self._faults.clear()
             self._rewrites.clear()
             self._log.clear()
-            self._forbidden = False
+            self._forbidden = self._stream_keys_refused = False
             self._stream.pause(False)
             self._stream.clear_events()
 
@@ -308,6 +309,17 @@ class FakeAlpaca:
         """Trade updates made from now on are sent again (the gap stays lost)."""
         self._stream.pause(False)
 
+    def refuse_stream_keys(self, refused: bool = True) -> None:
+        """The stream answers authenticate "unauthorized" while REST still takes the keys (not
+        an Alpaca behaviour on record: it keeps a test of refused stream keys to the stream)."""
+        with self._lock:
+            self._stream_keys_refused = refused
+
+    def send_trade_update(self, data: object) -> None:
+        """Send `data` to every listening client as a trade update's data, as if the engine had
+        made it (e.g. one a client cannot read); logged in stream_events like the others."""
+        self._stream.publish(data)  # type: ignore[arg-type]
+
     @property
     def stream_events(self) -> list[StreamEvent]:
         """Every trade update the engine made since start (or reset), oldest first, each with
@@ -317,7 +329,8 @@ class FakeAlpaca:
     def _stream_keys_valid(self, key_id: object, secret_key: object) -> bool:
         with self._lock:
             return (
-                key_id == self.api_key and secret_key == self.secret_key and not self._forbidden
+                key_id == self.api_key and secret_key == self.secret_key
+                and not (self._forbidden or self._stream_keys_refused)
             )
 
     # ----- state for assertions ---------------------------------------------------------
