@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.adapters.fake_client import Client, bracket, market, submit
+from tests.adapters.fake_alpaca.client import Client, bracket, market, submit
 from tests.conftest import closed_port
 from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker import Order, StreamStatus

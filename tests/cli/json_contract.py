@@ -90,7 +90,11 @@ TICK = closed(
     external=listing(EXTERNAL), changes=listing(TEXT), warning=maybe(TEXT), error=maybe(TEXT),
     emergency_stop=maybe(closed(exit_code=INT, alert=TEXT, symbols=listing(closed(
         symbol=TEXT, state=TEXT, error=maybe(TEXT))))),
-    alerts_sent=INT, unprotected=listing(TEXT), protection_error=maybe(TEXT))
+    alerts_sent=INT, unprotected=listing(TEXT), protection_error=maybe(TEXT),
+    kind={"enum": ["tick", "trade_updates"]},
+    stream=maybe(closed(state={"enum": ["connecting", "connected", "reconnecting",
+                                        "unauthorized", "off"]},
+                        detail=maybe(TEXT), dropped=INT)))
 
 STATUS = closed(
     mode={"enum": ["paper", "live"]}, trading={"enum": ["active", "stopped"]},

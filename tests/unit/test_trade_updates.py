@@ -78,7 +78,7 @@ def test_a_leg_found_through_the_streams_own_entry_update(db: Database) -> None:
     known = KnownOrders()
     target_fill = replace(TAKE_PROFIT, status="filled", filled_qty=Decimal(10),
                           filled_avg_price=Decimal(160))
-    assert apply(db, known, FILLED, target_fill) == ("AAPL: closed by take_profit at 160",)
+    assert apply(db, known, FILLED, target_fill) == ("AAPL: closed by take_profit at 160.00",)
     row = position(db)
     assert (row.filled_avg_price, row.realized_pl) == (150, Decimal(100))  # one batch, one sync
 

@@ -22,15 +22,16 @@ from tradectl.views import AlertView, CycleView, EventView, PositionView
 # with the code).
 EVENT_KINDS = frozenset({
     "account_reading_discarded", "adjust_failed", "adjust_requested", "adjust_unknown",
-    "adjusted", "alert_failed", "alert_skipped", "broker_error", "cancel_failed", "close_failed",
-    "close_requested", "close_unknown", "cycle_resumed", "cycle_started", "emergency_stop",
-    "emergency_stop_recorded", "entry_cancel_pending", "entry_cancel_sent", "entry_cancelled",
-    "entry_not_found", "entry_still_working", "entry_unknown", "external_closed",
-    "gapped_through_stop", "loss_warning", "order_submitted", "order_unknown", "position_closed",
-    "position_closing", "position_created", "position_missing", "position_open",
-    "position_pending", "position_synced", "protection_failed", "protection_restored",
-    "protection_restoring", "protection_unknown", "recorded_locally", "refused", "unprotected",
-    "watch_driver", "watch_fault",
+    "adjusted", "alert_failed", "alert_skipped", "bracket_leg_ended", "broker_error",
+    "cancel_failed", "close_failed", "close_requested", "close_unknown", "cycle_resumed",
+    "cycle_started", "emergency_stop", "emergency_stop_recorded", "entry_cancel_pending",
+    "entry_cancel_sent", "entry_cancelled", "entry_not_found", "entry_still_working",
+    "entry_unknown", "external_closed", "gapped_through_stop", "loss_warning", "order_submitted",
+    "order_unknown", "position_closed", "position_closing", "position_created",
+    "position_missing", "position_open", "position_pending", "position_synced",
+    "protection_failed", "protection_restored", "protection_restoring", "protection_unknown",
+    "recorded_locally", "refused", "trade_updates_refused", "unprotected", "watch_driver",
+    "watch_fault",
 })
 
 # How far before the oldest live position an orders read begins (clock skew, submit latency).
