@@ -287,8 +287,8 @@ def _risk_check(risk: Decimal, limits: RiskLimits) -> RuleCheck:
 def _at_most(rule: str, what: str, value: Decimal, how: str, setting: str,
              limit: Decimal) -> RuleCheck:
     passed = value <= limit
-    return RuleCheck(rule, passed, f"{what} ${value:,.2f}{how} is "
-                     f"{'within' if passed else 'above'} {setting} ${limit:,.2f}",
+    return RuleCheck(rule, passed, f"{what} {dollars(value)}{how} is "
+                     f"{'within' if passed else 'above'} {setting} {dollars(limit)}",
                      {what: str(value), "limit": str(limit)})
 
 
@@ -313,9 +313,9 @@ def _buying_power_check(notional: Decimal, book: BookState) -> RuleCheck:
     if book.buying_power is None:
         return RuleCheck(rule, True, "no broker: buying power not checked", figures)
     passed = notional <= book.buying_power
-    return RuleCheck(rule, passed, f"notional ${notional:,.2f} is "
+    return RuleCheck(rule, passed, f"notional {dollars(notional)} is "
                      f"{'within' if passed else 'above'} the account's buying power "
-                     f"${book.buying_power:,.2f}", figures)
+                     f"{dollars(book.buying_power)}", figures)
 
 
 def applicable_baseline(baseline: Decimal | None, baseline_at: datetime | None,

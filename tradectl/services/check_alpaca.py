@@ -12,34 +12,25 @@ from typing import Literal, TypeVar
 
 from tradectl.broker import Account, Broker, Clock
 from tradectl.config import LIVE_BASE_URL, PAPER_BASE_URL, Settings, mask_secret, mask_url
-from tradectl.db.models import HEAD_REVISION
 from tradectl.errors import (
     BrokerError,
     BrokerProtocolError,
     BrokerTimeout,
     BrokerUnreachable,
     ConfigError,
-    DatabaseError,
     ExitCode,
 )
+from tradectl.formats import dollars
 from tradectl.market import MARKET_TZ
 from tradectl.risk import CENT
+from tradectl.services.database_check import Check, DatabaseFacts, database_checks
 
 T = TypeVar("T")
-State = Literal["pass", "warn", "fail"]
 
 NOT_ENABLED_FIX = "Alpaca not enabled: set ALPACA_API_KEY and ALPACA_SECRET_KEY"
 # A failed check's exit code, most serious first; any other failed check is the broker's.
 _EXIT_CODES = {"settings": ExitCode.BAD_INPUT, "database": ExitCode.DATABASE,
                "schema": ExitCode.DATABASE}
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    state: State
-    detail: str
-    fix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,15 +50,6 @@ class Configuration:
 class LatestTrade:
     symbol: str
     price: Decimal
-
-
-@dataclass(frozen=True)
-class DatabaseFacts:
-    url: str  # password masked
-    reachable: bool | None  # None: a SQLite file not created yet
-    revision: str | None
-    head: str = HEAD_REVISION
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,13 +197,13 @@ def _ok(result: T | BrokerError) -> T | None:
 
 
 def _usd(value: Decimal | None) -> str:
-    return "not given" if value is None else f"${value:,.2f}"
+    return "not given" if value is None else dollars(value)
 
 
 def _account_checks(account: Account) -> list[Check]:
     summary = (f"{account.account_number} {account.status}: cash {_usd(account.cash)}, "
                f"portfolio {_usd(account.portfolio_value)}, buying power "
-               f"{_usd(account.buying_power)}, day P&L {account.day_pnl:+,.2f}")
+               f"{_usd(account.buying_power)}, day P&L {dollars(account.day_pnl)}")
     flags = (("trading", account.trading_blocked), ("account", account.account_blocked),
              ("trading by user", account.trade_suspended_by_user))
     blocked = [what for what, flag in flags if flag]
@@ -291,58 +273,3 @@ def diagnose(err: BrokerError, url: str, config: Settings, symbol: str | None = 
         return (f"network or wrong base URL: {url} gave no usable answer within "
                 f"ALPACA_TIMEOUT={config.alpaca_timeout:g}s; {check}")
     return err.hint or "see the message above and the Alpaca dashboard"
-
-
-# -- the database ----------------------------------------------------------------------------
-
-
-def database_checks(url: str, secrets: tuple[str, ...]) -> tuple[list[Check], DatabaseFacts]:
-    """Reachable, and at the latest migration. Never raises: a fault is a failed check. A SQLite
-    file that does not exist yet is left uncreated."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tradectl.db.session import Database
-    from tradectl.db.url import masked_url, normalize_url
-
-    shown, password = masked_url(url), None
-    try:
-        parsed = normalize_url(url)
-        password, sqlite, path = parsed.password, parsed.get_backend_name() == "sqlite", \
-            parsed.database or ""
-        if sqlite and path and path != ":memory:" and not path.startswith("file:") \
-                and not Path(path).exists():
-            return [Check("database", "pass", f"{shown} not created yet: tradectl creates and "
-                          "migrates it on first use")], DatabaseFacts(shown, None, None)
-        db = Database(url)
-        try:
-            revision = db.schema_revision()
-        finally:
-            db.dispose()
-    except (DatabaseError, SQLAlchemyError, ImportError, OSError, ValueError) as err:
-        message = err.message if isinstance(err, DatabaseError) else f"database {shown}: {err}"
-        message = message.strip().splitlines()[0]
-        for secret in (*secrets, password):  # drivers may quote what they were given
-            message = message.replace(str(secret), "***") if secret else message
-        fix = getattr(err, "hint", None) or _database_fix(message.replace(shown, ""))
-        return [Check("database", "fail", message, fix)], DatabaseFacts(shown, False, None,
-                                                                       error=message)
-    checks = [Check("database", "pass", f"{shown} reachable")]
-    detail = f"at {revision or 'none (empty)'}, tradectl needs {HEAD_REVISION}"
-    if revision == HEAD_REVISION:
-        checks.append(Check("schema", "pass", f"at {revision} (latest)"))
-    elif sqlite:
-        checks.append(Check("schema", "warn", detail, "migrated by the next command that uses "
-                            "it, or run `tradectl db upgrade`"))
-    else:
-        checks.append(Check("schema", "fail", detail, "run `tradectl db upgrade`"))
-    return checks, DatabaseFacts(shown, True, revision)
-
-
-def _database_fix(message: str) -> str:
-    lowered = message.lower()
-    if "no module named" in lowered:
-        return "install the Postgres driver: pip install 'tradectl[postgres]'"
-    if "password" in lowered or "authentication" in lowered or "role " in lowered:
-        return "check the user and password in DATABASE_URL"
-    return ("is the database server running, and are the host, port and database name in "
-            "DATABASE_URL right?")

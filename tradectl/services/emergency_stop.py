@@ -23,7 +23,7 @@ from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import OfflineStop, StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
-from tradectl.formats import cents
+from tradectl.formats import cents, dollars
 from tradectl.notify import Channels
 from tradectl.services.alerts import (
     NOT_CONFIGURED,
@@ -372,7 +372,7 @@ def alert_body(report: HaltReport) -> str:
         lines.append("  no open positions")
     lines.append("")
     if report.equity is not None and report.day_pnl is not None:
-        lines.append(f"Equity: ${report.equity:,.2f}   Day P&L: ${report.day_pnl:,.2f}")
+        lines.append(f"Equity: {dollars(report.equity)}   Day P&L: {dollars(report.day_pnl)}")
     lines.extend(report.notes)
     return "\n".join(lines) + "\n"
 

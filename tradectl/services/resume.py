@@ -51,8 +51,8 @@ def resume_trading(
                                     "limit": daily_loss_limit})
             journal.commit()
             raise RefusedError(
-                f"today's P&L ${day_pnl:,.2f} is still past DAILY_LOSS_LIMIT "
-                f"${daily_loss_limit:,.2f}", rule="daily_loss_limit",
+                f"today's P&L {dollars(day_pnl)} is still past DAILY_LOSS_LIMIT "
+                f"{dollars(daily_loss_limit)}", rule="daily_loss_limit",
                 hint="wait for the next trading day, or pass --force")
         cycle = journal.start_cycle()
         if over_limit and force:  # the limit counts again from here, for the rest of the day
