@@ -100,3 +100,6 @@ def resume_report(report: ResumeReport, as_json: bool) -> None:
         return
     forced = " [yellow](forced past the daily loss limit)[/]" if report.forced else ""
     stdout().print(f"trading resumed: cycle {report.cycle_id} is active{forced}")
+    if report.loss_baseline is not None:
+        stdout().print(f"the loss limit counts from today's P&L now, "
+                       f"{dollars(report.loss_baseline)}, for the rest of the trading day")
