@@ -119,3 +119,9 @@ def test_every_code_has_a_row_in_the_readme() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for code in ExitCode:
         assert f"| {int(code)} |" in readme, code
+
+
+def test_bare_tradectl_prints_its_help_and_no_error(tmp_path: Path) -> None:
+    result = run(tmp_path)
+    assert result.returncode == ExitCode.OK
+    assert "Usage: tradectl" in result.stdout and result.stderr == ""

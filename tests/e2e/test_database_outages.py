@@ -296,3 +296,16 @@ def test_open_whose_record_fails_after_alpaca_accepted_says_so(
         assert cli("watch", "--once").code == 0
         (position,) = rows(cli.env["DATABASE_URL"], Position)
         assert position.alpaca_order_id == order["id"] and position.status == "open"
+
+
+def test_sigterm_leaves_watch_with_0_even_while_its_database_is_down(
+    pg_trader: Cli, private_pg: PrivateCluster, watches: list[Watch],
+) -> None:
+    """A service manager's stop is a Ctrl-C, in every state."""
+    watch = Watch(pg_trader, "--interval", "0.3")
+    watches.append(watch)
+    watch.wait_for(lambda t: t["error"] is None)
+    with private_pg.down("immediate"):
+        watch.wait_for(lambda t: (t["error"] or "").startswith("database"))
+        watch.process.send_signal(signal.SIGTERM)
+        assert watch.process.wait(30) == 0

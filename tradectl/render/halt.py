@@ -72,7 +72,7 @@ def halt_report(report: HaltReport, as_json: bool) -> None:
         for column in ("symbol", "state", "cancelled orders", "close order", "error"):
             table.add_column(column)
         for s in report.symbols:
-            name = s.symbol + (" (external)" if s.external else "")
+            name = literal(s.symbol) + (" (external)" if s.external else "")
             table.add_row(name, f"[{_STATE_STYLE.get(s.state, '')}]{s.state}[/]",
                           str(s.cancelled_orders), s.close_order_id or "-",
                           literal(s.error or ""))

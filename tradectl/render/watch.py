@@ -99,7 +99,8 @@ class WatchDisplay:
                 parts.append(f"baseline={cents(result.loss_baseline)}")
         elif not self.broker_enabled:
             parts.append("pnl=unknown (P&L needs a broker: set ALPACA_API_KEY)")
-        parts.append(f"positions={len(result.positions) + len(result.external)}")
+        held = sum(1 for p in result.positions if p.is_live) + len(result.external)
+        parts.append(f"positions={held}")  # what is open after the tick
         if result.external:
             parts.append(f"external={len(result.external)}")
         if not result.drives_stops:

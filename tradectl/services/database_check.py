@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from tradectl.db.models import HEAD_REVISION
-from tradectl.errors import DatabaseError
+from tradectl.errors import ConfigError, DatabaseError
 
 State = Literal["pass", "warn", "fail"]
 
@@ -33,8 +33,6 @@ class DatabaseFacts:
 def database_checks(url: str, secrets: tuple[str, ...]) -> tuple[list[Check], DatabaseFacts]:
     """Reachable, and at the latest migration. Never raises: a fault is a failed check. A SQLite
     file that does not exist yet is left uncreated."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from tradectl.db.session import Database
     from tradectl.db.url import masked_url, normalize_url
 
@@ -52,8 +50,9 @@ def database_checks(url: str, secrets: tuple[str, ...]) -> tuple[list[Check], Da
             revision = db.schema_revision()
         finally:
             db.dispose()
-    except (DatabaseError, SQLAlchemyError, ImportError, OSError, ValueError) as err:
-        message = err.message if isinstance(err, DatabaseError) else f"database {shown}: {err}"
+    except (DatabaseError, ConfigError, ImportError, OSError, ValueError) as err:
+        message = (err.message if isinstance(err, DatabaseError | ConfigError)
+                   else f"database {shown}: {err}")
         message = message.strip().splitlines()[0]
         for secret in (*secrets, password):  # drivers may quote what they were given
             message = message.replace(str(secret), "***") if secret else message
