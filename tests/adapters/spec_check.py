@@ -72,8 +72,10 @@ def require_spec() -> dict:
     path = spec_path()
     if path is None:
         message = (
-            "Alpaca OpenAPI spec not found: set ALPACA_OPENAPI_SPEC or put "
-            "shared/alpaca/trading-api.json beside the repo"
+            "Alpaca's OpenAPI spec of the Trading API not found (trading-api.json, published "
+            "in the public repository alpacahq/cli at api/specs/trading-api.json): set "
+            "ALPACA_OPENAPI_SPEC to its path or put it at shared/alpaca/trading-api.json beside "
+            "the repository"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
