@@ -45,6 +45,7 @@ from tradectl.services.trade_updates import (
     apply_trade_updates,
     arrivals,
     note_refused_keys,
+    protect_touched,
 )
 from tradectl.views import EventView, ExternalPositionView, PositionView
 
@@ -262,10 +263,15 @@ class Watcher:
                 return report
             applied = apply_trade_updates(self.db, self.known_orders, orders, report.at,
                                           RECENT_EVENTS)
+            report = replace(report, changes=applied.changes, positions=applied.positions,
+                             events=applied.events)
+            if applied.touched and self.drives_stops and self.broker is not None:
+                report = protect_touched(self.db, self.broker, self.channel, self.known_orders,
+                                         applied, report, rearm=self.rearm_protection,
+                                         gate_wait=self.gate_wait, recent_events=RECENT_EVENTS)
         except DatabaseError as err:
             return replace(report, error=f"database: {err.message}")
-        return replace(report, changes=applied.changes, positions=applied.positions,
-                       events=applied.events)
+        return report
 
     # -- bringing the database in line ---------------------------------------------------
 
