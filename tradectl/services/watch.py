@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -248,6 +248,11 @@ class Watcher:
         if updates is None:
             time.sleep(delay)
             return
+        # Keys refused while the tick ran: the wait below sees no change of state to report.
+        # A database fault leaves it for a later wait.
+        with suppress(DatabaseError):
+            self._stream_refused = note_refused_keys(self.db, updates.status(),
+                                                     self._stream_refused)
         for orders, status in arrivals(updates, delay):
             yield self.apply_updates(orders, status)
 
