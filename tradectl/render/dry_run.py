@@ -112,18 +112,20 @@ def _halt_section(console: Console, plan: HaltPlan) -> None:
     console.print("alerts   " + (escape("; ".join(plan.alerts)) if plan.alerts else "none"))
 
 
-def _orders_table(console: Console, orders: tuple[OrderToCancel, ...]) -> None:
+def _orders_table(console: Console, orders: tuple[OrderToCancel, ...], *,
+                  whose: bool = True) -> None:
     if not orders:
         return
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False, box=None)
-    for column in ("symbol", "order", "type", "side", "qty", "price", "status", "whose"):
+    columns = ("symbol", "order", "type", "side", "qty", "price", "status", "whose")
+    for column in columns[:None if whose else -1]:
         table.add_column(column)
     for o in orders:
-        table.add_row(o.symbol, o.id[:8], ("leg " if o.leg else "") + o.type, o.side,
-                      quantity(o.qty), money(o.price), o.status,
-                      "tradectl" if o.tracked else "external")
+        cells = [o.symbol, o.id[:8], ("leg " if o.leg else "") + o.type, o.side,
+                 quantity(o.qty), money(o.price), o.status]
+        table.add_row(*cells, *(["tradectl" if o.tracked else "external"] if whose else []))
     console.print(table)
 
 
@@ -140,7 +142,7 @@ def _close_section(console: Console, plan: ClosePlan) -> None:
                       f"{dollars(plan.unrealized_pl)}")
     if plan.cancel:
         console.print(f"cancel   {len(plan.cancel)} order(s) working at Alpaca")
-        _orders_table(console, plan.cancel)
+        _orders_table(console, plan.cancel, whose=False)
     action = {
         "close": f"close {quantity(plan.qty)} at market (the account holds "
                  f"{quantity(plan.account_qty)}), close_reason manual",

@@ -135,8 +135,7 @@ def needs_keys(broker: Broker | None, row: Position) -> Broker:
     return broker
 
 
-def read_for_close(broker: Broker, since: datetime | None
-                   ) -> tuple[OrderBook, list[BrokerPosition]]:
+def read_for_close(broker: Broker, since: datetime) -> tuple[OrderBook, list[BrokerPosition]]:
     """Alpaca's orders (since the oldest live position) and positions, side by side."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="close") as pool:
         orders = pool.submit(broker.list_orders, status="all", after=since)
