@@ -22,7 +22,7 @@ import yaml
 
 from tests.adapters.spec_check import require_spec, validate_exchange
 from tests.fakes.alpaca import FakeAlpaca
-from tradectl.broker import BracketRequest, Broker, OcoExitRequest
+from tradectl.broker import BracketRequest, Broker, BrokerRequest, OcoExitRequest
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.errors import BrokerError
 
@@ -126,6 +126,14 @@ def bracket(symbol: str, client_order_id: str, *, entry: str | None = None,
     )
 
 
+def sent_as_described(fake: FakeAlpaca, described: BrokerRequest) -> None:
+    """What a dry run shows is what was sent: the fake's record of the last request."""
+    sent = fake.requests[-1]
+    assert (described.method, described.path, described.params, described.body) == (
+        sent.method, sent.path, sent.query, sent.json)
+    assert described.url.startswith(f"{fake.url}{sent.path}")
+
+
 def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: FakeAlpaca) -> None:
     spec = require_spec()
     broker = CallLog(adapter(fake))
@@ -159,6 +167,7 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     duplicate = bracket("AAPL", "conformance-aapl")
     assert broker.fails(lambda: broker.submit_bracket(duplicate)).status == 422
     broker.cancel_order(msft.id)  # 204
+    sent_as_described(fake, broker.cancel_order_request(msft.id))
     assert broker.fails(lambda: broker.cancel_order(msft.id)).status == 422
     broker.cancel_order(broker.get_order(aapl.id).legs[0].id)  # its group goes: no stop left
     oco = broker.submit_oco_exit(OcoExitRequest(
@@ -167,6 +176,8 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     assert (oco.order_class, oco.type, [leg.type for leg in oco.legs]) == ("oco", "limit",
                                                                            ["stop"])
     moved = broker.replace_order(oco.legs[0].id, stop_price=Decimal("141"))
+    sent_as_described(fake, broker.replace_order_request(oco.legs[0].id,
+                                                         stop_price=Decimal("141")))
     assert (moved.replaces, moved.stop_price) == (oco.legs[0].id, Decimal("141"))
     assert broker.replace_order(oco.id, limit_price=Decimal("171")).limit_price == Decimal(171)
     unchanged = broker.fails(lambda: broker.replace_order(moved.id, stop_price=Decimal("141")))
@@ -189,6 +200,9 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     assert [(o.key, o.ok) for o in closed] == [("AAPL", True), ("TSLA", False)]
     fake.fail_close("TSLA", None)
     assert broker.close_position("TSLA", Decimal(1)).qty == Decimal(1)
+    close_one = broker.close_position_request("TSLA", Decimal(1))
+    sent_as_described(fake, close_one)
+    assert close_one.url == f"{fake.url}/v2/positions/TSLA?qty=1"
     assert broker.close_position("TSLA").side == "sell"
     assert broker.fails(adapter(fake, api_key="wrong-key").account).status == 401
 

@@ -158,18 +158,31 @@ OPEN_PLAN = closed(
     time_in_force=TEXT, base_price=maybe(PRICE), base_source=TEXT, notional=MONEY, risk=MONEY,
     sizing=maybe(SIZING), equity=maybe(MONEY), buying_power=maybe(MONEY), day_pnl=maybe(MONEY),
     broker_positions=INT, cycle_id=maybe(INT), cycle_status=TEXT)
+ORDER_TO_CANCEL = closed(id=TEXT, symbol=TEXT, side=TEXT, type=TEXT, qty=maybe(QTY),
+                         status=TEXT, price=maybe(PRICE), leg=BOOL, tracked=BOOL)
 HALT_PLAN = closed(
-    reason=TEXT, cycle_id=maybe(INT), already_stopped=BOOL,
-    orders=listing(closed(id=TEXT, symbol=TEXT, side=TEXT, type=TEXT, qty=maybe(QTY),
-                          status=TEXT, price=maybe(PRICE), leg=BOOL, tracked=BOOL)),
+    reason=TEXT, cycle_id=maybe(INT), already_stopped=BOOL, orders=listing(ORDER_TO_CANCEL),
     positions=listing(closed(symbol=TEXT, side=TEXT, qty=QTY, last_price=maybe(PRICE),
                              market_value=maybe(MONEY), unrealized_pl=maybe(MONEY),
                              position_ids=listing(INT))),
     entries_to_cancel=listing(ANY_OBJECT), closed_locally=listing(ANY_OBJECT),
     market_open=maybe(BOOL), equity=maybe(MONEY), day_pnl=maybe(MONEY), alerts=listing(TEXT),
     spooled_stops=INT)
+CLOSE_PLAN = closed(
+    position_id=INT, symbol=TEXT, side=TEXT, status=TEXT,
+    action={"enum": ["close", "cancel_entry", "close_locally", "none"]}, qty=maybe(QTY),
+    account_qty=maybe(QTY), cancel=listing(ORDER_TO_CANCEL), stop=PRICE, target=PRICE,
+    last_price=maybe(PRICE), unrealized_pl=maybe(MONEY), cycle_status=TEXT)
+ADJUST_PLAN = closed(
+    position_id=INT, symbol=TEXT, side=TEXT, status=TEXT, last_trade=maybe(PRICE),
+    entry=maybe(PRICE),
+    legs=listing(closed(leg={"enum": ["stop", "target"]}, old_price=maybe(PRICE),
+                        new_price=PRICE, action={"enum": ["replace", "unchanged", "recorded"]},
+                        order_id=maybe(TEXT), order_status=maybe(TEXT))),
+    stop=maybe(PRICE), target=maybe(PRICE))
 DRY_RUN = closed(
-    command=TEXT, trading_mode=TEXT, plan={"anyOf": [OPEN_PLAN, HALT_PLAN]},
+    command=TEXT, trading_mode=TEXT,
+    plan={"anyOf": [OPEN_PLAN, HALT_PLAN, CLOSE_PLAN, ADJUST_PLAN]},
     checks=listing(closed(rule=TEXT, passed=BOOL, message=TEXT, figures=ANY_OBJECT)),
     requests=listing(closed(method=TEXT, url=TEXT, path=TEXT, params=ANY_OBJECT,
                             body=maybe(ANY_OBJECT))),

@@ -77,9 +77,14 @@ def test_the_position_commands_and_dry_runs_speak_their_contract(trader: Cli,
     valid(trader("open", "MSFT", "--qty", "500", "--stop", "390", "--target", "410",
                  "--dry-run", "--json"), "dry-run")  # refused: exit 3, still the plan
     assert trader("watch", "--once").code == 0
+    for args in (("close", "TSLA"), ("close", "NOPE"), ("adjust", "AAPL", "--stop", "146"),
+                 ("adjust", "AAPL", "--stop", "170")):  # the last two: exit 2, the error
+        valid(trader(*args, "--dry-run", "--json"), "dry-run")
     valid(trader("adjust", "AAPL", "--stop", "146", "--json"), "adjust")
     valid(trader("adjust", "AAPL", "--stop", "170", "--json"), "adjust")  # above the market
     valid(trader("halt", "--reason", "plan", "--dry-run", "--json"), "dry-run")
+    valid(trader("close", "AAPL", "--dry-run", "--json"), "dry-run")
+    valid(trader("adjust", "TSLA", "--target", "262", "--dry-run", "--json"), "dry-run")
     valid(trader("close", "TSLA", "--json"), "close")
     valid(trader("close", "NOPE", "--json"), "close")
     fake.set_price("AAPL", "161")

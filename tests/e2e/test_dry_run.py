@@ -168,3 +168,170 @@ def test_the_dry_run_never_prints_the_keys(trader: Cli, fake: FakeAlpaca) -> Non
                  ("halt", "--reason", "x", "--dry-run", "--json")):
         output = trader(*args).output
         assert env["ALPACA_SECRET_KEY"] not in output and env["ALPACA_API_KEY"] not in output
+
+
+# -- close and adjust ---------------------------------------------------------------------------
+
+
+def sent_since(fake: FakeAlpaca, count: int) -> list[tuple[str, str, dict, object]]:
+    return [(r.method, r.path, r.query, r.json) for r in fake.requests if r.method != "GET"][
+        count:]
+
+
+def described(document: dict) -> list[tuple[str, str, dict, object]]:
+    return [(r["method"], r["path"], r["params"], r["body"]) for r in document["requests"]]
+
+
+def open_and_tick(trader: Cli, *args: str) -> None:
+    assert trader(*(args or OPEN_AAPL)).code == 0
+    assert trader("watch", "--once").code == 0  # filled, its exits recorded
+
+
+def test_close_dry_run_shows_what_the_real_close_then_sends(
+    trader: Cli, fake: FakeAlpaca,
+) -> None:
+    open_and_tick(trader)
+    fake.add_position("AAPL", 15, "150")  # 5 more shares held outside this position
+    before, count = table_counts(trader), len(writes(fake))
+    result = trader("close", "AAPL", "--dry-run", "--json")
+    assert result.code == 0, result.output
+    document = result.json()
+    assert document["command"] == "close" and document["refusal"] is None
+    plan = document["plan"]
+    assert (plan["action"], plan["status"], plan["qty"], plan["account_qty"]) == (
+        "close", "open", "10", "15")
+    assert [(o["symbol"], o["leg"], o["status"]) for o in plan["cancel"]] == [
+        ("AAPL", True, "new")]  # one cancel: Alpaca cancels the rest of the bracket
+    (cancel, close) = document["requests"]
+    assert (cancel["method"], cancel["url"]) == (
+        "DELETE", f"{fake.url}/v2/orders/{plan['cancel'][0]['id']}")
+    assert (close["method"], close["url"]) == ("DELETE", f"{fake.url}/v2/positions/AAPL?qty=10")
+    assert table_counts(trader) == before and writes(fake)[count:] == []
+    assert len(fake.open_orders()) == 2
+
+    real = trader("close", "AAPL", "--json")
+    assert real.code == 0 and real.json()["state"] in ("closing", "closed")
+    assert sent_since(fake, count) == described(document)  # what was shown is what went
+    assert trader("watch", "--once").code == 0  # records the close's fill
+    gone = trader("close", "AAPL", "--dry-run")
+    assert gone.code == 2 and "no live position in 'AAPL'" in gone.stderr
+
+
+def test_close_dry_run_of_an_unfilled_entry_cancels_it_and_nothing_else(
+    trader: Cli, fake: FakeAlpaca,
+) -> None:
+    open_and_tick(trader, *OPEN_AAPL, "--entry", "148")
+    count = len(writes(fake))
+    result = trader("close", "1", "--dry-run")
+    assert result.code == 0, result.output
+    assert "then     cancel the unfilled entry" in result.stdout
+    (entry,) = [o for o in fake.open_orders() if o["side"] == "buy"]
+    assert f"request  DELETE {fake.url}/v2/orders/{entry['id']}\n" in result.stdout
+    assert result.stdout.splitlines()[-1] == "verdict  would go ahead (exit 0)"
+    assert writes(fake)[count:] == []
+    assert trader("close", "1").code == 0
+    assert [s[:2] for s in sent_since(fake, count)] == [("DELETE", f"/v2/orders/{entry['id']}")]
+
+
+def test_close_dry_run_exits_as_the_real_close_would(trader: Cli, fake: FakeAlpaca) -> None:
+    open_and_tick(trader)
+    fake.set_market_open(False)
+    assert trader("halt", "--reason", "stop here").code == 0  # the close waits: `closing`
+    before, count = table_counts(trader), len(writes(fake))
+    closing = trader("close", "AAPL", "--dry-run", "--json")
+    assert closing.code == 0 and closing.json()["plan"]["action"] == "none"
+    assert closing.json()["requests"] == []
+    assert closing.json()["notes"] == [
+        "a close is already working: `tradectl watch` records its fill"]
+    assert trader("close", "MSFT", "--dry-run").code == 2
+    down = trader("close", "AAPL", "--dry-run", env=DOWN)
+    assert down.code == 4 and down.stderr.startswith("error: could not connect to Alpaca")
+    assert table_counts(trader) == before and writes(fake)[count:] == []
+
+
+def test_close_dry_run_is_allowed_while_stopped_and_refuses_what_alpaca_does_not_hold(
+    trader: Cli, fake: FakeAlpaca,
+) -> None:
+    open_and_tick(trader)
+    fake.fail_close("AAPL")
+    assert trader("halt", "--reason", "test").code == 4  # legs cancelled, close refused
+    fake.fail_close("AAPL", None)
+    stopped = trader("close", "AAPL", "--dry-run", "--json")
+    assert stopped.code == 0, stopped.output
+    assert stopped.json()["plan"]["cycle_status"] == "stopped"
+    assert [r["url"] for r in stopped.json()["requests"]] == [
+        f"{fake.url}/v2/positions/AAPL"]  # no exit order is left to cancel
+    assert "trading is stopped: closing is still allowed" in stopped.json()["notes"]
+
+    fake.reset()  # Alpaca holds nothing any more
+    refused = trader("close", "AAPL", "--dry-run", "--json")
+    assert refused.code == 3
+    assert refused.json()["refusal"].startswith("AAPL: Alpaca holds no AAPL position")
+    assert refused.json()["requests"] == []
+
+
+def test_adjust_dry_run_shows_the_patches_the_real_adjust_then_sends(
+    trader: Cli, fake: FakeAlpaca,
+) -> None:
+    open_and_tick(trader)
+    fake.set_price("AAPL", "152")
+    before, count = table_counts(trader), len(writes(fake))
+    result = trader("adjust", "AAPL", "--stop", "147", "--target", "158", "--dry-run", "--json")
+    assert result.code == 0, result.output
+    document = result.json()
+    plan = document["plan"]
+    assert (plan["last_trade"], plan["stop"], plan["target"]) == ("152.00", "147.00", "158.00")
+    assert [(leg["leg"], leg["old_price"], leg["new_price"], leg["action"])
+            for leg in plan["legs"]] == [("stop", "145.00", "147.00", "replace"),
+                                         ("target", "160.00", "158.00", "replace")]
+    assert [r["body"] for r in document["requests"]] == [{"stop_price": "147.00"},
+                                                         {"limit_price": "158.00"}]
+    assert [r["url"] for r in document["requests"]] == [
+        f"{fake.url}/v2/orders/{leg['order_id']}" for leg in plan["legs"]]
+    assert [c["rule"] for c in document["checks"]] == ["exit_prices_last_trade"]
+    assert table_counts(trader) == before and writes(fake)[count:] == []
+
+    assert trader("adjust", "AAPL", "--stop", "147", "--target", "158").code == 0
+    assert sent_since(fake, count) == described(document)
+
+
+def test_adjust_dry_run_exits_as_the_real_adjust_would(trader: Cli, fake: FakeAlpaca) -> None:
+    open_and_tick(trader)
+    before, count = table_counts(trader), len(writes(fake))
+    above = trader("adjust", "AAPL", "--stop", "151", "--dry-run")
+    assert above.code == 2
+    assert "--stop 151.00 must be at least 0.01 below the last trade 150.00" in above.stderr
+    assert trader("adjust", "AAPL", "--dry-run").code == 2  # neither --stop nor --target
+    unchanged = trader("adjust", "AAPL", "--stop", "145", "--dry-run", "--json")
+    assert unchanged.code == 0 and unchanged.json()["requests"] == []
+    assert unchanged.json()["plan"]["legs"][0]["action"] == "unchanged"
+    assert trader("adjust", "AAPL", "--stop", "146", "--dry-run", env=DOWN).code == 4
+    fake.set_market_open(False)
+    assert trader("close", "AAPL").code == 0  # its close waits for the open: `closing`
+    count = len(writes(fake))
+    closing = trader("adjust", "AAPL", "--stop", "146", "--dry-run", "--json")
+    assert closing.code == 3
+    assert closing.json()["refusal"] == "AAPL #1 is closing: there is nothing to adjust"
+    assert table_counts(trader)["positions"] == before["positions"]
+    assert writes(fake)[count:] == []
+
+
+def test_close_and_adjust_dry_runs_without_a_broker_touch_the_database_only(cli: Cli) -> None:
+    assert cli(*OPEN_AAPL).code == 0
+    before = table_counts(cli)
+    close = cli("close", "AAPL", "--dry-run", "--json")
+    assert close.code == 0 and close.json()["plan"]["action"] == "close_locally"
+    adjust = cli("adjust", "AAPL", "--target", "170", "--dry-run", "--json")
+    assert adjust.code == 0 and adjust.json()["requests"] == []
+    assert [leg["action"] for leg in adjust.json()["plan"]["legs"]] == ["recorded"]
+    assert cli("adjust", "AAPL", "--stop", "171", "--dry-run").code == 2  # above the target
+    assert table_counts(cli) == before
+
+
+def test_close_and_adjust_dry_runs_never_print_the_keys(trader: Cli, fake: FakeAlpaca) -> None:
+    open_and_tick(trader)
+    env = broker_env(fake)
+    for args in (("close", "AAPL", "--dry-run", "--json"), ("close", "AAPL", "--dry-run"),
+                 ("adjust", "AAPL", "--stop", "146", "--dry-run", "--json")):
+        output = trader(*args).output
+        assert env["ALPACA_SECRET_KEY"] not in output and env["ALPACA_API_KEY"] not in output

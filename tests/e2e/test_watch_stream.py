@@ -143,6 +143,37 @@ def test_an_expired_day_leg_is_applied_at_once(
     assert fake.count("GET", "/v2/account") == ticks
 
 
+def test_an_expired_day_leg_is_restored_by_one_oco_before_the_next_tick(
+    trader: Cli, fake: FakeAlpaca, watch: Callable[..., RunningWatch]
+) -> None:
+    open_aapl(trader)  # filled; its day legs hold the stop
+    running = watch("--interval", "60", "--json")
+    running.document(is_tick)
+    fake.wait_for_stream(lambda c: c.listening == 1, WAIT)
+    ticks = fake.count("GET", "/v2/account")
+
+    fake.end_trading_day()
+    restored = running.document(lambda d: from_stream(d, "protection restored"))
+    assert fake.count("GET", "/v2/account") == ticks  # no tick ran meanwhile
+    (position,) = restored["positions"]
+    assert (position["protection"], position["working_stop"]) == ("protected", "145.00")
+    assert restored["error"] is None and restored["protection_error"] is None
+    ocos = [r.json for r in fake.requests if r.method == "POST" and r.path == "/v2/orders"
+            and (r.json or {}).get("order_class") == "oco"]
+    assert [(o["side"], o["qty"], o["time_in_force"], o["stop_loss"], o["take_profit"])
+            for o in ocos] == [("sell", "2", "gtc", {"stop_price": "145"},
+                                {"limit_price": "160"})]
+    assert running.stop() == 0
+
+    sent = len([r for r in fake.requests if r.method != "GET"])
+    after = trader("watch", "--once", "--json")  # the tick after: it finds the stop working
+    assert after.code == 0, after.output
+    assert after.json()["positions"][0]["protection"] == "protected"
+    assert len([r for r in fake.requests if r.method != "GET"]) == sent
+    kinds = [e.kind for e in rows(trader.env["DATABASE_URL"], Event)]
+    assert kinds.count("protection_restored") == 1 and "unprotected" not in kinds
+
+
 def test_a_dropped_stream_reconnects_and_the_next_tick_settles_what_it_missed(
     trader: Cli, fake: FakeAlpaca, watch: Callable[..., RunningWatch]
 ) -> None:

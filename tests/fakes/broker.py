@@ -28,7 +28,7 @@ from tradectl.broker import (
     SymbolOutcome,
     wire,
 )
-from tradectl.broker.alpaca import bracket_order_body
+from tradectl.broker.alpaca import bracket_order_body, replace_order_body
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, BrokerTimeout
 from tradectl.notify import Notice
@@ -122,6 +122,22 @@ class FakeBroker:
         return BrokerRequest("DELETE", f"{FAKE_URL}/v2/positions{query}", "/v2/positions",
                              {"cancel_orders": "true"} if cancel_orders else {})
 
+    def close_position_request(self, symbol: str, qty: Decimal | None = None) -> BrokerRequest:
+        params = {"qty": format(qty, "f")} if qty is not None else {}
+        query = f"?qty={params['qty']}" if params else ""
+        return BrokerRequest("DELETE", f"{FAKE_URL}/v2/positions/{symbol}{query}",
+                             f"/v2/positions/{symbol}", params)
+
+    def replace_order_request(self, order_id: str, *, stop_price: Decimal | None = None,
+                              limit_price: Decimal | None = None) -> BrokerRequest:
+        return BrokerRequest("PATCH", f"{FAKE_URL}/v2/orders/{order_id}",
+                             f"/v2/orders/{order_id}",
+                             body=replace_order_body(stop_price, limit_price))
+
+    def cancel_order_request(self, order_id: str) -> BrokerRequest:
+        return BrokerRequest("DELETE", f"{FAKE_URL}/v2/orders/{order_id}",
+                             f"/v2/orders/{order_id}")
+
     def submit_bracket(self, request: BracketRequest) -> Order:
         body = self.bracket_order_request(request).body
         assert body is not None
@@ -139,8 +155,9 @@ class FakeBroker:
 
     def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
                       limit_price: Decimal | None = None) -> Order:
-        body = {name: str(value) for name, value in
-                (("stop_price", stop_price), ("limit_price", limit_price)) if value is not None}
+        request = self.replace_order_request(order_id, stop_price=stop_price,
+                                             limit_price=limit_price)
+        body = request.body or {}
         return wire.parse_order(
             self._do("replace_order", lambda: self.state.replace(order_id, body)))
 
@@ -179,8 +196,10 @@ class FakeBroker:
             self._do("close_all_positions", lambda: self.state.close_all(cancel_orders)))
 
     def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
+        request = self.close_position_request(symbol, qty)  # what goes is what is described
+        sent = Decimal(request.params["qty"]) if "qty" in request.params else None
         return wire.parse_order(
-            self._do("close_position", lambda: self.state.close_position(symbol, qty=qty)))
+            self._do("close_position", lambda: self.state.close_position(symbol, qty=sent)))
 
     def account(self) -> Account:
         return wire.parse_account(self._do("account", self.state.account))

@@ -12,6 +12,8 @@ from tradectl.broker import BracketRequest
 from tradectl.db.models import Alert, Cycle, Event, Position
 from tradectl.db.session import Database
 from tradectl.notify import Channels
+from tradectl.services.adjust_preview import preview_adjust
+from tradectl.services.close_preview import preview_close
 from tradectl.services.halt_preview import preview_halt
 from tradectl.services.open_position import place_open, quote_open
 from tradectl.services.open_preview import preview_open
@@ -41,3 +43,26 @@ def test_the_previews_only_read(db: Database, broker: FakeBroker, channel: FakeC
     assert opened.requests[0].body is not None and opened.requests[0].body["qty"] == "20"
     assert [p.symbol for p in halted.plan.positions] == ["MSFT"]
     assert halted.plan.alerts == ("e-mail to trader@example.test",)
+
+
+def test_close_and_adjust_previews_judge_a_row_alpaca_has_moved_on_and_leave_it_as_it_was(
+    db: Database, broker: FakeBroker, channel: FakeChannel,
+) -> None:
+    """MSFT's entry filled at Alpaca; no tick has recorded it: the row is still pending. The
+    previews bring it in line to judge (as the real commands do) and write none of it."""
+    place_open(db, broker, LIMITS, quote_open(db, send_pre_trade_reads(
+        broker, BracketRequest("MSFT", "buy", 2, Decimal(390), Decimal(420), None, "day"))))
+    before, calls = rows(db), len(broker.calls)
+    closed = preview_close(db, broker, "MSFT", trading_mode="paper")
+    adjusted = preview_adjust(db, broker, "MSFT", stop=Decimal(395), target=None,
+                              trading_mode="paper")
+    assert set(broker.calls[calls:]) <= READS
+    assert rows(db) == before and channel.sent == []
+    with orm_session(db) as session:
+        assert session.query(Position).one().status == "pending"
+    assert (closed.plan.status, closed.plan.action, closed.plan.qty) == ("open", "close", 2)
+    assert closed.notes[0].startswith("Alpaca's orders show what the database does not say yet")
+    assert [r.method for r in closed.requests] == ["DELETE", "DELETE"]
+    (leg,) = adjusted.plan.legs
+    assert (leg.action, leg.old_price, leg.new_price) == ("replace", 390, 395)
+    assert adjusted.requests[0].body == {"stop_price": "395"}

@@ -86,17 +86,18 @@ class AlpacaBroker:
         }
         return wire.parse_order(self._rest.send("POST", "/orders", body=body))
 
+    def replace_order_request(self, order_id: str, *, stop_price: Decimal | None = None,
+                              limit_price: Decimal | None = None) -> BrokerRequest:
+        return self._rest.request("PATCH", f"/orders/{segment(order_id)}",
+                                  body=replace_order_body(stop_price, limit_price))
+
     def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
                       limit_price: Decimal | None = None) -> Order:
         """PATCH /v2/orders/{id}, never retried: after a lost answer the old order's
         `replaced_by` (in the next orders read) says whether it was replaced."""
-        body: dict[str, Any] = {}
-        if stop_price is not None:
-            body["stop_price"] = _price(stop_price)
-        if limit_price is not None:
-            body["limit_price"] = _price(limit_price)
-        return wire.parse_order(self._rest.send("PATCH", f"/orders/{segment(order_id)}",
-                                                body=body))
+        request = self.replace_order_request(order_id, stop_price=stop_price,
+                                             limit_price=limit_price)
+        return wire.parse_order(self._rest.send_request(request))
 
     def get_order(self, order_id: str) -> Order:
         raw = self._rest.read("GET", f"/orders/{segment(order_id)}", params={"nested": "true"})
@@ -175,9 +176,12 @@ class AlpacaBroker:
         return wire.parse_orders(self._rest.read("GET", "/orders", params=params,
                                                  deadline=deadline))
 
+    def cancel_order_request(self, order_id: str) -> BrokerRequest:
+        return self._rest.request("DELETE", f"/orders/{segment(order_id)}")
+
     def cancel_order(self, order_id: str) -> None:
         # Not retried: after a lost answer a second DELETE says 422 "not cancelable".
-        self._rest.send("DELETE", f"/orders/{segment(order_id)}")
+        self._rest.send_request(self.cancel_order_request(order_id))
 
     def cancel_all_orders(self) -> list[SymbolOutcome]:
         return wire.parse_canceled_orders(self._rest.read("DELETE", "/orders"))
@@ -196,10 +200,13 @@ class AlpacaBroker:
         request = self.close_all_request(cancel_orders=cancel_orders)
         return wire.parse_closed_positions(self._rest.send_request(request))
 
-    def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
+    def close_position_request(self, symbol: str, qty: Decimal | None = None) -> BrokerRequest:
         params = {"qty": format(qty, "f")} if qty is not None else None
-        return wire.parse_order(self._rest.send("DELETE", f"/positions/{segment(symbol)}",
-                                                params=params))
+        return self._rest.request("DELETE", f"/positions/{segment(symbol)}", params=params)
+
+    def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
+        """One DELETE, never retried here (services/close_position decides)."""
+        return wire.parse_order(self._rest.send_request(self.close_position_request(symbol, qty)))
 
     # -- account and market ---------------------------------------------------------------
 
@@ -230,6 +237,17 @@ def bracket_order_body(request: BracketRequest) -> dict[str, Any]:
     }
     if request.entry is not None:
         body["limit_price"] = _price(request.entry)
+    return body
+
+
+def replace_order_body(stop_price: Decimal | None, limit_price: Decimal | None
+                       ) -> dict[str, Any]:
+    """PATCH /v2/orders/{id}: only the prices that move."""
+    body: dict[str, Any] = {}
+    if stop_price is not None:
+        body["stop_price"] = _price(stop_price)
+    if limit_price is not None:
+        body["limit_price"] = _price(limit_price)
     return body
 
 

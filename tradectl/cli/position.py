@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tradectl.cli.app import JsonOption, app
+from tradectl.cli.dry_run import DryRunOption
 from tradectl.cli.wiring import alert_channels, broker, database, settings
 
 PositionArgument = Annotated[
@@ -15,11 +16,12 @@ PositionArgument = Annotated[
 
 
 @app.command("close")
-def close_command(position: PositionArgument, as_json: JsonOption = False) -> None:
+def close_command(position: PositionArgument, dry_run: DryRunOption = False,
+                  as_json: JsonOption = False) -> None:
     """Exit one position now: cancel its stop and take-profit, close its shares at market.
 
     An unfilled entry is cancelled instead. Allowed while trading is stopped; other positions
-    and their stops are left alone.
+    and their stops are left alone. With --dry-run: the requests it would send; nothing is done.
 
     Example: tradectl close AAPL
     """
@@ -27,6 +29,12 @@ def close_command(position: PositionArgument, as_json: JsonOption = False) -> No
     from tradectl.services.close_position import close_position
 
     config = settings()
+    if dry_run:
+        from tradectl.cli.dry_run import show
+        from tradectl.services.close_preview import preview_close
+
+        show(preview_close(database(config), broker(config), position,
+                           trading_mode=config.trading_mode), as_json)
     outcome = close_position(database(config), broker(config), alert_channels(config), position)
     close_report(outcome, as_json)
     raise typer.Exit(outcome.exit_code)
@@ -38,12 +46,14 @@ def adjust_command(
     stop: Annotated[str | None, typer.Option("--stop", help="New stop-loss price.")] = None,
     target: Annotated[
         str | None, typer.Option("--target", help="New take-profit price.")] = None,
+    dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move a position's working stop and/or take-profit in place.
 
     Alpaca replaces the order, so the shares are never without cover. The new prices are checked
-    against the last trade before anything is sent.
+    against the last trade before anything is sent. With --dry-run: the checks and the requests
+    it would send; nothing is done.
 
     Example: tradectl adjust AAPL --stop 148
     """
@@ -54,6 +64,12 @@ def adjust_command(
     new_stop = parse_price(stop, "--stop") if stop is not None else None
     new_target = parse_price(target, "--target") if target is not None else None
     config = settings()
+    if dry_run:
+        from tradectl.cli.dry_run import show
+        from tradectl.services.adjust_preview import preview_adjust
+
+        show(preview_adjust(database(config), broker(config), position, stop=new_stop,
+                            target=new_target, trading_mode=config.trading_mode), as_json)
     report = adjust_position(database(config), broker(config), position, stop=new_stop,
                              target=new_target)
     adjust_report(report, as_json)

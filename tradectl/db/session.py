@@ -122,7 +122,9 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Journal]:
         """A unit of work that only reads: on SQLite it takes no write lock, so readers (`status`,
-        `log`) never hold up a writer such as the emergency stop's latch."""
+        `log`) never hold up a writer such as the emergency stop's latch. Nothing it changes on
+        a row is ever written (no autoflush; the end rolls back): a dry run judges with the
+        real command's own functions, which bring a row in line with Alpaca's orders."""
         with self._unit_of_work(read_only=True) as journal:
             yield journal
 
@@ -133,6 +135,7 @@ class Database:
         try:
             with self._sessions() as session:
                 if read_only:
+                    session.autoflush = False
                     session.connection(execution_options={READ_ONLY: True})
                 yield Journal(session)
             # closing the session rolls back what was not committed (and, unlike rollback(),

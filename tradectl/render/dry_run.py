@@ -14,7 +14,9 @@ from tradectl.render.json import plain, print_json
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tradectl.services.dry_run import DryRun
+    from tradectl.services.adjust_preview import AdjustPlan
+    from tradectl.services.close_preview import ClosePlan
+    from tradectl.services.dry_run import DryRun, OrderToCancel
     from tradectl.services.halt_preview import HaltPlan
     from tradectl.services.open_preview import OpenPlan
 
@@ -84,15 +86,7 @@ def _halt_section(console: Console, plan: HaltPlan) -> None:
         console.print(f"spool    {plan.spooled_stops} stop(s) made without the database would "
                       "be recorded first")
     console.print(f"cancel   {len(plan.orders)} order(s) working at Alpaca")
-    if plan.orders:
-        table = Table(show_edge=False, pad_edge=False, box=None)
-        for column in ("symbol", "order", "type", "side", "qty", "price", "status", "whose"):
-            table.add_column(column)
-        for o in plan.orders:
-            table.add_row(o.symbol, o.id[:8], ("leg " if o.leg else "") + o.type, o.side,
-                          quantity(o.qty), money(o.price), o.status,
-                          "tradectl" if o.tracked else "external")
-        console.print(table)
+    _orders_table(console, plan.orders)
     console.print(f"close    {len(plan.positions)} position(s) held at Alpaca")
     if plan.positions:
         table = Table(show_edge=False, pad_edge=False, box=None)
@@ -118,7 +112,69 @@ def _halt_section(console: Console, plan: HaltPlan) -> None:
     console.print("alerts   " + (escape("; ".join(plan.alerts)) if plan.alerts else "none"))
 
 
+def _orders_table(console: Console, orders: tuple[OrderToCancel, ...], *,
+                  whose: bool = True) -> None:
+    if not orders:
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    columns = ("symbol", "order", "type", "side", "qty", "price", "status", "whose")
+    for column in columns[:None if whose else -1]:
+        table.add_column(column)
+    for o in orders:
+        cells = [o.symbol, o.id[:8], ("leg " if o.leg else "") + o.type, o.side,
+                 quantity(o.qty), money(o.price), o.status]
+        table.add_row(*cells, *(["tradectl" if o.tracked else "external"] if whose else []))
+    console.print(table)
+
+
+def _position_line(console: Console, position_id: int, symbol: str, side: str,
+                   status: str) -> None:
+    console.print(f"position #{position_id} {symbol} ({side}, {status})")
+
+
+def _close_section(console: Console, plan: ClosePlan) -> None:
+    _position_line(console, plan.position_id, plan.symbol, plan.side, plan.status)
+    console.print(f"exits    stop {money(plan.stop)}, target {money(plan.target)}")
+    if plan.last_price is not None:
+        console.print(f"market   last {money(plan.last_price)}, unrealized P&L "
+                      f"{dollars(plan.unrealized_pl)}")
+    if plan.cancel:
+        console.print(f"cancel   {len(plan.cancel)} order(s) working at Alpaca")
+        _orders_table(console, plan.cancel, whose=False)
+    action = {
+        "close": f"close {quantity(plan.qty)} at market (the account holds "
+                 f"{quantity(plan.account_qty)}), close_reason manual",
+        "cancel_entry": "cancel the unfilled entry",
+        "close_locally": "close in the database only",
+        "none": "nothing",
+    }[plan.action]
+    console.print(f"then     {action}")
+    console.print(f"cycle    {plan.cycle_status}")
+
+
+def _adjust_section(console: Console, plan: AdjustPlan) -> None:
+    from rich.table import Table
+
+    _position_line(console, plan.position_id, plan.symbol, plan.side, plan.status)
+    if plan.last_trade is not None:
+        console.print(f"price    {money(plan.last_trade)} (the last trade)")
+    if plan.legs:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        for column in ("leg", "was", "now", "action", "order", "status"):
+            table.add_column(column)
+        for leg in plan.legs:
+            table.add_row(leg.leg, money(leg.old_price), money(leg.new_price), leg.action,
+                          (leg.order_id or "-")[:8], leg.order_status or "-")
+        console.print(table)
+    if plan.stop is not None:
+        console.print(f"after    stop {money(plan.stop)}, target {money(plan.target)}")
+
+
 _SECTIONS: dict[str, Callable[[Console, Any], None]] = {
     "OpenPlan": _open_section,
     "HaltPlan": _halt_section,
+    "ClosePlan": _close_section,
+    "AdjustPlan": _adjust_section,
 }

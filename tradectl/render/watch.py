@@ -12,6 +12,7 @@ from tradectl.broker import StreamStatus
 from tradectl.render import cents, dollars, money, one_line, quantity, stdout
 from tradectl.render.json import plain, print_json
 from tradectl.render.protection import exit_cells, protection_cell
+from tradectl.views import overlaid
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -74,7 +75,10 @@ class WatchDisplay:
             self._live.update(self._view(last, self._next_in, update), refresh=True)
         elif self.as_json and last is not None:
             now = replace(last, at=update.at, changes=update.changes, error=update.error,
-                          warning=None, stop=None, alerts_sent=0)
+                          warning=None, stop=None, alerts_sent=0,
+                          unprotected=tuple(f"{p.symbol} #{p.id}" for p in last.positions
+                                            if p.unprotected),
+                          protection_error=update.protection_error)
             print_json({**tick_document(now), "kind": "trade_updates",
                         "stream": plain(update.stream)})
         elif not self.as_json:
@@ -195,10 +199,20 @@ def stream_text(status: StreamStatus) -> str:
 
 def _with_marks(positions: tuple[PositionView, ...],
                 marked: tuple[PositionView, ...]) -> tuple[PositionView, ...]:
-    """Positions from a trade update, with the last tick's market price beside them."""
+    """Positions from a trade update, with the last tick's market price beside them, and its
+    protection where the update did not check it again (a position in the same state)."""
     marks = {p.id: p for p in marked}
-    return tuple(replace(p, last_price=m.last_price, unrealized_pl=m.unrealized_pl)
+    return tuple(overlaid(p, _marks_of(m, checked=p.protection is not None
+                                       or p.status != m.status))
                  if (m := marks.get(p.id)) is not None else p for p in positions)
+
+
+def _marks_of(mark: PositionView, *, checked: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {"last_price": mark.last_price, "unrealized_pl": mark.unrealized_pl}
+    if not checked:
+        fields.update(protection=mark.protection, protected=mark.protected,
+                      working_stop=mark.working_stop, working_target=mark.working_target)
+    return fields
 
 
 def _position_row(p: PositionView) -> tuple[Any, ...]:

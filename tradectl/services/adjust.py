@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Broker, Order
+from tradectl.broker import Broker, BrokerRequest, Order
 from tradectl.db.journal import position_view
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
@@ -67,28 +68,19 @@ class AdjustReport:
 
 def adjust_position(db: Database, broker: Broker | None, ref: str, *, stop: Decimal | None,
                     target: Decimal | None) -> AdjustReport:
-    if stop is None and target is None:
-        raise InputError("give --stop and/or --target: the new price(s)")
+    check_asked(stop, target)
     with db.read() as journal:
         row = find_position(journal, ref)
+        check_adjustable(row)
         position_id, since = row.id, journal.orders_window_start()
         local = row.alpaca_status == "alpaca_disabled"
-        if row.status == "closing":
-            raise RefusedError(f"{row.symbol} #{row.id} is closing: there is nothing to adjust",
-                               rule="position_closing")
     if local:
         return _record_locally(db, position_id, stop, target)
-    if broker is None:
-        raise BrokerNotConfigured(f"{row.symbol} #{position_id} was sent to Alpaca: moving its "
-                                  "exits needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="adjust") as pool:
-        orders = pool.submit(broker.list_orders, status="all", after=since)
-        last = pool.submit(broker.latest_trade_price, row.symbol)
-        book, last_trade = OrderBook.of(orders.result()), last.result()
+    broker = needs_keys(broker, row)
+    book, last_trade = read_for_adjust(broker, since, row.symbol)
     with db.read() as journal:
         row = journal.position(position_id)
-        working_stop, working_target = working_exits(row, book)
-        planned = _plan(row, book, working_stop, working_target, stop, target, last_trade)
+        planned = plan_adjust(row, book, stop, target, last_trade)
         old = (row.stop_loss, row.take_profit)
     with db.transaction() as journal:  # written ahead: what is about to be asked, and why
         row = journal.position(position_id)
@@ -101,14 +93,41 @@ def adjust_position(db: Database, broker: Broker | None, ref: str, *, stop: Deci
     return AdjustReport(_record(db, position_id, changes), tuple(changes), last_trade)
 
 
+def check_asked(stop: Decimal | None, target: Decimal | None) -> None:
+    if stop is None and target is None:
+        raise InputError("give --stop and/or --target: the new price(s)")
+
+
+def check_adjustable(row: Position) -> None:
+    if row.status == "closing":
+        raise RefusedError(f"{row.symbol} #{row.id} is closing: there is nothing to adjust",
+                           rule="position_closing")
+
+
+def needs_keys(broker: Broker | None, row: Position) -> Broker:
+    if broker is None:
+        raise BrokerNotConfigured(f"{row.symbol} #{row.id} was sent to Alpaca: moving its "
+                                  "exits needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
+    return broker
+
+
+def read_for_adjust(broker: Broker, since: datetime, symbol: str) -> tuple[OrderBook, Decimal]:
+    """Alpaca's orders (since the oldest live position) and the last trade, side by side."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="adjust") as pool:
+        orders = pool.submit(broker.list_orders, status="all", after=since)
+        last = pool.submit(broker.latest_trade_price, symbol)
+        return OrderBook.of(orders.result()), last.result()
+
+
 Planned = list[tuple[str, Order | None, Decimal, Decimal]]
 
 
-def _plan(row: Position, book: OrderBook, working_stop: Order | None,
-          working_target: Order | None, stop: Decimal | None, target: Decimal | None,
-          last_trade: Decimal) -> Planned:
-    """Validate (exit 2, nothing sent) and list each leg to move: (leg, its working order or
-    None, the price now, the new price)."""
+def plan_adjust(row: Position, book: OrderBook, stop: Decimal | None, target: Decimal | None,
+                last_trade: Decimal) -> Planned:
+    """The adjust's decision, shared by the real command and `adjust --dry-run`: validate
+    (exit 2, nothing sent; exit 3 while a restore's outcome is unknown) and list each leg to
+    move: (leg, its working order or None, the price now, the new price)."""
+    working_stop, working_target = working_exits(row, book)
     if row.restore_client_order_id and row.restore_order_id is None and \
             row.restore_sent_at is not None and utcnow() - row.restore_sent_at < UNKNOWN_GRACE \
             and book.by_client_id.get(row.restore_client_order_id) is None:
@@ -133,11 +152,26 @@ def price_of(order: Order | None, leg: str) -> Decimal | None:
     return order.stop_price if leg == "stop" else order.limit_price
 
 
+def leg_action(order: Order | None, was: Decimal, new: Decimal) -> str:
+    """replace (PATCH the working order) | unchanged (already so: nothing sent) | recorded (no
+    working order: the row keeps the price for the next restore)."""
+    if order is None:
+        return "recorded"
+    return "unchanged" if new == was else "replace"
+
+
+def replace_request(broker: Broker, leg: str, order_id: str, new: Decimal) -> BrokerRequest:
+    if leg == "stop":
+        return broker.replace_order_request(order_id, stop_price=new)
+    return broker.replace_order_request(order_id, limit_price=new)
+
+
 def _move(broker: Broker, leg: str, order: Order | None, was: Decimal,
           new: Decimal) -> LegChange:
-    if order is None:
+    action = leg_action(order, was, new)
+    if order is None or action == "recorded":
         return LegChange(leg, was, new, "recorded")
-    if new == was:
+    if action == "unchanged":
         return LegChange(leg, was, new, "unchanged", order.id, order.id)
     try:
         if leg == "stop":
@@ -190,15 +224,7 @@ def _record_locally(db: Database, position_id: int, stop: Decimal | None,
     """A local-only row (never sent to a broker): the prices change in the database only."""
     with db.transaction() as journal:
         row = journal.position_for_update(position_id)
-        new_stop = stop if stop is not None else row.stop_loss
-        new_target = target if target is not None else row.take_profit
-        if (row.side == "buy") != (new_stop < new_target):
-            raise InputError(f"for a {row.side}, --stop ({new_stop}) must be "
-                             f"{'below' if row.side == 'buy' else 'above'} --target "
-                             f"({new_target})")
-        changes = [LegChange(leg, was, new, "recorded") for leg, was, new, asked in (
-            ("stop", row.stop_loss, new_stop, stop), ("target", row.take_profit, new_target,
-                                                      target)) if asked is not None]
+        changes = local_changes(row, stop, target)
         for change in changes:
             _set_leg(row, replace(change, new_order_id=None))
             journal.record("adjusted", f"{row.symbol}: {change.leg} "
@@ -207,3 +233,17 @@ def _record_locally(db: Database, position_id: int, stop: Decimal | None,
                            cycle_id=row.cycle_id, position_id=row.id)
         journal.commit()
         return AdjustReport(position_view(row), tuple(changes))
+
+
+def local_changes(row: Position, stop: Decimal | None, target: Decimal | None
+                  ) -> list[LegChange]:
+    """A local-only row's new prices, checked against each other (no market to check them by)."""
+    new_stop = stop if stop is not None else row.stop_loss
+    new_target = target if target is not None else row.take_profit
+    if (row.side == "buy") != (new_stop < new_target):
+        raise InputError(f"for a {row.side}, --stop ({new_stop}) must be "
+                         f"{'below' if row.side == 'buy' else 'above'} --target "
+                         f"({new_target})")
+    return [LegChange(leg, was, new, "recorded") for leg, was, new, asked in (
+        ("stop", row.stop_loss, new_stop, stop), ("target", row.take_profit, new_target,
+                                                  target)) if asked is not None]

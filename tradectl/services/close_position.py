@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerPosition, Order
@@ -102,63 +103,107 @@ def close_position(db: Database, broker: Broker | None, channel: Channels | None
         local = row.alpaca_status == "alpaca_disabled"
     if local:
         return _close_locally(db, position_id)
+    broker = needs_keys(broker, row)
+    book, market = read_for_close(broker, since)
+    with db.transaction() as journal:
+        row = journal.position_for_update(position_id)
+        decision = decide_close(row, book, market, utcnow())
+        if decision.outcome is None:
+            _write_ahead(journal, row, decision)
+        journal.commit()
+        view = position_view(row)
+    if decision.outcome == "already_closing":
+        return ExitOutcome(view, decision.outcome, close_order_id=view.exit_order_id,
+                           notes=(ALREADY_CLOSING,))
+    if decision.outcome is not None:
+        return ExitOutcome(view, decision.outcome)
+    cancel = list(decision.cancel)
+    if decision.held is None:
+        return _cancel_entry(db, broker, position_id, cancel)
+    working_entry = next((t.order for t in cancel if t.order.id == view.alpaca_order_id), None)
+    return close_at_market(db, broker, channel, position_id, cancel=cancel, held=decision.held,
+                           account_qty=decision.account_qty, view=view, entry=working_entry)
+
+
+ALREADY_CLOSING = "a close is already working: `tradectl watch` records its fill"
+
+
+def needs_keys(broker: Broker | None, row: Position) -> Broker:
     if broker is None:
-        raise BrokerNotConfigured(f"{row.symbol} #{position_id} was sent to Alpaca: closing it "
+        raise BrokerNotConfigured(f"{row.symbol} #{row.id} was sent to Alpaca: closing it "
                                   "needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
+    return broker
+
+
+def read_for_close(broker: Broker, since: datetime) -> tuple[OrderBook, list[BrokerPosition]]:
+    """Alpaca's orders (since the oldest live position) and positions, side by side."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="close") as pool:
         orders = pool.submit(broker.list_orders, status="all", after=since)
         held = pool.submit(broker.list_positions)
-        book, market = OrderBook.of(orders.result()), held.result()
-    with db.transaction() as journal:
-        row = journal.position_for_update(position_id)
-        plan = _write_ahead(journal, row, book, market)
-        journal.commit()
-        view = position_view(row)
-    if isinstance(plan, ExitOutcome):
-        return plan
-    cancel, held_qty, account_qty = plan
-    if held_qty is None:
-        return _cancel_entry(db, broker, position_id, cancel)
-    working_entry = next((t.order for t in cancel if t.order.id == view.alpaca_order_id), None)
-    return close_at_market(db, broker, channel, position_id, cancel=cancel, held=held_qty,
-                           account_qty=account_qty, view=view, entry=working_entry)
+        return OrderBook.of(orders.result()), held.result()
 
 
-def _write_ahead(journal: Journal, row: Position, book: OrderBook, market: list[BrokerPosition]
-                 ) -> ExitOutcome | tuple[list[CancelTarget], Decimal | None, Decimal | None]:
-    """Decide and record what the close will do: (orders to cancel, shares to close or None
-    for an entry to cancel, the account's shares in the symbol); or the outcome already."""
+@dataclass(frozen=True)
+class CloseDecision:
+    """What `close` does with one position, from one read of Alpaca. `outcome`: nothing to
+    send, and why (already_closing, or the status Alpaca's orders settled it in); else the
+    orders to cancel, then `held` shares to close (None: an unfilled entry, cancelled
+    instead), `account_qty` the account's shares in the symbol."""
+
+    outcome: str | None
+    cancel: tuple[CancelTarget, ...] = ()
+    held: Decimal | None = None
+    account_qty: Decimal | None = None
+    synced: str | None = None  # what the row took from Alpaca's orders first
+
+
+def decide_close(row: Position, book: OrderBook, market: list[BrokerPosition],
+                 now: datetime) -> CloseDecision:
+    """The close's decision, shared by the real command (on the row it then writes ahead) and
+    `close --dry-run` (on a read-only unit of work). Brings the row in line with Alpaca's
+    orders first; RefusedError (exit 3) when there is nothing it can do yet."""
     if row.status == "closing":
-        return ExitOutcome(position_view(row), "already_closing", close_order_id=row.exit_order_id,
-                           notes=("a close is already working: `tradectl watch` records its "
-                                  "fill",))
-    sync_position(row, book, utcnow())  # an entry or an exit Alpaca settled since the last tick
+        return CloseDecision("already_closing")
+    synced = sync_position(row, book, now)  # an entry or an exit Alpaca settled since the tick
     entry = book.entry_of(row)
     if row.status not in ("pending", "open"):
-        return ExitOutcome(position_view(row), row.status)
-    cancel = cancel_targets(row, book)
-    row.close_reason = "manual"
+        return CloseDecision(row.status, synced=synced)
     if not row.filled_qty:
         if entry is None:
             raise RefusedError(f"{row.symbol}: its order's outcome is not known yet: nothing "
                                "to cancel until Alpaca's orders settle it (`tradectl status`)",
                                rule="outcome_unknown")
-        journal.record("close_requested", f"{row.symbol}: close requested: cancelling the "
-                       f"unfilled entry {entry.id}", cycle_id=row.cycle_id, position_id=row.id)
-        return [CancelTarget(entry, entry.id)], None, None
+        return CloseDecision(None, (CancelTarget(entry, entry.id),), synced=synced)
     exited = sum((o.filled_qty for o in exit_orders(row, book)), Decimal(0))
-    held = row.filled_qty - exited
     account = next((abs(p.qty) for p in market if p.symbol == row.symbol), None)
     if account is None:
         raise RefusedError(f"{row.symbol}: Alpaca holds no {row.symbol} position: nothing to "
                            "close (`tradectl watch` settles the row)", rule="nothing_held")
+    return CloseDecision(None, tuple(cancel_targets(row, book)), row.filled_qty - exited,
+                         account, synced)
+
+
+def close_qty(held: Decimal, account_qty: Decimal | None) -> Decimal | None:
+    """The `qty` of DELETE /v2/positions/{symbol}: this position's shares when the account
+    holds more (a sibling's stay, with their stop); None closes the whole position."""
+    return held if account_qty is not None and account_qty > held else None
+
+
+def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> None:
+    """Record what the close will do before anything is sent."""
+    row.close_reason = "manual"
+    if decision.held is None:
+        entry = decision.cancel[0].order
+        journal.record("close_requested", f"{row.symbol}: close requested: cancelling the "
+                       f"unfilled entry {entry.id}", cycle_id=row.cycle_id, position_id=row.id)
+        return
     row.status, row.exit_sent_at, row.exit_order_id = "closing", utcnow(), None
     journal.record("close_requested",
-                   f"{row.symbol}: close requested: cancelling {len(cancel)} exit order "
-                   f"group(s), then closing {held:f} at market", cycle_id=row.cycle_id,
-                   position_id=row.id, details={"cancel": [t.order.id for t in cancel],
-                                                "qty": held, "account_qty": account})
-    return cancel, held, account
+                   f"{row.symbol}: close requested: cancelling {len(decision.cancel)} exit "
+                   f"order group(s), then closing {decision.held:f} at market",
+                   cycle_id=row.cycle_id, position_id=row.id,
+                   details={"cancel": [t.order.id for t in decision.cancel],
+                            "qty": decision.held, "account_qty": decision.account_qty})
 
 
 def close_at_market(db: Database, broker: Broker, channel: Channels | None, position_id: int, *,
@@ -183,9 +228,8 @@ def close_at_market(db: Database, broker: Broker, channel: Channels | None, posi
         account_qty = None if account_qty is None else account_qty + now.filled_qty \
             - entry.filled_qty
         _record_entry(db, position_id, now)
-    qty = held if account_qty is not None and account_qty > held else None
     try:
-        order = _close(broker, view.symbol, qty, sleep)
+        order = _close(broker, view.symbol, close_qty(held, account_qty), sleep)
     except BrokerError as err:
         return _record_close_error(db, channel, position_id, err, cancelled, gap)
     return _record_close(db, position_id, order, cancelled)

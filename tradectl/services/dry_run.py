@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from tradectl.broker import BrokerRequest
+from tradectl.broker import BrokerRequest, Order
 from tradectl.errors import ExitCode
 from tradectl.risk import RuleCheck
+from tradectl.views import Price, Quantity
 
 P = TypeVar("P")
 
@@ -37,3 +38,23 @@ class DryRun(Generic[P]):
     notes: tuple[str, ...] = ()
     exit_code: ExitCode = ExitCode.OK
     dry_run: bool = True  # for the JSON reader: nothing was written or sent
+
+
+@dataclass(frozen=True)
+class OrderToCancel:
+    """An order working at Alpaca that the command would cancel (`halt`, `close`)."""
+
+    id: str
+    symbol: str
+    side: str
+    type: str
+    qty: Quantity | None
+    status: str
+    price: Price | None  # the limit, or the stop
+    leg: bool  # a bracket's (or an OCO's) take-profit or stop-loss
+    tracked: bool  # an order of a position tradectl opened
+
+    @classmethod
+    def of(cls, order: Order, *, leg: bool, tracked: bool) -> OrderToCancel:
+        return cls(order.id, order.symbol, order.side, order.type, order.qty, order.status,
+                   order.limit_price or order.stop_price, leg, tracked)

@@ -13,23 +13,10 @@ from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
 from tradectl.notify import Channels
-from tradectl.services.dry_run import DryRun
+from tradectl.services.dry_run import DryRun, OrderToCancel
 from tradectl.views import Money, Price, Quantity
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class OrderToCancel:
-    id: str
-    symbol: str
-    side: str
-    type: str
-    qty: Quantity | None
-    status: str
-    price: Price | None  # the limit, or the stop
-    leg: bool  # a bracket's take-profit or stop-loss
-    tracked: bool  # an order of a position tradectl opened
 
 
 @dataclass(frozen=True)
@@ -169,7 +156,5 @@ def _orders_to_cancel(orders: list[Order], book: _Book) -> tuple[OrderToCancel, 
         tracked = root.id in book.order_ids
         for order, leg in ((root, False), *((leg, True) for leg in root.legs)):
             if not order.is_final:
-                rows.append(OrderToCancel(order.id, order.symbol, order.side, order.type,
-                                          order.qty, order.status,
-                                          order.limit_price or order.stop_price, leg, tracked))
+                rows.append(OrderToCancel.of(order, leg=leg, tracked=tracked))
     return tuple(sorted(rows, key=lambda r: (r.symbol, r.leg, r.type, r.id)))

@@ -6,6 +6,10 @@ A leg's update comes alone: its bracket is found among the orders last read (the
 with the updates since laid over it). An update older than what is known (the tick read the
 order while the update was still queued) never takes back a fill or a final status. What the
 stream missed (a gap while it reconnected, an unreadable update) the next tick reads anyway.
+
+An update that touches an open position (a leg cancelled or expired, a fill, a replacement) runs
+the tick's protection check (services/rearm.py) for the positions it touched, on the orders as
+known, so an expired day leg is restored at once rather than at the next tick.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from tradectl.broker import Order, StreamStatus, TradeUpdates
+from tradectl.broker import Broker, Order, StreamStatus, TradeUpdates
 from tradectl.db.journal import Journal, position_view
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
-from tradectl.services.reconcile import OrderBook, sync_position
+from tradectl.errors import BrokerError
+from tradectl.notify import Channels
+from tradectl.services.rearm import keep_protected
+from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
 from tradectl.views import EventView, PositionView
 
 LEG_DEAD = frozenset({"canceled", "expired", "rejected"})
@@ -36,6 +43,7 @@ class StreamReport:
     positions: tuple[PositionView, ...] | None = None  # None: the database was not read
     events: tuple[EventView, ...] = ()
     error: str | None = None
+    protection_error: str | None = None  # a restore or a gap's close Alpaca refused
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class Applied:
     changes: tuple[str, ...]
     positions: tuple[PositionView, ...]
     events: tuple[EventView, ...]
+    touched: frozenset[int] = frozenset()  # open positions with shares the batch is about
+    cycle_status: str = "none"
 
 
 class KnownOrders:
@@ -71,6 +81,11 @@ class KnownOrders:
         top = order if known is None else _merged(known, order)
         self._keep(top)
         return top, None
+
+    def orders(self) -> list[Order]:
+        """Every order as now known (top level, legs nested): an orders read, brought up to
+        date."""
+        return list(self._orders.values())
 
     def _keep(self, order: Order) -> None:
         self._orders[order.id] = order
@@ -153,9 +168,75 @@ def apply_trade_updates(db: Database, known: KnownOrders, orders: Sequence[Order
                             order_id=leg.id, order_status=leg.status))
         positions = tuple(position_view(p) for p in live
                           if p.status in LIVE_POSITION_STATUSES)
+        touched = _touched(live, OrderBook.of(known.orders()), orders)
         events = tuple(journal.recent_events(recent_events))
+        cycle = journal.latest_cycle()
         journal.commit()
-    return Applied(tuple(changes), positions, events)
+    return Applied(tuple(changes), positions, events, touched,
+                   cycle.status if cycle is not None else "none")
+
+
+def _touched(live: Iterable[Position], book: OrderBook, orders: Sequence[Order]
+             ) -> frozenset[int]:
+    """The open positions holding shares that these updates are about: the update is their
+    entry, a leg, their restore's OCO, an order recorded as their stop or take-profit, or what
+    replaced one. A row naming an order the known orders do not hold yet (a restore sent since
+    the tick's read, whose own update has not come) is left to that update or the next tick:
+    judged now, it would look unprotected."""
+    updated: set[str] = set()
+    for order in orders:
+        updated |= {o for o in (order.id, order.replaces, order.replaced_by) if o}
+        updated |= {leg.id for leg in order.legs}
+    found = set()
+    for position in live:
+        if position.status != "open" or not position.filled_qty \
+                or position.alpaca_status == "alpaca_disabled" or not _current(position, book):
+            continue
+        entry = book.entry_of(position)
+        mine = {o.id for o in exit_orders(position, book)} | {
+            i for i in (position.stop_order_id, position.target_order_id,
+                        position.restore_order_id) if i}
+        if entry is not None:
+            mine |= {entry.id, *(leg.id for leg in entry.legs)}
+        if mine & updated:
+            found.add(position.id)
+    return frozenset(found)
+
+
+def _current(position: Position, book: OrderBook) -> bool:
+    """The known orders hold every order the row names."""
+    recorded = all(i is None or i in book.by_id or i in book.successor
+                   for i in (position.stop_order_id, position.target_order_id,
+                             position.restore_order_id))
+    restore = position.restore_client_order_id
+    return recorded and (not restore or restore in book.by_client_id
+                         or position.restore_order_id is not None)
+
+
+def protect_touched(db: Database, broker: Broker, channel: Channels | None,
+                    known: KnownOrders, applied: Applied, report: StreamReport, *, rearm: bool,
+                    gate_wait: float, recent_events: int) -> StreamReport:
+    """The tick's protection check (the same rules: the cycle active, REARM_PROTECTION, one
+    restore per gap, no network wait inside a transaction) for the positions a batch touched,
+    on the orders as known and a fresh read of Alpaca's positions (the shares held, a close's
+    qty). Only the watch that drives stops calls this."""
+    views = tuple(p for p in applied.positions if p.id in applied.touched)
+    try:
+        found = keep_protected(db, broker, channel, orders=known.orders(),
+                               held=broker.list_positions(), views=views, now=report.at,
+                               rearm=rearm, stopped=applied.cycle_status == "stopped",
+                               gate_wait=gate_wait)
+    except BrokerError as err:
+        return replace(report, error=f"protection not checked ({err.message}): the next tick "
+                       "checks it")
+    checked = {p.id: p for p in found.positions}
+    report = replace(report, positions=tuple(checked.get(p.id, p) for p in applied.positions),
+                     protection_error=found.error)
+    if not found.changes:
+        return report
+    with db.read() as journal:
+        events = tuple(journal.recent_events(recent_events))
+    return replace(report, changes=report.changes + found.changes, events=events)
 
 
 def _record(journal: Journal, position: Position, kind: str, change: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -45,6 +45,7 @@ from tradectl.services.trade_updates import (
     apply_trade_updates,
     arrivals,
     note_refused_keys,
+    protect_touched,
 )
 from tradectl.views import EventView, ExternalPositionView, PositionView
 
@@ -247,6 +248,11 @@ class Watcher:
         if updates is None:
             time.sleep(delay)
             return
+        # Keys refused while the tick ran: the wait below sees no change of state to report.
+        # A database fault leaves it for a later wait.
+        with suppress(DatabaseError):
+            self._stream_refused = note_refused_keys(self.db, updates.status(),
+                                                     self._stream_refused)
         for orders, status in arrivals(updates, delay):
             yield self.apply_updates(orders, status)
 
@@ -262,10 +268,15 @@ class Watcher:
                 return report
             applied = apply_trade_updates(self.db, self.known_orders, orders, report.at,
                                           RECENT_EVENTS)
+            report = replace(report, changes=applied.changes, positions=applied.positions,
+                             events=applied.events)
+            if applied.touched and self.drives_stops and self.broker is not None:
+                report = protect_touched(self.db, self.broker, self.channel, self.known_orders,
+                                         applied, report, rearm=self.rearm_protection,
+                                         gate_wait=self.gate_wait, recent_events=RECENT_EVENTS)
         except DatabaseError as err:
             return replace(report, error=f"database: {err.message}")
-        return replace(report, changes=applied.changes, positions=applied.positions,
-                       events=applied.events)
+        return report
 
     # -- bringing the database in line ---------------------------------------------------
 
