@@ -157,7 +157,7 @@ def expected(case: OpenCase) -> Verdict:
 
 # -- strategies -----------------------------------------------------------------------------------
 
-ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
                    max_size=16)
 NUMBERISH = st.builds(
     "".join,
