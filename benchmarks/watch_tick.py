@@ -57,7 +57,8 @@ class InstantBroker:
     def clock(self) -> Clock:  # not used by a tick
         raise NotImplementedError
 
-    def find_order_by_client_id(self, client_order_id: str) -> Order | None:
+    # The Broker Protocol's signature; a tick never asks.
+    def find_order_by_client_id(self, client_order_id: str) -> Order | None:  # noqa: ARG002
         raise AssertionError("a tick on a healthy book makes no per-position call")
 
 

@@ -472,7 +472,7 @@ def test_no_cassette_holds_a_key() -> None:
     assert leaks == {}
 
 
-def test_the_key_scan_finds_a_key_left_in_a_cassette(tmp_path: Path) -> None:
+def test_the_key_scan_finds_a_key_left_in_a_cassette() -> None:
     text = (CASSETTES / "account.fake.yaml").read_text()
     assert secrets_in(text, known_secrets()) == []
     fake = FakeAlpaca()

@@ -109,7 +109,8 @@ def test_rejected_keys_are_diagnosed_as_invalid_or_other_mode(
     assert only_reads(fake)
 
 
-def test_paper_keys_with_live_mode_are_warned_not_failed(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_paper_keys_with_live_mode_are_warned_not_failed(trader: Cli) -> None:
     result = trader("check-alpaca", "--json", env={"TRADING_MODE": "live"})
     assert result.code == 0, result.output
     prefix = checks_by_name(result.json())["key prefix"]
@@ -203,7 +204,8 @@ def test_missing_keys_say_alpaca_is_not_enabled(cli: Cli) -> None:
     assert "ALPACA_SECRET_KEY is empty" in half.stdout
 
 
-def test_unreachable_database_is_exit_5_with_a_clear_message(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_unreachable_database_is_exit_5_with_a_clear_message(trader: Cli) -> None:
     url = f"postgresql://tradectl:hunter2pw@127.0.0.1:{closed_port()}/tradectl"
     result = trader("check-alpaca", "--json", env={"DATABASE_URL": url})
     assert result.code == 5, result.output
