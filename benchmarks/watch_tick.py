@@ -100,6 +100,7 @@ def measure(url: str, count: int, ticks: int) -> tuple[float, float, int, int]:
         statements += 1
 
     event.listen(db.engine, "before_cursor_execute", counted)
+    # No channels: a tick on a healthy book sends nothing, and one that tried would fail loudly.
     watcher = Watcher(db, broker, None, daily_loss_limit=Decimal(2000),  # type: ignore[arg-type]
                       drives_stops=True)
     watcher.tick()  # warm-up: caches, first sync

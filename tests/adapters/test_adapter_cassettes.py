@@ -72,6 +72,7 @@ class Scenario:
 
 def scenario(name: str, *, fake_only: str = "", needs_open_market: bool = False) -> Callable:
     def attach(test: Callable) -> Callable:
+        # A plan kept on the test function itself (read back by the fixture below).
         test.scenario = Scenario(name, fake_only, needs_open_market)  # type: ignore[attr-defined]
         return test
 

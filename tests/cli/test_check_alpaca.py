@@ -4,7 +4,9 @@ databases. Each failure must come with the cause a user would otherwise dig out 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,10 +361,10 @@ def test_an_account_that_leaves_out_its_flags_is_a_warning_not_a_pass(
     lambda a: {**a, "trade": None}, lambda a: {"symbol": a["symbol"]}],
     ids=["trade null", "no trade"])
 def test_an_unknown_symbol_is_diagnosed_as_such_not_as_the_network(
-    trader: Cli, fake: FakeAlpaca, answer: object,
+    trader: Cli, fake: FakeAlpaca, answer: Callable[[Any], object],
 ) -> None:
     fake.set_price("ZZZZ", "1")  # the data API answers for it, without a trade
-    fake.rewrite("GET", r"^/v2/stocks/ZZZZ/trades/latest$", answer)  # type: ignore[arg-type]
+    fake.rewrite("GET", r"^/v2/stocks/ZZZZ/trades/latest$", answer)
     result = trader("check-alpaca", "--symbol", "ZZZZ", "--json")
     assert result.code == 4
     trade = checks_by_name(result.json())["latest trade"]

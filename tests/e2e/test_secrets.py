@@ -22,6 +22,7 @@ from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.config import load_settings, mask_secret
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, ConfigError
+from tradectl.notify.smtp import SmtpChannel
 
 KEY = "PKSECRETKEYPROBE12345"
 SECRET = "SeCrEtPr0be-xyz-987654321"
@@ -338,7 +339,8 @@ def test_the_channels_reprs_hide_the_password_and_the_webhook_url() -> None:
     channels = alert_channels(config)
     assert channels is not None and channels.names == ("e-mail", "webhook")
     email, webhook = channels
-    shown = [("repr(SmtpSettings)", repr(email._settings)),  # type: ignore[attr-defined]
+    assert isinstance(email, SmtpChannel)
+    shown = [("repr(SmtpSettings)", repr(email._settings)),
              ("repr(channels)", repr(channels)), ("str(channels)", str(channels)),
              ("webhook recipients", webhook.recipients), ("repr(Settings)", repr(config))]
     assert not find_leaks(shown, PROBES)
