@@ -107,11 +107,11 @@ def main() -> None:
             case.once()
         for _ in range(runs):
             for case in cases:
-                result, case.log, floor, floor_log = case.once()
+                result, case.log, floor_run, floor_log = case.once()
                 case.runs.append(result)
-                case.floors.append(floor)
+                case.floors.append(floor_run)
                 case.phases.append((measure.Phases.of(result, case.log),
-                                    measure.Phases.of(floor, floor_log)))
+                                    measure.Phases.of(floor_run, floor_log)))
 
     rows, verdicts = [], []
     for case in cases:

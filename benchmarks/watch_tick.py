@@ -57,7 +57,8 @@ class InstantBroker:
     def clock(self) -> Clock:  # not used by a tick
         raise NotImplementedError
 
-    def find_order_by_client_id(self, client_order_id: str) -> Order | None:
+    # The Broker Protocol's signature; a tick never asks.
+    def find_order_by_client_id(self, client_order_id: str) -> Order | None:  # noqa: ARG002
         raise AssertionError("a tick on a healthy book makes no per-position call")
 
 
@@ -99,6 +100,7 @@ def measure(url: str, count: int, ticks: int) -> tuple[float, float, int, int]:
         statements += 1
 
     event.listen(db.engine, "before_cursor_execute", counted)
+    # No channels: a tick on a healthy book sends nothing, and one that tried would fail loudly.
     watcher = Watcher(db, broker, None, daily_loss_limit=Decimal(2000),  # type: ignore[arg-type]
                       drives_stops=True)
     watcher.tick()  # warm-up: caches, first sync

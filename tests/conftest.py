@@ -13,16 +13,22 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.db import orm_session
 from tests.support.pg_cluster import PrivateCluster, unusable_reason
 from tests.support.webhook import WebhookSink
 from tradectl.config import DEFAULTS
+from tradectl.db.models import Base
 from tradectl.db.session import Database
+
+if TYPE_CHECKING:
+    import psycopg
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
 PG_ADMIN_URL = os.environ.get(
     "TRADECTL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -30,7 +36,7 @@ PG_ADMIN_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def _pg_connect(url: str):  # type: ignore[no-untyped-def]
+def _pg_connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
     import psycopg
 
     return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
@@ -121,9 +127,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         db.upgrade()
         db.dispose()
         return url
-    url: str = request.getfixturevalue("_shared_pg_url")
-    _empty_pg(url)
-    return url
+    pg_url: str = request.getfixturevalue("_shared_pg_url")
+    _empty_pg(pg_url)
+    return pg_url
 
 
 @pytest.fixture
@@ -133,16 +139,19 @@ def db(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-def rows(url: str, model: type) -> list:
-    """Every row of a model's table, oldest first, read in a fresh connection."""
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+def rows(url: str, model: type[ModelT]) -> list[ModelT]:
+    """Every row of a model's table, oldest first (by id), read in a fresh connection."""
     db = Database(url)
     with orm_session(db) as session:
-        found = list(session.scalars(select(model).order_by(model.id)))
+        found = list(session.scalars(select(model).order_by(*inspect(model).primary_key)))
     db.dispose()
     return found
 
 
-def count_rows(url: str, model: type) -> int:
+def count_rows(url: str, model: type[Base]) -> int:
     db = Database(url)
     with orm_session(db) as session:
         found = session.scalar(select(func.count()).select_from(model)) or 0
@@ -168,7 +177,7 @@ class CliResult:
     def output(self) -> str:
         return self.stdout + self.stderr
 
-    def json(self):  # type: ignore[no-untyped-def]
+    def json(self) -> Any:
         import json
 
         return json.loads(self.stdout)
@@ -272,11 +281,11 @@ class SmtpSink:
             self.port = probe.getsockname()[1]
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
         from email import message_from_bytes, policy
 
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append(message)  # type: ignore[arg-type]
+        assert isinstance(envelope.content, bytes)  # aiosmtpd's default: decode_data=False
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
     def start(self) -> SmtpSink:

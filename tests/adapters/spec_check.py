@@ -143,10 +143,12 @@ def validate_exchange(
     url: str,
     query: dict | None,
     request_json: object,
-    status: int,
+    status: int | None,
     response_json: object,
 ) -> list[str]:
     """Errors of one exchange (url: a full URL of the fake, or just its path)."""
+    if status is None:
+        return ["response: none (the request was left hanging)"]
     parts = urlsplit(url)
     query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **(query or {})}
     if parts.path.startswith("/v2/stocks/"):

@@ -72,6 +72,7 @@ class Scenario:
 
 def scenario(name: str, *, fake_only: str = "", needs_open_market: bool = False) -> Callable:
     def attach(test: Callable) -> Callable:
+        # A plan kept on the test function itself (read back by the fixture below).
         test.scenario = Scenario(name, fake_only, needs_open_market)  # type: ignore[attr-defined]
         return test
 
@@ -472,7 +473,7 @@ def test_no_cassette_holds_a_key() -> None:
     assert leaks == {}
 
 
-def test_the_key_scan_finds_a_key_left_in_a_cassette(tmp_path: Path) -> None:
+def test_the_key_scan_finds_a_key_left_in_a_cassette() -> None:
     text = (CASSETTES / "account.fake.yaml").read_text()
     assert secrets_in(text, known_secrets()) == []
     fake = FakeAlpaca()

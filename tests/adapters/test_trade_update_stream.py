@@ -67,8 +67,9 @@ def connected(status: StreamStatus) -> bool:
     return status.state == "connected"
 
 
+@pytest.mark.usefixtures("fake")
 def test_a_bracket_arrives_as_orders_with_its_legs(
-    fake: FakeAlpaca, api: Client, open_stream: Callable[..., TradeUpdateStream]
+    api: Client, open_stream: Callable[..., TradeUpdateStream]
 ) -> None:
     stream = open_stream()
     statuses_until(stream, connected)

@@ -339,7 +339,8 @@ def test_a_207_item_whose_status_is_not_an_integer_is_unreadable(status: Any) ->
     for parse, item in ((wire.parse_canceled_orders, {"id": "o-1", "status": status}),
                         (wire.parse_closed_positions, {"symbol": "AAPL", "status": status,
                                                        "body": ORDER})):
-        assert unreadable(parse, [item]).field.endswith("[0].status")
+        field = unreadable(parse, [item]).field
+        assert field is not None and field.endswith("[0].status")
 
 
 def test_a_207_item_without_its_key_is_unreadable() -> None:

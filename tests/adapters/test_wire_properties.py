@@ -81,8 +81,18 @@ def component(name: str, *, without: str = "") -> dict:
     return resolve(spec, shape)
 
 
-def with_field(objects: st.SearchStrategy[dict], name: str,
-               values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict]:
+def json_objects(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """from_schema() of an object schema (typed for any JSON value, it draws objects here)."""
+    return from_schema(schema).map(_json_object)
+
+
+def _json_object(value: object) -> dict[str, Any]:
+    assert isinstance(value, dict), value
+    return value
+
+
+def with_field(objects: st.SearchStrategy[dict[str, Any]], name: str,
+               values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
     """Objects whose `name` is absent, null, or drawn from `values`."""
     choices = st.one_of(st.just(ABSENT), st.none(), values)
     return st.tuples(objects, choices).map(
@@ -102,7 +112,7 @@ def answers(name: str) -> st.SearchStrategy[Any]:
     if name in ("cancel-all", "close-all"):
         # Alpaca sends each canceled order as "body" too, which the spec does not declare.
         item = "CanceledOrderResponse" if name == "cancel-all" else "PositionClosedReponse"
-        items = from_schema(component(item, without="body"))
+        items = json_objects(component(item, without="body"))
         return st.lists(with_field(items, "body", answers("Order")), max_size=ARRAY_MAX)
     return from_schema(component(name))
 
@@ -145,7 +155,7 @@ def assert_sound(value: Any) -> None:
 
 
 # What drifting answers put in a field: random text seldom hits these, so some are planted.
-NEAR_MISSES = st.sampled_from([
+NEAR_MISSES: st.SearchStrategy[object] = st.sampled_from([
     "NaN", "sNaN", "Infinity", "-Infinity", "inf", float("nan"), float("inf"), " 12.5 ", "1_000",
     "+5", "1e3", "١٢", "", "-0", 1e300, 10**40, True, "false", None, [], {},
     "2026-06-30T23:59:60Z", "2026-11-25t08:21:45z", "2026-11-25T08:21:45",
@@ -262,7 +272,7 @@ def orders(draw: st.DrawFn, depth: int = 0) -> tuple[dict, dict]:
         pair = draw(optional(times()))
         sent[name], meant[name] = pair if pair else (None, None)
     legs = draw(st.lists(orders(depth + 1), max_size=2)) if depth == 0 else []
-    sent["legs"] = [leg for leg, _ in legs] if legs or draw(st.booleans()) else None
+    sent["legs"] = [leg for leg, _ in legs] if bool(legs) or draw(st.booleans()) else None
     meant["legs"] = [values for _, values in legs]
     return sent, meant
 
@@ -363,10 +373,10 @@ def test_a_clock_in_any_offset_reads_as_the_same_moment_in_utc(data: st.DataObje
 @given(data=st.data(), closing=st.booleans())
 def test_multi_status_answers_read_item_by_item(data: st.DataObject, closing: bool) -> None:
     name, key = ("close-all", "symbol") if closing else ("cancel-all", "id")
-    items = data.draw(st.lists(from_schema(component(
+    items = data.draw(st.lists(json_objects(component(
         "CanceledOrderResponse" if name == "cancel-all" else "PositionClosedReponse",
         without="body")), max_size=ARRAY_MAX))  # each body is laid over below
-    expected = []
+    expected: list[tuple[str, int, str | None, str | None]] = []
     for item in items:
         item[key] = data.draw(st.sampled_from(["AAPL", "MSFT", "9f0c", "TSLA"]))
         item["status"] = data.draw(st.sampled_from([200, 204, 207, 403, 404, 422, 500]))

@@ -4,7 +4,9 @@ databases. Each failure must come with the cause a user would otherwise dig out 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,7 +112,8 @@ def test_rejected_keys_are_diagnosed_as_invalid_or_other_mode(
     assert only_reads(fake)
 
 
-def test_paper_keys_with_live_mode_are_warned_not_failed(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_paper_keys_with_live_mode_are_warned_not_failed(trader: Cli) -> None:
     result = trader("check-alpaca", "--json", env={"TRADING_MODE": "live"})
     assert result.code == 0, result.output
     prefix = checks_by_name(result.json())["key prefix"]
@@ -204,7 +207,8 @@ def test_missing_keys_say_alpaca_is_not_enabled(cli: Cli) -> None:
     assert "ALPACA_SECRET_KEY is empty" in half.stdout
 
 
-def test_unreachable_database_is_exit_5_with_a_clear_message(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_unreachable_database_is_exit_5_with_a_clear_message(trader: Cli) -> None:
     url = f"postgresql://tradectl:hunter2pw@127.0.0.1:{closed_port()}/tradectl"
     result = trader("check-alpaca", "--json", env={"DATABASE_URL": url})
     assert result.code == 5, result.output
@@ -358,10 +362,10 @@ def test_an_account_that_leaves_out_its_flags_is_a_warning_not_a_pass(
     lambda a: {**a, "trade": None}, lambda a: {"symbol": a["symbol"]}],
     ids=["trade null", "no trade"])
 def test_an_unknown_symbol_is_diagnosed_as_such_not_as_the_network(
-    trader: Cli, fake: FakeAlpaca, answer: object,
+    trader: Cli, fake: FakeAlpaca, answer: Callable[[Any], object],
 ) -> None:
     fake.set_price("ZZZZ", "1")  # the data API answers for it, without a trade
-    fake.rewrite("GET", r"^/v2/stocks/ZZZZ/trades/latest$", answer)  # type: ignore[arg-type]
+    fake.rewrite("GET", r"^/v2/stocks/ZZZZ/trades/latest$", answer)
     result = trader("check-alpaca", "--symbol", "ZZZZ", "--json")
     assert result.code == 4
     trade = checks_by_name(result.json())["latest trade"]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.pool import QueuePool
 
 from tests.conftest import Cli, count_rows
 from tests.support.db import orm_session
@@ -145,4 +146,4 @@ def test_each_command_closes_what_it_opened(cli: Cli) -> None:
     assert wiring._opened == []
     assert gc.isenabled()
     pools = [o for o in gc.get_objects() if isinstance(o, Engine)]
-    assert all(e.pool.checkedout() == 0 for e in pools)
+    assert all(isinstance(e.pool, QueuePool) and e.pool.checkedout() == 0 for e in pools)

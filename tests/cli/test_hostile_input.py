@@ -157,7 +157,7 @@ def expected(case: OpenCase) -> Verdict:
 
 # -- strategies -----------------------------------------------------------------------------------
 
-ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
                    max_size=16)
 NUMBERISH = st.builds(
     "".join,
@@ -194,7 +194,9 @@ WEIRD_SIDES = st.sampled_from([
 @st.composite
 def price_text(draw: st.DrawFn, price: Decimal) -> str:
     """One of the many valid spellings of a price."""
-    needed = max(0, -price.normalize().as_tuple().exponent)  # type: ignore[operator]
+    exponent = price.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite price: not "n", "N" or "F"
+    needed = max(0, -exponent)
     places = draw(st.integers(needed, 12))
     spelt = f"{price:.{places}f}"
     if draw(st.integers(0, 5)) == 0:

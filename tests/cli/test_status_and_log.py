@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from tests.conftest import Cli, closed_port
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.db import orm_session
@@ -128,7 +130,8 @@ def test_broker_failure_degrades_the_view_but_not_the_exit_code(trader: Cli) -> 
     assert rejected.code == 0 and "401" in rejected.json()["broker"]["error"]
 
 
-def test_journal_position_alpaca_does_not_hold_is_warned(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_journal_position_alpaca_does_not_hold_is_warned(trader: Cli) -> None:
     book(trader.env["DATABASE_URL"])  # the fake holds nothing
     document = trader("status", "--json").json()
     assert document["warnings"] == [
@@ -216,7 +219,8 @@ def test_log_filters_by_symbol_kind_and_limit(cli: Cli) -> None:
     assert cli("log", "--symbol", "AAPL;DROP").code == 2
 
 
-def test_log_shows_what_open_recorded(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_log_shows_what_open_recorded(trader: Cli) -> None:
     assert trader("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160").code == 0
     found = trader("log", "--json").json()["events"]
     assert [e["kind"] for e in found] == ["order_submitted", "position_created", "cycle_started"]

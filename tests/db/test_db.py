@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,12 +21,12 @@ from tradectl.errors import DatabaseError
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty (unmigrated) database on each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    scratch = request.getfixturevalue("scratch_pg")
+    scratch: ScratchDatabases = request.getfixturevalue("scratch_pg")
     url = scratch.create()
     yield url
     scratch.drop(url)
@@ -96,7 +97,8 @@ def test_sqlite_uses_wal_and_a_busy_timeout(sqlite_url: str) -> None:
     db = Database(sqlite_url)
     with db.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert connection.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+        busy_timeout = connection.execute(text("PRAGMA busy_timeout")).scalar()
+        assert busy_timeout is not None and busy_timeout >= 5000
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
@@ -125,7 +127,7 @@ def test_money_refuses_floats(db: Database) -> None:
     with pytest.raises(Exception, match="finite Decimal"), orm_session(db) as session:
         session.add(Cycle(status="active"))
         session.flush()
-        session.add(Position(cycle_id=1, symbol="A", side="buy", qty=1.5,  # type: ignore[arg-type]
+        session.add(Position(cycle_id=1, symbol="A", side="buy", qty=1.5,
                              stop_loss=Decimal(1), take_profit=Decimal(2), status="open",
                              client_order_id="c2"))
         session.flush()

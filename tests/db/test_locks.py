@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from tests.support.disk import read_only_dir
 from tests.support.network import SilentServer, TcpProxy
@@ -86,7 +87,8 @@ def others() -> Iterator[list[OtherProcess]]:
 def test_a_held_lock_verifies_and_a_second_holder_is_refused(db: Database) -> None:
     with db.lock(NAME, wait=0) as lock:
         assert lock and lock.held and lock.verify()
-        assert db.engine.pool.checkedout() == 0  # its connection is not the pool's
+        pool = db.engine.pool
+        assert isinstance(pool, QueuePool) and pool.checkedout() == 0  # not the pool's connection
         second = Database(db.url)
         with second.lock(NAME, wait=0.2) as refused:
             assert not refused and not refused.verify()
@@ -216,6 +218,7 @@ def test_a_session_lock_gone_from_a_live_connection_fails_verification(
     url = private_pg.create_database()
     db = Database(url)
     with db.lock(NAME, wait=0) as lock:
+        assert isinstance(lock, locks.AdvisoryLock)
         lock._query("SELECT pg_advisory_unlock_all()")
         assert not lock.verify()
         assert lock.reacquire() and lock.verify() and len(holders(private_pg, url)) == 1

@@ -3,6 +3,8 @@ receiver, on both databases."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Cli, SmtpSink, closed_port, rows
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.webhook import TOKEN, WebhookSink
@@ -11,8 +13,9 @@ from tradectl.db.models import Alert
 OPEN_AAPL = ("open", "AAPL", "--qty", "2", "--stop", "145", "--target", "160")
 
 
+@pytest.mark.usefixtures("fake")
 def test_a_stop_reaches_mail_and_webhook_and_a_500_is_delivered_by_the_next_tick(
-    trader: Cli, fake: FakeAlpaca, smtp: SmtpSink, webhook: WebhookSink,
+    trader: Cli, smtp: SmtpSink, webhook: WebhookSink,
 ) -> None:
     trader.env.update({**smtp.env(), "ALERT_WEBHOOK_URL": webhook.url})
     assert trader(*OPEN_AAPL).code == 0

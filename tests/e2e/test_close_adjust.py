@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from tests.conftest import Cli, SmtpSink, rows
 from tests.fakes.alpaca import FakeAlpaca
 from tradectl.db.models import Event, Position
@@ -53,7 +55,8 @@ def test_close_exits_one_position_and_the_others_keep_their_stops(
     assert by_symbol(trader)["TSLA"].status == "open"
 
 
-def test_close_reports_like_halt(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_close_reports_like_halt(trader: Cli) -> None:
     open_position(trader, "AAPL", "145", "160")
     tick(trader)
     result = trader("close", "1")

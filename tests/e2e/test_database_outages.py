@@ -269,6 +269,11 @@ def test_watch_outlives_a_full_disk_and_records_what_it_missed(
         assert watch.interrupt() == 0
 
 
+def slowly(answer: object) -> object:
+    time.sleep(1.0)
+    return answer
+
+
 def test_open_whose_record_fails_after_alpaca_accepted_says_so(
     fake: FakeAlpaca, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
@@ -276,8 +281,7 @@ def test_open_whose_record_fails_after_alpaca_accepted_says_so(
         cli = Cli(monkeypatch, tmp_path)
         cli.env.update(broker_env(fake), DATABASE_URL=f"sqlite:///{disk.path / 'tradectl.db'}")
         assert cli("status").code == 0  # the database exists and is migrated
-        fake.rewrite("POST", r"^/v2/orders$", lambda answer: (time.sleep(1.0), answer)[1],
-                     times=1)  # Alpaca takes its time to answer
+        fake.rewrite("POST", r"^/v2/orders$", slowly, times=1)  # Alpaca takes its time to answer
         opening = subprocess.Popen(
             [*tradectl_command(), *OPEN_AAPL],
             env={**{k: v for k, v in os.environ.items() if k not in DEFAULTS}, **cli.env},

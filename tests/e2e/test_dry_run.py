@@ -5,6 +5,8 @@ databases."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Cli, SmtpSink, broker_env, count_rows
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.webhook import WebhookSink
@@ -144,7 +146,8 @@ def test_halt_dry_run_lists_what_would_be_cancelled_and_closed(
     assert "TSLA    long  3    250.00  $750.00       $0.00           external" in text.stdout
 
 
-def test_halt_dry_run_exits_as_the_real_halt_would(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_halt_dry_run_exits_as_the_real_halt_would(trader: Cli) -> None:
     assert trader(*OPEN_AAPL).code == 0
     down = trader("halt", "--reason", "checking", "--dry-run", "--json", env=DOWN)
     assert down.code == 4

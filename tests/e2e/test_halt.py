@@ -161,8 +161,9 @@ def test_broker_down_still_latches_alerts_and_flags(trader: Cli, smtp: SmtpSink)
     assert "FAILED" in message["Subject"]
 
 
+@pytest.mark.usefixtures("fake")
 def test_smtp_down_does_not_fail_the_halt_and_the_alert_stays_queued(
-    trader: Cli, fake: FakeAlpaca, smtp: SmtpSink
+    trader: Cli, smtp: SmtpSink
 ) -> None:
     env = {**smtp.env(), "SMTP_PORT": "9"}  # nothing listens there
     trader.env.update(env)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -68,7 +67,7 @@ def open_two(trader: Cli) -> None:
         assert result.code == 0, result.output
 
 
-def wait_for(condition, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], object], seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -124,7 +123,7 @@ def test_halt_latches_beside_status_and_log_readers(
 
 
 def test_halt_waits_for_an_open_mid_submit_at_most_its_timeout_then_flattens_it(
-    trader: Cli, fake: FakeAlpaca, background: list[subprocess.Popen[str]], tmp_path: Path,
+    trader: Cli, fake: FakeAlpaca, background: list[subprocess.Popen[str]],
 ) -> None:
     """The open holds the trading gate while its order is on the wire (here Alpaca takes it and
     the answer never comes); the halt waits for that, then its flatten closes the new order."""

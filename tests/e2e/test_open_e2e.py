@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import pytest
+
 from tests.conftest import Cli, broker_env, rows
 from tests.fakes.alpaca import FakeAlpaca
 from tradectl.db.models import Event, Position
@@ -193,7 +195,8 @@ def test_market_data_follows_alpaca_data_url(trader: Cli, fake: FakeAlpaca) -> N
         data.stop()
 
 
-def test_wrong_keys_are_exit_4_with_a_diagnosis(trader: Cli, fake: FakeAlpaca) -> None:
+@pytest.mark.usefixtures("fake")
+def test_wrong_keys_are_exit_4_with_a_diagnosis(trader: Cli) -> None:
     result = trader(*OPEN, env={"ALPACA_SECRET_KEY": "wrong"})
     assert result.code == 4
     assert "401" in result.stderr and "invalid keys" in result.stderr

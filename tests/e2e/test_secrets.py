@@ -22,6 +22,7 @@ from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.config import load_settings, mask_secret
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, ConfigError
+from tradectl.notify.smtp import SmtpChannel
 
 KEY = "PKSECRETKEYPROBE12345"
 SECRET = "SeCrEtPr0be-xyz-987654321"
@@ -247,10 +248,17 @@ def run_webhook_scenarios(run: Recorder, hook: WebhookSink) -> None:
 
 def exception_texts(fake: FakeAlpaca, env: dict[str, str]) -> list[Source]:
     """BrokerErrors raised by the adapter itself, as str, repr, traceback and their chain."""
-    def adapter(**changes: str) -> AlpacaBroker:
-        settings = {"api_key": KEY, "secret_key": SECRET, "base_url": fake.url,
-                    "data_url": fake.url, **changes}
-        return AlpacaBroker(**settings, timeout=0.5, sleep=lambda seconds: None)
+    def adapter(api_key: str = KEY, secret_key: str = SECRET, base_url: str = fake.url,
+                data_url: str = fake.url) -> AlpacaBroker:
+        return AlpacaBroker(api_key=api_key, secret_key=secret_key, base_url=base_url,
+                            data_url=data_url, timeout=0.5, sleep=lambda _seconds: None)
+
+    def submit_when(status: int = 500, hang: bool = False) -> Callable[[], object]:
+        """Submit the order once the fake answers it with this fault."""
+        def submit() -> object:
+            fake.inject("POST", r"^/v2/orders$", status=status, hang=hang)
+            return adapter().submit_bracket(order)
+        return submit
 
     order = BracketRequest(symbol="MSFT", side="buy", qty=1, stop=Decimal(390), target=Decimal(410),
                            entry=None, time_in_force="day", client_order_id="probe-order")
@@ -260,10 +268,8 @@ def exception_texts(fake: FakeAlpaca, env: dict[str, str]) -> list[Source]:
         "broker down": adapter(base_url=DOWN["ALPACA_BASE_URL"]).account,
         "market data down": lambda: adapter(data_url=DOWN["ALPACA_DATA_URL"]).latest_trade_price(
             "AAPL"),
-        "order refused": lambda: (fake.inject("POST", r"^/v2/orders$", status=403),
-                                  adapter().submit_bracket(order)),
-        "order timed out": lambda: (fake.inject("POST", r"^/v2/orders$", hang=True),
-                                    adapter().submit_bracket(order)),
+        "order refused": submit_when(status=403),
+        "order timed out": submit_when(hang=True),
     }
     texts = []
     for label, call in calls.items():
@@ -277,10 +283,10 @@ def exception_texts(fake: FakeAlpaca, env: dict[str, str]) -> list[Source]:
         texts.append((f"exception text ({label})", "\n".join(parts)))
     settings = load_settings({**env, "SMTP_USERNAME": "probe-user"}, app_dir=Path("/nonexistent"))
     for bad in (f"ftp://hooks.example.test/{WEBHOOK_TOKEN}", f"https://h.test:port/{WEBHOOK_TOKEN}"):
-        with pytest.raises(ConfigError) as caught:
+        with pytest.raises(ConfigError) as refused:
             load_settings({"ALERT_WEBHOOK_URL": bad}, app_dir=Path("/nonexistent"))
         texts.append(("exception text (a bad ALERT_WEBHOOK_URL)",
-                      "".join(traceback.format_exception(caught.value)) + repr(caught.value)))
+                      "".join(traceback.format_exception(refused.value)) + repr(refused.value)))
     texts.append(("repr(Settings)", f"{settings!r} {settings}"))
     return texts
 
@@ -333,7 +339,8 @@ def test_the_channels_reprs_hide_the_password_and_the_webhook_url() -> None:
     channels = alert_channels(config)
     assert channels is not None and channels.names == ("e-mail", "webhook")
     email, webhook = channels
-    shown = [("repr(SmtpSettings)", repr(email._settings)),  # type: ignore[attr-defined]
+    assert isinstance(email, SmtpChannel)
+    shown = [("repr(SmtpSettings)", repr(email._settings)),
              ("repr(channels)", repr(channels)), ("str(channels)", str(channels)),
              ("webhook recipients", webhook.recipients), ("repr(Settings)", repr(config))]
     assert not find_leaks(shown, PROBES)

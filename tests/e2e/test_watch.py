@@ -7,6 +7,7 @@ import signal
 import subprocess
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -60,6 +61,7 @@ def test_a_take_profit_closes_with_the_realized_gain(trader: Cli, fake: FakeAlpa
     tick(trader)
     (position,) = rows(trader.env['DATABASE_URL'], Position)
     assert position.status == "closed" and position.close_reason == "take_profit"
+    assert position.exit_price is not None
     assert position.realized_pl == (position.exit_price - Decimal(150)) * 2 > 0
 
 
@@ -249,7 +251,7 @@ def test_invalid_interval_is_bad_input(cli: Cli) -> None:
 
 
 def test_ctrl_c_leaves_cleanly_without_a_stop(fake: FakeAlpaca, sqlite_url: str,
-                                              tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                              tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(broker_env(fake), DATABASE_URL=sqlite_url)
     process = subprocess.Popen([*tradectl_command(), "watch", "--interval", "1", "--json"],

@@ -115,7 +115,7 @@ def test_a_fill_reaches_the_database_before_the_next_tick(
     assert (position.status, position.filled_qty) == ("open", 2)
     assert position.filled_avg_price == Decimal("147.90")
     synced = [e for e in rows(trader.env["DATABASE_URL"], Event) if e.kind == "position_synced"]
-    assert synced[-1].details["source"] == "trade_updates"
+    assert synced[-1].details is not None and synced[-1].details["source"] == "trade_updates"
     assert fake.count("GET", "/v2/account") == ticks  # no tick ran meanwhile
 
 
@@ -136,7 +136,7 @@ def test_an_expired_day_leg_is_applied_at_once(
                         if e.kind == "bracket_leg_ended"]) < 2:
         assert time.monotonic() < deadline, ended
         time.sleep(0.1)
-    assert sorted(e.details["order_id"] for e in ended) == sorted(expired)
+    assert sorted((e.details or {})["order_id"] for e in ended) == sorted(expired)
     assert {e.message for e in ended} == {
         f"AAPL: the {leg} leg expired at Alpaca while the position is open"
         for leg in ("take-profit", "stop-loss")}
@@ -195,7 +195,7 @@ def test_a_dropped_stream_reconnects_and_the_next_tick_settles_what_it_missed(
     (position,) = rows(trader.env["DATABASE_URL"], Position)
     assert position.status == "open"
     synced = [e for e in rows(trader.env["DATABASE_URL"], Event) if e.kind == "position_synced"]
-    assert "source" not in synced[-1].details
+    assert synced[-1].details is not None and "source" not in synced[-1].details
 
 
 def test_refused_stream_keys_are_reported_and_the_rest_loop_goes_on(
@@ -220,8 +220,9 @@ def test_refused_stream_keys_are_reported_and_the_rest_loop_goes_on(
     (["--no-stream"], {}),
     ([], {"ALPACA_STREAM": "false"}),
 ], ids=["--no-stream", "ALPACA_STREAM=false"])
+@pytest.mark.usefixtures("trader")
 def test_with_the_stream_off_no_websocket_is_opened(
-    trader: Cli, fake: FakeAlpaca, watch: Callable[..., RunningWatch], args: list[str],
+    fake: FakeAlpaca, watch: Callable[..., RunningWatch], args: list[str],
     env: dict[str, str]
 ) -> None:
     running = watch("--interval", "0.5", "--json", *args, env=env)
@@ -232,8 +233,9 @@ def test_with_the_stream_off_no_websocket_is_opened(
     assert fake.count("GET", "/v2/account") >= 3  # the REST loop ran
 
 
+@pytest.mark.usefixtures("trader")
 def test_without_the_sdk_installed_the_stream_is_off_and_says_why(
-    trader: Cli, fake: FakeAlpaca, watch: Callable[..., RunningWatch], tmp_path: Path
+    fake: FakeAlpaca, watch: Callable[..., RunningWatch], tmp_path: Path
 ) -> None:
     """The REST path needs no SDK (README: "The Alpaca SDK"): a missing one turns the stream
     off, not the loop."""

@@ -175,8 +175,9 @@ class FakeBroker:
             raise
         return wire.parse_order(raw)
 
+    # wanted and deadline_seconds are the Broker Protocol's: the fake answers every order at once.
     def list_orders(self, *, status: str = "open", after: datetime | None = None,
-                    wanted: Collection[str] = (), deadline_seconds: float = 60.0,
+                    wanted: Collection[str] = (), deadline_seconds: float = 60.0,  # noqa: ARG002
                     ) -> list[Order]:
         raw = self._do("list_orders", lambda: self.state.list_orders(
             status=status, limit=10**9, after=after, nested=True))

@@ -86,12 +86,13 @@ def test_the_loss_limit_stop_runs_its_broker_calls_outside_transactions(
     assert channel.sent[0].subject.startswith("EMERGENCY STOP")
 
 
+@pytest.mark.usefixtures("channel")
 def test_halt_cancels_an_entry_the_close_all_left_working_outside_transactions(
-    db: Database, broker: FakeBroker, channel: FakeChannel, channels: Channels,
+    db: Database, broker: FakeBroker, channels: Channels, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     open_position(db, broker, bracket("MSFT", "390", "410", entry="395"))
     real_close_all = broker.state.close_all
-    broker.state.close_all = lambda cancel_orders: real_close_all(False)  # type: ignore[method-assign]
+    monkeypatch.setattr(broker.state, "close_all", lambda _cancel_orders: real_close_all(False))
     report = emergency_stop(db, broker, channels, "test")
     (msft,) = report.symbols
     assert msft.state == "cancelling" and "cancel sent" in (msft.error or "")

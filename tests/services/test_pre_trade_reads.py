@@ -27,7 +27,8 @@ def bracket(entry: str | None = None, stop: str = "145", target: str = "160") ->
 
 
 class HeldBroker:
-    """Answers its reads only once released, so a test sees what waits for them."""
+    """Answers its reads only once released, so a test sees what waits for them. It has the
+    three pre-trade reads, not the whole Broker Protocol: hence the tests' ignore[arg-type]."""
 
     def __init__(self, *, fail_trade: bool = False) -> None:
         self.release = threading.Event()

@@ -248,7 +248,7 @@ def test_a_lost_close_answer_is_settled_from_the_orders(
 
 
 def test_close_sends_nothing_when_the_stop_filled_before_its_cancel(
-    db: Database, broker: FakeBroker, channel: FakeChannel,
+    db: Database, broker: FakeBroker, channel: FakeChannel, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     an_open_aapl(db, broker, channel)
     cancel = broker.cancel_order
@@ -257,7 +257,7 @@ def test_close_sends_nothing_when_the_stop_filled_before_its_cancel(
         broker.set_price("AAPL", "144")  # the stop fills between the read and its cancel
         cancel(order_id)
 
-    broker.cancel_order = fill_then_cancel  # type: ignore[method-assign]
+    monkeypatch.setattr(broker, "cancel_order", fill_then_cancel)
     outcome = close_position(db, broker, Channels((channel,)), "AAPL")
     assert outcome.state == "failed" and "filled while closing" in (outcome.error or "")
     assert "close_position" not in broker.calls

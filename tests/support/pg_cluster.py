@@ -135,7 +135,7 @@ class PrivateCluster:
 
         with psycopg.connect(self.database_url(database), autocommit=True,
                              connect_timeout=5) as connection:
-            cursor = connection.execute(statement)  # type: ignore[call-overload]
+            cursor = connection.execute(statement)
             return list(cursor.fetchall()) if cursor.description else []
 
     def drop_connections(self) -> int:

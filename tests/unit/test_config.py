@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tradectl.config import DEFAULTS, load_settings, mask_secret
+from tradectl.config import DEFAULTS, Settings, load_settings, mask_secret
 from tradectl.errors import ConfigError
 
 APP_DIR = Path("/tmp/tradectl-app")
 
 
-def load(**env: str):  # type: ignore[no-untyped-def]
+def load(**env: str) -> Settings:
     return load_settings(env, app_dir=APP_DIR)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
 
 from tests.support.db import orm_session
 from tradectl.broker import Order
@@ -65,7 +66,7 @@ def test_a_partial_fill_then_a_filled_leg_close_the_position(db: Database) -> No
 def test_money_reads_back_its_value_and_sign() -> None:
     """Reads are memoized by stored text: equal numbers must not borrow each other's form."""
     read = Money().process_result_value
-    dialect = None  # unused on the read path
+    dialect = sqlite.dialect()  # unused on the read path
     assert str(read("0", dialect)) == "0"
     assert str(read("-0", dialect)) == "-0"
     assert str(read("145.000000", dialect)) == "145"

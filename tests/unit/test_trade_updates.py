@@ -57,7 +57,8 @@ def test_an_entry_fill_opens_the_position_and_says_it_came_from_the_stream(db: D
     row = position(db)
     assert (row.status, row.filled_qty, row.filled_avg_price) == ("open", 10, 150)
     (event,) = rows(db.url, Event)
-    assert event.kind == "position_synced" and event.details["source"] == "trade_updates"
+    assert event.kind == "position_synced" and event.details is not None
+    assert event.details["source"] == "trade_updates"
 
 
 def test_a_leg_fill_alone_closes_the_position_through_its_bracket(db: Database) -> None:

@@ -57,7 +57,8 @@ class Money(TypeDecorator[Decimal]):
             raise TypeError(f"money must be a finite Decimal, got {value!r}")
         return format(value, "f") if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+    # SQLAlchemy passes the dialect; a stored amount reads back the same from every backend.
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:  # noqa: ARG002
         return None if value is None else _stored_money(str(value))
 
 
@@ -83,7 +84,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    # SQLAlchemy passes the dialect; a zone-less value is UTC whichever backend dropped the zone.
+    def process_result_value(
+        self, value: datetime | None, dialect: Dialect  # noqa: ARG002
+    ) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

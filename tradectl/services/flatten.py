@@ -117,7 +117,7 @@ def _still_held(err: BrokerError) -> bool:
 
 def _retry(
     call: Callable[[], T], deadline: float, sleep: Callable[[float], None],
-    also: Callable[[BrokerError], bool] = lambda err: False,
+    also: Callable[[BrokerError], bool] = lambda _err: False,
 ) -> T:
     for pause in (*RETRY_BACKOFF, None):
         try:

@@ -170,7 +170,8 @@ def test_held_legs_and_queued_orders_cancel_at_once_even_when_cancels_pend(fake,
     assert (position["qty"], position["qty_available"]) == ("10", "10")  # unprotected
 
 
-def test_cancel_orders_true_cancels_orders_in_symbols_without_a_position(fake, api):
+@pytest.mark.usefixtures("fake")
+def test_cancel_orders_true_cancels_orders_in_symbols_without_a_position(api):
     waiting = submit(api, limit("MSFT", "1", price="250"))
     submit(api, bracket())
     flatten = api.delete("/v2/positions", params={"cancel_orders": "true"})
@@ -329,7 +330,8 @@ def test_a_replaced_stop_leg_stays_in_its_bracket(fake, api):
     assert cash(api) == "99945"
 
 
-def test_a_marketable_take_profit_replace_exits_at_once(fake, api):
+@pytest.mark.usefixtures("fake")
+def test_a_marketable_take_profit_replace_exits_at_once(api):
     """The forum's way to exit a bracket without breaking it (t/bracket-order-closing-positions)."""
     parent = submit(api, bracket())
     new = patch(api, parent["legs"][0]["id"], {"limit_price": "149"}).json()

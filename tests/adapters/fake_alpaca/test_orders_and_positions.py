@@ -58,7 +58,8 @@ def test_take_profit_fills_on_a_price_rise_and_cancels_stop(fake, api):
     assert api.get("/v2/account").json()["cash"] == "100100"
 
 
-def test_cancelling_one_leg_cancels_its_oco_sibling(fake, api):
+@pytest.mark.usefixtures("fake")
+def test_cancelling_one_leg_cancels_its_oco_sibling(api):
     order = submit(api, bracket())
     assert api.delete(f"/v2/orders/{order['legs'][0]['id']}").status_code == 204
     assert statuses(api, order["id"]) == ("filled", ["canceled", "canceled"])
@@ -113,7 +114,8 @@ def test_limit_and_stop_orders_fill_when_the_price_crosses(fake, api):
 # ----- closing positions --------------------------------------------------------------------
 
 
-def test_plain_close_fails_while_bracket_legs_hold_the_shares(fake, api):
+@pytest.mark.usefixtures("fake")
+def test_plain_close_fails_while_bracket_legs_hold_the_shares(api):
     order = submit(api, bracket())
     response = api.delete("/v2/positions/AAPL")
     assert response.status_code == 403
@@ -134,7 +136,8 @@ def test_plain_close_fails_while_bracket_legs_hold_the_shares(fake, api):
     assert api.get("/v2/positions").json() == []
 
 
-def test_close_all_with_cancel_orders_flattens_the_account(fake, api):
+@pytest.mark.usefixtures("fake")
+def test_close_all_with_cancel_orders_flattens_the_account(api):
     submit(api, bracket())
     submit(api, bracket("MSFT", "3", tp="310", sl="290"))
     submit(
@@ -362,7 +365,8 @@ def test_short_positions(fake, api):
 # ----- listing orders ---------------------------------------------------------------------------
 
 
-def test_order_listing_filters_and_nesting(fake, api):
+@pytest.mark.usefixtures("fake")
+def test_order_listing_filters_and_nesting(api):
     parent = submit(api, bracket())
     limit = submit(
         api,
@@ -520,6 +524,7 @@ def test_module_runs_in_the_foreground():
         text=True,
     )
     try:
+        assert process.stdout is not None
         url = process.stdout.readline().strip()
         headers = {
             "APCA-API-KEY-ID": "PKTESTKEY0000000000",
@@ -616,7 +621,8 @@ def order_exchange(spec, order: object, status: int = 200) -> list[str]:
     return validate_exchange(spec, "GET", url, {}, None, status, order)
 
 
-def test_the_validator_catches_wrong_shapes(fake, api):
+@pytest.mark.usefixtures("fake")
+def test_the_validator_catches_wrong_shapes(api):
     spec = require_spec()
     order = submit(api, bracket())
     assert order_exchange(spec, order) == []  # legs are "held": the one patched-in gap

@@ -17,9 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-import websockets
 from alpaca_trade_api.common import URL
 from alpaca_trade_api.stream import Stream
+
+# websockets 10 exports these lazily at the top level, out of a type checker's sight.
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatusCode
+from websockets.legacy import client as websocket_client
 
 from tests.adapters.fake_alpaca.client import Client, bracket, limit, market, submit
 from tests.fakes.alpaca import FakeAlpaca
@@ -53,8 +56,8 @@ class WsClient:
             raise
 
     @staticmethod
-    async def _connect(url: str) -> websockets.WebSocketClientProtocol:
-        return await websockets.connect(url, close_timeout=1)
+    async def _connect(url: str) -> websocket_client.WebSocketClientProtocol:
+        return await websocket_client.connect(url, close_timeout=1)
 
     def _run(self, coroutine, timeout: float = WAIT):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
@@ -345,7 +348,7 @@ def test_a_dropped_connection_is_seen_by_the_client_and_its_gap_is_not_replayed(
 ):
     client = connect(listening=True)
     assert fake.drop_stream_connections() == 1
-    with pytest.raises(websockets.ConnectionClosedError) as closed:
+    with pytest.raises(ConnectionClosedError) as closed:
         client.recv(WAIT)
     assert closed.value.code == 1006  # no close frame: a network drop
     fake.wait_for_stream(lambda c: c.connected == 0)
@@ -386,7 +389,7 @@ def test_reset_clears_the_event_log_and_resumes_the_stream_but_keeps_clients(fak
 
 def test_an_injected_fault_refuses_the_upgrade_outside_the_request_log(fake, connect):
     fake.inject("GET", r"^/stream", status=503, times=1)
-    with pytest.raises(websockets.InvalidStatusCode) as refused:
+    with pytest.raises(InvalidStatusCode) as refused:
         connect()
     assert refused.value.status_code == 503
     connect(listening=True)
@@ -409,7 +412,7 @@ def test_stopping_the_fake_closes_stream_clients_cleanly():
         fake.wait_for_stream(lambda c: c.connected == 2)
         fake.stop()
         for client in clients:
-            with pytest.raises(websockets.ConnectionClosedOK) as closed:
+            with pytest.raises(ConnectionClosedOK) as closed:
                 client.recv(WAIT)
             assert closed.value.code == 1001
         assert fake.stream_clients().connected == 0

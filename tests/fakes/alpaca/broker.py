@@ -101,7 +101,17 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from . import validation
-from .model import ApiError, Order, Position, account_dict, asset_id, money, now, rfc3339
+from .model import (
+    ApiError,
+    JsonObject,
+    Order,
+    Position,
+    account_dict,
+    asset_id,
+    money,
+    now,
+    rfc3339,
+)
 
 START_CASH = Decimal("100000")
 
@@ -109,7 +119,7 @@ START_CASH = Decimal("100000")
 class Broker:
     def __init__(self) -> None:
         # Receives the data of each trade update (stream.TradeStream.publish); kept by reset().
-        self.on_trade_update: Callable[[dict], None] | None = None
+        self.on_trade_update: Callable[[JsonObject], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -148,7 +158,7 @@ class Broker:
         long_mv, short_mv = self.market_values()  # Reg-T style: 2x equity minus margin in use
         return max(Decimal(0), 2 * (self.cash + long_mv + short_mv) - (long_mv - short_mv))
 
-    def account(self) -> dict:
+    def account(self) -> JsonObject:
         long_mv, short_mv = self.market_values()
         return account_dict(
             self.account_id,
@@ -203,16 +213,16 @@ class Broker:
                 return pos
         raise ApiError(404, "position does not exist")
 
-    def position_dict(self, pos: Position) -> dict:
+    def position_dict(self, pos: Position) -> JsonObject:
         closing_side = "sell" if pos.qty > 0 else "buy"
         held = min(abs(pos.qty), self.held(pos.symbol, closing_side))
         price = self.prices[pos.symbol]
         return pos.to_dict(price, self.lastday.get(pos.symbol, price), held)
 
-    def positions_list(self) -> list[dict]:
+    def positions_list(self) -> list[JsonObject]:
         return [self.position_dict(self.positions[s]) for s in sorted(self.positions)]
 
-    def order_dict(self, order: Order, nested: bool) -> dict:
+    def order_dict(self, order: Order, nested: bool) -> JsonObject:
         legs = (
             [self.orders[i].to_dict() for i in order.leg_ids] if nested and order.leg_ids else None
         )
@@ -241,7 +251,7 @@ class Broker:
         side: str | None = None,
         before_order_id: str | None = None,
         after_order_id: str | None = None,
-    ) -> list[dict]:
+    ) -> list[JsonObject]:
         def matches(order: Order) -> bool:
             return status == "all" or (order.is_open == (status == "open"))
 
@@ -285,7 +295,7 @@ class Broker:
             self.set_price(symbol, avg_price)
         self.positions[symbol] = Position(symbol, qty, qty * avg_price)
 
-    def submit(self, body: object, *, run_engine: bool = True) -> dict:
+    def submit(self, body: object, *, run_engine: bool = True) -> JsonObject:
         """Accept an order and answer with it as accepted, before the engine fills it."""
         req = validation.parse_order(body, self.prices.get)
         if req.client_order_id is not None and any(
@@ -380,23 +390,28 @@ class Broker:
 
     def _add_legs(self, parent: Order, req: validation.OrderRequest) -> None:
         side = "sell" if parent.side == "buy" else "buy"
-        common = dict(
-            symbol=parent.symbol,
-            qty=parent.qty,
-            side=side,
-            time_in_force=parent.time_in_force,
-            order_class="bracket",
-            status="held",
-            position_intent=f"{side}_to_close",
-            parent_id=parent.id,
-        )
+
+        def bracket_leg(
+            order_type: str, limit_price: Decimal | None, stop_price: Decimal | None
+        ) -> Order:
+            return Order(
+                symbol=parent.symbol,
+                qty=parent.qty,
+                side=side,
+                type=order_type,
+                time_in_force=parent.time_in_force,
+                order_class="bracket",
+                limit_price=limit_price,
+                stop_price=stop_price,
+                status="held",
+                position_intent=f"{side}_to_close",
+                parent_id=parent.id,
+            )
+
         legs = [
-            Order(type="limit", limit_price=req.take_profit, **common),
-            Order(
-                type="stop_limit" if req.stop_loss_limit else "stop",
-                stop_price=req.stop_loss,
-                limit_price=req.stop_loss_limit,
-                **common,
+            bracket_leg("limit", req.take_profit, None),
+            bracket_leg(
+                "stop_limit" if req.stop_loss_limit else "stop", req.stop_loss_limit, req.stop_loss
             ),
         ]
         for leg in legs:
@@ -412,7 +427,7 @@ class Broker:
             if other.is_open and other.status != "pending_cancel":
                 self._request_cancel(other)
 
-    def cancel_all(self) -> list[dict]:
+    def cancel_all(self) -> list[JsonObject]:
         """Every open order whose cancel is not already pending, oldest first."""
         entries = []
         for order in sorted(self.orders.values(), key=lambda o: o.seq):
@@ -437,7 +452,7 @@ class Broker:
                 released.append(order.id)
         return released
 
-    def replace(self, order_id: str, body: object) -> dict:
+    def replace(self, order_id: str, body: object) -> JsonObject:
         """PATCH /v2/orders/{id}: a new order takes the old one's place (see the docstring)."""
         old = self.get_order(order_id)
         if old.status in ("accepted", "pending_new"):
@@ -540,7 +555,7 @@ class Broker:
         percentage: Decimal | None = None,
         *,
         run_engine: bool = True,
-    ) -> dict:
+    ) -> JsonObject:
         """Submit a market order for the opposite side; answers that order."""
         pos = self.find_position(symbol)
         if pos.symbol in self.fail_close:
@@ -569,7 +584,7 @@ class Broker:
             run_engine=run_engine,
         )
 
-    def close_all(self, cancel_orders: bool) -> list[dict]:
+    def close_all(self, cancel_orders: bool) -> list[JsonObject]:
         if cancel_orders:
             self.cancel_all()
         entries = []
@@ -632,16 +647,18 @@ class Broker:
         if order.type == "market":
             return price if self.auto_fill else None
         if order.type in ("stop", "stop_limit") and not order.triggered:
-            if not (price >= order.stop_price if buy else price <= order.stop_price):
+            stop = _required(order.stop_price, order)
+            if not (price >= stop if buy else price <= stop):
                 return None
             if order.type == "stop":
                 return price
             order.triggered = True
         if order.type in ("limit", "stop_limit"):
-            if buy and price <= order.limit_price:
-                return min(order.limit_price, price)
-            if not buy and price >= order.limit_price:
-                return max(order.limit_price, price)
+            limit = _required(order.limit_price, order)
+            if buy and price <= limit:
+                return min(limit, price)
+            if not buy and price >= limit:
+                return max(limit, price)
         return None
 
     def _fill(self, order: Order, qty: Decimal, price: Decimal) -> None:
@@ -716,3 +733,10 @@ class Broker:
                 **fields,
             }
         )
+
+
+def _required(price: Decimal | None, order: Order) -> Decimal:
+    """A price validation guarantees for the order's type (stop_price of a stop, ...)."""
+    if price is None:
+        raise TypeError(f"{order.type} order {order.id} has no price to fill at")
+    return price

@@ -15,6 +15,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, TypeAlias
+
+# A JSON object as the fake answers or receives it (values: whatever json.loads gives).
+JsonObject: TypeAlias = dict[str, Any]
+# A request's query string, one value per name (parse_qsl's last one wins).
+Query: TypeAlias = dict[str, str]
 
 # Statuses of an order that can still fill ("held" = bracket leg waiting for its parent, a
 # status the spec's OrderStatus enum lacks; "pending_cancel" = a cancel was asked for but the
@@ -116,7 +122,7 @@ class Order:
     def remaining(self) -> Decimal:
         return self.qty - self.filled_qty
 
-    def to_dict(self, legs: list[dict] | None = None) -> dict:
+    def to_dict(self, legs: list[JsonObject] | None = None) -> JsonObject:
         return {
             "id": self.id,
             "client_order_id": self.client_order_id,
@@ -166,7 +172,7 @@ class Position:
     def avg_entry_price(self) -> Decimal:
         return self.cost_basis / self.qty
 
-    def to_dict(self, price: Decimal, lastday_price: Decimal, held: Decimal) -> dict:
+    def to_dict(self, price: Decimal, lastday_price: Decimal, held: Decimal) -> JsonObject:
         market_value = self.qty * price
         unrealized = market_value - self.cost_basis
         intraday = (price - lastday_price) * self.qty
@@ -200,7 +206,7 @@ def account_dict(
     long_mv: Decimal,
     short_mv: Decimal,
     buying_power: Decimal,
-) -> dict:
+) -> JsonObject:
     """The Account schema; short_mv is negative, equity = cash + long_mv + short_mv."""
     equity = cash + long_mv + short_mv
     exposure = long_mv - short_mv

@@ -15,31 +15,38 @@ that strips them would: every page is the newest one again.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeAlias
 
 from .broker import Broker
-from .model import ApiError, now, rfc3339
+from .model import ApiError, JsonObject, Query, now, rfc3339
 from .validation import decimal_field
 
 FEEDS = ("delayed_sip", "iex", "otc", "sip", "boats", "overnight")
 
 
-def _bool(query: dict, name: str) -> bool:
+def _bool(query: Query, name: str) -> bool:
     value = query.get(name, "false").lower()
     if value not in ("true", "false"):
         raise ApiError(422, f"invalid {name}")
     return value == "true"
 
 
-def _choice(query: dict, name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
-    value = query.get(name, default)
+def _choice(query: Query, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _optional_choice(query, name, allowed)
+    return default if value is None else value
+
+
+def _optional_choice(query: Query, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = query.get(name)
     if value is not None and value not in allowed:
         raise ApiError(422, f"invalid {name}")
     return value
 
 
-def _timestamp(query: dict, name: str) -> datetime | None:
+def _timestamp(query: Query, name: str) -> datetime | None:
     if name not in query:
         return None
     try:
@@ -49,11 +56,11 @@ def _timestamp(query: dict, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _optional_decimal(query: dict, name: str) -> Decimal | None:
+def _optional_decimal(query: Query, name: str) -> Decimal | None:
     return decimal_field(query[name], name) if name in query else None
 
 
-def clock(broker: Broker, query: dict, body: object) -> dict:
+def clock(broker: Broker, _query: Query, _body: object) -> JsonObject:
     stamp = now()
     opens, closes = (17.5, 1) if broker.market_open else (1, 7.5)
     return {
@@ -64,7 +71,7 @@ def clock(broker: Broker, query: dict, body: object) -> dict:
     }
 
 
-def list_orders(broker: Broker, query: dict, body: object) -> list[dict]:
+def list_orders(broker: Broker, query: Query, _body: object) -> list[JsonObject]:
     try:
         limit = min(500, int(query.get("limit", "50")))
     except ValueError:
@@ -89,11 +96,11 @@ def list_orders(broker: Broker, query: dict, body: object) -> list[dict]:
         direction=_choice(query, "direction", ("asc", "desc"), "desc"),
         nested=_bool(query, "nested"),
         symbols=symbols or None,
-        side=_choice(query, "side", ("buy", "sell"), None),
+        side=_optional_choice(query, "side", ("buy", "sell")),
     )
 
 
-def order_by_client_id(broker: Broker, query: dict, body: object) -> dict:
+def order_by_client_id(broker: Broker, query: Query, _body: object) -> JsonObject:
     if not query.get("client_order_id"):
         raise ApiError(422, "client_order_id is required")
     return broker.order_dict(
@@ -101,23 +108,23 @@ def order_by_client_id(broker: Broker, query: dict, body: object) -> dict:
     )
 
 
-def get_order(broker: Broker, query: dict, body: object, order_id: str) -> dict:
+def get_order(broker: Broker, query: Query, _body: object, order_id: str) -> JsonObject:
     return broker.order_dict(broker.get_order(order_id), nested=_bool(query, "nested"))
 
 
-def cancel_order(broker: Broker, query: dict, body: object, order_id: str) -> None:
+def cancel_order(broker: Broker, _query: Query, _body: object, order_id: str) -> None:
     broker.cancel(order_id)
 
 
-def replace_order(broker: Broker, query: dict, body: object, order_id: str) -> dict:
+def replace_order(broker: Broker, _query: Query, body: object, order_id: str) -> JsonObject:
     return broker.replace(order_id, body)
 
 
-def get_position(broker: Broker, query: dict, body: object, symbol: str) -> dict:
+def get_position(broker: Broker, _query: Query, _body: object, symbol: str) -> JsonObject:
     return broker.position_dict(broker.find_position(symbol))
 
 
-def close_position(broker: Broker, query: dict, body: object, symbol: str) -> dict:
+def close_position(broker: Broker, query: Query, _body: object, symbol: str) -> JsonObject:
     return broker.close_position(
         symbol,
         qty=_optional_decimal(query, "qty"),
@@ -125,7 +132,7 @@ def close_position(broker: Broker, query: dict, body: object, symbol: str) -> di
     )
 
 
-def _trade(broker: Broker, symbol: str) -> dict:
+def _trade(broker: Broker, symbol: str) -> JsonObject:
     trade_id, stamp = broker.trades[symbol]
     return {
         "t": rfc3339(stamp),
@@ -138,12 +145,12 @@ def _trade(broker: Broker, symbol: str) -> dict:
     }
 
 
-def _check_feed(query: dict) -> None:
+def _check_feed(query: Query) -> None:
     if query.get("feed", "iex") not in FEEDS:
         raise ApiError(400, "invalid feed")
 
 
-def latest_trade(broker: Broker, query: dict, body: object, symbol: str) -> dict:
+def latest_trade(broker: Broker, query: Query, _body: object, symbol: str) -> JsonObject:
     _check_feed(query)
     symbol = symbol.upper()
     if symbol not in broker.prices:
@@ -151,7 +158,7 @@ def latest_trade(broker: Broker, query: dict, body: object, symbol: str) -> dict
     return {"symbol": symbol, "trade": _trade(broker, symbol)}
 
 
-def latest_trades(broker: Broker, query: dict, body: object) -> dict:
+def latest_trades(broker: Broker, query: Query, _body: object) -> JsonObject:
     _check_feed(query)
     symbols = [s.strip().upper() for s in query.get("symbols", "").split(",") if s.strip()]
     if not symbols:
@@ -159,19 +166,23 @@ def latest_trades(broker: Broker, query: dict, body: object) -> dict:
     return {"trades": {s: _trade(broker, s) for s in symbols if s in broker.prices}}
 
 
+# A handler takes (broker, query, body) and the path's named groups as keyword arguments; the
+# handlers share that signature, so some leave arguments unused.
+Handler: TypeAlias = Callable[..., object]
+
 # (method, path pattern, handler, success status); named groups become arguments.
-ROUTES = [
-    ("GET", r"/v2/account", lambda b, q, body: b.account(), 200),
+ROUTES: list[tuple[str, str, Handler, int]] = [
+    ("GET", r"/v2/account", lambda b, _q, _body: b.account(), 200),
     ("GET", r"/v2/clock", clock, 200),
-    ("POST", r"/v2/orders", lambda b, q, body: b.submit(body), 200),
+    ("POST", r"/v2/orders", lambda b, _q, body: b.submit(body), 200),
     ("GET", r"/v2/orders", list_orders, 200),
-    ("DELETE", r"/v2/orders", lambda b, q, body: b.cancel_all(), 207),
+    ("DELETE", r"/v2/orders", lambda b, _q, _body: b.cancel_all(), 207),
     ("GET", r"/v2/orders:by_client_order_id", order_by_client_id, 200),
     ("GET", r"/v2/orders/(?P<order_id>[^/]+)", get_order, 200),
     ("PATCH", r"/v2/orders/(?P<order_id>[^/]+)", replace_order, 200),
     ("DELETE", r"/v2/orders/(?P<order_id>[^/]+)", cancel_order, 204),
-    ("GET", r"/v2/positions", lambda b, q, body: b.positions_list(), 200),
-    ("DELETE", r"/v2/positions", lambda b, q, body: b.close_all(_bool(q, "cancel_orders")), 207),
+    ("GET", r"/v2/positions", lambda b, _q, _body: b.positions_list(), 200),
+    ("DELETE", r"/v2/positions", lambda b, q, _body: b.close_all(_bool(q, "cancel_orders")), 207),
     ("GET", r"/v2/positions/(?P<symbol>[^/]+)", get_position, 200),
     ("DELETE", r"/v2/positions/(?P<symbol>[^/]+)", close_position, 200),
     ("GET", r"/v2/stocks/trades/latest", latest_trades, 200),
@@ -183,7 +194,7 @@ _COMPILED = [
 
 
 def dispatch(
-    broker: Broker, method: str, path: str, query: dict, body: object
+    broker: Broker, method: str, path: str, query: Query, body: object
 ) -> tuple[int, object]:
     """Answer one authorised request; ApiError becomes its status and error body."""
     path_known = False

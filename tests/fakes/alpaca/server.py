@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from .broker import Broker
-from .model import ApiError, default_code
+from .model import ApiError, JsonObject, Query, default_code
 from .routes import dispatch
 from .stream import StreamClients, StreamEvent, TradeStream
 
@@ -46,6 +47,9 @@ DEFAULT_MESSAGES = {
 }
 RATE_LIMIT = 200
 
+# What the steering methods take as a price or a quantity: Decimal(str(value)) of it.
+Number: TypeAlias = Decimal | int | float | str
+
 
 @dataclass
 class Exchange:
@@ -53,8 +57,8 @@ class Exchange:
 
     method: str
     path: str
-    query: dict
-    json: object
+    query: Query
+    json: Any  # the parsed body, the text of one that is not JSON, or None
     status: int | None  # None: the request was left hanging by an injected fault
     response_text: str
     monotonic: float
@@ -62,7 +66,7 @@ class Exchange:
     answered: float  # time.monotonic() once the answer was ready to send (or the hang began)
 
     @property
-    def response_json(self) -> object:
+    def response_json(self) -> Any:
         try:
             return json.loads(self.response_text) if self.response_text else None
         except ValueError:
@@ -72,7 +76,7 @@ class Exchange:
 @dataclass
 class Fault:
     method: str | None
-    path: re.Pattern
+    path: re.Pattern[str]
     status: int
     body: object
     times: int | None
@@ -88,15 +92,15 @@ class Fault:
 @dataclass
 class Rewrite:
     method: str | None
-    path: re.Pattern
-    fn: Callable[[object], object]
+    path: re.Pattern[str]
+    fn: Callable[[Any], object]
     times: int | None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, "*", method)) and bool(self.path.search(path))
 
 
-def _decimal(value) -> Decimal:
+def _decimal(value: Number) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
@@ -138,7 +142,7 @@ class FakeAlpaca:
             disable_nagle_algorithm = True  # headers and body go out as two writes
             do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = lambda self: fake._handle(self)
 
-            def log_message(self, *args) -> None:  # keep test output quiet
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 pass
 
         self._stopping.clear()
@@ -153,16 +157,22 @@ class FakeAlpaca:
     @property
     def url(self) -> str:
         """Base URL without /v2 (trading and market-data paths share it)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def stream_url(self) -> str:
         """The trade_updates websocket; alpaca-trade-api's Stream derives it (with a trailing
         slash, also served) from base_url=fake.url."""
-        return f"ws://127.0.0.1:{self._server.server_address[1]}/stream"
+        return f"ws://127.0.0.1:{self._port}/stream"
+
+    @property
+    def _port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the fake is not running: start() it first")
+        return self._server.server_port
 
     def stop(self) -> None:
-        if self._server is None:
+        if self._server is None or self._thread is None:
             return
         self._stopping.set()  # releases hanging requests
         self._server.shutdown()
@@ -174,12 +184,12 @@ class FakeAlpaca:
     def __enter__(self) -> FakeAlpaca:
         return self if self._server else self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # ----- steering the market and the account -------------------------------------------
 
-    def set_price(self, symbol: str, price) -> None:
+    def set_price(self, symbol: str, price: Number) -> None:
         with self._lock:
             self._broker.set_price(symbol, _decimal(price))
 
@@ -220,11 +230,11 @@ class FakeAlpaca:
         with self._lock:
             self._broker.expire(order_id)
 
-    def set_last_equity(self, value) -> None:
+    def set_last_equity(self, value: Number) -> None:
         with self._lock:
             self._broker.last_equity = _decimal(value)
 
-    def set_buying_power(self, value) -> None:
+    def set_buying_power(self, value: Number | None) -> None:
         """Pin buying_power to a value; None goes back to the computed 2x-equity figure."""
         with self._lock:
             self._broker.buying_power_override = None if value is None else _decimal(value)
@@ -245,16 +255,16 @@ class FakeAlpaca:
             self._broker.auto_fill = enabled
             self._broker.run_engine()
 
-    def partial_fill(self, order_id: str, qty, price=None) -> None:
+    def partial_fill(self, order_id: str, qty: Number, price: Number | None = None) -> None:
         with self._lock:
             self._broker.fill(order_id, _decimal(qty), None if price is None else _decimal(price))
 
-    def fill(self, order_id: str, price=None) -> None:
+    def fill(self, order_id: str, price: Number | None = None) -> None:
         """Fill what remains of an order (default price: its limit, else the current price)."""
         with self._lock:
             self._broker.fill(order_id, None, None if price is None else _decimal(price))
 
-    def add_position(self, symbol: str, qty, avg_price) -> None:
+    def add_position(self, symbol: str, qty: Number, avg_price: Number) -> None:
         """A position opened outside the fake (no order, cash unchanged); qty < 0 is short."""
         with self._lock:
             self._broker.add_position(symbol, _decimal(qty), _decimal(avg_price))
@@ -315,10 +325,10 @@ class FakeAlpaca:
         with self._lock:
             self._stream_keys_refused = refused
 
-    def send_trade_update(self, data: object) -> None:
+    def send_trade_update(self, data: JsonObject) -> None:
         """Send `data` to every listening client as a trade update's data, as if the engine had
         made it (e.g. one a client cannot read); logged in stream_events like the others."""
-        self._stream.publish(data)  # type: ignore[arg-type]
+        self._stream.publish(data)
 
     @property
     def stream_events(self) -> list[StreamEvent]:
@@ -335,28 +345,28 @@ class FakeAlpaca:
 
     # ----- state for assertions ---------------------------------------------------------
 
-    def account(self) -> dict:
+    def account(self) -> JsonObject:
         with self._lock:
             return self._broker.account()
 
-    def orders_list(self, nested: bool = False) -> list[dict]:
+    def orders_list(self, nested: bool = False) -> list[JsonObject]:
         """Every order, oldest first (legs separate unless nested)."""
         with self._lock:
             return self._broker.list_orders(
                 status="all", limit=10**9, direction="asc", nested=nested
             )
 
-    def open_orders(self, nested: bool = False) -> list[dict]:
+    def open_orders(self, nested: bool = False) -> list[JsonObject]:
         with self._lock:
             return self._broker.list_orders(
                 status="open", limit=10**9, direction="asc", nested=nested
             )
 
-    def positions_list(self) -> list[dict]:
+    def positions_list(self) -> list[JsonObject]:
         with self._lock:
             return self._broker.positions_list()
 
-    def order(self, order_id: str, nested: bool = False) -> dict:
+    def order(self, order_id: str, nested: bool = False) -> JsonObject:
         """One order as GET /v2/orders/{id} would answer it."""
         with self._lock:
             return self._broker.order_dict(self._broker.get_order(order_id), nested)
@@ -368,7 +378,7 @@ class FakeAlpaca:
         method: str | None,
         path_regex: str,
         status: int = 500,
-        body=None,
+        body: object = None,
         times: int | None = 1,
         delay: float = 0.0,
         hang: bool = False,
@@ -399,7 +409,7 @@ class FakeAlpaca:
         self,
         method: str | None,
         path_regex: str,
-        fn: Callable[[object], object],
+        fn: Callable[[Any], object],
         times: int | None = None,
     ) -> None:
         """Edit what the fake answers: for the next `times` (None: all) matching requests
@@ -464,7 +474,9 @@ class FakeAlpaca:
                         self._rewrites.remove(rewrite)
             return taken
 
-    def _rewritten(self, method: str, path: str, status: int, payload: object):
+    def _rewritten(
+        self, method: str, path: str, status: int, payload: object
+    ) -> tuple[int, object]:
         for rewrite in self._take_rewrites(method, path):
             try:
                 payload = rewrite.fn(copy.deepcopy(payload))
@@ -547,7 +559,8 @@ class FakeAlpaca:
         handler.close_connection = True
 
     def _answer(
-        self, handler, method: str, path: str, query: dict, raw_body: bytes
+        self, handler: BaseHTTPRequestHandler, method: str, path: str, query: Query,
+        raw_body: bytes,
     ) -> tuple[int, object]:
         if (
             handler.headers.get("APCA-API-KEY-ID") != self.api_key

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from io import BufferedIOBase
 
+from .model import JsonObject
+
 PATHS = ("/stream", "/stream/")
 STREAMS = ("trade_updates",)
 HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
@@ -73,7 +75,7 @@ class StreamEvent:
     """One trade update the engine made: its data, and to how many connections it went
     (0: nobody was listening, the stream was paused, or every client was away)."""
 
-    data: dict
+    data: JsonObject
     delivered: int
     wall: float
     monotonic: float
@@ -183,7 +185,7 @@ class _Connection:
         if not self.closing:
             self._outbox.put((time.monotonic() + self._latency(), data))
 
-    def queue_message(self, message: dict) -> None:
+    def queue_message(self, message: JsonObject) -> None:
         self.queue(encode_frame(OP_BINARY, json.dumps(message).encode()))
 
     def queue_close(self, code: int | None, reason: str = "") -> None:
@@ -299,7 +301,7 @@ class TradeStream:
 
     # ----- events from the engine ------------------------------------------------------------
 
-    def publish(self, data: dict) -> None:
+    def publish(self, data: JsonObject) -> None:
         with self._changed:
             targets = [] if self._paused else [c for c in self._connections if c.listening]
             if targets:
@@ -409,14 +411,16 @@ class TradeStream:
         else:
             self._reply(connection, _error(f"unknown action: {action!r}"))
 
-    def _reply(self, connection: _Connection, message: dict) -> None:
+    def _reply(self, connection: _Connection, message: JsonObject) -> None:
         with self._changed:
             connection.queue_message(message)
 
     def _authenticate(self, connection: _Connection, data: object) -> None:
         fields = data if isinstance(data, dict) else {}
         ok = self._authorize(fields.get("key_id"), fields.get("secret_key"))
-        answer: dict = {"status": "authorized" if ok else "unauthorized", "action": "authenticate"}
+        answer: JsonObject = {
+            "status": "authorized" if ok else "unauthorized", "action": "authenticate"
+        }
         if not ok:
             answer["message"] = UNAUTHORIZED_MESSAGE
         with self._changed:
@@ -447,5 +451,5 @@ class TradeStream:
             self._changed.notify_all()
 
 
-def _error(message: str) -> dict:
+def _error(message: str) -> JsonObject:
     return {"stream": "error", "data": {"message": message}}

@@ -29,10 +29,11 @@ Sources of the rules and messages (alpacahq/alpaca-docs content/trading/orders.m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from .model import ApiError
+from .model import ApiError, JsonObject
 
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 SUPPORTED_TIF = ("day", "gtc")
@@ -86,7 +87,7 @@ def decimal_field(value: object, name: str) -> Decimal:
     return number
 
 
-def price_field(container: dict, key: str, name: str) -> Decimal | None:
+def price_field(container: JsonObject, key: str, name: str) -> Decimal | None:
     if container.get(key) is None:
         return None
     price = decimal_field(container[key], name)
@@ -107,7 +108,7 @@ def _tif(value: object) -> str:
     return str(value)
 
 
-def _client_order_id(body: dict) -> str | None:
+def _client_order_id(body: JsonObject) -> str | None:
     client_order_id = body.get("client_order_id")
     if client_order_id is not None and (
         not isinstance(client_order_id, str) or len(client_order_id) > 128
@@ -116,7 +117,7 @@ def _client_order_id(body: dict) -> str | None:
     return client_order_id
 
 
-def parse_order(body: object, current_price) -> OrderRequest:
+def parse_order(body: object, current_price: Callable[[str], Decimal | None]) -> OrderRequest:
     """Validate an order body; current_price(symbol) gives None for unknown assets."""
     if not isinstance(body, dict):
         raise ApiError(400, "request body format is invalid")
@@ -129,19 +130,8 @@ def parse_order(body: object, current_price) -> OrderRequest:
     side = body.get("side")
     if side not in ("buy", "sell"):
         raise unprocessable("invalid side" if side else "side is required")
-    symbol = body.get("symbol")
-    if not isinstance(symbol, str) or not symbol.strip():
-        raise unprocessable("symbol is required")
-    symbol = symbol.strip().upper()
-    if current_price(symbol) is None:
-        raise ApiError(422, f'asset "{symbol}" not found', code=40010001)
-    if body.get("notional") is not None:
-        raise unprocessable("notional orders are not supported by the fake")
-    if body.get("qty") is None:
-        raise unprocessable("qty is required")
-    qty = decimal_field(body["qty"], "qty")
-    if qty <= 0:
-        raise unprocessable("qty must be > 0")
+    symbol, market_price = _symbol(body, current_price)
+    qty = _qty(body)
     order_class = body.get("order_class") or ""
     if order_class not in ("", "simple", "bracket", "oco"):
         raise unprocessable(f"order_class {order_class} is not supported by the fake")
@@ -151,8 +141,58 @@ def parse_order(body: object, current_price) -> OrderRequest:
         raise unprocessable("invalid extended_hours")
     fractional = qty != qty.to_integral_value()
     if order_class == "oco":
-        return parse_oco(body, symbol, qty, side, tif, client_order_id, current_price(symbol))
+        return parse_oco(body, symbol, qty, side, tif, client_order_id, market_price)
 
+    limit_price, stop_price = _entry_prices(body, order_type)
+    request = OrderRequest(
+        symbol,
+        qty,
+        side,
+        order_type,
+        tif,
+        order_class,
+        limit_price,
+        stop_price,
+        client_order_id,
+        extended_hours,
+    )
+    if order_class == "bracket":
+        if fractional:
+            raise unprocessable("fractional orders are not supported for bracket orders")
+        check_bracket(request, body, market_price)
+    elif fractional and (order_type != "market" or tif != "day"):
+        raise unprocessable("fractional orders must be market orders with time_in_force day")
+    return request
+
+
+def _symbol(
+    body: JsonObject, current_price: Callable[[str], Decimal | None]
+) -> tuple[str, Decimal]:
+    """The order's symbol, upper-cased, and its price now; an unknown asset is refused."""
+    symbol = body.get("symbol")
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise unprocessable("symbol is required")
+    symbol = symbol.strip().upper()
+    price = current_price(symbol)
+    if price is None:
+        raise ApiError(422, f'asset "{symbol}" not found', code=40010001)
+    return symbol, price
+
+
+def _qty(body: JsonObject) -> Decimal:
+    if body.get("notional") is not None:
+        raise unprocessable("notional orders are not supported by the fake")
+    if body.get("qty") is None:
+        raise unprocessable("qty is required")
+    qty = decimal_field(body["qty"], "qty")
+    if qty <= 0:
+        raise unprocessable("qty must be > 0")
+    return qty
+
+
+def _entry_prices(body: JsonObject, order_type: str) -> tuple[Decimal | None, Decimal | None]:
+    """limit_price and stop_price of a simple or bracket order, each kept only where the
+    order type uses it."""
     limit_price = price_field(body, "limit_price", "limit_price")
     stop_price = price_field(body, "stop_price", "stop_price")
     if order_type in ("limit", "stop_limit") and limit_price is None:
@@ -161,29 +201,13 @@ def parse_order(body: object, current_price) -> OrderRequest:
         raise unprocessable("stop_price is required")
     if order_type == "market" and (limit_price is not None or stop_price is not None):
         raise unprocessable("market orders require no stop or limit price")
-
-    request = OrderRequest(
-        symbol,
-        qty,
-        side,
-        order_type,
-        tif,
-        order_class,
+    return (
         limit_price if order_type in ("limit", "stop_limit") else None,
         stop_price if order_type in ("stop", "stop_limit") else None,
-        client_order_id,
-        extended_hours,
     )
-    if order_class == "bracket":
-        if fractional:
-            raise unprocessable("fractional orders are not supported for bracket orders")
-        check_bracket(request, body, current_price(symbol))
-    elif fractional and (order_type != "market" or tif != "day"):
-        raise unprocessable("fractional orders must be market orders with time_in_force day")
-    return request
 
 
-def _exit_prices(request: OrderRequest, body: dict, kind: str) -> None:
+def _exit_prices(request: OrderRequest, body: JsonObject, kind: str) -> None:
     """take_profit.limit_price and stop_loss.stop_price (+ limit) of a bracket or OCO."""
     take_profit = body.get("take_profit")
     stop_loss = body.get("stop_loss")
@@ -208,7 +232,7 @@ def _check_stop_threshold(request: OrderRequest, bases: list[Decimal]) -> None:
 
 
 def parse_oco(
-    body: dict,
+    body: JsonObject,
     symbol: str,
     qty: Decimal,
     side: str,
@@ -233,7 +257,7 @@ def parse_oco(
     return request
 
 
-def check_bracket(request: OrderRequest, body: dict, market_price: Decimal) -> None:
+def check_bracket(request: OrderRequest, body: JsonObject, market_price: Decimal) -> None:
     """Fill in the legs and apply Alpaca's base-price rules (base = entry price)."""
     _exit_prices(request, body, "bracket")
     assert request.take_profit is not None
