@@ -36,8 +36,9 @@ def test_any_env_file_works_or_is_named_with_its_line(offline: Cli, content: byt
     (offline.cwd / ".env").write_bytes(content)
     result = offline("status", "--json")
     works_or_names(result, ".env")
-    if result.code == 2 and "line" in result.stderr:
-        assert content.decode("utf-8", "replace") not in result.stderr or not content.strip()
+    shown = content.decode("utf-8", "replace").strip()
+    if result.code == 2 and "line" in result.stderr and len(shown) >= 8:  # long enough to tell
+        assert shown not in result.stderr
 
 
 @pytest.mark.parametrize(("content", "said"), [

@@ -128,7 +128,20 @@ class WatchDisplay:
               update: StreamReport | None = None) -> RenderableType:
         from rich.console import Group
         from rich.panel import Panel
-        from rich.table import Table
+        from rich.text import Text
+
+        footer = f"last tick {result.at:%H:%M:%S} UTC"
+        if update is not None and update.changes:
+            footer += f"   trade update {update.at:%H:%M:%S} UTC"
+        if next_in is not None:
+            upcoming = result.at + timedelta(seconds=next_in)
+            footer += f"   next {upcoming:%H:%M:%S} UTC   Ctrl-C to leave"
+        return Group(Panel(Group(*self._summary(result, update)), title="tradectl watch"),
+                     _positions_table(result), Panel(_events(result), title="recent events"),
+                     Text(footer, style="dim"))
+
+    def _summary(self, result: TickReport, update: StreamReport | None) -> list[RenderableType]:
+        """The panel's lines: mode and cycle, the account and the gauge, the stream, notes."""
         from rich.text import Text
 
         mode_style = "bold white on red" if self.mode == "live" else "bold black on cyan"
@@ -152,27 +165,7 @@ class WatchDisplay:
                             (update.error if update else None, "bold red")):
             if note:
                 lines.append(Text(one_line(note), style=style))
-
-        table = Table(expand=True, show_edge=False)
-        for column in ("symbol", "side", "qty", "entry", "last", "stop", "target", "protected",
-                       "unreal. P&L", "status", "note"):
-            table.add_column(column, justify="right" if column not in (
-                "symbol", "side", "protected", "status", "note") else "left")
-        for p in result.positions:
-            table.add_row(*_position_row(p))
-        for x in result.external:
-            table.add_row(*_external_row(x))
-        events = Table.grid(padding=(0, 1))
-        for e in result.events:
-            events.add_row(f"{e.created_at:%H:%M:%S}", Text(e.kind), Text(one_line(e.message)))
-        footer = f"last tick {result.at:%H:%M:%S} UTC"
-        if update is not None and update.changes:
-            footer += f"   trade update {update.at:%H:%M:%S} UTC"
-        if next_in is not None:
-            upcoming = result.at + timedelta(seconds=next_in)
-            footer += f"   next {upcoming:%H:%M:%S} UTC   Ctrl-C to leave"
-        return Group(Panel(Group(*lines), title="tradectl watch"), table,
-                     Panel(events, title="recent events"), Text(footer, style="dim"))
+        return lines
 
     def _gauge(self, result: TickReport) -> RenderableType:
         from rich.text import Text
@@ -213,6 +206,31 @@ def _marks_of(mark: PositionView, *, checked: bool) -> dict[str, Any]:
         fields.update(protection=mark.protection, protected=mark.protected,
                       working_stop=mark.working_stop, working_target=mark.working_target)
     return fields
+
+
+def _positions_table(result: TickReport) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(expand=True, show_edge=False)
+    for column in ("symbol", "side", "qty", "entry", "last", "stop", "target", "protected",
+                   "unreal. P&L", "status", "note"):
+        table.add_column(column, justify="right" if column not in (
+            "symbol", "side", "protected", "status", "note") else "left")
+    for p in result.positions:
+        table.add_row(*_position_row(p))
+    for x in result.external:
+        table.add_row(*_external_row(x))
+    return table
+
+
+def _events(result: TickReport) -> RenderableType:
+    from rich.table import Table
+    from rich.text import Text
+
+    events = Table.grid(padding=(0, 1))
+    for e in result.events:
+        events.add_row(f"{e.created_at:%H:%M:%S}", Text(e.kind), Text(one_line(e.message)))
+    return events
 
 
 def _position_row(p: PositionView) -> tuple[Any, ...]:
