@@ -21,7 +21,8 @@ from tradectl.services.adjust import adjust_position
 from tradectl.services.close_position import close_position
 from tradectl.services.protection import RESTORE_RETRY
 from tradectl.services.reconcile import UNKNOWN_GRACE
-from tradectl.services.watch import TickReport, Watcher
+from tradectl.services.tick_report import TickReport
+from tradectl.services.watch import Watcher
 
 
 def tick(db: Database, broker: FakeBroker, channel: FakeChannel, **options: Any) -> TickReport:

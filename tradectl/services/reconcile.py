@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from tradectl.broker import Order
+from tradectl.db.journal import Journal
 from tradectl.db.models import Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
@@ -211,4 +212,26 @@ def settle_unknown_orders(db: Database, orders: list[Order], now: datetime) -> l
                 journal.record("position_synced", f"{position.symbol}: {change}",
                                cycle_id=position.cycle_id, position_id=position.id)
         journal.commit()
+    return changes
+
+
+def sync_live_positions(journal: Journal, live: list[Position], book: OrderBook,
+                        held: set[str], now: datetime) -> list[str]:
+    """A watch tick's sync: every broker-backed live position brought in line with the orders,
+    an open one Alpaca no longer holds flagged (not dropped), each change an event."""
+    changes = []
+    for position in live:
+        if position.alpaca_status == "alpaca_disabled":
+            continue
+        change = sync_position(position, book, now)
+        if change is None and position.status == "open" and position.symbol not in held \
+                and not position.alpaca_error:
+            position.alpaca_error = "Alpaca holds no position in this symbol"
+            change = "flagged: tracked as open but Alpaca holds no position"
+        if change:
+            changes.append(f"{position.symbol}: {change}")
+            journal.record("position_synced", f"{position.symbol}: {change}",
+                           cycle_id=position.cycle_id, position_id=position.id,
+                           details={"status": position.status,
+                                    "alpaca_status": position.alpaca_status})
     return changes

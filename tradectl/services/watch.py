@@ -13,17 +13,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order, StreamStatus, TradeUpdates
-from tradectl.db.journal import Journal, cycle_view, position_view
+from tradectl.db.journal import cycle_view, position_view
 from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
-from tradectl.errors import BrokerError, DatabaseError, ExitCode, RefusedError
+from tradectl.errors import BrokerError, DatabaseError, RefusedError
 from tradectl.formats import dollars
 from tradectl.notify import Channels
 from tradectl.risk import (
@@ -34,11 +34,12 @@ from tradectl.risk import (
     loss_warning_reached,
 )
 from tradectl.services.alerts import deliver_pending
-from tradectl.services.emergency_stop import HaltReport, emergency_stop
+from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.offline_stop import complete_offline_stops
 from tradectl.services.rearm import keep_protected
-from tradectl.services.reconcile import OrderBook, sync_position
+from tradectl.services.reconcile import OrderBook, sync_live_positions
+from tradectl.services.tick_report import BrokerState, TickReport
 from tradectl.services.trade_updates import (
     KnownOrders,
     StreamReport,
@@ -47,7 +48,7 @@ from tradectl.services.trade_updates import (
     note_refused_keys,
     protect_touched,
 )
-from tradectl.views import EventView, ExternalPositionView, PositionView
+from tradectl.views import ExternalPositionView, PositionView
 
 RECENT_EVENTS = 8
 MAX_BACKOFF_SECONDS = 300.0
@@ -55,55 +56,6 @@ UNRECORDED = 50  # faults kept, while the database is down, to be recorded once 
 # A failing database is tried again after 1, 2, 4... ticks, at most this far apart: a restart or
 # a failover takes seconds to tens of seconds, and a refused connection costs nothing.
 DATABASE_RETRY_CAP_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class TickReport:
-    at: datetime
-    cycle_id: int | None
-    cycle_status: str  # active | stopped | none | unknown (the database could not be read)
-    stop_reason: str | None
-    account: Account | None = None
-    positions: tuple[PositionView, ...] = ()
-    external: tuple[ExternalPositionView, ...] = ()
-    changes: tuple[str, ...] = ()
-    events: tuple[EventView, ...] = ()
-    warning: str | None = None
-    error: str | None = None
-    rate_limited: bool = False
-    database_failed: bool = False
-    drives_stops: bool = True
-    loss_baseline: Decimal | None = None  # the forced resume's day P&L, while it applies
-    stop: HaltReport | None = None
-    alerts_sent: int = 0
-    unprotected: tuple[str, ...] = ()  # "AAPL #3": held shares with no working stop at Alpaca
-    protection_error: str | None = None  # a restore or a gap's close Alpaca refused this tick
-
-    @property
-    def day_pnl(self) -> Decimal | None:
-        return self.account.day_pnl if self.account is not None else None
-
-    @property
-    def loss_pnl(self) -> Decimal | None:
-        """What the loss limit judges: the day's P&L, since the forced resume if there was one."""
-        pnl = self.day_pnl
-        return None if pnl is None else loss_since_baseline(pnl, self.loss_baseline)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """For `watch --once`: what went wrong in this tick, if anything."""
-        if self.stop is not None and self.stop.exit_code:
-            return self.stop.exit_code
-        if self.database_failed:
-            return ExitCode.DATABASE
-        return ExitCode.BROKER if self.error or self.protection_error else ExitCode.OK
-
-
-@dataclass(frozen=True)
-class BrokerState:
-    account: Account
-    positions: list[BrokerPosition]
-    orders: list[Order]
 
 
 class Watcher:
@@ -302,7 +254,8 @@ class Watcher:
                                cycle_id=report.cycle_id, details={"http_status": error.status})
             elif state is not None:
                 report = replace(report, account=state.account)
-                changes = _apply(journal, live, state, report.at)
+                changes = sync_live_positions(journal, live, OrderBook.of(state.orders),
+                                              {p.symbol for p in state.positions}, report.at)
             market = {p.symbol: p for p in state.positions} if state is not None else {}
             tracked = {p.symbol for p in live if p.alpaca_status != "alpaca_disabled"}
             report = replace(
@@ -404,28 +357,6 @@ class Watcher:
                            positions=tuple(position_view(p) for p in journal.live_positions()),
                            events=tuple(journal.recent_events(RECENT_EVENTS)),
                            cycle_id=view.id if view else report.cycle_id)
-
-
-def _apply(journal: Journal, live: list[Position], state: BrokerState,
-           now: datetime) -> list[str]:
-    book = OrderBook.of(state.orders)
-    held = {p.symbol for p in state.positions}
-    changes = []
-    for position in live:
-        if position.alpaca_status == "alpaca_disabled":
-            continue
-        change = sync_position(position, book, now)
-        if change is None and position.status == "open" and position.symbol not in held \
-                and not position.alpaca_error:
-            position.alpaca_error = "Alpaca holds no position in this symbol"
-            change = "flagged: tracked as open but Alpaca holds no position"
-        if change:
-            changes.append(f"{position.symbol}: {change}")
-            journal.record("position_synced", f"{position.symbol}: {change}",
-                           cycle_id=position.cycle_id, position_id=position.id,
-                           details={"status": position.status,
-                                    "alpaca_status": position.alpaca_status})
-    return changes
 
 
 def _with_market(position: Position, market: dict[str, BrokerPosition]) -> PositionView:
