@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.adapters.fake_alpaca.client import Client, bracket, market, statuses, submit
+from tests.adapters.fake_alpaca.client import Client, bracket, limit, market, statuses, submit
 from tests.adapters.spec_check import require_spec, validate_exchange
 
 REPO = Path(__file__).resolve().parents[3]
-
 
 
 # ----- brackets and the fill engine -------------------------------------------------------
@@ -78,14 +77,7 @@ def test_cancelling_a_bracket_parent_cancels_its_legs(fake, api):
 def test_limit_and_stop_orders_fill_when_the_price_crosses(fake, api):
     buy = submit(
         api,
-        {
-            "symbol": "AAPL",
-            "qty": "2",
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "149",
-            "time_in_force": "day",
-        },
+        limit("AAPL", "2", price="149", tif="day"),
     )
     assert buy["status"] == "new"
     fake.set_price("AAPL", "148.5")
@@ -142,14 +134,7 @@ def test_close_all_with_cancel_orders_flattens_the_account(api):
     submit(api, bracket("MSFT", "3", tp="310", sl="290"))
     submit(
         api,
-        {
-            "symbol": "MSFT",
-            "qty": "1",
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "250",
-            "time_in_force": "gtc",
-        },
+        limit("MSFT", "1", price="250", tif="gtc"),
     )
     response = api.delete("/v2/positions", params={"cancel_orders": "true"})
     assert response.status_code == 207
@@ -368,27 +353,19 @@ def test_short_positions(fake, api):
 @pytest.mark.usefixtures("fake")
 def test_order_listing_filters_and_nesting(api):
     parent = submit(api, bracket())
-    limit = submit(
+    resting = submit(
         api,
-        {
-            "symbol": "MSFT",
-            "qty": "1",
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "250",
-            "time_in_force": "gtc",
-            "client_order_id": "x:1",
-        },
+        limit("MSFT", "1", price="250", tif="gtc", client_order_id="x:1"),
     )
     flat = api.get("/v2/orders").json()  # open, desc, not nested
     assert [o["id"] for o in flat] == [
-        limit["id"],
+        resting["id"],
         parent["legs"][1]["id"],
         parent["legs"][0]["id"],
     ]
     assert all(o["legs"] is None for o in flat)
     nested = api.get("/v2/orders", params={"nested": "true", "direction": "asc"}).json()
-    assert [o["id"] for o in nested] == [parent["id"], limit["id"]]
+    assert [o["id"] for o in nested] == [parent["id"], resting["id"]]
     assert [leg["status"] for leg in nested[0]["legs"]] == ["new", "new"]
     closed = api.get("/v2/orders", params={"status": "closed"}).json()
     assert [o["id"] for o in closed] == [parent["id"]]
@@ -396,12 +373,12 @@ def test_order_listing_filters_and_nesting(api):
     assert [o["symbol"] for o in api.get("/v2/orders", params={"symbols": "MSFT,TSLA"}).json()] == [
         "MSFT"
     ]
-    assert api.get("/v2/orders", params={"side": "buy"}).json()[0]["id"] == limit["id"]
+    assert api.get("/v2/orders", params={"side": "buy"}).json()[0]["id"] == resting["id"]
     found = api.get("/v2/orders:by_client_order_id", params={"client_order_id": "x:1"})
-    assert found.json()["id"] == limit["id"]
+    assert found.json()["id"] == resting["id"]
     missing = api.get("/v2/orders:by_client_order_id", params={"client_order_id": "nope"})
     assert (missing.status_code, missing.json()["message"]) == (404, "order not found")
-    assert api.get(f"/v2/orders/{limit['id']}").json()["client_order_id"] == "x:1"
+    assert api.get(f"/v2/orders/{resting['id']}").json()["client_order_id"] == "x:1"
 
 
 def test_cancel_all_orders_answers_207(fake, api):
@@ -556,16 +533,9 @@ def test_every_exchange_of_a_scenario_matches_the_spec(fake, api):
             "stop_loss": {"stop_price": "280.5", "limit_price": "280"},
         },
     )
-    limit = submit(
+    resting = submit(
         api,
-        {
-            "symbol": "AAPL",
-            "qty": "1",
-            "side": "buy",
-            "type": "limit",
-            "limit_price": "100",
-            "time_in_force": "day",
-        },
+        limit("AAPL", "1", price="100", tif="day"),
     )
     fake.add_position("F", "0.5", "10")
     api.get("/v2/account")
@@ -586,8 +556,8 @@ def test_every_exchange_of_a_scenario_matches_the_spec(fake, api):
         api.get("/v2/orders", params=params)
     api.get("/v2/orders:by_client_order_id", params={"client_order_id": "scenario-1"})
     api.get("/v2/orders/00000000-0000-4000-8000-000000000000")
-    api.delete(f"/v2/orders/{limit['id']}")
-    api.delete(f"/v2/orders/{limit['id']}")
+    api.delete(f"/v2/orders/{resting['id']}")
+    api.delete(f"/v2/orders/{resting['id']}")
     api.post("/v2/orders", json=market(qty="1", limit_price="1"))
     api.post("/v2/orders", json=bracket(tp="150.001"))
     api.delete("/v2/positions/AAPL")
