@@ -37,7 +37,7 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
         raise InputError("--reason must not be empty: say why trading is stopped")
     config = settings()
     try:
-        db = database(config)
+        db = database(config, dry_run=dry_run)
     except DatabaseError:  # the stop does not depend on the database: it says so and goes on
         db = database(config, ensure_schema=False)
     if dry_run:

@@ -72,7 +72,7 @@ def open_command(
     reads = send_pre_trade_reads(adapter, spec)
     from tradectl.services.open_position import place_open, quote_open
 
-    db = database(config)
+    db = database(config, dry_run=dry_run)
     if dry_run:
         from tradectl.cli.dry_run import show
         from tradectl.services.open_preview import preview_open

@@ -33,7 +33,7 @@ def close_command(position: PositionArgument, dry_run: DryRunOption = False,
         from tradectl.cli.dry_run import show
         from tradectl.services.close_preview import preview_close
 
-        show(preview_close(database(config), broker(config), position,
+        show(preview_close(database(config, dry_run=True), broker(config), position,
                            trading_mode=config.trading_mode), as_json)
     outcome = close_position(database(config), broker(config), alert_channels(config), position)
     close_report(outcome, as_json)
@@ -68,7 +68,7 @@ def adjust_command(
         from tradectl.cli.dry_run import show
         from tradectl.services.adjust_preview import preview_adjust
 
-        show(preview_adjust(database(config), broker(config), position, stop=new_stop,
+        show(preview_adjust(database(config, dry_run=True), broker(config), position, stop=new_stop,
                             target=new_target, trading_mode=config.trading_mode), as_json)
     report = adjust_position(database(config), broker(config), position, stop=new_stop,
                              target=new_target)

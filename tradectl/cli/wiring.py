@@ -89,12 +89,18 @@ def check_database_url(config: Settings) -> None:
     durable_url(config.database_url)
 
 
-def database(config: Settings, *, ensure_schema: bool = True) -> Database:
-    """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
-    from tradectl.db.session import Database
+def database(config: Settings, *, ensure_schema: bool = True,
+             dry_run: bool = False) -> Database:
+    """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`.
+    `dry_run`: a SQLite file that does not exist yet is not created (a dry run writes nothing):
+    the preview reads an empty journal in memory, as the real first run would find it."""
+    from tradectl.db.session import Database, sqlite_file
 
     check_database_url(config)
-    db = Database(config.database_url, create_private=config.database_is_default)
+    url, private = config.database_url, config.database_is_default
+    if dry_run and (path := sqlite_file(url)) is not None and not path.exists():
+        url, private = "sqlite://", False  # its schema is made in memory: nothing on disk
+    db = Database(url, create_private=private)
     _opened.append(db)
     if ensure_schema:
         db.ensure_schema()

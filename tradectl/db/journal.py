@@ -27,7 +27,7 @@ EVENT_KINDS = frozenset({
     "cycle_started", "emergency_stop", "emergency_stop_recorded", "entry_cancel_pending",
     "entry_cancel_sent", "entry_cancelled", "entry_not_found", "entry_still_working",
     "entry_unknown", "external_closed", "gapped_through_stop", "loss_warning", "order_submitted",
-    "order_unknown", "position_closed", "position_closing", "position_created",
+    "order_unknown", "outside_exit", "position_closed", "position_closing", "position_created",
     "position_missing", "position_open", "position_pending", "position_synced",
     "protection_failed", "protection_restored", "protection_restoring", "protection_unknown",
     "recorded_locally", "refused", "trade_updates_refused", "unprotected", "watch_driver",
@@ -261,7 +261,7 @@ _POSITION_FIELDS = (
     "alpaca_error", "filled_qty", "filled_avg_price", "exit_price", "realized_pl", "created_at",
     "closed_at", "close_reason", "stop_order_id", "target_order_id", "unprotected_since",
     "protection_error", "restore_client_order_id", "restore_order_id", "restore_sent_at",
-    "exit_order_id", "exit_sent_at",
+    "exit_order_id", "exit_sent_at", "outside_qty", "outside_pl",
 )
 
 

@@ -17,10 +17,10 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Account, Broker, BrokerPosition, Order, StreamStatus, TradeUpdates
+from tradectl.broker import Account, Broker, Order, StreamStatus, TradeUpdates
 from tradectl.db.journal import cycle_view, position_view
 from tradectl.db.locks import NamedLock
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError, RefusedError
@@ -36,6 +36,7 @@ from tradectl.risk import (
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
+from tradectl.services.holdings import split_holdings
 from tradectl.services.offline_stop import complete_offline_stops
 from tradectl.services.rearm import keep_protected
 from tradectl.services.reconcile import OrderBook, sync_live_positions
@@ -48,7 +49,7 @@ from tradectl.services.trade_updates import (
     note_refused_keys,
     protect_touched,
 )
-from tradectl.views import ExternalPositionView, PositionView
+from tradectl.views import ExternalPositionView
 
 RECENT_EVENTS = 8
 MAX_BACKOFF_SECONDS = 300.0
@@ -255,15 +256,12 @@ class Watcher:
             elif state is not None:
                 report = replace(report, account=state.account)
                 changes = sync_live_positions(journal, live, OrderBook.of(state.orders),
-                                              {p.symbol for p in state.positions}, report.at)
-            market = {p.symbol: p for p in state.positions} if state is not None else {}
-            tracked = {p.symbol for p in live if p.alpaca_status != "alpaca_disabled"}
-            report = replace(
-                report, changes=report.changes + tuple(changes),
-                positions=tuple(_with_market(p, market) for p in live),
-                external=tuple(ExternalPositionView.of(p) for s, p in market.items()
-                               if s not in tracked),
-                events=tuple(journal.recent_events(RECENT_EVENTS)))
+                                              {p.symbol: p for p in state.positions}, report.at)
+            positions, external = split_holdings([position_view(p) for p in live],
+                                                 state.positions if state is not None else [])
+            report = replace(report, changes=report.changes + tuple(changes),
+                             positions=positions, external=external,
+                             events=tuple(journal.recent_events(RECENT_EVENTS)))
             journal.commit()
         self._unrecorded = []
         self._last_cycle_status, self._last_baseline = report.cycle_status, report.loss_baseline
@@ -357,14 +355,6 @@ class Watcher:
                            positions=tuple(position_view(p) for p in journal.live_positions()),
                            events=tuple(journal.recent_events(RECENT_EVENTS)),
                            cycle_id=view.id if view else report.cycle_id)
-
-
-def _with_market(position: Position, market: dict[str, BrokerPosition]) -> PositionView:
-    held = market.get(position.symbol)
-    if held is None:
-        return position_view(position)
-    return position_view(position, last_price=held.current_price,
-                         unrealized_pl=held.unrealized_pl)
 
 
 @contextmanager

@@ -1,0 +1,174 @@
+"""Trades made at Alpaca outside tradectl on the shares of a tracked position (issue 23): a
+sale by hand in the dashboard or on the phone. Alpaca's positions say how many shares are gone;
+Alpaca's orders (the ones no tracked position owns) say at what price.
+
+The shares a symbol's open rows account for, minus what Alpaca holds, were exited outside
+tradectl. They are taken from the newest row first, their P&L priced on the newest outside fills
+that cover them, and recorded on the row (`outside_qty`, `outside_pl`); a row left with no
+shares is settled: closed, `close_reason` exited_outside_tradectl, its exit price and P&L
+Alpaca's. Nothing is decided while one of the rows' own exit orders is still working (or its
+cancel pending): those shares may be leaving through tradectl's own orders, which the order sync
+records.
+
+Pure over the rows of one unit of work: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from tradectl.broker import BrokerPosition, Order
+from tradectl.db.journal import Journal
+from tradectl.db.models import Position
+from tradectl.formats import price_text
+from tradectl.risk import position_pnl
+from tradectl.services.protection import WORKING, account_shares, exit_side
+from tradectl.services.reconcile import OrderBook, exit_orders
+
+OUTSIDE = "exited_outside_tradectl"  # the close_reason of a row Alpaca no longer holds
+CLOCK_SKEW = timedelta(seconds=5)
+_STILL_LEAVING = WORKING | {"pending_cancel"}
+
+
+@dataclass(frozen=True)
+class OutsideExit:
+    """What one row took from an outside exit, for its event."""
+
+    position: Position
+    qty: Decimal
+    price: Decimal | None  # the average price of the outside fills, None when none was found
+    settled: bool  # the row has no shares left: closed
+
+
+def tracked_shares(position: Position, book: OrderBook) -> Decimal:
+    """The shares tradectl accounts for on this row now: filled, less what its own exit orders
+    and outside trades took."""
+    exited = sum((o.filled_qty for o in exit_orders(position, book)), Decimal(0))
+    return (position.filled_qty or Decimal(0)) - exited - (position.outside_qty or Decimal(0))
+
+
+def own_order_ids(rows: Iterable[Position], book: OrderBook) -> set[str]:
+    """Every order a live row owns: its entry and legs, its exits and its close."""
+    ids: set[str] = set()
+    for row in rows:
+        entry = book.entry_of(row)
+        if entry is not None:
+            ids.update(o.id for o in (entry, *entry.legs))
+        ids.update(o.id for o in exit_orders(row, book))
+        ids.update(i for i in (row.exit_order_id, row.alpaca_order_id, row.stop_order_id,
+                               row.target_order_id, row.restore_order_id) if i)
+    return ids
+
+
+def apply_outside_exits(rows: list[Position], holding: BrokerPosition | None, book: OrderBook,
+                        own: set[str], now: datetime) -> list[OutsideExit]:
+    """The open rows of one symbol (one side) against what Alpaca holds in it."""
+    rows = [r for r in rows if r.status == "open" and r.filled_qty
+            and r.alpaca_status != "alpaca_disabled"]
+    if not rows or any(o.status in _STILL_LEAVING for r in rows for o in exit_orders(r, book)):
+        return []
+    side, symbol = rows[0].side, rows[0].symbol
+    shares = {r.id: tracked_shares(r, book) for r in rows}
+    since = min(r.created_at for r in rows) - CLOCK_SKEW
+    # Shares bought by hand since are the trader's own (external): the rows hold at most the
+    # rest. A sale by hand takes the rows' shares first.
+    bought = sum((o.filled_qty for o in _outside_fills(book, symbol, side, since, own)),
+                 Decimal(0))
+    shortfall = sum(shares.values(), Decimal(0)) \
+        - max(account_shares(holding, side) - bought, Decimal(0))
+    if shortfall <= 0:
+        return []
+    price, last_fill = _outside_price(book, symbol, exit_side(side), since, own, shortfall)
+    done = []
+    for row in sorted(rows, key=lambda r: r.created_at, reverse=True):  # newest first
+        take = min(shares[row.id], shortfall)
+        if take <= 0:
+            continue
+        shortfall -= take
+        done.append(_record(row, take, price, shares[row.id] - take, last_fill or now))
+        if shortfall <= 0:
+            break
+    return done
+
+
+def _outside_fills(book: OrderBook, symbol: str, side: str, since: datetime,
+                   own: set[str]) -> list[Order]:
+    """Orders no live row owns, in the symbol on this side, filled (in part) since `since`."""
+    return [o for o in book.by_id.values()
+            if o.symbol == symbol and o.side == side and o.id not in own and o.filled_qty > 0
+            and o.filled_avg_price is not None and o.filled_at is not None
+            and o.filled_at >= since]
+
+
+def _outside_price(book: OrderBook, symbol: str, side: str, since: datetime, own: set[str],
+                   qty: Decimal) -> tuple[Decimal | None, datetime | None]:
+    """The average price of the newest outside fills covering `qty` shares (None if they do
+    not), and when the last of them filled."""
+    fills = sorted(_outside_fills(book, symbol, side, since, own),
+                   key=lambda o: o.filled_at or since, reverse=True)
+    taken, cost = Decimal(0), Decimal(0)
+    for order in fills:
+        part = min(order.filled_qty, qty - taken)
+        assert order.filled_avg_price is not None
+        taken, cost = taken + part, cost + part * order.filled_avg_price
+        if taken >= qty:
+            return cost / qty, fills[0].filled_at
+    return None, fills[0].filled_at if fills else None
+
+
+def _record(row: Position, qty: Decimal, price: Decimal | None, left: Decimal,
+            when: datetime) -> OutsideExit:
+    entry = row.filled_avg_price
+    pl = position_pnl(row.side, entry, price, qty) if price is not None and entry is not None \
+        else None
+    known = row.outside_qty is None or row.outside_pl is not None
+    row.outside_qty = (row.outside_qty or Decimal(0)) + qty
+    row.outside_pl = (row.outside_pl or Decimal(0)) + pl if pl is not None and known else None
+    if left <= 0:
+        row.status, row.close_reason, row.closed_at = "closed", OUTSIDE, when
+        row.exit_price, row.realized_pl = price, row.outside_pl
+        row.unprotected_since = row.protection_error = None
+        row.alpaca_error = None if price is not None else (
+            "exited at Alpaca outside tradectl; no fill in Alpaca's orders gives its price")
+    return OutsideExit(row, qty, price, left <= 0)
+
+
+def describe(done: OutsideExit) -> str:
+    row = done.position
+    at = f" at {price_text(done.price)}" if done.price is not None else " (price not found)"
+    if done.settled:
+        pl = f", P&L {row.realized_pl:f}" if row.realized_pl is not None else ""
+        return f"closed: {done.qty:f} exited at Alpaca outside tradectl{at}{pl}"
+    return f"{done.qty:f} exited at Alpaca outside tradectl{at}: {row.filled_qty or 0:f} " \
+           f"filled, {row.outside_qty:f} gone"
+
+
+def outside_exits(rows: list[Position], market: dict[str, BrokerPosition], book: OrderBook,
+                  now: datetime) -> list[OutsideExit]:
+    """Every symbol's open rows against Alpaca's positions."""
+    own = own_order_ids(rows, book)
+    by_symbol: dict[tuple[str, str], list[Position]] = {}
+    for row in rows:
+        by_symbol.setdefault((row.symbol, row.side), []).append(row)
+    done = []
+    for (symbol, _side), group in by_symbol.items():
+        done += apply_outside_exits(group, market.get(symbol), book, own, now)
+    return done
+
+
+def record_outside_exits(journal: Journal, rows: list[Position],
+                         market: dict[str, BrokerPosition], book: OrderBook,
+                         now: datetime) -> dict[int, str]:
+    """outside_exits, each one an event; what changed, by position id."""
+    recorded = {}
+    for done in outside_exits(rows, market, book, now):
+        row = done.position
+        message = f"{row.symbol}: {describe(done)}"
+        journal.record("outside_exit", message, cycle_id=row.cycle_id, position_id=row.id,
+                       details={"qty": done.qty, "price": done.price, "status": row.status,
+                                "outside_qty": row.outside_qty, "outside_pl": row.outside_pl})
+        recorded[row.id] = message
+    return recorded
