@@ -209,6 +209,7 @@ def test_after_hand_trades_and_one_tick_the_record_follows_alpaca(trader: Cli,
     assert Decimal(oco["qty"]) == 5 == Decimal(held) - Decimal(external["qty"])
     row = the_row(trader)
     assert (row.outside_qty, row.outside_pl) == (Decimal(5), Decimal(2))
+    assert row.outside_pl is not None
     total = Decimal(position["unrealized_pl"]) + Decimal(external["unrealized_pl"]) \
         + row.outside_pl
     assert total == day_pnl(fake)

@@ -26,8 +26,9 @@ from tradectl.db.models import Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.services.orders import apply_exit_order
-from tradectl.services.protection import CLOCK_SKEW, lost_close
+from tradectl.services.protection import CLOCK_SKEW, UNPROTECTED, lost_close
 from tradectl.services.reconcile import UNKNOWN_GRACE, Holding
+from tradectl.views import PositionView, overlaid
 
 # Lock names are per position, folded into a few slots: on SQLite each name is a file beside the
 # database. Two positions sharing a slot only wait on each other's close for a moment.
@@ -117,3 +118,20 @@ def settle_in_doubt(journal: Journal, row: Position, orders: list[Order], taken:
     journal.record("position_synced", message, cycle_id=row.cycle_id, position_id=row.id)
     return message
 
+
+
+def interrupted_closes(db: Database, views: tuple[PositionView, ...], orders: list[Order]
+                       ) -> tuple[PositionView, ...]:
+    """`status`'s view of closes in doubt: one whose close is not running and whose close order
+    Alpaca's orders (read after this process started) do not show is UNPROTECTED, not closing,
+    until `watch` (or `close`) settles it. Nothing is written."""
+    doubtful = [v for v in views if in_doubt(v)]
+    if not doubtful:
+        return views
+    with not_running(db, doubtful) as free:
+        lost = {v.id for v in doubtful if v.id in free and lost_close(v, orders, set()) is None}
+    reason = (f"{INTERRUPTED}; the next `tradectl watch` tick re-protects it "
+              "(or `tradectl close` sends the close again)")
+    return tuple(overlaid(v, {"protection": UNPROTECTED, "protected": False,
+                              "protection_error": reason}) if v.id in lost else v
+                 for v in views)

@@ -18,6 +18,7 @@ from tradectl.errors import BrokerError
 from tradectl.market import trading_day_start
 from tradectl.risk import applicable_baseline
 from tradectl.services.holdings import split_holdings
+from tradectl.services.interrupted_close import interrupted_closes
 from tradectl.services.protection import account_shares, protection_verdict
 from tradectl.services.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
 from tradectl.views import (
@@ -68,6 +69,7 @@ def trading_status(
         report, _, _ = _journal(db, mode, now, True)
     if orders is not None:
         report = replace(report, positions=_protection(report, orders, held, now))
+        report = replace(report, positions=interrupted_closes(db, report.positions, orders))
     positions, external = split_holdings(report.positions, held)
     return replace(report, account=account, positions=positions,
                    warnings=_not_held(report.positions, held), external=external)
