@@ -230,6 +230,19 @@ class FakeAlpaca:
         with self._lock:
             self._broker.expire(order_id)
 
+    def hold_status(self, order_id: str, status: str) -> None:
+        """Leave an open order in a passing status the engine never makes by itself:
+        "pending_new" (routed, not yet acknowledged by the venue) or "pending_replace" (a
+        replace in flight); e.g. to check what Alpaca refuses meanwhile (the spec: no replace
+        of an accepted, pending_new, pending_cancel or pending_replace order)."""
+        if status not in ("pending_new", "pending_replace"):
+            raise ValueError(f"hold_status takes pending_new or pending_replace, got {status!r}")
+        with self._lock:
+            order = self._broker.get_order(order_id)
+            if not order.is_open or order.status == "held":
+                raise ValueError(f"order {order_id} is {order.status}: it cannot be {status}")
+            order.status = status
+
     def set_last_equity(self, value: Number) -> None:
         with self._lock:
             self._broker.last_equity = _decimal(value)
