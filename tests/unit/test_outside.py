@@ -103,7 +103,7 @@ def test_rows_plus_external_add_up_to_alpacas_position() -> None:
     alpaca = BrokerPosition("AAPL", "long", Decimal(13), Decimal("150.4"), Decimal(148),
                             Decimal(1924), Decimal("-31.2"))  # 8 at 150 and 5 at 151.04
     (mine,), (external,) = split_holdings([tracked], [alpaca])
-    assert mine.unrealized_pl == Decimal(-16)
+    assert mine.unrealized_pl == Decimal(-16) and external.unrealized_pl is not None
     assert (external.qty, external.tracked_qty) == (Decimal(5), Decimal(8))
     assert external.avg_entry_price == Decimal("151.04")
     assert mine.unrealized_pl + external.unrealized_pl == Decimal("-31.2")
