@@ -23,7 +23,7 @@ from decimal import Decimal
 from tradectl.broker import BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position
-from tradectl.formats import price_text
+from tradectl.formats import dollars, price_text, quantity_text
 from tradectl.risk import position_pnl
 from tradectl.services.protection import WORKING, account_shares, exit_side
 from tradectl.services.reconcile import OrderBook, exit_orders
@@ -140,10 +140,11 @@ def describe(done: OutsideExit) -> str:
     row = done.position
     at = f" at {price_text(done.price)}" if done.price is not None else " (price not found)"
     if done.settled:
-        pl = f", P&L {row.realized_pl:f}" if row.realized_pl is not None else ""
-        return f"closed: {done.qty:f} exited at Alpaca outside tradectl{at}{pl}"
-    return f"{done.qty:f} exited at Alpaca outside tradectl{at}: {row.filled_qty or 0:f} " \
-           f"filled, {row.outside_qty:f} gone"
+        pl = f", P&L {dollars(row.realized_pl)}" if row.realized_pl is not None else ""
+        return f"closed: {quantity_text(done.qty)} exited at Alpaca outside tradectl{at}{pl}"
+    return (f"{quantity_text(done.qty)} exited at Alpaca outside tradectl{at}: "
+            f"{quantity_text(row.outside_qty or Decimal(0))} of "
+            f"{quantity_text(row.filled_qty or Decimal(0))} gone")
 
 
 def outside_exits(rows: list[Position], market: dict[str, BrokerPosition], book: OrderBook,
