@@ -9,12 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import BrokerPosition, Order
-from tradectl.db.journal import position_view
 from tradectl.db.models import Position
 from tradectl.services.holdings import split_holdings
 from tradectl.services.orders import close
 from tradectl.services.outside import OUTSIDE, outside_exits
 from tradectl.services.reconcile import OrderBook
+from tradectl.services.row_views import position_view
 
 OPENED = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
 LATER = OPENED + timedelta(minutes=5)

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerPosition
-from tradectl.db.journal import Journal, position_view
+from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, BrokerNotConfigured, InputError, RefusedError
@@ -37,6 +37,7 @@ from tradectl.services.orders import ENTRY_DEAD, apply_entry_order
 from tradectl.services.outside import OutsideExit, apply_outside_exits, describe, own_order_ids
 from tradectl.services.protection import CancelTarget, account_shares, cancel_targets
 from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
+from tradectl.services.row_views import position_view
 
 
 def find_position(journal: Journal, ref: str) -> Position:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradectl.broker import Broker, Order
-from tradectl.db.journal import Journal, position_view
+from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, ExitCode
@@ -24,6 +24,7 @@ from tradectl.services.alerts import queue_alert
 from tradectl.services.orders import apply_entry_order, apply_exit_order
 from tradectl.services.protection import GAP_CLOSE_FAILED, WORKING, CancelTarget, exit_side
 from tradectl.services.reconcile import write_outcome_unknown
+from tradectl.services.row_views import position_view
 from tradectl.views import PositionView
 
 # How long the close is retried while Alpaca still counts the shares as held by the orders just

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import Broker, BrokerPosition, Order
-from tradectl.db.journal import Journal, position_view
+from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
@@ -58,6 +58,7 @@ from tradectl.services.reconcile import (
     OrderBook,
 )
 from tradectl.services.restore import Plan, restore, still_open
+from tradectl.services.row_views import position_view
 from tradectl.views import PositionView, overlaid
 
 GATE_WAIT_SECONDS = 5.0  # an `open` holds the gate for one submit at most
