@@ -34,7 +34,13 @@ from tradectl.services.market_close import (  # noqa: F401  (re-exported: the cl
     mark_unprotected,
 )
 from tradectl.services.orders import ENTRY_DEAD, apply_entry_order
-from tradectl.services.outside import OutsideExit, apply_outside_exits, describe, own_order_ids
+from tradectl.services.outside import (
+    OutsideExit,
+    apply_outside_exits,
+    describe,
+    outside_fills,
+    own_order_ids,
+)
 from tradectl.services.protection import CancelTarget, account_shares, cancel_targets
 from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
 from tradectl.services.row_views import position_view
@@ -161,7 +167,8 @@ def decide_close(row: Position, book: OrderBook, market: list[BrokerPosition],
                                rule="outcome_unknown")
         return CloseDecision(None, (CancelTarget(entry, entry.id),), synced=synced)
     holding = next((p for p in market if p.symbol == row.symbol), None)
-    outside = tuple(apply_outside_exits([row], holding, book, own_order_ids([row], book), now))
+    fills = outside_fills(book, own_order_ids([row], book))
+    outside = tuple(apply_outside_exits([row], holding, book, fills, now))
     if row.status != "open":  # Alpaca holds none of it: settled from its fills
         return CloseDecision(row.status, synced=synced, outside=outside)
     if account_shares(holding, row.side) <= 0:

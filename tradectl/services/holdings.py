@@ -14,7 +14,7 @@ from decimal import Decimal
 from tradectl.broker import BrokerPosition
 from tradectl.risk import CENT, position_pnl
 from tradectl.services.protection import account_shares
-from tradectl.views import ExternalPositionView, PositionView
+from tradectl.views import ExternalPositionView, PositionView, overlaid
 
 
 def _shares(view: PositionView) -> Decimal:
@@ -46,7 +46,8 @@ def split_holdings(views: Sequence[PositionView], held: Sequence[BrokerPosition]
         was = tracked.get(view.symbol, (Decimal(0), Decimal(0), Decimal(0)))
         tracked[view.symbol] = (was[0] + mine, was[1] + mine * view.filled_avg_price,
                                 was[2] + pl)
-        marked.append(replace(view, last_price=holding.current_price, unrealized_pl=pl))
+        marked.append(overlaid(view, {"last_price": holding.current_price,
+                                      "unrealized_pl": pl}))
     # A row whose entry the journal has not seen fill yet may own all of Alpaca's shares.
     unsettled = {v.symbol for v in views if v.status == "pending" and not v.local_only}
     external = tuple(_external(market[s], tracked.get(s)) for s in market if s not in unsettled

@@ -63,9 +63,22 @@ def own_order_ids(rows: Iterable[Position], book: OrderBook) -> set[str]:
     return ids
 
 
+def outside_fills(book: OrderBook, own: set[str]) -> dict[tuple[str, str], list[Order]]:
+    """The filled orders (in part) no live row owns, by symbol and side: one pass over the read,
+    however many symbols."""
+    found: dict[tuple[str, str], list[Order]] = {}
+    for order in book.by_id.values():
+        if order.id not in own and order.filled_qty > 0 and order.filled_at is not None \
+                and order.filled_avg_price is not None:
+            found.setdefault((order.symbol, order.side), []).append(order)
+    return found
+
+
 def apply_outside_exits(rows: list[Position], holding: BrokerPosition | None, book: OrderBook,
-                        own: set[str], now: datetime) -> list[OutsideExit]:
-    """The open rows of one symbol (one side) against what Alpaca holds in it."""
+                        fills: dict[tuple[str, str], list[Order]],
+                        now: datetime) -> list[OutsideExit]:
+    """The open rows of one symbol (one side) against what Alpaca holds in it; `fills` from
+    outside_fills."""
     rows = [r for r in rows if r.status == "open" and r.filled_qty
             and r.alpaca_status != "alpaca_disabled"]
     if not rows or any(o.status in _STILL_LEAVING for r in rows for o in exit_orders(r, book)):
@@ -75,13 +88,14 @@ def apply_outside_exits(rows: list[Position], holding: BrokerPosition | None, bo
     since = min(r.created_at for r in rows) - CLOCK_SKEW
     # Shares bought by hand since are the trader's own (external): the rows hold at most the
     # rest. A sale by hand takes the rows' shares first.
-    bought = sum((o.filled_qty for o in _outside_fills(book, symbol, side, since, own)),
+    bought = sum((o.filled_qty for o in _since(fills.get((symbol, side), []), since)),
                  Decimal(0))
     shortfall = sum(shares.values(), Decimal(0)) \
         - max(account_shares(holding, side) - bought, Decimal(0))
     if shortfall <= 0:
         return []
-    price, last_fill = _outside_price(book, symbol, exit_side(side), since, own, shortfall)
+    price, last_fill = _outside_price(
+        _since(fills.get((symbol, exit_side(side)), []), since), shortfall)
     done = []
     for row in sorted(rows, key=lambda r: r.created_at, reverse=True):  # newest first
         take = min(shares[row.id], shortfall)
@@ -94,21 +108,15 @@ def apply_outside_exits(rows: list[Position], holding: BrokerPosition | None, bo
     return done
 
 
-def _outside_fills(book: OrderBook, symbol: str, side: str, since: datetime,
-                   own: set[str]) -> list[Order]:
-    """Orders no live row owns, in the symbol on this side, filled (in part) since `since`."""
-    return [o for o in book.by_id.values()
-            if o.symbol == symbol and o.side == side and o.id not in own and o.filled_qty > 0
-            and o.filled_avg_price is not None and o.filled_at is not None
-            and o.filled_at >= since]
+def _since(orders: list[Order], since: datetime) -> list[Order]:
+    return [o for o in orders if o.filled_at is not None and o.filled_at >= since]
 
 
-def _outside_price(book: OrderBook, symbol: str, side: str, since: datetime, own: set[str],
-                   qty: Decimal) -> tuple[Decimal | None, datetime | None]:
-    """The average price of the newest outside fills covering `qty` shares (None if they do
+def _outside_price(orders: list[Order], qty: Decimal
+                   ) -> tuple[Decimal | None, datetime | None]:
+    """The average price of the newest of these fills covering `qty` shares (None if they do
     not), and when the last of them filled."""
-    fills = sorted(_outside_fills(book, symbol, side, since, own),
-                   key=lambda o: o.filled_at or since, reverse=True)
+    fills = sorted(orders, key=lambda o: o.filled_at or datetime.min, reverse=True)
     taken, cost = Decimal(0), Decimal(0)
     for order in fills:
         part = min(order.filled_qty, qty - taken)
@@ -149,15 +157,33 @@ def describe(done: OutsideExit) -> str:
 
 def outside_exits(rows: list[Position], market: dict[str, BrokerPosition], book: OrderBook,
                   now: datetime) -> list[OutsideExit]:
-    """Every symbol's open rows against Alpaca's positions."""
-    own = own_order_ids(rows, book)
+    """Every symbol's open rows against Alpaca's positions. A quiet tick is cheap: a symbol
+    with no fill outside the rows' recorded orders and at least the rows' shares at Alpaca is
+    not looked at further."""
+    recorded = {i for r in rows for i in (r.alpaca_order_id, r.exit_order_id, r.stop_order_id,
+                                          r.target_order_id, r.restore_order_id) if i}
+    candidates = {o.symbol for o in book.by_id.values()
+                  if o.filled_qty > 0 and o.id not in recorded}
     by_symbol: dict[tuple[str, str], list[Position]] = {}
     for row in rows:
-        by_symbol.setdefault((row.symbol, row.side), []).append(row)
+        if row.status == "open" and row.filled_qty:
+            by_symbol.setdefault((row.symbol, row.side), []).append(row)
+    suspect = {key: group for key, group in by_symbol.items()
+               if key[0] in candidates or _fewer_held(group, market.get(key[0]))}
+    if not suspect:
+        return []
+    fills = outside_fills(book, own_order_ids([r for g in suspect.values() for r in g], book))
     done = []
-    for (symbol, _side), group in by_symbol.items():
-        done += apply_outside_exits(group, market.get(symbol), book, own, now)
+    for (symbol, _side), group in suspect.items():
+        done += apply_outside_exits(group, market.get(symbol), book, fills, now)
     return done
+
+
+def _fewer_held(rows: list[Position], holding: BrokerPosition | None) -> bool:
+    """Alpaca holds fewer shares than the rows were filled for (less what went outside)."""
+    recorded = sum(((r.filled_qty or Decimal(0)) - (r.outside_qty or Decimal(0)) for r in rows),
+                   Decimal(0))
+    return account_shares(holding, rows[0].side) < recorded
 
 
 def record_outside_exits(journal: Journal, rows: list[Position],
