@@ -87,7 +87,7 @@ def test_a_close_killed_before_alpaca_had_it_is_reprotected_within_one_tick(
 
     (shown,) = closing("status", "--json").json()["positions"]
     assert (shown["protection"], shown["protected"]) == ("unprotected", False)
-    assert "the close was interrupted" in shown["protection_error"]
+    assert "the close was interrupted (or its answer lost)" in shown["protection_error"]
     assert "UNPROTECTED" in closing("status").stdout
 
     document = tick(closing)

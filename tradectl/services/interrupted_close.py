@@ -39,8 +39,8 @@ CLOSE_LOCK_WAIT = 30.0
 # How long `watch` and `status` try the lock of a row in doubt: a killed holder's lock is freed
 # by the kernel at once, by PostgreSQL once it notices the closed connection (milliseconds).
 PROBE_WAIT = 0.5
-INTERRUPTED = ("the close was interrupted before Alpaca had a close order (its exit orders may "
-               "be cancelled): the position is open again")
+INTERRUPTED = ("the close was interrupted (or its answer lost) and Alpaca's orders show no close "
+               "order: the position is open again, its exit orders may be cancelled")
 
 
 def exit_lock_name(position_id: int) -> str:
