@@ -12,7 +12,7 @@ from tradectl.broker import BrokerPosition, Order
 from tradectl.db.models import Position
 from tradectl.services.holdings import split_holdings
 from tradectl.services.orders import close
-from tradectl.services.outside import OUTSIDE, outside_exits
+from tradectl.services.outside import NOT_HELD, OUTSIDE, outside_exits
 from tradectl.services.reconcile import OrderBook
 from tradectl.services.row_views import position_view
 
@@ -74,17 +74,19 @@ def test_a_row_alpaca_no_longer_holds_is_settled_from_its_fills() -> None:
     assert position.closed_at == OPENED + timedelta(minutes=5)
 
 
-def test_without_a_fill_the_row_is_settled_with_its_price_unknown() -> None:
-    position = row()
-    (done,) = outside_exits([position], {}, OrderBook.of([entry(leg())]), LATER)
+def test_without_a_fill_the_row_is_settled_a_tick_later_with_its_price_unknown() -> None:
+    position, book = row(), OrderBook.of([entry(leg())])
+    assert outside_exits([position], {}, book, LATER) == []  # maybe a read that crossed a fill
+    position.alpaca_error = NOT_HELD  # the sync's flag, at the first tick
+    (done,) = outside_exits([position], {}, book, LATER)
     assert done.settled and done.price is None
     assert (position.realized_pl, position.exit_price) == (None, None)
     assert position.alpaca_error is not None and "no fill" in position.alpaca_error
 
 
 def test_nothing_is_decided_while_one_of_its_own_exits_still_works() -> None:
-    position = row()
-    book = OrderBook.of([entry(leg("new"))])
+    position = row(alpaca_error=NOT_HELD)
+    book = OrderBook.of([entry(leg("new")), by_hand("a", "10", "148")])
     assert outside_exits([position], {}, book, LATER) == []
     assert position.status == "open" and position.outside_qty is None
 

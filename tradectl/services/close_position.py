@@ -168,7 +168,7 @@ def decide_close(row: Position, book: OrderBook, market: list[BrokerPosition],
         return CloseDecision(None, (CancelTarget(entry, entry.id),), synced=synced)
     holding = next((p for p in market if p.symbol == row.symbol), None)
     fills = outside_fills(book, own_order_ids([row], book))
-    outside = tuple(apply_outside_exits([row], holding, book, fills, now))
+    outside = tuple(apply_outside_exits([row], holding, book, fills, now, unexplained=True))
     if row.status != "open":  # Alpaca holds none of it: settled from its fills
         return CloseDecision(row.status, synced=synced, outside=outside)
     if account_shares(holding, row.side) <= 0:

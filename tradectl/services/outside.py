@@ -29,6 +29,7 @@ from tradectl.services.protection import WORKING, account_shares, exit_side
 from tradectl.services.reconcile import OrderBook, exit_orders
 
 OUTSIDE = "exited_outside_tradectl"  # the close_reason of a row Alpaca no longer holds
+NOT_HELD = "Alpaca holds no position in this symbol"  # the sync's flag (services/reconcile.py)
 CLOCK_SKEW = timedelta(seconds=5)
 _STILL_LEAVING = WORKING | {"pending_cancel"}
 
@@ -75,13 +76,15 @@ def outside_fills(book: OrderBook, own: set[str]) -> dict[tuple[str, str], list[
 
 
 def apply_outside_exits(rows: list[Position], holding: BrokerPosition | None, book: OrderBook,
-                        fills: dict[tuple[str, str], list[Order]],
-                        now: datetime) -> list[OutsideExit]:
+                        fills: dict[tuple[str, str], list[Order]], now: datetime, *,
+                        unexplained: bool = False) -> list[OutsideExit]:
     """The open rows of one symbol (one side) against what Alpaca holds in it; `fills` from
-    outside_fills."""
+    outside_fills. Shares gone with no fill in Alpaca's orders to explain them (a read that
+    crossed a fill, say) are taken only from rows already flagged by an earlier tick as not held,
+    or when `unexplained` (`close`, asked by the trader)."""
     rows = [r for r in rows if r.status == "open" and r.filled_qty
             and r.alpaca_status != "alpaca_disabled"]
-    if not rows or any(o.status in _STILL_LEAVING for r in rows for o in exit_orders(r, book)):
+    if not rows or any(_still_moving(r, book) for r in rows):
         return []
     side, symbol = rows[0].side, rows[0].symbol
     shares = {r.id: tracked_shares(r, book) for r in rows}
@@ -96,6 +99,8 @@ def apply_outside_exits(rows: list[Position], holding: BrokerPosition | None, bo
         return []
     price, last_fill = _outside_price(
         _since(fills.get((symbol, exit_side(side)), []), since), shortfall)
+    if price is None and not (unexplained or all(r.alpaca_error == NOT_HELD for r in rows)):
+        return []  # confirmed by the next tick (the sync flags a row Alpaca does not hold)
     done = []
     for row in sorted(rows, key=lambda r: r.created_at, reverse=True):  # newest first
         take = min(shares[row.id], shortfall)
@@ -106,6 +111,14 @@ def apply_outside_exits(rows: list[Position], holding: BrokerPosition | None, bo
         if shortfall <= 0:
             break
     return done
+
+
+def _still_moving(row: Position, book: OrderBook) -> bool:
+    """Its entry still filling, or one of its own exits working (or its cancel pending): shares
+    may be moving through tradectl's own orders, which the order sync records."""
+    entry = book.entry_of(row)
+    return (entry is not None and entry.status in _STILL_LEAVING) \
+        or any(o.status in _STILL_LEAVING for o in exit_orders(row, book))
 
 
 def _since(orders: list[Order], since: datetime) -> list[Order]:

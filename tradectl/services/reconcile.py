@@ -223,7 +223,7 @@ def sync_live_positions(journal: Journal, live: list[Position], book: OrderBook,
     then with the shares Alpaca holds (services/outside.py: shares sold outside tradectl, a
     row Alpaca no longer holds settled); each change an event. An open row Alpaca holds nothing
     for while one of its own orders is still working is flagged, and settled once they end."""
-    from tradectl.services.outside import record_outside_exits  # it builds on this module
+    from tradectl.services.outside import NOT_HELD, record_outside_exits  # builds on this one
 
     changes: dict[int, str] = {}
     for position in live:
@@ -233,8 +233,9 @@ def sync_live_positions(journal: Journal, live: list[Position], book: OrderBook,
     recorded = record_outside_exits(journal, live, market, book, now)
     for position in live:
         if position.status == "open" and position.filled_qty and position.symbol not in market \
-                and not position.alpaca_error and position.alpaca_status != "alpaca_disabled":
-            position.alpaca_error = "Alpaca holds no position in this symbol"
+                and position.alpaca_error != NOT_HELD \
+                and position.alpaca_status != "alpaca_disabled":
+            position.alpaca_error = NOT_HELD
             changes[position.id] = "flagged: tracked as open but Alpaca holds no position"
     for position in live:
         if (change := changes.get(position.id)) is None or position.id in recorded:
