@@ -133,6 +133,16 @@ def ntfy_headers(notice: Notice) -> Mapping[str, str]:
             "Tags": "rotating_light" if urgent else "warning"}
 
 
+def in_clear(url: str) -> bool:
+    """An http:// hook off this machine: its token and each alert cross the network in clear.
+    Warned about (check-alpaca), not refused: a refusal at start-up would stop `halt` itself,
+    and a LAN ntfy over http is a choice the user can make."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "http" and not (host == "localhost" or host == "::1"
+                                           or host.startswith("127."))
+
+
 def _same_host(current: str, target: str) -> bool:
     here, there = urlsplit(current), urlsplit(target)
     if there.scheme not in ("http", "https") or (here.scheme, there.scheme) == ("https", "http"):
