@@ -67,12 +67,12 @@ class AlpacaRest:
                  timeout: float, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         # The pool opens no connection until the first request (and imports httpx only now).
-        self._http = BoundedHttp(headers={
+        self._http = BoundedHttp(base_url, data_url, headers={
             "APCA-API-KEY-ID": api_key,
             "APCA-API-SECRET-KEY": secret_key,
             "Accept": "application/json",
             "User-Agent": f"tradectl/{__version__}",
-        }, proxy_for=base_url)
+        })
         self._urls = {"trading": base_url.rstrip("/") + API_PREFIX,
                       "data": data_url.rstrip("/") + API_PREFIX}
         self._timeout, self._sleep, self.clock = timeout, sleep, clock

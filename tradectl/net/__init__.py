@@ -50,11 +50,12 @@ class BoundedHttp:
     """One connection pool. `verify`: an ssl.SSLContext, or None for httpx's default (certifi,
     or SSL_CERT_FILE / SSL_CERT_DIR). Thread-safe: each thread's request has its own deadline."""
 
-    def __init__(self, *, headers: Mapping[str, str] | None = None, verify: Any = None,
-                 proxy_for: str | None = None) -> None:
+    def __init__(self, *urls: str, headers: Mapping[str, str] | None = None,
+                 verify: Any = None) -> None:
+        """`urls`: the base URLs it will be sent to (the first decides on a proxy)."""
         from tradectl.net.transport import open_client
 
-        self._client, self._deadlines = open_client(dict(headers or {}), verify, proxy_for)
+        self._client, self._deadlines = open_client(dict(headers or {}), verify, urls)
 
     def close(self) -> None:
         self._client.close()

@@ -58,7 +58,7 @@ class WebhookChannel:
     def send(self, notices: Sequence[Notice]) -> dict[int, str | None]:
         results: dict[int, str | None] = {}
         with self._redact.installed():
-            session = BoundedHttp(proxy_for=self._url)
+            session = BoundedHttp(self._url)
             try:
                 for notice in notices:
                     try:
