@@ -104,7 +104,13 @@ try:
     error = None
 except BrokerError as err:
     error = err.message
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# The process's own peak (VmHWM). getrusage's ru_maxrss also carries the peak of the process
+# that forked it (Linux keeps it across exec): a pytest worker's 200 MB would show here.
+try:
+    status = open("/proc/self/status").read()
+    peak = int(status.split("VmHWM:")[1].split()[0])
+except (OSError, IndexError):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"error": error, "max_rss_kb": peak}))
 """
 
@@ -120,3 +126,24 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(fake: FakeAlpaca) -> None:
     outcome = json.loads(result.stdout)
     assert "larger than" in (outcome["error"] or ""), outcome
     assert outcome["max_rss_kb"] < 150 * 1024, outcome  # inflated whole: 256 MB or more
+
+
+HELP_THEN_MODULES = """
+import json, runpy, sys
+sys.argv = ["tradectl", "--help"]
+try:
+    runpy.run_module("tradectl", run_name="__main__")
+except SystemExit:
+    pass
+import tradectl.broker.alpaca, tradectl.notify.webhook  # the adapters' modules, not yet used
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_the_http_client_is_imported_only_when_a_request_is_made(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", HELP_THEN_MODULES], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, check=True,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    imported = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "tradectl" in imported
+    assert imported & {"httpx", "httpcore", "h11", "certifi", "requests", "urllib3"} == set()
