@@ -158,3 +158,16 @@ def test_alert_test_reports_the_untrusted_relay_with_exit_4(
     assert PASSWORD not in refused.stdout + refused.stderr + check.stdout + check.stderr
     assert "STARTTLS, certificate verified against the system CA store" in check.stdout
     assert trusted.code == 0 and relay.passwords == [PASSWORD.encode()]
+
+
+def test_a_relay_echoing_the_credentials_has_them_scrubbed() -> None:
+    import base64
+
+    channel = SmtpChannel(SmtpSettings(host="relay.test", port=587, username="trader",
+                                       password=PASSWORD, starttls=True, timeout=5,
+                                       sender=None, recipients=("t@example.test",)))
+    plain = base64.b64encode(f"\0trader\0{PASSWORD}".encode()).decode()
+    echoed = f"535 5.7.8 bad credentials {plain} ({PASSWORD.upper()})"
+    scrubbed = channel._scrub(echoed)
+    assert plain not in scrubbed and PASSWORD.lower() not in scrubbed.lower()
+    assert scrubbed.startswith("535 5.7.8 bad credentials")
