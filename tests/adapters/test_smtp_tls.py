@@ -171,3 +171,25 @@ def test_a_relay_echoing_the_credentials_has_them_scrubbed() -> None:
     scrubbed = channel._scrub(echoed)
     assert plain not in scrubbed and PASSWORD.lower() not in scrubbed.lower()
     assert scrubbed.startswith("535 5.7.8 bad credentials")
+
+
+@pytest.mark.parametrize(("environ", "state", "shown"), [
+    ({"ALERT_WEBHOOK_URL": "http://10.0.0.5/services/T000/tok-secret"}, "warn",
+     "webhook http://10.0.0.5/… (http: its token and each alert go in clear)"),
+    ({"ALERT_WEBHOOK_URL": "http://127.0.0.1:8080/services/T000/tok-secret"}, "pass",
+     "webhook http://127.0.0.1:8080/…"),
+    ({"SMTP_HOST": "smtp.test", "ALERT_EMAIL_TO": "t@example.test", "SMTP_USERNAME": "u",
+      "SMTP_PASSWORD": PASSWORD, "SMTP_STARTTLS": "false"}, "warn",
+     "no TLS: the login is refused and no mail is sent"),
+    ({"SMTP_HOST": "smtp.test", "SMTP_PORT": "465", "ALERT_EMAIL_TO": "t@example.test",
+      "SMTP_SSL": "true", "SMTP_CA_FILE": "/etc/relay-ca.pem"}, "pass",
+     "(implicit TLS, certificate verified against SMTP_CA_FILE /etc/relay-ca.pem)"),
+])
+def test_check_alpaca_shows_how_alerts_travel(environ: dict[str, str], state: str, shown: str,
+                                              tmp_path: Path) -> None:
+    from tradectl.config import load_settings
+    from tradectl.services.check_alpaca import _alerts_check
+
+    check = _alerts_check(load_settings(environ, app_dir=tmp_path))
+    assert check.state == state and shown in check.detail, check
+    assert "tok-secret" not in str(check) and PASSWORD not in str(check)
