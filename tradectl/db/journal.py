@@ -258,6 +258,13 @@ _POSITION_FIELDS = (
 )
 
 
+def loaded_values(position: Position) -> dict[str, Any]:
+    """The columns of a row already loaded, read without the ORM's descriptors: a tick that
+    looks at a few columns of every live position reads them from here (a miss is not loaded:
+    use the attribute)."""
+    return inspect(position).dict
+
+
 def position_values(position: Position) -> dict[str, Any]:
     """A position's columns by name, what its frozen view holds (services.row_views)."""
     # Straight from the instance's dict of loaded values: `watch` builds a view of every position

@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from tradectl.broker import BrokerPosition, Order
-from tradectl.db.journal import Journal
+from tradectl.db.journal import Journal, loaded_values
 from tradectl.db.models import Position
 from tradectl.formats import dollars, price_text, quantity_text
 from tradectl.risk import position_pnl
@@ -172,17 +173,21 @@ def outside_exits(rows: list[Position], market: dict[str, BrokerPosition], book:
                   now: datetime) -> list[OutsideExit]:
     """Every symbol's open rows against Alpaca's positions. A quiet tick is cheap: a symbol
     with no fill outside the rows' recorded orders and at least the rows' shares at Alpaca is
-    not looked at further."""
-    recorded = {i for r in rows for i in (r.alpaca_order_id, r.exit_order_id, r.stop_order_id,
-                                          r.target_order_id, r.restore_order_id) if i}
+    not looked at further (its columns read from the loaded values, not through the ORM)."""
+    values = [(row, _quick(row)) for row in rows]
+    recorded = {v[i] for _, v in values for i in range(4, 9) if v[i]}
     candidates = {o.symbol for o in book.by_id.values()
                   if o.filled_qty > 0 and o.id not in recorded}
     by_symbol: dict[tuple[str, str], list[Position]] = {}
-    for row in rows:
-        if row.status == "open" and row.filled_qty:
-            by_symbol.setdefault((row.symbol, row.side), []).append(row)
+    shares: dict[tuple[str, str], Decimal] = {}
+    for row, (symbol, side, status, filled, *_ids, outside) in values:
+        if status == "open" and filled:
+            by_symbol.setdefault((symbol, side), []).append(row)
+            shares[symbol, side] = shares.get((symbol, side), Decimal(0)) + filled \
+                - (outside or Decimal(0))
     suspect = {key: group for key, group in by_symbol.items()
-               if key[0] in candidates or _fewer_held(group, market.get(key[0]))}
+               if key[0] in candidates
+               or account_shares(market.get(key[0]), key[1]) < shares[key]}
     if not suspect:
         return []
     fills = outside_fills(book, own_order_ids([r for g in suspect.values() for r in g], book))
@@ -192,11 +197,13 @@ def outside_exits(rows: list[Position], market: dict[str, BrokerPosition], book:
     return done
 
 
-def _fewer_held(rows: list[Position], holding: BrokerPosition | None) -> bool:
-    """Alpaca holds fewer shares than the rows were filled for (less what went outside)."""
-    recorded = sum(((r.filled_qty or Decimal(0)) - (r.outside_qty or Decimal(0)) for r in rows),
-                   Decimal(0))
-    return account_shares(holding, rows[0].side) < recorded
+_QUICK = ("symbol", "side", "status", "filled_qty", "alpaca_order_id", "exit_order_id",
+          "stop_order_id", "target_order_id", "restore_order_id", "outside_qty")
+
+
+def _quick(row: Position) -> tuple[Any, ...]:
+    loaded = loaded_values(row)
+    return tuple(loaded[name] if name in loaded else getattr(row, name) for name in _QUICK)
 
 
 def record_outside_exits(journal: Journal, rows: list[Position],
