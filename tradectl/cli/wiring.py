@@ -24,15 +24,34 @@ if TYPE_CHECKING:
 
 
 def env_file() -> Path:
-    """The .env file tradectl reads: the one in the working directory."""
+    """The .env file in the working directory."""
     return Path.cwd() / ".env"
 
 
+def own_env_file() -> Path:
+    """tradectl's own .env, in its config directory (e.g. ~/.config/tradectl/.env)."""
+    return Path(typer.get_app_dir("tradectl")) / ".env"
+
+
 def load_environment() -> dict[str, str]:
-    """The process environment over `.env` in the working directory: the environment wins."""
-    merged = read_env_file(env_file())
-    merged.update(os.environ)
-    return merged
+    """The process environment, then tradectl's own .env, then the working directory's: the
+    first that sets a name wins. The working directory's .env may be anyone's: when a secret
+    comes from elsewhere, it may not say where keys or alerts go (tradectl/trust.py)."""
+    from tradectl.config import DEFAULTS
+    from tradectl.trust import check_working_env
+
+    working_path, own_path = env_file(), own_env_file()
+    outside = {**read_env_file(own_path), **os.environ}
+    working = {} if _same_file(working_path, own_path) else read_env_file(working_path)
+    check_working_env(working_path, working, outside, frozenset(DEFAULTS))
+    return {**working, **outside}
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def read_env_file(path: Path) -> dict[str, str]:
