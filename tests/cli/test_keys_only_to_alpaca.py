@@ -79,7 +79,8 @@ def test_alpacas_live_host_asks_for_the_live_confirmation_without_the_label(cli:
     env = {"ALPACA_API_KEY": "AKX" * 6, "ALPACA_SECRET_KEY": "s" * 40,
            "ALPACA_BASE_URL": "https://api.alpaca.markets"}
     result = cli(*OPEN, env=env)  # no terminal to ask at: refused before any request
-    assert result.code == 2 and "pass --yes to confirm" in result.stderr
+    assert result.code == 2
+    assert "live mode (real money, orders to api.alpaca.markets): pass --yes" in result.stderr
 
 
 def test_check_alpaca_shows_where_orders_go(trader: Cli, fake: FakeAlpaca) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from tradectl.db.locks import AdvisoryLock, FileLock, NamedLock, ProcessLock, holding
 from tradectl.db.models import HEAD_REVISION
-from tradectl.db.url import masked_url, normalize_url, unusable_url, usable_url
+from tradectl.db.url import masked_url, normalize_url, scrubbed, unusable_url, usable_url
 from tradectl.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def _make_engine(parsed: URL) -> Engine:
 
 def describe_db_error(url: str, err: BaseException) -> DatabaseError:
     orig = getattr(err, "orig", None) or err
-    first_line = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    first_line = scrubbed((str(orig).strip().splitlines() or [type(orig).__name__])[0], url)
     hint = None
     if "locked" in first_line:
         hint = "another tradectl process holds the database; try again"
