@@ -99,6 +99,7 @@ _opened: list[Database | AlpacaBroker] = []
 def close_opened() -> None:
     while _opened:
         _opened.pop().close()
+    _warned.clear()
 
 
 def check_database_url(config: Settings) -> None:
@@ -110,11 +111,13 @@ def check_database_url(config: Settings) -> None:
 
 def database(config: Settings, *, ensure_schema: bool = True) -> Database:
     """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
-    from tradectl.db.session import Database
+    from tradectl.db.session import Database, sqlite_files
 
     check_database_url(config)
     db = Database(config.database_url, create_private=config.database_is_default)
     _opened.append(db)
+    warn_if_open_to_others([*sqlite_files(config.database_url),
+                            *([config.app_dir] if config.app_dir else [])])
     if ensure_schema:
         db.ensure_schema()
     return db
@@ -182,7 +185,43 @@ def stop_spool(config: Settings) -> StopSpool | None:
     """Where an emergency stop that could not reach the database is kept until it can."""
     from tradectl.db.spool import StopSpool
 
-    return StopSpool(config.app_dir, config.database_url) if config.app_dir else None
+    if config.app_dir is None:
+        return None
+    private_app_dir(config.app_dir)
+    return StopSpool(config.app_dir, config.database_url)
+
+
+def private_app_dir(path: Path) -> None:
+    """tradectl's own directory (the default database, the stop spool, its own .env) is made
+    0700, also when the database is PostgreSQL; one others can enter is warned about."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return  # the spool reports what it cannot write, when it must
+    warn_if_open_to_others([path])
+
+
+def warn_if_open_to_others(paths: list[Path]) -> None:
+    """One warning line (never an error) naming what group or others may read or enter."""
+    import stat
+
+    from tradectl.render import warning
+
+    loose = []
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077 and path not in _warned:
+            _warned.add(path)
+            loose.append(f"{path} (mode {mode:04o})")
+    if loose:
+        warning(f"group or others can read {', '.join(loose)}: tradectl's files hold the "
+                "trading record; chmod 700 a directory, 600 a file")
+
+
+_warned: set[Path] = set()  # said once per command (main() clears it with close_opened)
 
 
 def risk_limits(config: Settings) -> RiskLimits:

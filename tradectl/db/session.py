@@ -50,18 +50,33 @@ def make_engine(url: str, *, create_private: bool = False) -> Engine:
 
 
 def _prepare_sqlite_file(url: str, path: Path | None, create_private: bool) -> None:
-    """tradectl's own default database is created private (directory 0700, file 0600: it holds
-    the trading record). A DATABASE_URL naming a directory that does not exist is a mistake
-    (a typo would start an empty record elsewhere), not something to create."""
+    """A SQLite database is created private wherever it is (file 0600: it holds the trading
+    record; SQLite gives its -wal and -shm files the database file's mode), and tradectl's own
+    default one in a 0700 directory. A DATABASE_URL naming a directory that does not exist is a
+    mistake (a typo would start an empty record elsewhere), not something to create."""
     if path is None:
         return
     if create_private:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     elif not path.parent.is_dir():
         raise ConfigError(f"DATABASE_URL ({masked_url(url)}): the directory {path.parent} does "
                           "not exist; create it, or fix the path")
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def sqlite_files(url: str) -> list[Path]:
+    """A SQLite database's files that exist (the database, its -wal and -shm); none for
+    another database."""
+    try:
+        parsed = normalize_url(url)
+    except Exception:
+        return []
+    path = _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is None:
+        return []
+    return [p for p in (path, path.with_name(f"{path.name}-wal"),
+                        path.with_name(f"{path.name}-shm")) if p.exists()]
 
 
 def _make_engine(parsed: URL) -> Engine:
