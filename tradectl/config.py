@@ -92,7 +92,7 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed, logged or stored."""
-        from tradectl.db.url import url_secrets
+        from tradectl.masks import url_secrets
 
         found = (self.alpaca_api_key, self.alpaca_secret_key, self.smtp_password,
                  self.alert_webhook_url, *url_secrets(self.database_url))
@@ -169,7 +169,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
                           "neither to record positions locally")
     database_url = raw("DATABASE_URL")
     if database_url is not None and "://" not in database_url:
-        from tradectl.db.url import masked_url  # a keyword DSN (password=...) shown masked
+        from tradectl.masks import masked_url  # a keyword DSN (password=...) shown masked
 
         raise ConfigError(
             f"DATABASE_URL must be a URL such as sqlite:///path/to.db or "
