@@ -81,6 +81,9 @@ def route(name: str, url: str, mode: Mode, trusted: tuple[str, ...]) -> Route:
     parts = urlsplit(url)
     host, shown = (parts.hostname or ""), origin(url)
     https = parts.scheme == "https"
+    if "@" in parts.netloc:  # it would be shown wherever the URL is; the keys go in headers
+        raise ConfigError(f"{name} {shown}: a user or password in the URL is not used by "
+                          "tradectl (the keys go in headers); remove it")
     if mode == "live" and not https:
         raise ConfigError(f"{name} {shown} is plain http: in live mode the keys and orders go "
                           "over https only")
