@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +62,9 @@ def _prepare_sqlite_file(url: str, path: Path | None, create_private: bool) -> N
         raise ConfigError(f"DATABASE_URL ({masked_url(url)}): the directory {path.parent} does "
                           "not exist; create it, or fix the path")
     if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # a read-only or full disk: SQLite says so, as a DatabaseError, when it is used
+        with suppress(OSError):
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def sqlite_files(url: str) -> list[Path]:
