@@ -284,8 +284,9 @@ def tls_fake(local_certificate: LocalCertificate) -> Iterator[FakeAlpaca]:
 
 
 def live_env(fake: FakeAlpaca, certificate: LocalCertificate) -> dict[str, str]:
+    # SSL_CERT_FILE: read by httpx's default context (tradectl/net); REQUESTS_CA_BUNDLE: by requests
     return {**broker_env(fake), "TRADING_MODE": "live", "ALPACA_TRUSTED_HOSTS": "127.0.0.1",
-            "REQUESTS_CA_BUNDLE": str(certificate.cert)}
+            "SSL_CERT_FILE": str(certificate.cert), "REQUESTS_CA_BUNDLE": str(certificate.cert)}
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """A certificate for 127.0.0.1 made by `openssl` for this test run: a local server over https
-that tradectl's clients trust through REQUESTS_CA_BUNDLE (the certificate is its own CA)."""
+that tradectl's clients trust through SSL_CERT_FILE (the certificate is its own CA)."""
 
 from __future__ import annotations
 
