@@ -21,16 +21,15 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from .broker import Broker
-from .market_clock import MarketClock, parse_moment
+from .clock_steering import ClockSteering
 from .model import ApiError, JsonObject, Query, default_code
 from .routes import dispatch
 from .stream import StreamClients, StreamEvent, TradeStream
@@ -51,7 +50,6 @@ RATE_LIMIT = 200
 
 # What the steering methods take as a price or a quantity: Decimal(str(value)) of it.
 Number: TypeAlias = Decimal | int | float | str
-Moment: TypeAlias = datetime | str
 
 
 @dataclass
@@ -109,16 +107,12 @@ def _decimal(value: Number) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def _moment(value: Moment) -> datetime:
-    return value if isinstance(value, datetime) and value.tzinfo else parse_moment(str(value))
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # bursts of concurrent clients must not wait for SYN retries
 
 
-class FakeAlpaca:
+class FakeAlpaca(ClockSteering):
     def __init__(
         self,
         api_key: str = "PKTESTKEY0000000000",
@@ -206,42 +200,6 @@ class FakeAlpaca:
         with self._lock:
             self._broker.market_open = is_open
             self._broker.run_engine()
-
-    def set_clock(
-        self,
-        timestamp: Moment,
-        *,
-        is_open: bool,
-        next_open: Moment,
-        next_close: Moment,
-        last_close: Moment | None = None,
-    ) -> None:
-        """Pin the market clock (/v2/clock, /v3/clock, the session phase; see market_clock.py).
-        Moments are datetimes or ISO strings (naive = America/New_York). A half day is just a
-        next_close at 13:00 ET. is_open is the broker's market_open (as set_market_open)."""
-        with self._lock:
-            self._broker.clock = MarketClock(
-                _moment(timestamp), _moment(next_open), _moment(next_close),
-                None if last_close is None else _moment(last_close),
-            )
-            self._broker.market_open = is_open
-            self._broker.run_engine()
-
-    def advance_clock(self, delta: timedelta) -> None:
-        """Move a pinned clock's timestamp on (open/close times and is_open stay as set)."""
-        with self._lock:
-            clock = self._broker.clock
-            clock.timestamp = clock.moment() + delta
-            self._broker.run_engine()
-
-    def set_equity_history(
-        self, points: Sequence[tuple[Moment, Number]], base_value: Number | None = None
-    ) -> None:
-        """The equity points GET /v2/account/portfolio/history answers from (history.py);
-        base_value defaults to the account's last_equity."""
-        with self._lock:
-            self._broker.equity_points = [(_moment(m), _decimal(v)) for m, v in points]
-            self._broker.history_base = None if base_value is None else _decimal(base_value)
 
     def end_trading_day(self) -> list[str]:
         """The market closes: every open time_in_force=day order expires (entries, bracket
