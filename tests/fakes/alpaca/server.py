@@ -30,6 +30,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from .broker import Broker
+from .clock_steering import ClockSteering
 from .model import ApiError, JsonObject, Query, default_code
 from .routes import dispatch
 from .stream import StreamClients, StreamEvent, TradeStream
@@ -112,7 +113,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # bursts of concurrent clients must not wait for SYN retries
 
 
-class FakeAlpaca:
+class FakeAlpaca(ClockSteering):
     def __init__(
         self,
         api_key: str = "PKTESTKEY0000000000",
