@@ -178,6 +178,11 @@ class Journal:
         if rows:
             self._session.execute(insert(Event), rows)
 
+    def event_details(self, kind: str, *, since: datetime) -> list[dict[str, Any] | None]:
+        """The details of every `kind` event since `since`."""
+        return list(self._session.scalars(
+            select(Event.details).where(Event.kind == kind, Event.created_at >= since)))
+
     def recent_events(
         self, limit: int, *, symbol: str | None = None, kind: str | None = None,
     ) -> list[EventView]:
