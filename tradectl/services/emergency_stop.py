@@ -148,6 +148,8 @@ class _StopFiles:
         if saved is None:  # its record covers the earlier stops it completed
             for claim in self.claims:
                 StopSpool.done(claim)
+        for claim in (*self.own, *self.claims):  # the next command that reaches the database
+            claim.release()                      # (a later tick of this `watch`) records it
         return saved
 
 

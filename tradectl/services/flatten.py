@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -111,6 +112,8 @@ def _sweep(broker: Broker, result: Flattening, deadline: float,
                 continue
             result.outcomes[symbol] = SymbolOutcome(symbol, err.status or 0, None, err.message)
         else:
+            with suppress(BrokerError):  # the close's fill, if Alpaca has it by now
+                order = broker.get_order(order.id)
             result.outcomes[symbol] = SymbolOutcome(symbol, 200, order, None)
         result.swept.append(symbol)
     if result.swept:

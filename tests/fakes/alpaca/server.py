@@ -84,6 +84,7 @@ class Fault:
     hang: bool
     raw: bytes | None
     apply: bool
+    answer: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, "*", method)) and bool(self.path.search(path))
@@ -384,11 +385,14 @@ class FakeAlpaca:
         hang: bool = False,
         raw: bytes | None = None,
         apply: bool = False,
+        answer: bool = False,
     ) -> None:
         """The next `times` (None: all) matching requests get this answer instead.
 
         apply=True processes the request first (state changes) and then answers with
         the fault (or hangs), as when a response is lost after the broker acted on it.
+        answer=True: only the delay applies, then the request is processed and answered as
+        usual (a slow broker: an order that reaches the book `delay` seconds after it is sent).
         """
         with self._lock:
             self._faults.append(
@@ -402,6 +406,7 @@ class FakeAlpaca:
                     hang,
                     raw,
                     apply,
+                    answer,
                 )
             )
 
@@ -511,6 +516,8 @@ class FakeAlpaca:
         fault = self._take_fault(method, path)
         if fault and fault.delay:
             time.sleep(fault.delay)
+        if fault and fault.answer:
+            fault = None
         if not fault or fault.apply:
             status, payload = self._answer(handler, method, path, query, raw_body)
         if not fault:
