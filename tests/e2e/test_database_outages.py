@@ -210,7 +210,8 @@ def test_halt_flattens_when_the_database_dies_between_latch_and_record(
 ) -> None:
     pg_trader.env.update(smtp.env())
     assert pg_trader(*OPEN_AAPL).code == 0
-    fake.inject("DELETE", r"^/v2/positions$", delay=2.0, apply=True)
+    # The close-all leaves before the latch: hold the orders read that follows the latch.
+    fake.inject("GET", r"^/v2/orders$", delay=2.0, answer=True)
     halt = subprocess.Popen(
         [*tradectl_command(), "halt", "--reason", "database down", "--json"],
         env={**{k: v for k, v in os.environ.items() if k not in DEFAULTS}, **pg_trader.env,

@@ -33,11 +33,17 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
 
     if not reason.strip():
         raise InputError("--reason must not be empty: say why trading is stopped")
-    config = settings()
-    adapter, spool, start = broker(config), stop_spool(config), None
-    if adapter is not None and not dry_run:
-        # Flatten first: the stop is written ahead (a small fsynced file) and the close-all is
-        # on the wire before the database layer is imported; the latch is written meanwhile.
+    from tradectl.cli.early_halt import take
+
+    # Flatten first: the stop is written ahead (a small fsynced file) and the close-all is on
+    # the wire before the database layer is imported (before Typer, from the executable); the
+    # latch is written meanwhile.
+    begun = None if dry_run else take(reason)
+    config = begun.config if begun is not None else settings()
+    adapter = begun.broker if begun is not None else broker(config)
+    start = begun.start if begun is not None else None
+    spool = stop_spool(config)
+    if adapter is not None and not dry_run and start is None:
         from tradectl.services.first_close import start_stop
 
         start = start_stop(adapter, spool, reason)
