@@ -99,7 +99,7 @@ def emergency_stop(
         already_stopped=latch.already_stopped if latch else False,
         broker_enabled=broker is not None,
         given_reason=reason if latch and latch.reason != reason else None,
-        completed=tuple(completed_note(c.stop) for c in claims))
+        completed=tuple(completed_note(c.stop) for c in claims), began=began)
     own = [start.ahead] if start is not None and start.ahead is not None else []
     if latch is not None and latch.superseded:
         return _superseded(db, spool, claims, replace(report, notes=tuple(notes)))
@@ -137,7 +137,7 @@ def _flatten_and_record(
             database_error = _db_message(err)
     flattening = flatten_account(broker, orders_since=since, tracked_orders=tracked,
                                  deadline_seconds=fallback_deadline, first=first,
-                                 started=stopped_at, close=close)
+                                 started=report.began or stopped_at, close=close)
     cancels = cancel_still_working(broker, flattening.orders, entries,
                                     flattening.sweep_cancelled)
     answers = BrokerAnswers(flattening.outcomes, flattening.orders, flattening.broker_error,
@@ -204,9 +204,10 @@ def _db_message(err: DatabaseError) -> str:
 
 def _latch(db: Database, reason: str, gate_wait: float, notes: list[str], at: datetime,
            completing: bool) -> _Latch:
-    """Stop the cycle (as of `at`, when the stop began) and commit: from here on `open`
-    refuses. The gate is waited for at most `gate_wait` (an `open` submitting holds it for up
-    to ALPACA_TIMEOUT); past that the stop latches without it and says so."""
+    """Stop the cycle and commit: from here on `open` refuses. `at`: when the stop began (a
+    stop completed after a `resume` started a newer cycle is not latched). The gate is waited
+    for at most `gate_wait` (an `open` submitting holds it for up to ALPACA_TIMEOUT); past that
+    the stop latches without it and says so."""
     try:
         with db.lock("cycle", wait=gate_wait) as held:
             if not held:
@@ -224,8 +225,8 @@ def _write_latch(db: Database, reason: str, at: datetime, completing: bool) -> _
         if completing and cycle.status == "active" and cycle.started_at > at:
             return _Latch(cycle.id, at, reason, False, superseded=True)
         already = cycle.status == "stopped"
-        if not already:
-            cycle.status, cycle.stopped_at, cycle.stop_reason = "stopped", at, reason
+        if not already:  # as of the commit: no order is sent after this moment
+            cycle.status, cycle.stopped_at, cycle.stop_reason = "stopped", utcnow(), reason
         journal.record("emergency_stop", f"emergency stop{' (again)' if already else ''}: "
                        f"{reason}", cycle_id=cycle.id, details={"reason": reason})
         journal.commit()

@@ -35,6 +35,7 @@ class HaltReport:
     unread: tuple[str, ...] = ()  # reads after the stop that failed: the record is partial
     swept: tuple[str, ...] = ()  # symbols placed after the close-all, closed after the latch
     completed: tuple[str, ...] = ()  # earlier stops whose process ended before their record
+    began: datetime | None = None  # when the stop began (written ahead), before the latch
 
     @property
     def exit_code(self) -> ExitCode:

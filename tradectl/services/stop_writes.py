@@ -96,7 +96,7 @@ def record_stop(db: Database, report: HaltReport, answers: BrokerAnswers,
     """Write what the broker said about every live position, then report from those rows and
     queue the alert in the same transaction."""
     book = OrderBook.of(answers.orders or [])
-    cancelled = cancelled_per_symbol(answers.orders or [], report.stopped_at)
+    cancelled = cancelled_per_symbol(answers.orders or [], report.began or report.stopped_at)
     events: list[dict[str, Any]] = []  # one insert for all: a large book has an event a position
 
     def log(position: Position, kind: str, message: str) -> None:
