@@ -7,15 +7,31 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Literal, Protocol
 
-from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
 from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
 from tradectl.views import Money, Price
 
 Side = Literal["buy", "sell"]
+
+
+class BracketSpec(Protocol):
+    """What the rules read of a bracket (broker.BracketRequest has it): risk imports no adapter."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def qty(self) -> int: ...
+    @property
+    def stop(self) -> Decimal: ...
+    @property
+    def target(self) -> Decimal: ...
+    @property
+    def entry(self) -> Decimal | None: ...
 
 SUB_DOLLAR_TICK = Decimal("0.0001")
 MAX_QTY = 1_000_000
@@ -90,7 +106,7 @@ def parse_side(text: str) -> Side:
     raise InputError(f"--side must be buy or sell, got {text!r}")
 
 
-def check_bracket_shape(spec: BracketRequest) -> None:
+def check_bracket_shape(spec: BracketSpec) -> None:
     """What can be checked before knowing the market price: stop and target on the right sides."""
     if spec.side == "buy" and not spec.stop < spec.target:
         raise InputError(f"for a buy, --stop ({price_text(spec.stop)}) must be below --target "
@@ -104,7 +120,7 @@ def check_bracket_shape(spec: BracketRequest) -> None:
         check_bracket_against_base(spec, spec.entry, base_name="--entry")
 
 
-def check_bracket_against_base(spec: BracketRequest, base: Decimal, *, base_name: str) -> None:
+def check_bracket_against_base(spec: BracketSpec, base: Decimal, *, base_name: str) -> None:
     """For a buy stop < base < target, for a sell the reverse, each at least a cent away."""
     check_exit_prices(spec.side, spec.stop, spec.target, base, base_name=base_name)
 
@@ -218,7 +234,7 @@ class RuleCheck:
         return Refusal(self.rule, self.message, self.figures)
 
 
-def trade_exposure(spec: BracketRequest, base: Decimal | None) -> tuple[Decimal, Decimal]:
+def trade_exposure(spec: BracketSpec, base: Decimal | None) -> tuple[Decimal, Decimal]:
     """(notional, risk) of the trade. Without a base price (market entry, no broker) assume the
     worst case the bracket allows: the base at the far end from the stop."""
     if base is None:
@@ -228,7 +244,7 @@ def trade_exposure(spec: BracketRequest, base: Decimal | None) -> tuple[Decimal,
 
 
 def pre_trade_refusal(
-    spec: BracketRequest, base: Decimal | None, book: BookState, limits: RiskLimits
+    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits
 ) -> Refusal | None:
     """The first rule the trade breaks, or None."""
     failed = next((c for c in pre_trade_checks(spec, base, book, limits) if not c.passed), None)
@@ -236,7 +252,7 @@ def pre_trade_refusal(
 
 
 def pre_trade_checks(
-    spec: BracketRequest, base: Decimal | None, book: BookState, limits: RiskLimits
+    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits
 ) -> list[RuleCheck]:
     """Every rule's verdict, in the order they are applied: the cheapest facts first."""
     notional, risk = trade_exposure(spec, base)
@@ -245,7 +261,7 @@ def pre_trade_checks(
             _loss_check(book, limits), _buying_power_check(notional, book)]
 
 
-def _symbol_check(spec: BracketRequest, book: BookState) -> RuleCheck:
+def _symbol_check(spec: BracketSpec, book: BookState) -> RuleCheck:
     rule, untracked = "open_position_in_symbol", dict(book.untracked)
     if spec.symbol in book.unknown_symbols:
         return RuleCheck(

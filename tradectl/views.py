@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
-
-from tradectl.broker import BrokerPosition
+from typing import Annotated, Any, Protocol
 
 Price = Annotated[Decimal, "price"]  # on Alpaca's tick: 145.00, 0.1234
 Money = Annotated[Decimal, "money"]  # dollars: at least cents, finer digits kept
@@ -107,6 +105,24 @@ def overlaid(view: PositionView, fields: dict[str, Any]) -> PositionView:
     return copy
 
 
+class HeldPosition(Protocol):
+    """What a view of a broker's position reads (broker.BrokerPosition has it): views import no
+    adapter."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def qty(self) -> Decimal: ...
+    @property
+    def avg_entry_price(self) -> Decimal | None: ...
+    @property
+    def current_price(self) -> Decimal | None: ...
+    @property
+    def unrealized_pl(self) -> Decimal | None: ...
+
+
 @dataclass(frozen=True)
 class ExternalPositionView:
     """A position the broker holds that tradectl does not track (opened elsewhere)."""
@@ -119,7 +135,7 @@ class ExternalPositionView:
     unrealized_pl: Money | None
 
     @classmethod
-    def of(cls, held: BrokerPosition) -> ExternalPositionView:
+    def of(cls, held: HeldPosition) -> ExternalPositionView:
         return cls(held.symbol, held.side, held.qty, held.avg_entry_price, held.current_price,
                    held.unrealized_pl)
 

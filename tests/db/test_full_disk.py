@@ -23,5 +23,5 @@ def test_a_write_on_a_full_disk_is_a_database_error_and_works_again_after() -> N
             journal.record("note", "room again")
             journal.commit()
         with db.read() as journal:
-            assert [e.message for e in journal.recent_events(10)] == ["room again"]
+            assert [e.message for e, _ in journal.recent_events(10)] == ["room again"]
         db.dispose()

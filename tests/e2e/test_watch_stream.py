@@ -237,7 +237,7 @@ def test_with_the_stream_off_no_websocket_is_opened(
 def test_without_the_sdk_installed_the_stream_is_off_and_says_why(
     fake: FakeAlpaca, watch: Callable[..., RunningWatch], tmp_path: Path
 ) -> None:
-    """The REST path needs no SDK (README: "The Alpaca SDK"): a missing one turns the stream
+    """The REST path needs no SDK (docs/alpaca-sdk.md): a missing one turns the stream
     off, not the loop."""
     shadow = tmp_path / "no_sdk" / "alpaca_trade_api"
     shadow.mkdir(parents=True)

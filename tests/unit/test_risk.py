@@ -4,10 +4,10 @@ from decimal import Decimal as D
 
 import pytest
 
+from tradectl.broker import BracketRequest
 from tradectl.errors import InputError
 from tradectl.risk import (
     BookState,
-    BracketRequest,
     RiskLimits,
     check_bracket_against_base,
     check_bracket_shape,

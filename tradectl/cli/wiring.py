@@ -131,7 +131,7 @@ def broker(config: Settings) -> Broker | None:
 def trade_updates(config: Settings) -> TradeUpdateStream | NoStream | None:
     """Alpaca's trade-updates stream for `watch` (not started): with keys and ALPACA_STREAM on.
     Importing it imports alpaca-trade-api (pandas, numpy, aiohttp: about 0.4 s); installed
-    without it (README: "The Alpaca SDK"), the stream is off and says why."""
+    without it (docs/alpaca-sdk.md), the stream is off and says why."""
     if not (config.alpaca_enabled and config.alpaca_stream):
         return None
     try:

@@ -15,8 +15,6 @@ from sqlalchemy import and_, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tradectl.db.models import LIVE_POSITION_STATUSES, Alert, Cycle, Event, Position, utcnow
-from tradectl.performance import ClosedTrade
-from tradectl.views import AlertView, CycleView, EventView, PositionView
 
 # Every kind of event tradectl records: `log --kind` accepts these (a test keeps the list in step
 # with the code).
@@ -128,10 +126,11 @@ class Journal:
 
     # -- the trading report ------------------------------------------------------------------
 
-    def closed_trades(self, since: datetime | None, until: datetime | None) -> list[ClosedTrade]:
+    def closed_positions(self, since: datetime | None,
+                         until: datetime | None) -> list[tuple[Position, Decimal]]:
         """Positions that held shares and are closed with a realized P&L, closed in
-        [since, until), in the order they closed. The initial stop is the one the position was
-        opened with (its position_created event), whatever became of the bracket since."""
+        [since, until), in the order they closed, each with its initial stop: the one the position
+        was opened with (its position_created event), whatever became of the bracket since."""
         opened = aliased(Event)
         query = (select(Position, opened.details).outerjoin(opened, and_(
             opened.position_id == Position.id, opened.kind == "position_created"))
@@ -142,17 +141,12 @@ class Journal:
             query = query.where(Position.closed_at >= since)
         if until is not None:
             query = query.where(Position.closed_at < until)
-        trades = {}
+        closed = {}
         for p, details in self._session.execute(query.order_by(Position.closed_at,
                                                                Position.id)):
             stop = details.get("stop") if isinstance(details, dict) else None
-            assert p.filled_avg_price is not None and p.exit_price is not None
-            assert p.realized_pl is not None and p.closed_at is not None
-            trades[p.id] = ClosedTrade(
-                p.id, p.symbol, p.side, p.filled_qty or p.qty, p.filled_avg_price, p.exit_price,
-                Decimal(stop) if isinstance(stop, str) else p.stop_loss, p.realized_pl,
-                p.close_reason or "unknown", p.created_at, p.closed_at)
-        return list(trades.values())
+            closed[p.id] = (p, Decimal(stop) if isinstance(stop, str) else p.stop_loss)
+        return list(closed.values())
 
     def stops_pulled(self, since: datetime | None, until: datetime | None) -> list[datetime]:
         """When each emergency stop (halt, or the loss limit) latched its cycle."""
@@ -186,9 +180,9 @@ class Journal:
 
     def recent_events(
         self, limit: int, *, symbol: str | None = None, kind: str | None = None,
-    ) -> list[EventView]:
-        """Newest first. An event's symbol is its position's; events without a position (a
-        refusal, a failed pre-trade read) carry it in their details."""
+    ) -> list[tuple[Event, str | None]]:
+        """Newest first, each with its position's symbol (None without a position: a refusal or
+        a failed pre-trade read carries it in its details), narrowed to a symbol or a kind."""
         query = select(Event, Position.symbol).outerjoin(Position,
                                                          Event.position_id == Position.id)
         if kind is not None:
@@ -199,7 +193,7 @@ class Journal:
                 and_(Event.position_id.is_(None), Event.details["symbol"].as_string() == symbol),
             ))
         query = query.order_by(Event.created_at.desc(), Event.id.desc()).limit(limit)
-        return [event_view(event, symbol) for event, symbol in self._session.execute(query)]
+        return [(event, symbol) for event, symbol in self._session.execute(query)]
 
     # -- the alerts outbox -----------------------------------------------------------------
 
@@ -209,13 +203,12 @@ class Journal:
                                 facts=_jsonable(facts) if facts else None, cycle_id=cycle_id,
                                 recipients=recipients, status="pending", attempts=0))
 
-    def pending_alerts(self, channel: str | None = None) -> list[AlertView]:
+    def pending_alerts(self, channel: str | None = None) -> list[Alert]:
         """Every channel's pending alerts, or one channel's; oldest first."""
         query = select(Alert).where(Alert.status == "pending")
         if channel is not None:
             query = query.where(Alert.channel == channel)
-        return [AlertView(a.id, a.created_at, a.subject, a.status, a.attempts, a.last_error,
-                          a.channel) for a in self._session.scalars(query.order_by(Alert.id))]
+        return list(self._session.scalars(query.order_by(Alert.id)))
 
     def claim_alerts(self, channel: str, now: datetime, lease: timedelta) -> list[Alert]:
         """A channel's pending alerts nobody is sending (or whose sender outlived its lease),
@@ -259,7 +252,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# -- views ------------------------------------------------------------------------------------
+# -- a row's values ---------------------------------------------------------------------------
 
 _POSITION_FIELDS = (
     "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss", "take_profit",
@@ -271,33 +264,11 @@ _POSITION_FIELDS = (
 )
 
 
-def position_view(position: Position, **market: Any) -> PositionView:
-    """A row as a frozen view; `market` adds the broker's mark (last_price, unrealized_pl)."""
+def position_values(position: Position) -> dict[str, Any]:
+    """A position's columns by name, what its frozen view holds (services.row_views)."""
     # Straight from the instance's dict of loaded values: `watch` builds a view of every position
     # every tick, and going through the ORM's descriptor for each field cost a third as much as
     # loading the row. getattr for a value not loaded, which also loads it.
     loaded = inspect(position).dict
-    values = {name: loaded[name] if name in loaded else getattr(position, name)
-              for name in _POSITION_FIELDS}
-    return PositionView(**values, **market)
-
-
-def cycle_view(cycle: Cycle) -> CycleView:
-    return CycleView(cycle.id, cycle.status, cycle.started_at, cycle.stopped_at,
-                     cycle.stop_reason, cycle.loss_baseline, cycle.baseline_at)
-
-
-def event_view(event: Event, position_symbol: str | None) -> EventView:
-    details = event.details if isinstance(event.details, dict) else None
-    detail_symbol = details.get("symbol") if details else None
-    return EventView(
-        id=event.id, created_at=event.created_at, kind=event.kind,
-        symbol=position_symbol or (detail_symbol if isinstance(detail_symbol, str) else None),
-        message=event.message, cycle_id=event.cycle_id, position_id=event.position_id,
-        details=event.details,
-    )
-
-
-def stopped_message(cycle: Cycle | CycleView) -> str:
-    when = cycle.stopped_at.strftime("%Y-%m-%d %H:%M:%S UTC") if cycle.stopped_at else "?"
-    return f"trading is stopped since {when}: {cycle.stop_reason or 'no reason given'}"
+    return {name: loaded[name] if name in loaded else getattr(position, name)
+            for name in _POSITION_FIELDS}

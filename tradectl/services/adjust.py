@@ -21,7 +21,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerRequest, Order
-from tradectl.db.journal import position_view
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import (
@@ -36,6 +35,7 @@ from tradectl.risk import check_exit_prices
 from tradectl.services.close_position import find_position
 from tradectl.services.protection import working_exits
 from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook, write_outcome_unknown
+from tradectl.services.row_views import position_view
 from tradectl.views import PositionView, Price
 
 

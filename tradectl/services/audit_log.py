@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tradectl.db.session import Database
+from tradectl.services.row_views import recent_events as journal_events
 from tradectl.views import EventView
 
 DEFAULT_LIMIT = 50
@@ -11,4 +12,4 @@ DEFAULT_LIMIT = 50
 def recent_events(db: Database, *, limit: int = DEFAULT_LIMIT, symbol: str | None = None,
                   kind: str | None = None) -> list[EventView]:
     with db.read() as journal:
-        return journal.recent_events(limit, symbol=symbol, kind=kind)
+        return journal_events(journal, limit, symbol=symbol, kind=kind)

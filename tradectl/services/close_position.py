@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerPosition, Order
-from tradectl.db.journal import Journal, position_view
+from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import (
@@ -45,6 +45,7 @@ from tradectl.services.reconcile import (
     sync_position,
     write_outcome_unknown,
 )
+from tradectl.services.row_views import position_view
 from tradectl.views import PositionView
 
 # How long the close is retried while Alpaca still counts the shares as held by the orders just

@@ -5,7 +5,7 @@ the database and nothing is sent to the broker or to an alert channel.
 
 Every command's preview returns the same envelope, `DryRun`, around its own `plan` (what it
 would do: `OpenPlan`, `HaltPlan`, ...), so one renderer draws them all and a new command plugs
-in by writing its plan and its preview (see README, "Dry runs").
+in by writing its plan and its preview (see docs/architecture.md, "Where a new command goes").
 """
 
 from __future__ import annotations

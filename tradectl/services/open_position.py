@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Order
-from tradectl.db.journal import Journal, position_view, stopped_message
+from tradectl.db.journal import Journal
 from tradectl.db.models import Cycle, Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import (
@@ -45,6 +45,7 @@ from tradectl.services.reconcile import (
     settle_unknown_orders,
     write_outcome_unknown,
 )
+from tradectl.services.row_views import position_view, stopped_message
 from tradectl.views import PositionView
 
 

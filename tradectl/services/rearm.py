@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import Broker, BrokerPosition, OcoExitRequest, Order
-from tradectl.db.journal import Journal, position_view
+from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
@@ -53,6 +53,7 @@ from tradectl.services.reconcile import (
     OrderBook,
     write_outcome_unknown,
 )
+from tradectl.services.row_views import position_view
 from tradectl.views import PositionView, overlaid
 
 GATE_WAIT_SECONDS = 5.0  # an `open` holds the gate for one submit at most

@@ -9,6 +9,7 @@ from tradectl.db.session import Database
 from tradectl.errors import InputError
 from tradectl.market import MARKET_TZ
 from tradectl.performance import Performance, performance, trading_day
+from tradectl.services.row_views import closed_trade
 
 
 def trading_report(db: Database, *, since: date | None, until: date | None,
@@ -19,7 +20,7 @@ def trading_report(db: Database, *, since: date | None, until: date | None,
         raise InputError(f"--since {since} is after --until {until}")
     with db.read() as journal:
         start, end = _day_start(since), _day_start(until + timedelta(days=1)) if until else None
-        trades = journal.closed_trades(start, end)
+        trades = [closed_trade(p, stop) for p, stop in journal.closed_positions(start, end)]
         stops = journal.stops_pulled(start, end)
     first = min([trading_day(t.closed_at) for t in trades] + [trading_day(s) for s in stops],
                 default=trading_day(now))

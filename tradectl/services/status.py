@@ -11,7 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order
-from tradectl.db.journal import cycle_view, position_view
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
@@ -19,6 +18,7 @@ from tradectl.market import trading_day_start
 from tradectl.risk import CENT, applicable_baseline, position_pnl
 from tradectl.services.protection import protection_verdict
 from tradectl.services.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
+from tradectl.services.row_views import alert_view, cycle_view, position_view
 from tradectl.views import (
     AlertView,
     CycleView,
@@ -85,7 +85,7 @@ def _journal(db: Database, mode: str, now: datetime,
             cycle=cycle_view(cycle) if cycle is not None else None,
             positions=tuple(position_view(p) for p in rows),
             realized_pl_today=journal.realized_pl_since(trading_day_start(now)),
-            alerts=tuple(journal.pending_alerts()),
+            alerts=tuple(alert_view(a) for a in journal.pending_alerts()),
             broker_configured=broker,
             loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, now)
             if cycle is not None else None,

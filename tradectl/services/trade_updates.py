@@ -20,13 +20,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tradectl.broker import Broker, Order, StreamStatus, TradeUpdates
-from tradectl.db.journal import Journal, position_view
+from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.rearm import keep_protected
 from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
+from tradectl.services.row_views import position_view
+from tradectl.services.row_views import recent_events as newest_events
 from tradectl.views import EventView, PositionView
 
 LEG_DEAD = frozenset({"canceled", "expired", "rejected"})
@@ -169,7 +171,7 @@ def apply_trade_updates(db: Database, known: KnownOrders, orders: Sequence[Order
         positions = tuple(position_view(p) for p in live
                           if p.status in LIVE_POSITION_STATUSES)
         touched = _touched(live, OrderBook.of(known.orders()), orders)
-        events = tuple(journal.recent_events(recent_events))
+        events = tuple(newest_events(journal, recent_events))
         cycle = journal.latest_cycle()
         journal.commit()
     return Applied(tuple(changes), positions, events, touched,
@@ -235,7 +237,7 @@ def protect_touched(db: Database, broker: Broker, channel: Channels | None,
     if not found.changes:
         return report
     with db.read() as journal:
-        events = tuple(journal.recent_events(recent_events))
+        events = tuple(newest_events(journal, recent_events))
     return replace(report, changes=report.changes + found.changes, events=events)
 
 

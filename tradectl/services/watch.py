@@ -18,7 +18,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order, StreamStatus, TradeUpdates
-from tradectl.db.journal import cycle_view, position_view
 from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
@@ -39,6 +38,7 @@ from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.offline_stop import complete_offline_stops
 from tradectl.services.rearm import keep_protected
 from tradectl.services.reconcile import OrderBook, sync_live_positions
+from tradectl.services.row_views import cycle_view, position_view, recent_events
 from tradectl.services.tick_report import BrokerState, TickReport
 from tradectl.services.trade_updates import (
     KnownOrders,
@@ -263,7 +263,7 @@ class Watcher:
                 positions=tuple(_with_market(p, market) for p in live),
                 external=tuple(ExternalPositionView.of(p) for s, p in market.items()
                                if s not in tracked),
-                events=tuple(journal.recent_events(RECENT_EVENTS)))
+                events=tuple(recent_events(journal, RECENT_EVENTS)))
             journal.commit()
         self._unrecorded = []
         self._last_cycle_status, self._last_baseline = report.cycle_status, report.loss_baseline
@@ -355,7 +355,7 @@ class Watcher:
             view = cycle_view(cycle) if cycle is not None else None
             return replace(report,
                            positions=tuple(position_view(p) for p in journal.live_positions()),
-                           events=tuple(journal.recent_events(RECENT_EVENTS)),
+                           events=tuple(recent_events(journal, RECENT_EVENTS)),
                            cycle_id=view.id if view else report.cycle_id)
 
 
