@@ -32,7 +32,7 @@ from tradectl.risk import (
     loss_since_baseline,
     loss_warning_reached,
 )
-from tradectl.services.alerts import deliver_pending
+from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.offline_stop import complete_offline_stops
@@ -97,6 +97,10 @@ class Watcher:
     # -- one tick ---------------------------------------------------------------------------
 
     def tick(self) -> TickReport:
+        with waiting_at_most(loop_wait(self.interval)):  # alerts never hold up a tick
+            return self._tick()
+
+    def _tick(self) -> TickReport:
         report = TickReport(utcnow(), None, "unknown", None, drives_stops=self.drives_stops)
         if time.monotonic() < self._database_retry_at:
             report = replace(report, database_failed=True,
@@ -381,12 +385,16 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
                        gate_wait=gate_wait, driver_lock=lock,
                        rearm_protection=rearm_protection)
 
-    if read_only:
-        yield watcher(None)
-        return
-    with db.lock("watch-driver", wait=0) as driver:
-        if not driver:
-            raise RefusedError(
-                "another `tradectl watch` already drives automatic stops for this database",
-                rule="one_watch_driver", hint="run this one with --read-only to only look")
-        yield watcher(driver)
+    try:
+        if read_only:
+            yield watcher(None)
+            return
+        with db.lock("watch-driver", wait=0) as driver:
+            if not driver:
+                raise RefusedError(
+                    "another `tradectl watch` already drives automatic stops for this "
+                    "database", rule="one_watch_driver",
+                    hint="run this one with --read-only to only look")
+            yield watcher(driver)
+    finally:
+        drain()  # alerts a tick left going out, each bounded by its channel
