@@ -499,6 +499,13 @@ class FakeAlpaca:
                 return 500, {"code": 50010000, "message": f"fake_alpaca rewrite error: {exc!r}"}
         return status, payload
 
+    @staticmethod
+    def _delayed(fault: Fault | None) -> Fault | None:
+        """Wait out the fault's delay; None when it then answers as usual (answer=True)."""
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        return None if fault is None or fault.answer else fault
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         started, wall = time.monotonic(), time.time()
         method = handler.command
@@ -523,10 +530,7 @@ class FakeAlpaca:
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(method, path)
-        if fault and fault.delay:
-            time.sleep(fault.delay)
-        if fault and fault.answer:
-            fault = None
+        fault = self._delayed(fault)
         if not fault or fault.apply:
             status, payload = self._answer(handler, method, path, query, raw_body)
         if not fault:
