@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import ssl
 import threading
 import time
 import traceback
@@ -131,13 +132,15 @@ class FakeAlpaca:
         self._stream_keys_refused = False
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self._scheme = "http"
         self._thread: threading.Thread | None = None
         self._stream = TradeStream(self._stream_keys_valid, lambda: self.latency)
         self._broker.on_trade_update = self._stream.publish
 
     # ----- lifecycle ------------------------------------------------------------------
 
-    def start(self, port: int = 0) -> FakeAlpaca:
+    def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> FakeAlpaca:
+        """Serve on 127.0.0.1 over http, or over https with `tls` (a server context)."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -151,6 +154,9 @@ class FakeAlpaca:
         self._stopping.clear()
         self._stream.open()
         self._server = _Server(("127.0.0.1", port), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https" if tls is not None else "http"
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-alpaca", daemon=True
         )
@@ -160,7 +166,7 @@ class FakeAlpaca:
     @property
     def url(self) -> str:
         """Base URL without /v2 (trading and market-data paths share it)."""
-        return f"http://127.0.0.1:{self._port}"
+        return f"{self._scheme}://127.0.0.1:{self._port}"
 
     @property
     def stream_url(self) -> str:
