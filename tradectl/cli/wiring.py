@@ -28,7 +28,7 @@ def env_file() -> Path:
 
 def own_env_file() -> Path:
     """tradectl's own .env, in its config directory (e.g. ~/.config/tradectl/.env)."""
-    return Path(typer.get_app_dir("tradectl")) / ".env"
+    return app_dir() / ".env"
 
 
 def load_environment() -> dict[str, str]:
