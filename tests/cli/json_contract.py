@@ -78,7 +78,8 @@ HALT = closed(
     market_open=maybe(BOOL), symbols=listing(HALT_SYMBOL),
     totals={"type": "object", "additionalProperties": INT}, equity=maybe(MONEY),
     day_pnl=maybe(MONEY), broker_error=maybe(TEXT), broker_requests=maybe(INT), alert=TEXT,
-    notes=listing(TEXT), database_error=maybe(TEXT), unread=listing(TEXT), exit_code=INT)
+    notes=listing(TEXT), database_error=maybe(TEXT), unread=listing(TEXT), swept=listing(TEXT),
+    completed=listing(TEXT), exit_code=INT)
 
 RESUME = closed(cycle_id=INT, resumed=BOOL, previous_cycle_id=maybe(INT),
                 day_pnl=maybe(MONEY), forced=BOOL, loss_baseline=maybe(MONEY), alerts_sent=INT)

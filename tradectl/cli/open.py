@@ -82,6 +82,9 @@ def open_command(
         show(preview_open(db, adapter, risk_limits(config),
                           quote_open(None, reads, risk_budget),
                           trading_mode=config.trading_mode), as_json)
+    from tradectl.cli.pending_stops import finish_pending_stops
+
+    finish_pending_stops(config, db, adapter)  # a stop killed mid-flight: completed, latched
     quote = quote_open(db, reads, risk_budget)
     if confirm:
         render.stderr().print(order_preview(quote, config.trading_mode))

@@ -35,7 +35,11 @@ def close_command(position: PositionArgument, dry_run: DryRunOption = False,
 
         show(preview_close(database(config, dry_run=True), broker(config), position,
                            trading_mode=config.trading_mode), as_json)
-    outcome = close_position(database(config), broker(config), alert_channels(config), position)
+    from tradectl.cli.pending_stops import finish_pending_stops
+
+    db, adapter = database(config), broker(config)
+    finish_pending_stops(config, db, adapter)
+    outcome = close_position(db, adapter, alert_channels(config), position)
     close_report(outcome, as_json)
     raise typer.Exit(outcome.exit_code)
 

@@ -22,7 +22,8 @@ EVENT_KINDS = frozenset({
     "account_reading_discarded", "adjust_failed", "adjust_requested", "adjust_unknown",
     "adjusted", "alert_failed", "alert_skipped", "bracket_leg_ended", "broker_error",
     "cancel_failed", "close_failed", "close_requested", "close_unknown", "cycle_resumed",
-    "cycle_started", "emergency_stop", "emergency_stop_recorded", "entry_cancel_pending",
+    "cycle_started", "emergency_stop", "emergency_stop_complete", "emergency_stop_recorded",
+    "entry_cancel_pending",
     "entry_cancel_sent", "entry_cancelled", "entry_not_found", "entry_still_working",
     "entry_unknown", "external_closed", "gapped_through_stop", "loss_warning", "order_submitted",
     "order_unknown", "outside_exit", "position_closed", "position_closing", "position_created",
@@ -171,6 +172,11 @@ class Journal:
         SQLite, where it cannot batch inserts whose new ids it must read back."""
         if rows:
             self._session.execute(insert(Event), rows)
+
+    def event_details(self, kind: str, *, since: datetime) -> list[dict[str, Any] | None]:
+        """The details of every `kind` event since `since`."""
+        return list(self._session.scalars(
+            select(Event.details).where(Event.kind == kind, Event.created_at >= since)))
 
     def recent_events(
         self, limit: int, *, symbol: str | None = None, kind: str | None = None,

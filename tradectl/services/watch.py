@@ -168,7 +168,7 @@ class Watcher:
 
     def _complete_offline_stops(self, report: TickReport) -> TickReport:
         assert self.spool is not None
-        recorded = complete_offline_stops(self.db, self.spool)
+        recorded = complete_offline_stops(self.db, self.spool, self.broker, self.channel)
         return replace(report, changes=report.changes + tuple(recorded))
 
     def _deliver_alerts(self, report: TickReport) -> TickReport:

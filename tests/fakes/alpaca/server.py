@@ -88,6 +88,7 @@ class Fault:
     apply: bool
     drip: float = 0.0  # seconds between the answer's bytes (headers and body)
     headers: dict[str, str] | None = None  # sent as well, e.g. a Content-Encoding
+    answer: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, "*", method)) and bool(self.path.search(path))
@@ -408,6 +409,7 @@ class FakeAlpaca(ClockSteering):
         apply: bool = False,
         drip: float = 0.0,
         headers: dict[str, str] | None = None,
+        answer: bool = False,
     ) -> None:
         """The next `times` (None: all) matching requests get this answer instead.
 
@@ -416,6 +418,8 @@ class FakeAlpaca(ClockSteering):
 
         apply=True processes the request first (state changes) and then answers with
         the fault (or hangs), as when a response is lost after the broker acted on it.
+        answer=True: only the delay applies, then the request is processed and answered as
+        usual (a slow broker: an order that reaches the book `delay` seconds after it is sent).
         """
         with self._lock:
             self._faults.append(
@@ -431,6 +435,7 @@ class FakeAlpaca(ClockSteering):
                     apply,
                     drip,
                     headers,
+                    answer,
                 )
             )
 
@@ -514,6 +519,13 @@ class FakeAlpaca(ClockSteering):
                 return 500, {"code": 50010000, "message": f"fake_alpaca rewrite error: {exc!r}"}
         return status, payload
 
+    @staticmethod
+    def _delayed(fault: Fault | None) -> Fault | None:
+        """Wait out the fault's delay; None when it then answers as usual (answer=True)."""
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        return None if fault is None or fault.answer else fault
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         started, wall = time.monotonic(), time.time()
         method = handler.command
@@ -538,8 +550,7 @@ class FakeAlpaca(ClockSteering):
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(method, path)
-        if fault and fault.delay:
-            time.sleep(fault.delay)
+        fault = self._delayed(fault)
         if not fault or fault.apply:
             status, payload = self._answer(handler, method, path, query, raw_body)
         if not fault:
