@@ -9,9 +9,8 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,54 +19,12 @@ from tests.conftest import Cli, SmtpSink, broker_env, rows, tradectl_command
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.disk import full_disk
 from tests.support.pg_cluster import PrivateCluster
+from tests.support.watch_process import Watch
 from tradectl.config import DEFAULTS
 from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
 
 OPEN_AAPL = ("open", "AAPL", "--qty", "2", "--stop", "145", "--target", "160")
-
-
-class Watch:
-    """`tradectl watch --json` as a process; its tick documents are collected as they come."""
-
-    def __init__(self, cli: Cli, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in DEFAULTS}
-        env.update(cli.env, XDG_CONFIG_HOME=str(cli.cwd / "config"))
-        self.process = subprocess.Popen(
-            [*tradectl_command(), "watch", "--json", *args], env=env, cwd=cli.cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.ticks: list[dict] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.ticks.append(json.loads(line))
-
-    def wait_for(self, condition: Callable[[dict], bool], seconds: float = 30,
-                 since: int | None = None) -> dict:
-        """The first tick from now (or from tick number `since`) that meets `condition`."""
-        deadline = time.monotonic() + seconds
-        seen = len(self.ticks) if since is None else since
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.stderr()
-            for tick in self.ticks[seen:]:
-                if condition(tick):
-                    return tick
-            seen = len(self.ticks)
-            time.sleep(0.05)
-        raise AssertionError(f"no such tick in {seconds}s; last: {self.ticks[-1:]}")
-
-    def interrupt(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(30)
-
-    def stderr(self) -> str:
-        if self.process.poll() is None:
-            return "(running)"
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
 
 
 @pytest.fixture
@@ -117,8 +74,9 @@ def test_watch_keeps_driving_across_a_restart_and_an_outage(
     before = len(watch.ticks)
     private_pg.restart("fast")  # frees the session lock the driver held
     watch.wait_for(lambda t: any("taken back" in c for c in t["changes"]), since=before)
-    second = run(pg_trader, "watch", "--once")
-    assert second.returncode == 3, second.stderr  # still exactly one driver
+    second = run(pg_trader, "watch", "--once", "--json")
+    assert second.returncode == 0, second.stderr  # still exactly one driver: it stands by
+    assert json.loads(second.stdout)["role"] == "standby"
 
     with private_pg.down("immediate"):
         failed = watch.wait_for(lambda t: (t["error"] or "").startswith("database"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 import zlib
@@ -38,6 +39,19 @@ SERVER_KEEPALIVES = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interva
 ORPHAN_EXIT_WAIT = 5.0
 
 _process_locks: dict[str, threading.Lock] = {}
+_process_holders: dict[str, str] = {}
+
+
+def this_process() -> str:
+    """How a holder is named to the processes it keeps waiting: "pid 4242 on host-a" (the pid
+    first: PostgreSQL cuts an application_name at 63 bytes)."""
+    host = "".join(c for c in socket.gethostname() if c.isascii() and c.isprintable())
+    return f"pid {os.getpid()} on {host or 'unknown host'}"
+
+
+def _holder_text(raw: str) -> str | None:
+    text = "".join(c for c in raw.strip() if c.isprintable())[:120]
+    return text or None
 
 
 class NamedLock(ABC):
@@ -52,6 +66,8 @@ class NamedLock(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
         self.held = False
+        # Who holds it, as last seen by a failed attempt ("pid 4242 on host-a"); None: unknown.
+        self.holder: str | None = None
 
     def __bool__(self) -> bool:
         return self.held
@@ -117,6 +133,9 @@ class ProcessLock(NamedLock):
     def _try_acquire(self) -> bool:
         if not self.held:
             self.held = self._lock.acquire(blocking=False)
+            if self.held:
+                _process_holders[self.name] = f"{this_process()} (this process)"
+        self.holder = None if self.held else _process_holders.get(self.name)
         return self.held
 
     def verify(self) -> bool:
@@ -153,12 +172,31 @@ class FileLock(NamedLock):
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                self.holder = self._written()
                 return False
             self.held = True
             if self.verify():
+                self._write(this_process())
                 return True
             self.release()
         return False
+
+    def _write(self, holder: str) -> None:
+        """The holder's name in the file, for the processes that wait (only the holder writes)."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{holder}\n".encode(), 0)
+        except OSError as err:  # a full disk: the lock holds all the same
+            log.debug("naming the holder in %s: %s", self.path, err)
+
+    def _written(self) -> str | None:
+        assert self._fd is not None
+        try:
+            return _holder_text(os.pread(self._fd, 256, 0).decode("utf-8", "replace"))
+        except OSError as err:
+            log.debug("reading the holder of %s: %s", self.path, err)
+            return None
 
     def verify(self) -> bool:
         if self.held and self._fd is not None:
@@ -190,12 +228,14 @@ class AdvisoryLock(NamedLock):
         self._url, self._dialect, self._describe_error = url, dialect, describe_error
         self._connection: Any = None
         self._backend: tuple[int, datetime] | None = None  # (pid, start) of the holding session
+        self._application = f"tradectl lock {name}: "
 
     def _connect(self) -> Any:
         dbapi = self._dialect.loaded_dbapi
         cargs, cparams = self._dialect.create_connect_args(self._url)
         cparams.setdefault("connect_timeout", LOCK_CONNECT_TIMEOUT)
-        cparams.setdefault("application_name", f"tradectl lock {self.name}")
+        # Its holder's name, read by the processes that wait (pg_stat_activity)
+        cparams.setdefault("application_name", f"{self._application}{this_process()}"[:63])
         if self._dialect.driver in ("psycopg", "psycopg2"):  # libpq parameters
             for option, value in LOCK_KEEPALIVES.items():
                 cparams.setdefault(option, value)
@@ -222,6 +262,7 @@ class AdvisoryLock(NamedLock):
             self._connection = self._connect()
         try:
             if not self._query("SELECT pg_try_advisory_lock(%s)", self.key):
+                self.holder = self._holder_name()
                 return False
             self.held = True
             for setting in SERVER_KEEPALIVES:
@@ -255,7 +296,8 @@ class AdvisoryLock(NamedLock):
         # The server may still hold it for the connection we lost (a half-open TCP link, which it
         # notices only when its keepalives give up): end that session of ours, then take it.
         orphan = self._backend
-        if orphan is None or self._holder() != orphan:
+        holder = self._holder()
+        if orphan is None or holder is None or holder[:2] != orphan:
             return False
         try:
             self._query("SELECT pg_terminate_backend(%s)", orphan[0])
@@ -264,12 +306,20 @@ class AdvisoryLock(NamedLock):
             return False
         return self.acquire(ORPHAN_EXIT_WAIT)
 
-    def _holder(self) -> tuple[int, datetime] | None:
-        """The session holding the key (pid, start), or None if none or unknown."""
+    def _holder_name(self) -> str | None:
+        holder = self._holder()
+        name = holder[2] if holder is not None else ""
+        return _holder_text(name.removeprefix(self._application)) \
+            if name.startswith(self._application) else None
+
+    def _holder(self) -> tuple[int, datetime, str] | None:
+        """The session holding the key (pid, start, application name), or None if none or
+        unknown."""
         cursor = self._connection.cursor()
         try:
             cursor.execute(
-                "SELECT a.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a "
+                "SELECT a.pid, a.backend_start, a.application_name FROM pg_locks l "
+                "JOIN pg_stat_activity a "
                 "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
                 "AND l.objsubid = 1 AND l.database = "
                 "(SELECT oid FROM pg_database WHERE datname = current_database()) "
@@ -280,7 +330,7 @@ class AdvisoryLock(NamedLock):
             return None
         finally:
             cursor.close()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2] or "") if row else None
 
     def release(self) -> None:
         connection, self._connection = self._connection, None

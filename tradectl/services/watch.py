@@ -1,6 +1,6 @@
 """The risk loop: each tick brings the database in line with the broker, computes the day's P&L,
 and pulls the emergency stop when the loss limit is reached (confirmed by a second read). The
-loop's policy lives here too: one driver per database, the tick's exit code, the back-off.
+loop's policy lives here too: the tick's exit code, the back-off; who drives is watch_driver.py.
 
 A tick never waits on the network inside a transaction: the broker is read first, then the
 database is written in one short transaction. A database fault fails the tick like a broker
@@ -22,7 +22,7 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
-from tradectl.errors import BrokerError, DatabaseError, RefusedError
+from tradectl.errors import BrokerError, DatabaseError
 from tradectl.formats import dollars
 from tradectl.notify import Channels
 from tradectl.risk import (
@@ -48,6 +48,7 @@ from tradectl.services.trade_updates import (
     note_refused_keys,
     protect_touched,
 )
+from tradectl.services.watch_driver import DriverSeat
 from tradectl.views import ExternalPositionView, PositionView
 
 RECENT_EVENTS = 8
@@ -70,7 +71,9 @@ class Watcher:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
-        self.limit, self.drives_stops, self.interval = daily_loss_limit, drives_stops, interval
+        self.limit, self.interval = daily_loss_limit, interval
+        self.seat = DriverSeat(driver_lock, drives=drives_stops)
+        self._driver_notes: list[str] = []  # role changes to record once the database answers
         self._warned_cycles: set[int | None] = set()
         self._delay = interval
         self._since: datetime | None = None
@@ -81,6 +84,10 @@ class Watcher:
         self._unrecorded: list[tuple[datetime, str]] = []  # faults seen while it was down
         self.known_orders = KnownOrders()  # the last orders read, the stream's updates over them
         self._stream_refused = False  # "refused keys" recorded since the stream last connected
+
+    @property
+    def drives_stops(self) -> bool:
+        return self.seat.drives
 
     # -- the loop's policy ----------------------------------------------------------------
 
@@ -101,7 +108,7 @@ class Watcher:
         if time.monotonic() < self._database_retry_at:
             report = replace(report, database_failed=True,
                              error="database: unavailable; tried again after its back-off")
-        report = self._guarded(report, self._check_driver)
+        report = self._check_driver(report)  # also during the back-off: a stand-by must take over
         if self.spool is not None:
             report = self._guarded(report, self._complete_offline_stops)
         report = self._guarded(report, self._read_window)
@@ -117,7 +124,8 @@ class Watcher:
         if report.stop is not None:  # show the positions as the stop left them
             report = self._guarded(report, self._views)
         self._note_database(report, error)
-        return replace(report, drives_stops=self.drives_stops)
+        return replace(report, drives_stops=self.drives_stops,
+                       standing_by=self.seat.role == "standby", driver=self.seat.driver)
 
     def _guarded(self, report: TickReport,
                  step: Callable[[TickReport], TickReport]) -> TickReport:
@@ -145,21 +153,23 @@ class Watcher:
         self._unrecorded = (self._unrecorded + [(report.at, f) for f in faults])[-UNRECORDED:]
 
     def _check_driver(self, report: TickReport) -> TickReport:
-        """The driver lock is verified every tick: a database restart frees a session lock.
-        Lost -> taken back if free; held by another `watch` now -> this one steps down."""
-        lock = self.driver_lock
-        if lock is None or not self.drives_stops or lock.verify():
-            return report
-        if lock.reacquire():  # DatabaseError: unknown, keep driving (nobody can take it now)
-            note = "the driver lock was lost (database restart?) and taken back"
-        else:
-            self.drives_stops = False
-            note = ("another `tradectl watch` took the driver lock: this one is read-only now "
-                    "and no longer pulls the emergency stop")
-        with self.db.transaction() as journal:
-            journal.record("watch_driver", note, cycle_id=report.cycle_id)
-            journal.commit()
-        return replace(report, changes=(*report.changes, note), drives_stops=self.drives_stops)
+        """The driver verifies its lock every tick (a database restart frees a session lock), a
+        stand-by tries for it (services/watch_driver.py); a change is shown, and recorded as a
+        `watch_driver` event once the database answers."""
+        notes = self.seat.check()
+        self._driver_notes += notes
+        report = replace(report, changes=(*report.changes, *notes),
+                         drives_stops=self.drives_stops)
+        return self._guarded(report, self._record_driver_notes)
+
+    def _record_driver_notes(self, report: TickReport) -> TickReport:
+        if self._driver_notes:
+            with self.db.transaction() as journal:
+                for note in self._driver_notes:
+                    journal.record("watch_driver", note, cycle_id=report.cycle_id)
+                journal.commit()
+            self._driver_notes = []
+        return report
 
     def _complete_offline_stops(self, report: TickReport) -> TickReport:
         assert self.spool is not None
@@ -222,7 +232,7 @@ class Watcher:
                                           RECENT_EVENTS)
             report = replace(report, changes=applied.changes, positions=applied.positions,
                              events=applied.events)
-            if applied.touched and self.drives_stops and self.broker is not None:
+            if applied.touched and self.broker is not None and self.seat.confirm():
                 report = protect_touched(self.db, self.broker, self.channel, self.known_orders,
                                          applied, report, rearm=self.rearm_protection,
                                          gate_wait=self.gate_wait, recent_events=RECENT_EVENTS)
@@ -298,7 +308,7 @@ class Watcher:
             except BrokerError as err:
                 return replace(report, error=f"loss limit reading not confirmed: {err.message}")
             confirmed_pnl = loss_since_baseline(confirmed.day_pnl, baseline)
-            if loss_limit_reached(confirmed_pnl, self.limit) and self._still_driver():
+            if loss_limit_reached(confirmed_pnl, self.limit) and self.seat.confirm():
                 reason = loss_limit_reason(confirmed_pnl, self.limit, baseline)
                 stop = emergency_stop(self.db, self.broker, self.channel, reason,
                                       spool=self.spool, gate_wait=self.gate_wait)
@@ -315,20 +325,6 @@ class Watcher:
             report = replace(report, warning=warning)
             report = self._guarded(report, lambda r: self._record_warning(r, warning))
         return report
-
-    def _still_driver(self) -> bool:
-        """Checked again right before pulling the stop. A lock that cannot be checked (the
-        database is down) still counts: no other `watch` can take it meanwhile."""
-        lock = self.driver_lock
-        if lock is None:
-            return True
-        try:
-            if lock.verify() or lock.reacquire():
-                return True
-        except DatabaseError:
-            return True
-        self.drives_stops = False
-        return False
 
     def _discarded(self, report: TickReport, first: Decimal, confirmed: Account) -> TickReport:
         """The first reading reached the limit, the second did not: show and keep the second."""
@@ -372,9 +368,9 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              daily_loss_limit: Decimal, interval: float, read_only: bool,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
              rearm_protection: bool = True) -> Iterator[Watcher]:
-    """One `watch` per database drives automatic stops: it holds the driver lock for its life
-    (verified every tick). Another is refused (exit 3) unless it only looks (`read_only`, which
-    never takes the lock and never pulls the stop)."""
+    """One `watch` per database drives automatic stops: the one holding the driver lock. Another
+    stands by and takes over when it is gone (services/watch_driver.py). `read_only` never
+    takes the lock and never pulls the stop."""
     def watcher(lock: NamedLock | None) -> Watcher:
         return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,
                        drives_stops=lock is not None, interval=interval, spool=spool,
@@ -384,9 +380,5 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
     if read_only:
         yield watcher(None)
         return
-    with db.lock("watch-driver", wait=0) as driver:
-        if not driver:
-            raise RefusedError(
-                "another `tradectl watch` already drives automatic stops for this database",
-                rule="one_watch_driver", hint="run this one with --read-only to only look")
+    with db.lock("watch-driver", wait=0) as driver:  # held, or not yet: standing by
         yield watcher(driver)
