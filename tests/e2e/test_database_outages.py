@@ -120,6 +120,44 @@ def test_the_loss_limit_stop_runs_while_the_database_is_down_and_is_recorded_aft
     assert watch.interrupt() == 0
 
 
+def test_after_an_outage_longer_than_the_back_off_exactly_one_of_two_watches_drives(
+    pg_trader: Cli, fake: FakeAlpaca, private_pg: PrivateCluster, watches: list[Watch],
+) -> None:
+    """Issue 31: the driver still in its back-off when the server is back must not step down for
+    good, nor drive beside a stand-by that took the lock meanwhile."""
+    pg_trader.env["DAILY_LOSS_LIMIT"] = "100"
+    assert pg_trader(*OPEN_AAPL).code == 0
+    first = Watch(pg_trader, "--interval", "0.2", "--no-stream")
+    watches.append(first)
+    first.wait_for(lambda t: t["role"] == "driver" and t["error"] is None)
+    second = Watch(pg_trader, "--interval", "0.2", "--no-stream")
+    watches.append(second)
+    second.wait_for(lambda t: t["role"] == "standby" and t["error"] is None)
+
+    with private_pg.down("immediate"):
+        first.wait_for(lambda t: (t["error"] or "").startswith("database"))
+        time.sleep(7)  # its database is tried after 0.2, 0.4, 0.8, 1.6, 3.2, then 6.4 s
+        assert first.ticks[-1]["role"] == "driver"  # it keeps the loss limit meanwhile
+    back = len(first.ticks)
+    for round_ in range(10):  # each round: a tick of each that checked the lock after the last
+        ticks = (first.wait_for(lambda _t: True), second.wait_for(lambda _t: True))
+        if round_ < 2:
+            continue  # one interval for each to see the server back
+        assert sorted(t["role"] for t in ticks) == ["driver", "standby"], [
+            [(t["at"][11:23], t["role"], (t["error"] or "")[:40]) for t in w.ticks[-8:]]
+            for w in (first, second)]
+    # the outage outlasted the first watch's back-off: it was still waiting when it came back
+    assert any("back-off" in (t["error"] or "") for t in first.ticks[back:])
+
+    fake.set_last_equity("100500")  # a $500 loss: whoever drives flattens, once
+    driver = first if first.ticks[-1]["role"] == "driver" else second
+    driver.wait_for(lambda t: t["emergency_stop"] is not None, seconds=30)
+    assert fake.positions_list() == []
+    time.sleep(0.6)
+    assert fake.count("DELETE", "/v2/positions") == 1
+    assert sum(bool(t["emergency_stop"]) for t in first.ticks + second.ticks) == 1
+
+
 # -- halt without its database --------------------------------------------------------------
 
 
