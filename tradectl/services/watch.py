@@ -52,6 +52,7 @@ from tradectl.services.watch_driver import DriverSeat
 from tradectl.views import ExternalPositionView, PositionView
 
 RECENT_EVENTS = 8
+STREAM_DOWN_SECONDS = 5.0  # WATCH_STREAM_DOWN_INTERVAL's default
 MAX_BACKOFF_SECONDS = 300.0
 UNRECORDED = 50  # faults kept, while the database is down, to be recorded once it is back
 # A failing database is tried again after 1, 2, 4... ticks, at most this far apart: a restart or
@@ -67,11 +68,13 @@ class Watcher:
     def __init__(self, db: Database, broker: Broker | None, channel: Channels | None, *,
                  daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
-                 driver_lock: NamedLock | None = None, rearm_protection: bool = True) -> None:
+                 driver_lock: NamedLock | None = None, rearm_protection: bool = True,
+                 stream_down_interval: float = STREAM_DOWN_SECONDS) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
         self.limit, self.interval = daily_loss_limit, interval
+        self.stream_down_interval = stream_down_interval
         self.seat = DriverSeat(driver_lock, drives=drives_stops)
         self._driver_notes: list[str] = []  # role changes to record once the database answers
         self._warned_cycles: set[int | None] = set()
@@ -91,12 +94,14 @@ class Watcher:
 
     # -- the loop's policy ----------------------------------------------------------------
 
-    def next_delay(self, report: TickReport) -> float:
-        """Back off while Alpaca rate-limits; back to normal once it answers. A failing database
-        does not slow the loop (the loss limit is still checked from the account every tick):
-        it is tried again with its own back-off."""
+    def next_delay(self, report: TickReport, stream: StreamStatus | None = None) -> float:
+        """Back off while Alpaca rate-limits; back to normal once it answers; every few seconds
+        while the stream is not connected (only ticks see fills then). A failing database does
+        not slow the loop: it is tried again with its own back-off."""
         if report.rate_limited:
             self._delay = min(self._delay * 2, MAX_BACKOFF_SECONDS)
+        elif stream is not None and stream.state != "connected":
+            self._delay = min(self.interval, self.stream_down_interval)
         else:
             self._delay = self.interval
         return self._delay
@@ -203,10 +208,11 @@ class Watcher:
 
     # -- between ticks: Alpaca's trade updates ------------------------------------------
 
-    def between_ticks(self, delay: float,
-                      updates: TradeUpdates | None) -> Iterator[StreamReport]:
+    def between_ticks(self, delay: float, updates: TradeUpdates | None,
+                      seen: StreamStatus | None = None) -> Iterator[StreamReport]:
         """The wait before the next tick: without the stream a sleep; with it, each batch of
-        trade updates applied as it arrives, and each change of the stream's state reported."""
+        trade updates applied as it arrives, and each change of the stream's state reported;
+        cut short when the stream connects after `seen` or is down (trade_updates.arrivals)."""
         if updates is None:
             time.sleep(delay)
             return
@@ -215,7 +221,8 @@ class Watcher:
         with suppress(DatabaseError):
             self._stream_refused = note_refused_keys(self.db, updates.status(),
                                                      self._stream_refused)
-        for orders, status in arrivals(updates, delay):
+        while_down = None if delay > self.interval else self.stream_down_interval
+        for orders, status in arrivals(updates, delay, while_down=while_down, seen=seen):
             yield self.apply_updates(orders, status)
 
     def apply_updates(self, orders: Sequence[Order], stream: StreamStatus) -> StreamReport:
@@ -367,7 +374,8 @@ def _with_market(position: Position, market: dict[str, BrokerPosition]) -> Posit
 def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              daily_loss_limit: Decimal, interval: float, read_only: bool,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
-             rearm_protection: bool = True) -> Iterator[Watcher]:
+             rearm_protection: bool = True,
+             stream_down_interval: float = STREAM_DOWN_SECONDS) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: the one holding the driver lock. Another
     stands by and takes over when it is gone (services/watch_driver.py). `read_only` never
     takes the lock and never pulls the stop."""
@@ -375,7 +383,8 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
         return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,
                        drives_stops=lock is not None, interval=interval, spool=spool,
                        gate_wait=gate_wait, driver_lock=lock,
-                       rearm_protection=rearm_protection)
+                       rearm_protection=rearm_protection,
+                       stream_down_interval=stream_down_interval)
 
     if read_only:
         yield watcher(None)
