@@ -232,6 +232,9 @@ def main() -> None:
     print(f"\n(finished in {time.perf_counter() - began:.0f} s)")
 
 
+SHOWN = {*HEAVY, "numpy", "rich", "requests", "httpx"}  # the packages each row names
+
+
 def import_checks(ws: Workspace, status_exists: bool) -> list[tuple[str, bool, str]]:
     """Which heavy packages each command imports, from `python -X importtime -m tradectl ...`."""
     module = ["-m", "tradectl"]
@@ -249,7 +252,7 @@ def import_checks(ws: Workspace, status_exists: bool) -> list[tuple[str, bool, s
         found, result = measure.imported_packages([*module, *args], env, ws.dir)
         result.check(f"tradectl {name} under -X importtime")
         bad = sorted(found & forbidden)
-        heavy = sorted(found & {*HEAVY, "numpy", "rich", "requests"})
+        heavy = sorted(found & SHOWN)
         rows.append([f"tradectl {name}", ", ".join(heavy) or "-", ", ".join(bad) or "-"])
         verdicts.append((f"tradectl {name} imports none of {', '.join(sorted(forbidden))}",
                          not bad, f"imported: {', '.join(bad)}" if bad else ""))
@@ -260,7 +263,7 @@ def import_checks(ws: Workspace, status_exists: bool) -> list[tuple[str, bool, s
         [*module, *OPEN_ARGS], environment(DATABASE_URL=ws.database_url(migrated=False)), ws.dir)
     result.check("tradectl open on an empty database under -X importtime")
     rows.append(["tradectl open ... (migration pending)",
-                 ", ".join(sorted(found & {*HEAVY, "numpy", "rich", "requests"})) or "-", "-"])
+                 ", ".join(sorted(found & SHOWN)) or "-", "-"])
     verdicts.append(("Alembic is imported when a migration is pending (control)",
                      "alembic" in found, ""))
     print_table("Heavy packages imported (python -X importtime -m tradectl ...; no Alpaca keys)",

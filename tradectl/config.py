@@ -42,6 +42,9 @@ DEFAULTS: dict[str, str | None] = {
     "SMTP_PASSWORD": None,
     "SMTP_STARTTLS": "true",
     "SMTP_TIMEOUT": "10",
+    "SMTP_SSL": "false",  # implicit TLS from the first byte (port 465)
+    "SMTP_CA_FILE": None,  # trust this CA (PEM) instead of the system store
+    "SMTP_ALLOW_PLAINTEXT": "false",  # allow a login over a connection without TLS
     "ALERT_EMAIL_FROM": None,
     "ALERT_EMAIL_TO": None,
     "ALERT_WEBHOOK_URL": None,
@@ -77,6 +80,9 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = True
     smtp_timeout: float = 10.0
+    smtp_ssl: bool = False
+    smtp_ca_file: str | None = None
+    smtp_allow_plaintext: bool = False
     alert_email_from: str | None = None
     alert_email_to: tuple[str, ...] = ()
     # carries the hook's token in its path: a secret, shown only through mask_url()
@@ -189,6 +195,9 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         smtp_password=raw("SMTP_PASSWORD"),
         smtp_starttls=_bool("SMTP_STARTTLS", raw("SMTP_STARTTLS")),
         smtp_timeout=_positive_number("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), "seconds"),
+        smtp_ssl=_bool("SMTP_SSL", raw("SMTP_SSL")),
+        smtp_ca_file=raw("SMTP_CA_FILE"),
+        smtp_allow_plaintext=_bool("SMTP_ALLOW_PLAINTEXT", raw("SMTP_ALLOW_PLAINTEXT")),
         alert_email_from=raw("ALERT_EMAIL_FROM"),
         alert_email_to=_addresses("ALERT_EMAIL_TO", raw("ALERT_EMAIL_TO")),
         alert_webhook_url=_webhook_url("ALERT_WEBHOOK_URL", raw("ALERT_WEBHOOK_URL")),

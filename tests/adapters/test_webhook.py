@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from tests.conftest import closed_port
 from tests.support.network import SilentServer
 from tests.support.webhook import TOKEN, WebhookSink
 from tradectl.notify import Notice
-from tradectl.notify.webhook import MAX_REDIRECTS, WebhookChannel, _same_host
+from tradectl.notify.webhook import MAX_REDIRECTS, WebhookChannel, _Redact, _same_host
 
 STOP = Notice(7, "EMERGENCY STOP - trading halted: all closed or closing",
               "tradectl emergency stop at ...\nReason: test\n", kind="emergency_stop",
@@ -123,5 +124,25 @@ def test_the_url_is_out_of_the_repr_and_the_debug_log(
     webhook.fail(404, times=1)
     with caplog.at_level(logging.DEBUG):
         channel.send([STOP])
-    assert any(r.name.startswith("urllib3") for r in caplog.records)  # the log was really on
+    assert any(r.name.startswith("httpcore") for r in caplog.records)  # the log was really on
     assert no_token(caplog.text)
+
+
+def test_the_token_scrub_ignores_case() -> None:
+    url = f"https://hooks.example.test/services/{TOKEN}"
+    redact = _Redact(url)
+    secret = TOKEN.split("/")[-1]
+    for echoed in (url.upper(), url.lower(), f"bad token {secret.swapcase()}!"):
+        scrubbed = redact.scrub(echoed)
+        assert secret.lower() not in scrubbed.lower(), scrubbed
+    assert redact.scrub("HTTP 500: nothing secret") == "HTTP 500: nothing secret"
+
+
+def test_a_redirect_with_a_huge_body_is_read_no_further_than_its_start(
+    webhook: WebhookSink,
+) -> None:
+    webhook.redirect(307, "https://elsewhere.test/x", body_size=200 * 1024 * 1024)
+    started = time.monotonic()
+    results = WebhookChannel(webhook.url, timeout=3).send([STOP])
+    assert time.monotonic() - started < 2.5  # 200 MB would take far longer to read
+    assert results[7] is not None and "not followed" in results[7] and no_token(results)

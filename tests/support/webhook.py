@@ -11,6 +11,7 @@ can be told to fail, to answer slowly, or to redirect.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -36,7 +37,10 @@ class WebhookSink:
         self._failures: list[int] = []
         self._delay = 0.0
         self._redirect: tuple[int, str] | None = None
+        self._redirect_body = 0
+        self._trickle = 0.0
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,9 +68,15 @@ class WebhookSink:
     def slow(self, seconds: float) -> None:
         self._delay = seconds
 
-    def redirect(self, status: int, location: str | None) -> None:
-        """Answer every POST to the configured path with a redirect (None: stop)."""
+    def redirect(self, status: int, location: str | None, body_size: int = 0) -> None:
+        """Answer every POST to the configured path with a redirect (None: stop), with a body
+        of `body_size` bytes."""
         self._redirect = (status, location) if location is not None else None
+        self._redirect_body = body_size
+
+    def trickle(self, seconds_per_byte: float) -> None:
+        """Answer each POST a byte at a time, this far apart (0: stop): a stalled proxy."""
+        self._trickle = seconds_per_byte
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -82,8 +92,20 @@ class WebhookSink:
             status, location = self._redirect
             request.send_response(status)
             request.send_header("Location", location)
-            request.send_header("Content-Length", "0")
+            request.send_header("Content-Length", str(self._redirect_body))
             request.end_headers()
+            with contextlib.suppress(OSError):  # the client may leave mid-body
+                for start in range(0, self._redirect_body, 65536):
+                    request.wfile.write(b"x" * min(65536, self._redirect_body - start))
+            return
+        if self._trickle:
+            answer = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+            with contextlib.suppress(OSError):
+                for i in range(len(answer)):
+                    if self._stopping.wait(self._trickle):
+                        return
+                    request.wfile.write(answer[i:i + 1])
+            request.close_connection = True
             return
         if failure is not None or not request.path.startswith("/services/"):
             # an error page that echoes the path, as many servers' do
@@ -106,6 +128,7 @@ class WebhookSink:
 
     def stop(self) -> None:
         self._delay = 0.0
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

@@ -1,6 +1,7 @@
-"""Alpaca's REST APIs over one `requests` session: the key headers, the trading and market-data
-base URLs, a timeout on every request, Alpaca's error body turned into BrokerError, bounded
-retries of reads (never of order submissions), and a client-side rate limit.
+"""Alpaca's REST APIs over one bounded HTTP client (`tradectl.net`, on httpx): the key headers,
+the trading and market-data base URLs, a total deadline and a size cap on every request,
+Alpaca's error body turned into BrokerError, bounded retries of reads (never of order
+submissions), and a client-side rate limit.
 
 Answers come back as decoded JSON for `broker.wire` to read; nothing here decides on them.
 """
@@ -13,11 +14,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-import requests
-
 from tradectl import __version__
 from tradectl.broker import BrokerRequest, wire
-from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
+from tradectl.errors import BrokerError, BrokerProtocolError, BrokerTimeout, BrokerUnreachable
+from tradectl.net import BoundedHttp, HttpFailure
 
 READ_ATTEMPTS = 3
 READ_BACKOFF = (0.2, 0.6)  # seconds before the 2nd and 3rd attempt
@@ -66,8 +66,8 @@ class AlpacaRest:
     def __init__(self, *, api_key: str, secret_key: str, base_url: str, data_url: str,
                  timeout: float, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._session = requests.Session()
-        self._session.headers.update({
+        # The pool opens no connection until the first request (and imports httpx only now).
+        self._http = BoundedHttp(base_url, data_url, headers={
             "APCA-API-KEY-ID": api_key,
             "APCA-API-SECRET-KEY": secret_key,
             "Accept": "application/json",
@@ -81,7 +81,7 @@ class AlpacaRest:
         self.requests_sent = 0
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()
 
     def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
                 body: dict[str, Any] | None = None) -> BrokerRequest:
@@ -101,38 +101,24 @@ class AlpacaRest:
         """One request, never retried: its decoded JSON answer (None for an empty one).
         `deadline` (on `clock`) shortens the timeouts so the request ends by then; once it has
         passed nothing is sent."""
-        connect, read = min(self._timeout, CONNECT_TIMEOUT_CAP), self._timeout
+        total = self._timeout
         if deadline is not None:
             left = deadline - self.clock()
             if left <= 0:
                 raise BrokerTimeout("Alpaca's answers did not come within the read's time bound")
-            connect, read = min(connect, left), min(read, left)
+            total = min(total, left)
         self._bucket.take()
         with self._count_lock:
             self.requests_sent += 1
         try:
             # No redirects: a redirected POST could be re-sent somewhere else (the SDK's rule).
-            response = self._session.request(method, self._urls[api] + path, params=params,
-                                             json=body, timeout=(connect, read),
-                                             allow_redirects=False)
-            content = response.content
-        except requests.exceptions.ConnectTimeout:
-            raise BrokerUnreachable("could not connect to Alpaca in time",
-                                    hint=NETWORK_HINT) from None
-        except requests.exceptions.ReadTimeout:
-            raise BrokerTimeout("Alpaca did not answer in time", hint=NETWORK_HINT) from None
-        except requests.exceptions.ConnectionError as err:
-            if _never_connected(err):
-                raise BrokerUnreachable(
-                    "could not connect to Alpaca (connection refused or unknown host)",
-                    hint=NETWORK_HINT) from None
-            raise BrokerTimeout("the connection to Alpaca broke mid-request") from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema):
-            raise BrokerUnreachable("the Alpaca URL is not usable", hint=NETWORK_HINT) from None
-        except requests.exceptions.RequestException:  # e.g. an answer cut short
-            raise BrokerTimeout("the answer from Alpaca broke off mid-way") from None
-        status = response.status_code
+            # `total` bounds the whole exchange, connect to last byte (ALPACA_TIMEOUT).
+            answer = self._http.request(method, self._urls[api] + path, params=_query(params),
+                                        json=body, total=total,
+                                        connect=min(total, CONNECT_TIMEOUT_CAP))
+        except HttpFailure as err:
+            raise _broker_failure(err) from None
+        status, content = answer.status, answer.content
         if status >= 300:
             raise api_error(status, content)
         return wire.decode(content) if content else None
@@ -174,10 +160,26 @@ def api_error(status: int, content: bytes) -> BrokerError:
     return BrokerError(shown, status=status, code=code, hint=hint)
 
 
-def _never_connected(err: requests.exceptions.ConnectionError) -> bool:
-    # Refused connections and unknown hosts are NewConnectionError (DNS failures too, in 1.26
-    # and as a subclass in urllib3 2): the request was never sent.
-    from urllib3.exceptions import NewConnectionError
+def _query(params: dict[str, Any] | None) -> dict[str, str] | None:
+    """As requests sent them: a None value leaves the parameter out, others as their str()."""
+    if not params:
+        return None
+    return {k: str(v) for k, v in params.items() if v is not None}
 
-    reason = getattr(err.args[0], "reason", None) if err.args else None
-    return isinstance(reason, NewConnectionError)
+
+def _broker_failure(err: HttpFailure) -> BrokerError:
+    """Never sent -> BrokerUnreachable; sent, with no usable answer -> BrokerTimeout (the
+    outcome is unknown: a read is tried again, an order is looked up by its client id)."""
+    if err.kind == "url":
+        return BrokerUnreachable("the Alpaca URL is not usable", hint=NETWORK_HINT)
+    if err.kind == "tls":
+        return BrokerUnreachable(f"could not reach Alpaca: {err.message}", hint=NETWORK_HINT)
+    if err.kind == "connect":
+        return BrokerUnreachable(
+            "could not connect to Alpaca (connection refused, unknown host, or no connection "
+            "in time)", hint=NETWORK_HINT)
+    if err.kind == "timeout":
+        return BrokerTimeout("Alpaca did not answer in time", hint=NETWORK_HINT)
+    if err.kind == "broken":
+        return BrokerTimeout("the connection to Alpaca broke mid-request")
+    return BrokerProtocolError(f"Alpaca's answer was not read: {err.message}")

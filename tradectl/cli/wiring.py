@@ -141,15 +141,10 @@ def alert_channels(config: Settings) -> Channels | None:
     """E-mail when SMTP_HOST and ALERT_EMAIL_TO are set, the webhook when ALERT_WEBHOOK_URL is;
     None when neither is."""
     from tradectl.notify import Channel, Channels
-    from tradectl.notify.smtp import SmtpChannel, SmtpSettings
+    from tradectl.notify.smtp import SmtpChannel, smtp_settings
 
     members: list[Channel] = []
-    smtp = SmtpSettings(
-        host=config.smtp_host, port=config.smtp_port, username=config.smtp_username,
-        password=config.smtp_password, starttls=config.smtp_starttls,
-        timeout=config.smtp_timeout, sender=config.alert_email_from,
-        recipients=config.alert_email_to,
-    )
+    smtp = smtp_settings(config)
     if smtp.enabled:
         members.append(SmtpChannel(smtp))
     if config.alert_webhook_url:

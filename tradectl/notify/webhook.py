@@ -2,9 +2,12 @@
 ntfy topics take the body as it is.
 
 The URL carries the hook's token, so it is a secret: it is shown only as scheme and host
-(`config.mask_url`), never in an error text, a repr or a log record (urllib3's DEBUG lines are
-redacted while a send runs). A redirect is followed only to the same host (http -> https
-allowed, never back), with the same POST, at most MAX_REDIRECTS times.
+(`config.mask_url`), never in an error text, a repr or a log record (httpx's DEBUG lines are
+redacted while a send runs; the scrub ignores case). A redirect is followed only to the same
+host (http -> https allowed, never back), with the same POST, at most MAX_REDIRECTS times.
+
+Each POST is bounded whole by ALERT_WEBHOOK_TIMEOUT (connect to last byte, `tradectl.net`), and
+only the first 2 KB of an answer are read: a redirect or an error page cannot be large.
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-
 from tradectl import __version__
 from tradectl.config import mask_url
+from tradectl.net import BoundedHttp, HttpFailure
 from tradectl.notify import Notice
 
 MAX_REDIRECTS = 3
@@ -27,6 +29,7 @@ CONNECT_TIMEOUT_CAP = 5.0
 DISCORD_CONTENT_LIMIT = 2000
 _REDIRECTS = frozenset({301, 302, 307, 308})
 _ERROR_TEXT_LIMIT = 160
+_READ_LIMIT = 2048  # bytes of an answer read: its status, Location and the start of its text
 
 
 class _Unreachable(Exception):
@@ -50,22 +53,26 @@ class WebhookChannel:
         return mask_url(self._url)
 
     def send_budget(self, count: int) -> float:
-        return count * (1 + MAX_REDIRECTS) * (self._connect_timeout + self._timeout)
+        return count * (1 + MAX_REDIRECTS) * self._timeout
 
     def send(self, notices: Sequence[Notice]) -> dict[int, str | None]:
         results: dict[int, str | None] = {}
-        with self._redact.installed(), requests.Session() as session:
-            for notice in notices:
-                try:
-                    results[notice.key] = self._post(session, notice)
-                except _Unreachable as err:
-                    results[notice.key] = str(err)
-                    for rest in notices:
-                        results.setdefault(rest.key, f"not tried: {err}")
-                    break
+        with self._redact.installed():
+            session = BoundedHttp(self._url)
+            try:
+                for notice in notices:
+                    try:
+                        results[notice.key] = self._post(session, notice)
+                    except _Unreachable as err:
+                        results[notice.key] = str(err)
+                        for rest in notices:
+                            results.setdefault(rest.key, f"not tried: {err}")
+                        break
+            finally:
+                session.close()
         return results
 
-    def _post(self, session: requests.Session, notice: Notice) -> str | None:
+    def _post(self, session: BoundedHttp, notice: Notice) -> str | None:
         """None when delivered, else why not (scrubbed of the URL)."""
         data = json.dumps(payload(notice)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"tradectl/{__version__}",
@@ -73,22 +80,15 @@ class WebhookChannel:
         url = self._url
         for _ in range(1 + MAX_REDIRECTS):
             try:
-                with session.post(url, data=data, headers=headers, allow_redirects=False,
-                                  timeout=(self._connect_timeout, self._timeout),
-                                  stream=True) as response:  # the answer's start is enough
-                    status, location = response.status_code, response.headers.get("Location")
-                    text = next(response.iter_content(2048), b"").decode("utf-8", "replace")
-            except requests.exceptions.ConnectTimeout:
-                raise _Unreachable(f"no connection within {self._connect_timeout:g}s") from None
-            except requests.exceptions.ReadTimeout:
-                raise _Unreachable(f"no answer within {self._timeout:g}s "
-                                   "(ALERT_WEBHOOK_TIMEOUT)") from None
-            except requests.exceptions.SSLError:
-                raise _Unreachable("TLS failed (certificate not trusted, or not TLS)") from None
-            except requests.exceptions.ConnectionError as err:
-                raise _Unreachable(_connection_error(err)) from None
-            except (requests.exceptions.RequestException, ValueError):
-                return "the request could not be made (check ALERT_WEBHOOK_URL)"
+                answer = session.request("POST", url, content=data, headers=headers,
+                                         total=self._timeout, connect=self._connect_timeout,
+                                         max_bytes=_READ_LIMIT, truncate=True)
+            except HttpFailure as err:
+                if err.kind == "url":
+                    return "the request could not be made (check ALERT_WEBHOOK_URL)"
+                raise _Unreachable(_failure(err, self._timeout)) from None
+            status, location = answer.status, answer.headers.get("location")
+            text = answer.content.decode("utf-8", "replace")
             if 200 <= status < 300:
                 return None
             if status in _REDIRECTS and location:
@@ -133,6 +133,16 @@ def ntfy_headers(notice: Notice) -> Mapping[str, str]:
             "Tags": "rotating_light" if urgent else "warning"}
 
 
+def in_clear(url: str) -> bool:
+    """An http:// hook off this machine: its token and each alert cross the network in clear.
+    Warned about (check-alpaca), not refused: a refusal at start-up would stop `halt` itself,
+    and a LAN ntfy over http is a choice the user can make."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "http" and not (host == "localhost" or host == "::1"
+                                           or host.startswith("127."))
+
+
 def _same_host(current: str, target: str) -> bool:
     here, there = urlsplit(current), urlsplit(target)
     if there.scheme not in ("http", "https") or (here.scheme, there.scheme) == ("https", "http"):
@@ -140,31 +150,31 @@ def _same_host(current: str, target: str) -> bool:
     return (here.hostname or "").lower() == (there.hostname or "").lower()
 
 
-def _connection_error(err: requests.exceptions.ConnectionError) -> str:
-    from urllib3.exceptions import NewConnectionError
-
-    reason = getattr(err.args[0], "reason", None) if err.args else None
-    if isinstance(reason, NewConnectionError):
-        return "could not connect (refused, or unknown host)"
-    return "the connection broke off"
+def _failure(err: HttpFailure, timeout: float) -> str:
+    if err.kind == "timeout":
+        return f"no answer within {timeout:g}s (ALERT_WEBHOOK_TIMEOUT)"
+    if err.kind == "broken":
+        return "the connection broke off"
+    return err.message  # no connection, or TLS failed: no URL in it
 
 
 class _Redact(logging.Filter):
     """Takes the URL's secret parts out of library log records and of a server's error text."""
 
-    _LOGGERS = ("urllib3", "requests")
+    _LOGGERS = ("httpx", "httpcore")
 
     def __init__(self, url: str) -> None:
         super().__init__()
         parts = urlsplit(url)
-        pieces = {url, parts.path, parts.query, parts.netloc.rpartition("@")[0]}
+        pieces: set[str] = {url, parts.path, parts.query, parts.netloc.rpartition("@")[0]}
         pieces |= {s for s in re.split(r"[/?&=]", f"{parts.path}?{parts.query}") if len(s) >= 4}
-        self._pieces = sorted((p for p in pieces if p), key=len, reverse=True)
+        ordered = sorted((p for p in pieces if p), key=len, reverse=True)
+        # Case-insensitive: a server may echo the URL upper-cased or its token lower-cased.
+        self._pattern = re.compile("|".join(re.escape(p) for p in ordered), re.IGNORECASE) \
+            if ordered else None
 
     def scrub(self, text: str) -> str:
-        for piece in self._pieces:
-            text = text.replace(piece, "…")
-        return text
+        return self._pattern.sub("…", text) if self._pattern else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -178,7 +188,7 @@ class _Redact(logging.Filter):
 
 
 class _Installed:
-    """The filter on every urllib3 / requests logger for the duration of a send."""
+    """The filter on every httpx / httpcore logger for the duration of a send."""
 
     def __init__(self, redact: _Redact) -> None:
         self._redact = redact

@@ -6,16 +6,26 @@ went out is never sent again because the webhook failed, and the reverse.
 A sender claims the pending rows (one short transaction), sends them (no transaction; the
 channels side by side), then records each result (another short one). A crash between sending
 and recording may send an alert twice once the claim's lease runs out; an alert is never lost.
+
+Sending and recording run on a thread of their own, and the caller waits for them at most
+`delivery_wait` seconds (DELIVERY_WAIT_SECONDS, or what `waiting_at_most` sets for a loop): a
+relay or webhook that stalls never holds up the stop or a watch tick. A delivery still running
+then finishes (and records) in the background; if the process ends first, its rows stay claimed
+until the lease runs out and the next watch, halt or resume sends them.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from tradectl.db.journal import Journal
 from tradectl.db.models import Alert, utcnow
@@ -28,6 +38,72 @@ LEASE_MARGIN = timedelta(seconds=30)
 SETTINGS_HINT = "set SMTP_HOST and ALERT_EMAIL_TO, or ALERT_WEBHOOK_URL"
 NOT_CONFIGURED = f"not configured ({SETTINGS_HINT})"
 RETRIED = "retried by watch, halt or resume"
+# How long halt (after its flatten and record) or resume waits for its alert to go out.
+DELIVERY_WAIT_SECONDS = 5.0
+# A watch tick waits this long at most (a quarter of its interval if less) for its alerts, the
+# stop's included; a slower channel goes on in the background and a later tick counts it.
+LOOP_WAIT_SECONDS = 2.0
+DRAIN_SECONDS = 30.0  # a loop's exit waits this long at most for deliveries still under way
+
+_T = TypeVar("_T")
+_wait: ContextVar[float] = ContextVar("alert_delivery_wait", default=DELIVERY_WAIT_SECONDS)
+_running: set[threading.Thread] = set()  # deliveries still under way in this process
+_running_lock = threading.Lock()
+
+
+@contextmanager
+def waiting_at_most(seconds: float) -> Iterator[None]:
+    """Deliveries started inside (including the stop's own alert) wait at most `seconds`."""
+    token = _wait.set(seconds)
+    try:
+        yield
+    finally:
+        _wait.reset(token)
+
+
+def loop_wait(interval: float) -> float:
+    return max(0.05, min(LOOP_WAIT_SECONDS, interval / 4))
+
+
+def drain(timeout: float = DRAIN_SECONDS) -> bool:
+    """Wait, up to `timeout` in all, for the deliveries still under way (before a process
+    that started them exits). True when none is left."""
+    end = time.monotonic() + timeout
+    with _running_lock:
+        threads = list(_running)
+    for thread in threads:
+        thread.join(max(end - time.monotonic(), 0))
+    return not any(t.is_alive() for t in threads)
+
+
+def _within(work: Callable[[], _T], seconds: float) -> tuple[bool, _T | None]:
+    """Run `work` on its own thread; (True, its result) if it ended within `seconds`, else
+    (False, None) while it goes on. Its exception is raised here when it ended in time."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # handed to the waiting caller
+            outcome["error"] = err
+        finally:
+            with _running_lock:
+                _running.discard(threading.current_thread())
+
+    thread = threading.Thread(target=run, name="tradectl-alerts", daemon=True)
+    with _running_lock:
+        _running.add(thread)
+    thread.start()
+    thread.join(max(seconds, 0.0))
+    if thread.is_alive():
+        return False, None
+    if "error" in outcome:
+        raise outcome["error"]
+    return True, outcome["value"]
+
+
+def _still_sending(seconds: float) -> str:
+    return f"still sending after {seconds:g}s (a slow channel)"
 
 
 @dataclass(frozen=True)
@@ -95,8 +171,14 @@ def deliver_pending(db: Database, channels: Channels | None) -> Delivery:
     if not sending:  # nothing pending, or another process is sending it
         return Delivery(tuple(ChannelDelivery(name, 0, count, None)
                               for name, count in waiting.items()))
-    results = _send_side_by_side(sending, claims)
-    return record_delivery(db, {c.name: claims[c.name] for c in sending}, results)
+    claimed = {c.name: claims[c.name] for c in sending}
+    wait = _wait.get()
+    done, delivery = _within(
+        lambda: record_delivery(db, claimed, _send_side_by_side(sending, claims)), wait)
+    if done and delivery is not None:
+        return delivery
+    return Delivery(tuple(ChannelDelivery(name, 0, len(notices), _still_sending(wait))
+                          for name, notices in claimed.items()))
 
 
 def _send_side_by_side(channels: Sequence[Channel], claims: dict[str, list[Notice]],
@@ -143,7 +225,11 @@ def send_directly(channels: Channels, subject: str, body: str, *, kind: str,
     """One alert to every channel at once, without the outbox (the database could not take
     it, or it is a test): per channel, None when sent or why not."""
     message = Notice(0, subject, body, kind=kind, facts=facts, created_at=utcnow())
-    results = _send_side_by_side(list(channels), {c.name: [message] for c in channels})
+    wait = _wait.get()
+    done, results = _within(
+        lambda: _send_side_by_side(list(channels), {c.name: [message] for c in channels}), wait)
+    if not done or results is None:
+        return {c.name: _still_sending(wait) for c in channels}
     return {name: answer.get(0, "no answer from the channel") for name, answer in results.items()}
 
 
@@ -195,7 +281,9 @@ def send_test_alert(channels: Channels | None, *, trading_mode: str) -> AlertTes
     body = (f"A test sent by `tradectl alert test` at {at:%Y-%m-%d %H:%M:%S} UTC "
             f"({trading_mode} trading).\nNothing happened to the account. An emergency stop "
             f"is alerted on every channel configured: {', '.join(channels.names)}.\n")
-    results = send_directly(channels, subject, body, kind="test",
-                            facts={"test": True, "trading_mode": trading_mode})
+    # A test waits for each channel's own worst case: it is what the user asked to see.
+    with waiting_at_most(max(c.send_budget(1) for c in channels) + 1):
+        results = send_directly(channels, subject, body, kind="test",
+                                facts={"test": True, "trading_mode": trading_mode})
     return AlertTestReport(tuple(ChannelTest(c.name, c.recipients, results.get(c.name))
                                  for c in channels))

@@ -133,12 +133,20 @@ def _base_url_check(config: Settings) -> Check:
 def _alerts_check(config: Settings) -> Check:
     """Where an emergency stop's alert goes. Nothing is sent here (this command only reads):
     `tradectl alert test` sends a test alert."""
-    channels = []
+    from tradectl.notify.smtp import smtp_settings
+    from tradectl.notify.webhook import in_clear
+
+    channels, unsafe = [], []
     if config.smtp_host and config.alert_email_to:
+        how, safe = smtp_settings(config).describe()
         channels.append(f"e-mail to {', '.join(config.alert_email_to)} via "
-                        f"{config.smtp_host}:{config.smtp_port}")
+                        f"{config.smtp_host}:{config.smtp_port} ({how})")
+        unsafe += [] if safe else ["set SMTP_STARTTLS=true or SMTP_SSL=true"]
     if config.alert_webhook_url:
-        channels.append(f"webhook {mask_url(config.alert_webhook_url)}")
+        clear = in_clear(config.alert_webhook_url)
+        channels.append(f"webhook {mask_url(config.alert_webhook_url)}" + (
+            " (http: its token and each alert go in clear)" if clear else ""))
+        unsafe += ["use an https:// ALERT_WEBHOOK_URL"] if clear else []
     half = bool(config.smtp_host) != bool(config.alert_email_to)
     if half:
         missing = "ALERT_EMAIL_TO" if config.smtp_host else "SMTP_HOST"
@@ -147,7 +155,10 @@ def _alerts_check(config: Settings) -> Check:
     if not channels:  # a choice, not a fault: trading works without alerts
         return Check("alerts", "pass", "none configured: an emergency stop alerts nobody (set "
                      "SMTP_HOST and ALERT_EMAIL_TO, or ALERT_WEBHOOK_URL)")
-    return Check("alerts", "pass", "; ".join(channels) + " (`tradectl alert test` sends one)")
+    shown = "; ".join(channels) + " (`tradectl alert test` sends one)"
+    if unsafe:
+        return Check("alerts", "warn", shown, "; ".join(unsafe))
+    return Check("alerts", "pass", shown)
 
 
 def _env_file_check(path: Path) -> Check:

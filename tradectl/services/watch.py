@@ -32,7 +32,7 @@ from tradectl.risk import (
     loss_since_baseline,
     loss_warning_reached,
 )
-from tradectl.services.alerts import deliver_pending
+from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.offline_stop import complete_offline_stops
@@ -109,6 +109,10 @@ class Watcher:
     # -- one tick ---------------------------------------------------------------------------
 
     def tick(self) -> TickReport:
+        with waiting_at_most(loop_wait(self.interval)):  # alerts never hold up a tick
+            return self._tick()
+
+    def _tick(self) -> TickReport:
         report = TickReport(utcnow(), None, "unknown", None, drives_stops=self.drives_stops)
         if time.monotonic() < self._database_retry_at:
             report = replace(report, database_failed=True,
@@ -386,8 +390,11 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
                        rearm_protection=rearm_protection,
                        stream_down_interval=stream_down_interval)
 
-    if read_only:
-        yield watcher(None)
-        return
-    with db.lock("watch-driver", wait=0) as driver:  # held, or not yet: standing by
-        yield watcher(driver)
+    try:
+        if read_only:
+            yield watcher(None)
+            return
+        with db.lock("watch-driver", wait=0) as driver:  # held, or not yet: standing by
+            yield watcher(driver)
+    finally:
+        drain()  # alerts a tick left going out, each bounded by its channel

@@ -84,6 +84,8 @@ class Fault:
     hang: bool
     raw: bytes | None
     apply: bool
+    drip: float = 0.0  # seconds between the answer's bytes (headers and body)
+    headers: dict[str, str] | None = None  # sent as well, e.g. a Content-Encoding
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, "*", method)) and bool(self.path.search(path))
@@ -390,8 +392,13 @@ class FakeAlpaca:
         hang: bool = False,
         raw: bytes | None = None,
         apply: bool = False,
+        drip: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """The next `times` (None: all) matching requests get this answer instead.
+
+        drip > 0 sends the answer a byte at a time, `drip` seconds apart (a stalling proxy);
+        `headers` are added to it (e.g. {"Content-Encoding": "gzip"} with a `raw` body).
 
         apply=True processes the request first (state changes) and then answers with
         the fault (or hangs), as when a response is lost after the broker acted on it.
@@ -408,6 +415,8 @@ class FakeAlpaca:
                     hang,
                     raw,
                     apply,
+                    drip,
+                    headers,
                 )
             )
 
@@ -540,7 +549,31 @@ class FakeAlpaca:
         if fault and fault.raw is not None:
             data = fault.raw
         record(status, data.decode("utf-8", "replace"))
+        if fault and (fault.drip or fault.headers):
+            self._send_shaped(handler, status, data, fault)
+            return
         self._send(handler, status, data)
+
+    def _send_shaped(self, handler: BaseHTTPRequestHandler, status: int, data: bytes,
+                     fault: Fault) -> None:
+        """An answer with extra headers, or dripped a byte at a time until the client leaves
+        or the fake stops."""
+        head = [f"HTTP/1.1 {status} {DEFAULT_MESSAGES.get(status, 'OK')}",
+                "Content-Type: application/json", f"Content-Length: {len(data)}",
+                *(f"{k}: {v}" for k, v in (fault.headers or {}).items())]
+        answer = ("\r\n".join(head) + "\r\n\r\n").encode() + data
+        handler.close_connection = True
+        try:
+            if not fault.drip:
+                handler.wfile.write(answer)
+                return
+            for i in range(len(answer)):
+                if self._stopping.wait(fault.drip):
+                    return
+                handler.wfile.write(answer[i:i + 1])
+                handler.wfile.flush()
+        except OSError:  # the client gave up: what a drip is for
+            return
 
     def _upgrade(self, handler: BaseHTTPRequestHandler, path: str) -> None:
         """A websocket upgrade: held for the connection's life, never in the request log.
