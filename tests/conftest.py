@@ -21,6 +21,7 @@ from sqlalchemy import func, inspect, select
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.db import orm_session
 from tests.support.pg_cluster import PrivateCluster, unusable_reason
+from tests.support.tls import LocalCertificate
 from tests.support.webhook import WebhookSink
 from tradectl.config import DEFAULTS
 from tradectl.db.models import Base
@@ -261,6 +262,37 @@ def broker_env(fake: FakeAlpaca) -> dict[str, str]:
 def trader(cli: Cli, fake: FakeAlpaca) -> Cli:
     """The CLI wired to the fake broker."""
     cli.env.update(broker_env(fake))
+    return cli
+
+
+# Live mode sends the keys over https only, and to a host besides Alpaca's only when it is
+# named in ALPACA_TRUSTED_HOSTS: the live-mode tests reach the fake that way.
+
+
+@pytest.fixture(scope="session")
+def local_certificate(tmp_path_factory: pytest.TempPathFactory) -> LocalCertificate:
+    return LocalCertificate.create(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_fake(local_certificate: LocalCertificate) -> Iterator[FakeAlpaca]:
+    """The fake broker over https on 127.0.0.1."""
+    server = FakeAlpaca().start(tls=local_certificate.server_context())
+    server.set_price("AAPL", "150.00")
+    yield server
+    server.stop()
+
+
+def live_env(fake: FakeAlpaca, certificate: LocalCertificate) -> dict[str, str]:
+    # SSL_CERT_FILE: read by httpx's default context (tradectl/net); REQUESTS_CA_BUNDLE: by requests
+    return {**broker_env(fake), "TRADING_MODE": "live", "ALPACA_TRUSTED_HOSTS": "127.0.0.1",
+            "SSL_CERT_FILE": str(certificate.cert), "REQUESTS_CA_BUNDLE": str(certificate.cert)}
+
+
+@pytest.fixture
+def live_trader(cli: Cli, tls_fake: FakeAlpaca, local_certificate: LocalCertificate) -> Cli:
+    """The CLI in live mode, wired to the fake broker over https."""
+    cli.env.update(live_env(tls_fake, local_certificate))
     return cli
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from tradectl import trust
 from tradectl.errors import ConfigError
 
 TradingMode = Literal["paper", "live"]
@@ -26,6 +27,7 @@ DEFAULTS: dict[str, str | None] = {
     "TRADING_MODE": "paper",
     "ALPACA_BASE_URL": None,
     "ALPACA_DATA_URL": None,
+    "ALPACA_TRUSTED_HOSTS": None,
     "ALPACA_TIMEOUT": "10",
     "ALPACA_STREAM": "true",
     "DATABASE_URL": None,
@@ -91,6 +93,7 @@ class Settings:
     rearm_protection: bool = True  # `watch` restores a missing stop (one OCO exit order)
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
+    alpaca_trusted_hosts: tuple[str, ...] = ()  # hosts besides Alpaca's the keys may go to
 
     @property
     def alpaca_enabled(self) -> bool:
@@ -98,8 +101,10 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed, logged or stored."""
+        from tradectl.masks import url_secrets
+
         found = (self.alpaca_api_key, self.alpaca_secret_key, self.smtp_password,
-                 self.alert_webhook_url)
+                 self.alert_webhook_url, *url_secrets(self.database_url))
         return tuple(s for s in found if s)
 
     def key_mode_warning(self) -> str | None:
@@ -160,6 +165,12 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         PAPER_BASE_URL if mode == "paper" else LIVE_BASE_URL
     )
     data_url = _url("ALPACA_DATA_URL", raw("ALPACA_DATA_URL")) or DATA_BASE_URL
+    # the endpoint decides the mode, and where the keys may go (tradectl/trust.py)
+    mode = trust.trading_mode(mode if (environ.get("TRADING_MODE") or "").strip() else None,
+                              base_url)
+    trusted = trust.trusted_hosts(raw("ALPACA_TRUSTED_HOSTS"))
+    trust.route("ALPACA_BASE_URL", base_url, mode, trusted)
+    trust.route("ALPACA_DATA_URL", data_url, mode, trusted)
     keys = {name: raw(name) for name in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")}
     if len({bool(value) for value in keys.values()}) == 2:  # one set, the other empty
         given, missing = sorted(keys, key=lambda name: not keys[name])
@@ -167,9 +178,11 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
                           "neither to record positions locally")
     database_url = raw("DATABASE_URL")
     if database_url is not None and "://" not in database_url:
+        from tradectl.masks import masked_url  # a keyword DSN (password=...) shown masked
+
         raise ConfigError(
             f"DATABASE_URL must be a URL such as sqlite:///path/to.db or "
-            f"postgresql://user@host/db, got {database_url!r}"
+            f"postgresql://user@host/db, got {masked_url(database_url)!r}"
         )
 
     return Settings(
@@ -205,6 +218,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
         rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
         app_dir=app_dir,
+        alpaca_trusted_hosts=trusted,
     )
 
 

@@ -112,20 +112,20 @@ def test_rejected_keys_are_diagnosed_as_invalid_or_other_mode(
     assert only_reads(fake)
 
 
-@pytest.mark.usefixtures("fake")
-def test_paper_keys_with_live_mode_are_warned_not_failed(trader: Cli) -> None:
-    result = trader("check-alpaca", "--json", env={"TRADING_MODE": "live"})
+def test_paper_keys_with_live_mode_are_warned_not_failed(live_trader: Cli) -> None:
+    result = live_trader("check-alpaca", "--json")
     assert result.code == 0, result.output
     prefix = checks_by_name(result.json())["key prefix"]
     assert prefix["state"] == "warn"
     assert "looks like a paper key but TRADING_MODE=live" in prefix["detail"]
-    text = trader("check-alpaca", env={"TRADING_MODE": "live"})
+    text = live_trader("check-alpaca")
     assert "! key prefix" in text.stdout and "ready, with 1 warning" in text.stdout
 
 
-def test_paper_keys_refused_in_live_mode_name_the_mismatch(trader: Cli, fake: FakeAlpaca) -> None:
-    fake.set_forbidden(True)
-    result = trader("check-alpaca", "--json", env={"TRADING_MODE": "live"})
+def test_paper_keys_refused_in_live_mode_name_the_mismatch(live_trader: Cli,
+                                                           tls_fake: FakeAlpaca) -> None:
+    tls_fake.set_forbidden(True)
+    result = live_trader("check-alpaca", "--json")
     assert result.code == 4
     fix = checks_by_name(result.json())["account"]["fix"]
     assert fix.startswith("ALPACA_API_KEY looks like a paper key but TRADING_MODE=live")
@@ -295,8 +295,8 @@ def test_secrets_never_appear_in_any_output(trader: Cli, fake: FakeAlpaca) -> No
     wrong = "wrongsecret0000000000000000000000000000000"
     down = f"http://127.0.0.1:{closed_port()}"
     scenarios: list[dict[str, str]] = [
-        {}, {"ALPACA_SECRET_KEY": wrong}, {"TRADING_MODE": "live"},
-        {"ALPACA_BASE_URL": down, "ALPACA_DATA_URL": down},
+        {}, {"ALPACA_SECRET_KEY": wrong}, {"ALPACA_BASE_URL": down, "ALPACA_DATA_URL": down},
+        {"TRADING_MODE": "live"},  # refused: live mode over plain http
         {"ALPACA_SECRET_KEY": ""},
         {"DATABASE_URL": f"postgresql://tradectl:{fake.secret_key}@127.0.0.1:{closed_port()}/x"},
     ]
@@ -305,7 +305,7 @@ def test_secrets_never_appear_in_any_output(trader: Cli, fake: FakeAlpaca) -> No
     for secret in (fake.secret_key, fake.api_key, wrong):
         assert not [text for text in outputs if secret in text]
     # the key id is shown masked only (JSON escapes the ellipsis)
-    assert all("PKTE…0000" in text or "PKTE\\u20260000" in text for text in outputs[:8])
+    assert all("PKTE…0000" in text or "PKTE\\u20260000" in text for text in outputs[:6])
 
 
 def test_a_driver_message_quoting_the_url_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:

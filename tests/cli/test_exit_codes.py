@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import broker_env, closed_port, tradectl_command
+from tests.conftest import broker_env, closed_port, live_env, tradectl_command
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.tls import LocalCertificate
 from tradectl.config import DEFAULTS
 from tradectl.errors import ExitCode
 
@@ -72,13 +73,15 @@ def test_exit_codes_0_2_3_4_5(tmp_path: Path, fake: FakeAlpaca, as_json: bool) -
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_exit_code_1_is_a_declined_live_confirmation(tmp_path: Path, fake: FakeAlpaca,
-                                                     as_json: bool) -> None:
+def test_exit_code_1_is_a_declined_live_confirmation(
+        tmp_path: Path, tls_fake: FakeAlpaca, local_certificate: LocalCertificate,
+        as_json: bool) -> None:
     """Live mode asks on the terminal; answering no sends nothing and exits 1."""
+    fake = tls_fake
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [*tradectl_command(), *OPEN, *(("--json",) if as_json else ())],
-        env=environment(tmp_path, TRADING_MODE="live", **broker_env(fake)), cwd=tmp_path,
+        env=environment(tmp_path, **live_env(fake, local_certificate)), cwd=tmp_path,
         stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.close(slave)
     deadline = time.monotonic() + 30

@@ -482,7 +482,8 @@ SETTING_MODELS = {
     "WATCH_INTERVAL": model_seconds,
     "MAX_OPEN_POSITIONS": lambda s: is_digits(s, 9) and int(s) > 0,
     "SMTP_PORT": lambda s: is_digits(s, 5) and 0 < int(s) < 65536,
-    "TRADING_MODE": lambda s: s.lower() in ("paper", "live"),
+    # live is a valid mode, refused over the bench's plain-http fake (naming ALPACA_BASE_URL)
+    "TRADING_MODE": lambda s: s.lower() == "paper",
     "SMTP_STARTTLS": lambda s: s.lower() in ("1", "0", "true", "false", "yes", "no", "on", "off"),
 }
 VALID_SETTINGS = {
@@ -523,6 +524,8 @@ def check_settings(bench: Bench, command: tuple[str, ...], env: dict[str, str]) 
     result = bench.cli(*command, env=env)
     assert "Traceback" not in result.output, result.output
     invalid = [name for name, value in env.items() if not setting_is_valid(value, name)]
+    if "TRADING_MODE" in invalid and env["TRADING_MODE"].strip().lower() == "live":
+        invalid.append("ALPACA_BASE_URL")  # plain http: live mode is refused
     if invalid:
         assert result.code == 2, (env, result)
         line = assert_one_error_line(result)

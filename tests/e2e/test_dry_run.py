@@ -86,10 +86,11 @@ def test_a_dry_run_on_a_stopped_cycle_is_refused_like_the_real_one(trader: Cli) 
     assert document["refusal"].startswith("trading is stopped since")
 
 
-def test_a_live_dry_run_asks_nothing_and_input_errors_stay_exit_2(trader: Cli) -> None:
-    live = trader(*OPEN_AAPL, "--dry-run", env={"TRADING_MODE": "live"})
+def test_a_live_dry_run_asks_nothing_and_input_errors_stay_exit_2(live_trader: Cli) -> None:
+    live = live_trader(*OPEN_AAPL, "--dry-run")
     assert live.code == 0 and live.stdout.startswith("DRY RUN of `open` (live)")
-    bad = trader("open", "AAPL", "--qty", "10", "--stop", "165", "--target", "160", "--dry-run")
+    bad = live_trader("open", "AAPL", "--qty", "10", "--stop", "165", "--target", "160",
+                      "--dry-run")
     assert bad.code == 2 and "must be below --target" in bad.stderr
 
 

@@ -216,10 +216,10 @@ def test_secrets_never_reach_output_or_database(trader: Cli, fake: FakeAlpaca) -
         assert secret not in dump
 
 
-def test_paper_key_in_live_mode_is_warned(trader: Cli, fake: FakeAlpaca) -> None:
-    result = trader(*OPEN, "--yes", env={"TRADING_MODE": "live"})
+def test_paper_key_in_live_mode_is_warned(live_trader: Cli, tls_fake: FakeAlpaca) -> None:
+    result = live_trader(*OPEN, "--yes")
     assert "looks like a paper key but TRADING_MODE=live" in result.stderr
-    assert fake.api_key not in result.stderr
+    assert tls_fake.api_key not in result.stderr
 
 
 def test_broker_env_points_both_urls_at_the_fake(fake: FakeAlpaca) -> None:

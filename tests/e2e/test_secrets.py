@@ -164,7 +164,7 @@ def run_every_scenario(run: Recorder, fake: FakeAlpaca, smtp: SmtpSink) -> None:
     for extra in ((), ("--json",)):  # wrong keys
         run(4, *OPEN, "MSFT", *extra, ALPACA_SECRET_KEY=WRONG_SECRET)
     run(4, "watch", "--once", "--json", ALPACA_SECRET_KEY=WRONG_SECRET)
-    run(0, *OPEN, "MSFT", "--yes", TRADING_MODE="live")  # warns about the key's mode
+    run(2, *OPEN, "MSFT", "--yes", TRADING_MODE="live")  # refused: live over plain http
     fake.set_price("AAPL", "161")  # take-profit
     run(0, "watch", "--once")
     run(0, "watch", "--once", "--json")

@@ -31,8 +31,8 @@ def test_defaults() -> None:
 
 def test_live_mode_uses_the_live_url_unless_overridden() -> None:
     assert load(TRADING_MODE="live").alpaca_base_url == "https://api.alpaca.markets"
-    assert load(TRADING_MODE="LIVE", ALPACA_BASE_URL="http://127.0.0.1:9/").alpaca_base_url == (
-        "http://127.0.0.1:9")
+    assert load(TRADING_MODE="LIVE", ALPACA_BASE_URL="https://127.0.0.1:9/",
+                ALPACA_TRUSTED_HOSTS="127.0.0.1").alpaca_base_url == "https://127.0.0.1:9"
 
 
 @pytest.mark.parametrize("name, value", [

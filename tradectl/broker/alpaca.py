@@ -8,12 +8,13 @@ No Alpaca SDK is imported here.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from tradectl.broker import (
     ORDERS_READ_SECONDS,
@@ -28,11 +29,29 @@ from tradectl.broker import (
     wire,
 )
 from tradectl.broker.rest import RATE_BURST, RATE_PER_SECOND, AlpacaRest, segment
+from tradectl.broker.scrub import scrubbed_error, scrubbed_outcomes
 from tradectl.errors import BrokerError, BrokerProtocolError, BrokerTimeout
 
 __all__ = ["ORDERS_PAGE", "RATE_BURST", "RATE_PER_SECOND", "AlpacaBroker"]
 
 ORDERS_PAGE = 500  # Alpaca's maximum `limit` for GET /v2/orders
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _keys_scrubbed(method: Callable[Concatenate[AlpacaBroker, P], R]
+                   ) -> Callable[Concatenate[AlpacaBroker, P], R]:
+    """What answered at Alpaca's URL, without the keys: the BrokerError a call raises carries
+    no run of a key (broker/scrub.py), whoever wrote its text."""
+    @functools.wraps(method)
+    def call(self: AlpacaBroker, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except BrokerError as err:
+            raise scrubbed_error(err, self._secrets)  # noqa: B904  (the same error, scrubbed)
+    return call
 
 
 class AlpacaBroker:
@@ -52,6 +71,7 @@ class AlpacaBroker:
         """`sleep` and `clock` (monotonic seconds) are there for tests to stand in for time."""
         self._rest = AlpacaRest(api_key=api_key, secret_key=secret_key, base_url=base_url,
                                 data_url=data_url, timeout=timeout, sleep=sleep, clock=clock)
+        self._secrets = (api_key, secret_key)
 
     @property
     def requests_sent(self) -> int:
@@ -65,11 +85,13 @@ class AlpacaBroker:
     def bracket_order_request(self, request: BracketRequest) -> BrokerRequest:
         return self._rest.request("POST", "/orders", body=bracket_order_body(request))
 
+    @_keys_scrubbed
     def submit_bracket(self, request: BracketRequest) -> Order:
         """One POST, never retried: a timeout raises BrokerTimeout and the caller settles the
         outcome by client_order_id."""
         return wire.parse_order(self._rest.send_request(self.bracket_order_request(request)))
 
+    @_keys_scrubbed
     def submit_oco_exit(self, request: OcoExitRequest) -> Order:
         """One POST, never retried, like submit_bracket. The take-profit is the parent (a limit
         order); no top-level limit_price: Alpaca takes it from take_profit (alpaca-py#489)."""
@@ -91,6 +113,7 @@ class AlpacaBroker:
         return self._rest.request("PATCH", f"/orders/{segment(order_id)}",
                                   body=replace_order_body(stop_price, limit_price))
 
+    @_keys_scrubbed
     def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
                       limit_price: Decimal | None = None) -> Order:
         """PATCH /v2/orders/{id}, never retried: after a lost answer the old order's
@@ -99,10 +122,12 @@ class AlpacaBroker:
                                              limit_price=limit_price)
         return wire.parse_order(self._rest.send_request(request))
 
+    @_keys_scrubbed
     def get_order(self, order_id: str) -> Order:
         raw = self._rest.read("GET", f"/orders/{segment(order_id)}", params={"nested": "true"})
         return wire.parse_order(raw)
 
+    @_keys_scrubbed
     def find_order_by_client_id(self, client_order_id: str) -> Order | None:
         try:
             raw = self._rest.read("GET", "/orders:by_client_order_id",
@@ -113,6 +138,7 @@ class AlpacaBroker:
             raise
         return wire.parse_order(raw)
 
+    @_keys_scrubbed
     def list_orders(
         self, *, status: str = "open", after: datetime | None = None,
         wanted: Collection[str] = (), page_size: int | None = None,
@@ -179,15 +205,19 @@ class AlpacaBroker:
     def cancel_order_request(self, order_id: str) -> BrokerRequest:
         return self._rest.request("DELETE", f"/orders/{segment(order_id)}")
 
+    @_keys_scrubbed
     def cancel_order(self, order_id: str) -> None:
         # Not retried: after a lost answer a second DELETE says 422 "not cancelable".
         self._rest.send_request(self.cancel_order_request(order_id))
 
+    @_keys_scrubbed
     def cancel_all_orders(self) -> list[SymbolOutcome]:
-        return wire.parse_canceled_orders(self._rest.read("DELETE", "/orders"))
+        return scrubbed_outcomes(wire.parse_canceled_orders(self._rest.read("DELETE", "/orders")),
+                                 self._secrets)
 
     # -- positions ------------------------------------------------------------------------
 
+    @_keys_scrubbed
     def list_positions(self) -> list[BrokerPosition]:
         return wire.parse_positions(self._rest.read("GET", "/positions"))
 
@@ -195,27 +225,33 @@ class AlpacaBroker:
         params = {"cancel_orders": "true"} if cancel_orders else None
         return self._rest.request("DELETE", "/positions", params=params)
 
+    @_keys_scrubbed
     def close_all_positions(self, *, cancel_orders: bool) -> list[SymbolOutcome]:
         """DELETE /v2/positions. Not retried here: the emergency stop decides how to fall back."""
         request = self.close_all_request(cancel_orders=cancel_orders)
-        return wire.parse_closed_positions(self._rest.send_request(request))
+        return scrubbed_outcomes(wire.parse_closed_positions(self._rest.send_request(request)),
+                                 self._secrets)
 
     def close_position_request(self, symbol: str, qty: Decimal | None = None) -> BrokerRequest:
         params = {"qty": format(qty, "f")} if qty is not None else None
         return self._rest.request("DELETE", f"/positions/{segment(symbol)}", params=params)
 
+    @_keys_scrubbed
     def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
         """One DELETE, never retried here (services/close_position decides)."""
         return wire.parse_order(self._rest.send_request(self.close_position_request(symbol, qty)))
 
     # -- account and market ---------------------------------------------------------------
 
+    @_keys_scrubbed
     def account(self) -> Account:
         return wire.parse_account(self._rest.read("GET", "/account"))
 
+    @_keys_scrubbed
     def clock(self) -> Clock:
         return wire.parse_clock(self._rest.read("GET", "/clock"))
 
+    @_keys_scrubbed
     def latest_trade_price(self, symbol: str) -> Decimal:
         """The market-data API (ALPACA_DATA_URL), not the trading base URL."""
         raw = self._rest.read("GET", f"/stocks/{segment(symbol)}/trades/latest", api="data")

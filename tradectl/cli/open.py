@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -54,11 +55,12 @@ def open_command(
         entry=parse_price(entry, "--entry") if entry is not None else None,
         time_in_force="gtc" if gtc else "day",
     )
-    config = settings()
+    config = settings()  # the mode follows the endpoint: Alpaca's live host is live
     confirm = config.trading_mode == "live" and not yes and not dry_run
     if confirm and not sys.stdin.isatty():
-        raise InputError("TRADING_MODE=live: pass --yes to confirm the order "
-                         "(no terminal to ask at)")
+        host = urlsplit(config.alpaca_base_url).hostname
+        raise InputError(f"live mode (real money, orders to {host}): pass --yes to confirm the "
+                         "order (no terminal to ask at)")
     if (warning := config.key_mode_warning()) is not None:
         render.warning(warning)
 

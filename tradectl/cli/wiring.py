@@ -24,15 +24,34 @@ if TYPE_CHECKING:
 
 
 def env_file() -> Path:
-    """The .env file tradectl reads: the one in the working directory."""
+    """The .env file in the working directory."""
     return Path.cwd() / ".env"
 
 
+def own_env_file() -> Path:
+    """tradectl's own .env, in its config directory (e.g. ~/.config/tradectl/.env)."""
+    return Path(typer.get_app_dir("tradectl")) / ".env"
+
+
 def load_environment() -> dict[str, str]:
-    """The process environment over `.env` in the working directory: the environment wins."""
-    merged = read_env_file(env_file())
-    merged.update(os.environ)
-    return merged
+    """The process environment, then tradectl's own .env, then the working directory's: the
+    first that sets a name wins. The working directory's .env may be anyone's: when a secret
+    comes from elsewhere, it may not say where keys or alerts go (tradectl/trust.py)."""
+    from tradectl.config import DEFAULTS
+    from tradectl.trust import check_working_env
+
+    working_path, own_path = env_file(), own_env_file()
+    outside = {**read_env_file(own_path), **os.environ}
+    working = {} if _same_file(working_path, own_path) else read_env_file(working_path)
+    check_working_env(working_path, working, outside, frozenset(DEFAULTS))
+    return {**working, **outside}
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -80,6 +99,7 @@ _opened: list[Database | AlpacaBroker] = []
 def close_opened() -> None:
     while _opened:
         _opened.pop().close()
+    _warned.clear()
 
 
 def check_database_url(config: Settings) -> None:
@@ -91,11 +111,13 @@ def check_database_url(config: Settings) -> None:
 
 def database(config: Settings, *, ensure_schema: bool = True) -> Database:
     """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
-    from tradectl.db.session import Database
+    from tradectl.db.session import Database, sqlite_files
 
     check_database_url(config)
     db = Database(config.database_url, create_private=config.database_is_default)
     _opened.append(db)
+    warn_if_open_to_others([*sqlite_files(config.database_url),
+                            *([config.app_dir] if config.app_dir else [])])
     if ensure_schema:
         db.ensure_schema()
     return db
@@ -158,7 +180,43 @@ def stop_spool(config: Settings) -> StopSpool | None:
     """Where an emergency stop that could not reach the database is kept until it can."""
     from tradectl.db.spool import StopSpool
 
-    return StopSpool(config.app_dir, config.database_url) if config.app_dir else None
+    if config.app_dir is None:
+        return None
+    private_app_dir(config.app_dir)
+    return StopSpool(config.app_dir, config.database_url)
+
+
+def private_app_dir(path: Path) -> None:
+    """tradectl's own directory (the default database, the stop spool, its own .env) is made
+    0700, also when the database is PostgreSQL; one others can enter is warned about."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return  # the spool reports what it cannot write, when it must
+    warn_if_open_to_others([path])
+
+
+def warn_if_open_to_others(paths: list[Path]) -> None:
+    """One warning line (never an error) naming what group or others may read or enter."""
+    import stat
+
+    from tradectl.render import warning
+
+    loose = []
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077 and path not in _warned:
+            _warned.add(path)
+            loose.append(f"{path} (mode {mode:04o})")
+    if loose:
+        warning(f"group or others can read {', '.join(loose)}: tradectl's files hold the "
+                "trading record; chmod 700 a directory, 600 a file")
+
+
+_warned: set[Path] = set()  # said once per command (main() clears it with close_opened)
 
 
 def risk_limits(config: Settings) -> RiskLimits:

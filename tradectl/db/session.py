@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from tradectl.db.advisory_lock import AdvisoryLock
 from tradectl.db.locks import FileLock, NamedLock, ProcessLock, holding
 from tradectl.db.models import HEAD_REVISION
-from tradectl.db.url import masked_url, normalize_url, unusable_url, usable_url
+from tradectl.db.url import masked_url, normalize_url, scrubbed, unusable_url, usable_url
 from tradectl.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
@@ -51,18 +51,35 @@ def make_engine(url: str, *, create_private: bool = False) -> Engine:
 
 
 def _prepare_sqlite_file(url: str, path: Path | None, create_private: bool) -> None:
-    """tradectl's own default database is created private (directory 0700, file 0600: it holds
-    the trading record). A DATABASE_URL naming a directory that does not exist is a mistake
-    (a typo would start an empty record elsewhere), not something to create."""
+    """A SQLite database is created private wherever it is (file 0600: it holds the trading
+    record; SQLite gives its -wal and -shm files the database file's mode), and tradectl's own
+    default one in a 0700 directory. A DATABASE_URL naming a directory that does not exist is a
+    mistake (a typo would start an empty record elsewhere), not something to create."""
     if path is None:
         return
     if create_private:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     elif not path.parent.is_dir():
         raise ConfigError(f"DATABASE_URL ({masked_url(url)}): the directory {path.parent} does "
                           "not exist; create it, or fix the path")
+    if not path.exists():
+        # a read-only or full disk: SQLite says so, as a DatabaseError, when it is used
+        with suppress(OSError):
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def sqlite_files(url: str) -> list[Path]:
+    """A SQLite database's files that exist (the database, its -wal and -shm); none for
+    another database."""
+    try:
+        parsed = normalize_url(url)
+    except Exception:
+        return []
+    path = _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is None:
+        return []
+    return [p for p in (path, path.with_name(f"{path.name}-wal"),
+                        path.with_name(f"{path.name}-shm")) if p.exists()]
 
 
 def _make_engine(parsed: URL) -> Engine:
@@ -90,7 +107,7 @@ def _make_engine(parsed: URL) -> Engine:
 
 def describe_db_error(url: str, err: BaseException) -> DatabaseError:
     orig = getattr(err, "orig", None) or err
-    first_line = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    first_line = scrubbed((str(orig).strip().splitlines() or [type(orig).__name__])[0], url)
     hint = None
     if "locked" in first_line:
         hint = "another tradectl process holds the database; try again"

@@ -12,6 +12,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from tradectl.errors import ConfigError
+from tradectl.masks import masked_url, scrubbed, url_secrets
+
+__all__ = ["durable_url", "masked_url", "normalize_url", "scrubbed", "unusable_url",
+           "url_secrets", "usable_url"]
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -23,13 +27,6 @@ def normalize_url(url: str) -> URL:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
-
-
-def masked_url(url: str) -> str:
-    try:
-        return normalize_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable DATABASE_URL)"
 
 
 def usable_url(url: str) -> URL:
@@ -62,5 +59,5 @@ def durable_url(url: str) -> URL:
 
 
 def unusable_url(url: str, err: Exception) -> ConfigError:
-    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    reason = scrubbed(str(err).splitlines()[0], url) if str(err) else type(err).__name__
     return ConfigError(f"DATABASE_URL is not a usable database URL ({masked_url(url)}): {reason}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tradectl.render import stdout
+from tradectl.render import one_line, stdout
 from tradectl.render.json import print_json
 
 
@@ -16,7 +16,7 @@ def schema_report(url: str, revision: str | None, head: str, as_json: bool, *,
             document["before"] = upgraded_from
         print_json(document)
     elif upgraded:
-        stdout().print(f"{url}: {upgraded_from or 'empty'} -> {revision}", markup=False)
+        stdout().print(f"{one_line(url)}: {upgraded_from or 'empty'} -> {revision}", markup=False)
     else:
         state = "up to date" if revision == head else f"behind {head}"
-        stdout().print(f"{url}: {revision or 'empty'} ({state})", markup=False)
+        stdout().print(f"{one_line(url)}: {revision or 'empty'} ({state})", markup=False)

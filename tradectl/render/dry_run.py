@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import dollars, money, price_text, quantity, stdout
+from tradectl.render import dollars, literal, money, price_text, quantity, stdout
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
-    from rich.markup import escape
 
     console = stdout()
     console.print(f"[bold cyan]DRY RUN[/] of `{report.command}` ({report.trading_mode}): "
@@ -36,18 +35,18 @@ def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
         width = max(len(c.rule) for c in report.checks)
         for check in report.checks:
             mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
-            console.print(f"  {mark} {check.rule:<{width}}  {escape(check.message)}")
+            console.print(f"  {mark} {check.rule:<{width}}  {literal(check.message)}")
     for request in report.requests:
-        console.print(f"request  {request.method} {escape(request.url)}")
+        console.print(f"request  {request.method} {literal(request.url)}")
         if request.body is not None:
             body = json.dumps(plain(request.body), indent=2)
             console.print("\n".join(f"         {line}" for line in body.splitlines()),
                           markup=False)
     for note in report.notes:
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {literal(note)}")
     code = int(report.exit_code)
     if report.refusal:
-        console.print(f"verdict  [red bold]{escape(report.refusal)}[/] (exit {code})")
+        console.print(f"verdict  [red bold]{literal(report.refusal)}[/] (exit {code})")
     elif code:
         console.print(f"verdict  [red bold]the real command would fail[/] (exit {code})")
     else:
@@ -75,13 +74,12 @@ def _open_section(console: Console, plan: OpenPlan) -> None:
 
 
 def _halt_section(console: Console, plan: HaltPlan) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     cycle = f"cycle {plan.cycle_id}" if plan.cycle_id is not None else "a first cycle"
     again = " (already stopped: the stop would retry what is left)" if plan.already_stopped \
         else ""
-    console.print(f"latch    {cycle} would be stopped{again}: {escape(plan.reason)}")
+    console.print(f"latch    {cycle} would be stopped{again}: {literal(plan.reason)}")
     if plan.spooled_stops:
         console.print(f"spool    {plan.spooled_stops} stop(s) made without the database would "
                       "be recorded first")
@@ -109,7 +107,7 @@ def _halt_section(console: Console, plan: HaltPlan) -> None:
         market = {True: "open", False: "closed", None: "unknown"}[plan.market_open]
         console.print(f"account  equity {dollars(plan.equity)}, day P&L "
                       f"{dollars(plan.day_pnl)}; market {market}")
-    console.print("alerts   " + (escape("; ".join(plan.alerts)) if plan.alerts else "none"))
+    console.print("alerts   " + (literal("; ".join(plan.alerts)) if plan.alerts else "none"))
 
 
 def _orders_table(console: Console, orders: tuple[OrderToCancel, ...], *,

@@ -83,7 +83,8 @@ def open_outcome(outcome: OpenOutcome, as_json: bool, sizing: RiskSizing | None 
     table.add_row("bracket", f"stop {money(p.stop_loss)}  target {money(p.take_profit)}  "
                              f"({p.time_in_force})")
     table.add_row("status", f"[{style}]{p.status}[/]")
-    table.add_row("alpaca", f"{p.alpaca_status or '-'}  {p.alpaca_order_id or ''}".rstrip())
+    table.add_row("alpaca", literal(f"{p.alpaca_status or '-'}  {p.alpaca_order_id or ''}"
+                                    .rstrip()))
     if p.filled_qty:
         table.add_row("filled", f"{quantity(p.filled_qty)} @ {money(p.filled_avg_price)}")
     if p.alpaca_error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tradectl.render import dollars, money, stdout
+from tradectl.render import dollars, literal, money, stdout
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
@@ -35,26 +35,26 @@ def close_report(outcome: ExitOutcome, as_json: bool) -> None:
     if as_json:
         print_json(close_document(outcome))
         return
-    from rich.markup import escape
     from rich.table import Table
 
     p, console = outcome.position, stdout()
-    console.print(f"[bold]CLOSE[/] #{p.id} {p.symbol} ({p.side}, {p.close_reason or 'manual'})")
+    console.print(f"[bold]CLOSE[/] #{p.id} {literal(p.symbol)} ({p.side}, "
+                  f"{literal(p.close_reason or 'manual')})")
     table = Table(show_edge=False, pad_edge=False)
     for column in ("symbol", "state", "cancelled", "close order", "exit price", "P&L",
                    "error"):
         table.add_column(column)
-    table.add_row(p.symbol, f"[{_STATE_STYLE.get(outcome.state, '')}]{outcome.state}[/]",
-                  str(outcome.cancelled_orders), outcome.close_order_id or "-",
+    table.add_row(literal(p.symbol), f"[{_STATE_STYLE.get(outcome.state, '')}]{outcome.state}[/]",
+                  str(outcome.cancelled_orders), literal(outcome.close_order_id or "-"),
                   money(p.exit_price), dollars(p.realized_pl) if p.realized_pl is not None
-                  else "-", escape(outcome.error or ""))
+                  else "-", literal(outcome.error or ""))
     console.print(table)
     if p.is_live and p.unprotected_since is not None:
-        console.print(f"[bold red]UNPROTECTED: {escape(p.protection_error or '')}: the shares "
+        console.print(f"[bold red]UNPROTECTED: {literal(p.protection_error or '')}: the shares "
                       "are still held with no stop; `tradectl close` again or `tradectl watch` "
                       "restores one[/]")
     for note in outcome.notes:
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {literal(note)}")
 
 
 def adjust_document(report: AdjustReport) -> dict[str, Any]:
@@ -72,22 +72,21 @@ def adjust_report(report: AdjustReport, as_json: bool) -> None:
     if as_json:
         print_json(adjust_document(report))
         return
-    from rich.markup import escape
     from rich.table import Table
 
     p, console = report.position, stdout()
     last = f", last trade {money(report.last_trade)}" if report.last_trade is not None else ""
-    console.print(f"[bold]ADJUST[/] #{p.id} {p.symbol} ({p.side}{last})")
+    console.print(f"[bold]ADJUST[/] #{p.id} {literal(p.symbol)} ({p.side}{last})")
     table = Table(show_edge=False, pad_edge=False)
     for column in ("leg", "was", "now", "state", "order", "error"):
         table.add_column(column)
     for leg in report.legs:
-        order = leg.old_order_id or "-"
+        order = literal(leg.old_order_id or "-")
         if leg.new_order_id and leg.new_order_id != leg.old_order_id:
-            order = f"{_short(leg.old_order_id)} -> {_short(leg.new_order_id)}"
+            order = literal(f"{_short(leg.old_order_id)} -> {_short(leg.new_order_id)}")
         table.add_row(leg.leg, money(leg.old_price), money(leg.new_price),
                       f"[{_STATE_STYLE.get(leg.state, '')}]{leg.state}[/]", order,
-                      escape(leg.error or ""))
+                      literal(leg.error or ""))
     console.print(table)
     console.print(f"stop {money(p.stop_loss)}  target {money(p.take_profit)}")
     if any(leg.state == "recorded" for leg in report.legs) and not p.local_only:

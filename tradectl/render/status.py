@@ -70,7 +70,7 @@ def _positions_table(report: StatusReport) -> Any:
             _time(p.created_at, "%m-%d %H:%M"),
         )
     for x in report.external:
-        table.add_row("-", Text(x.symbol), f"{x.side} {quantity(x.qty)}",
+        table.add_row("-", Text(one_line(x.symbol)), f"{x.side} {quantity(x.qty)}",
                       money(x.avg_entry_price), "-", "-", Text("external", style="magenta"),
                       _signed(x.unrealized_pl) if x.unrealized_pl is not None else "-", "-")
     return table
@@ -104,7 +104,8 @@ def _account_line(report: StatusReport) -> str:
         a.trading_blocked or a.account_blocked or a.trade_suspended_by_user) else ""
     baseline = (f" ({_signed(a.day_pnl - report.loss_baseline)} since the forced resume)"
                 if report.loss_baseline is not None else "")
-    return (f"{a.account_number} {a.status}: equity {dollars(a.equity)}, cash {dollars(a.cash)}, "
+    return (f"{literal(a.account_number)} {literal(a.status)}: equity {dollars(a.equity)}, "
+            f"cash {dollars(a.cash)}, "
             f"buying power {dollars(a.buying_power)}, day P&L {_signed(a.day_pnl)}"
             f"{baseline}{blocked}")
 

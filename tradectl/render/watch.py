@@ -84,9 +84,9 @@ class WatchDisplay:
         elif not self.as_json:
             parts = [f"{update.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
                      f"stream: {stream_text(update.stream)}"]
-            parts += [f"change: {c}" for c in update.changes]
+            parts += [f"change: {one_line(c)}" for c in update.changes]
             if update.error:
-                parts.append(f"ERROR: {update.error}")
+                parts.append(f"ERROR: {one_line(update.error)}")
             sys.stdout.write(" | ".join(parts) + "\n")
             sys.stdout.flush()
 
@@ -189,7 +189,7 @@ class WatchDisplay:
 
 def stream_text(status: StreamStatus) -> str:
     """`connected`, or `reconnecting (connection failed: ...; next try in 2 s)`."""
-    text = status.state + (f" ({status.detail})" if status.detail else "")
+    text = status.state + (f" ({one_line(status.detail)})" if status.detail else "")
     if status.dropped:
         text += f", {status.dropped} update{'s' if status.dropped > 1 else ''} dropped"
     return text
@@ -261,7 +261,7 @@ def _external_row(x: ExternalPositionView) -> tuple[Any, ...]:
     from rich.text import Text
 
     pnl = x.unrealized_pl
-    return (Text(x.symbol), x.side, quantity(x.qty), money(x.avg_entry_price),
+    return (Text(one_line(x.symbol)), x.side, quantity(x.qty), money(x.avg_entry_price),
             money(x.last_price), "-", "-", "-",
             Text(dollars(pnl), style="green" if pnl and pnl > 0 else "red" if pnl else ""),
             Text("external", style="magenta"), Text("not opened by tradectl", style="dim"))

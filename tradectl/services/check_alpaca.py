@@ -24,6 +24,7 @@ from tradectl.formats import dollars
 from tradectl.market import MARKET_TZ
 from tradectl.risk import CENT
 from tradectl.services.database_check import Check, DatabaseFacts, database_checks
+from tradectl.trust import Route, route
 
 T = TypeVar("T")
 
@@ -44,6 +45,8 @@ class Configuration:
     secret_key: Literal["set", "not set"]
     env_file: str | None
     alert_webhook_url: str = "(not set)"  # scheme and host only: the rest is the hook's token
+    orders_host: str = ""  # where orders (and the keys) go
+    orders_trusted: str = ""  # why the keys may go there
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,12 @@ def check_alpaca(
         account, clock, trade, broker_checks = _broker_checks(config, broker, symbol)
         checks += broker_checks
     db_checks, db_facts = database_checks(config.database_url, config.secrets())
+    trading = _routes(config)[0]
     configuration = Configuration(
         config.trading_mode, config.alpaca_base_url, config.alpaca_data_url,
         mask_secret(config.alpaca_api_key), "set" if config.alpaca_secret_key else "not set",
         str(env_file) if env_file.is_file() else None, mask_url(config.alert_webhook_url),
+        trading.host, trading.why,
     )
     return CheckReport(checks + db_checks, configuration, account, clock, trade, db_facts)
 
@@ -120,14 +125,18 @@ def _configuration_checks(config: Settings) -> list[Check]:
 
 
 def _base_url_check(config: Settings) -> Check:
-    urls = f"trading {config.alpaca_base_url}, data {config.alpaca_data_url}"
-    other = LIVE_BASE_URL if config.trading_mode == "paper" else PAPER_BASE_URL
-    if config.alpaca_base_url == other:
-        return Check("base URLs", "warn",
-                     f"{urls}: the {'live' if other == LIVE_BASE_URL else 'paper'} endpoint "
-                     f"with TRADING_MODE={config.trading_mode}",
-                     "unset ALPACA_BASE_URL (it follows TRADING_MODE) or make the two agree")
-    return Check("base URLs", "pass", urls)
+    """Where orders go and why the keys may go there (the settings refused anything else)."""
+    trading, data = _routes(config)
+    return Check("base URLs", "pass",
+                 f"orders go to {trading.host} ({config.trading_mode}; {trading.why}), market "
+                 f"data from {data.host} ({data.why}): trading {config.alpaca_base_url}, "
+                 f"data {config.alpaca_data_url}")
+
+
+def _routes(config: Settings) -> tuple[Route, Route]:
+    trusted = config.alpaca_trusted_hosts
+    return (route("ALPACA_BASE_URL", config.alpaca_base_url, config.trading_mode, trusted),
+            route("ALPACA_DATA_URL", config.alpaca_data_url, config.trading_mode, trusted))
 
 
 def _alerts_check(config: Settings) -> Check:

@@ -101,6 +101,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from . import validation
+from .market_clock import MarketClock
 from .model import (
     ApiError,
     JsonObject,
@@ -133,6 +134,9 @@ class Broker:
         self.lastday: dict[str, Decimal] = {}
         self.trades: dict[str, tuple[int, datetime]] = {}
         self.market_open = True
+        self.clock = MarketClock()  # what /v2/clock and /v3/clock answer (market_clock.py)
+        self.equity_points: list[tuple[datetime, Decimal]] = []  # portfolio history (history.py)
+        self.history_base: Decimal | None = None
         self.auto_fill = True
         self.fail_close: dict[str, tuple[int, str]] = {}
         self.cancels_pending = False
@@ -313,7 +317,7 @@ class Broker:
         else:
             self._check_buying_power(req.symbol, req.qty, req.limit_price or req.stop_price)
         intent = f"{req.side}_to_{'close' if closing else 'open'}"
-        status = "new" if self.market_open else "accepted"
+        status = "new" if self.market_open or self._extended_live(req) else "accepted"
         order = Order(
             req.symbol,
             req.qty,
@@ -620,6 +624,7 @@ class Broker:
         """Fill what the prices allow, oldest order first. Prices do not move while it runs, so
         a fill can only make its own legs fillable: they join the queue, nothing is rescanned."""
         if not self.market_open:
+            self._run_extended_session()
             return
         queue = []
         for order in self.orders.values():
@@ -640,6 +645,31 @@ class Broker:
             for leg in (self.orders[i] for i in order.leg_ids):
                 if leg.is_open and leg.status != "held":
                     heapq.heappush(queue, (leg.seq, leg.id))
+
+    # ----- extended hours (pre / post: only extended_hours limit orders execute) --------
+
+    def _extended_session(self) -> bool:
+        return self.clock.phase(self.market_open)[0] in ("pre", "post")
+
+    def _extended_live(self, req: validation.OrderRequest) -> bool:
+        return req.extended_hours and req.type == "limit" and self._extended_session()
+
+    def _run_extended_session(self) -> None:
+        """Outside core, in pre or post: extended_hours limit orders go "new" and fill at their
+        limit or better against the price; everything else waits for the regular session."""
+        if not self._extended_session():
+            return
+        for order in sorted(self.orders.values(), key=lambda o: o.seq):
+            if not (order.is_open and order.extended_hours and order.type == "limit"):
+                continue
+            if order.status == "held":
+                continue
+            if order.status == "accepted":
+                order.status, order.updated_at = "new", now()
+                self._emit("new", order)
+            price = self._fill_price(order)
+            if price is not None:
+                self._fill(order, order.remaining, price)
 
     def _fill_price(self, order: Order) -> Decimal | None:
         price = self.prices[order.symbol]

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeAlias
 
 from .broker import Broker
-from .model import ApiError, JsonObject, Query, now, rfc3339
+from .history import portfolio_history
+from .market_clock import parse_moment
+from .model import ApiError, JsonObject, Query, rfc3339
 from .validation import decimal_field
 
 FEEDS = ("delayed_sip", "iex", "otc", "sip", "boats", "overnight")
@@ -61,14 +63,25 @@ def _optional_decimal(query: Query, name: str) -> Decimal | None:
 
 
 def clock(broker: Broker, _query: Query, _body: object) -> JsonObject:
-    stamp = now()
-    opens, closes = (17.5, 1) if broker.market_open else (1, 7.5)
-    return {
-        "timestamp": rfc3339(stamp),
-        "is_open": broker.market_open,
-        "next_open": rfc3339(stamp + timedelta(hours=opens)),
-        "next_close": rfc3339(stamp + timedelta(hours=closes)),
-    }
+    return broker.clock.v2(broker.market_open)
+
+
+def clock_v3(broker: Broker, query: Query, _body: object) -> JsonObject:
+    markets = [m.strip().upper() for m in query.get("markets", "").split(",") if m.strip()]
+    at = None
+    if "time" in query:
+        try:
+            at = parse_moment(query["time"])
+        except ValueError:
+            raise ApiError(400, "invalid time") from None
+    return broker.clock.v3(broker.market_open, markets, at)
+
+
+def history(broker: Broker, query: Query, _body: object) -> JsonObject:
+    long_mv, short_mv = broker.market_values()
+    points = broker.equity_points or [(broker.clock.moment(), broker.cash + long_mv + short_mv)]
+    base = broker.last_equity if broker.history_base is None else broker.history_base
+    return portfolio_history(query, points, base, broker.clock.moment())
 
 
 def list_orders(broker: Broker, query: Query, _body: object) -> list[JsonObject]:
@@ -174,6 +187,8 @@ Handler: TypeAlias = Callable[..., object]
 ROUTES: list[tuple[str, str, Handler, int]] = [
     ("GET", r"/v2/account", lambda b, _q, _body: b.account(), 200),
     ("GET", r"/v2/clock", clock, 200),
+    ("GET", r"/v3/clock", clock_v3, 200),
+    ("GET", r"/v2/account/portfolio/history", history, 200),
     ("POST", r"/v2/orders", lambda b, _q, body: b.submit(body), 200),
     ("GET", r"/v2/orders", list_orders, 200),
     ("DELETE", r"/v2/orders", lambda b, _q, _body: b.cancel_all(), 207),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import ssl
 import threading
 import time
 import traceback
@@ -29,6 +30,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from .broker import Broker
+from .clock_steering import ClockSteering
 from .model import ApiError, JsonObject, Query, default_code
 from .routes import dispatch
 from .stream import StreamClients, StreamEvent, TradeStream
@@ -111,7 +113,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # bursts of concurrent clients must not wait for SYN retries
 
 
-class FakeAlpaca:
+class FakeAlpaca(ClockSteering):
     def __init__(
         self,
         api_key: str = "PKTESTKEY0000000000",
@@ -130,13 +132,15 @@ class FakeAlpaca:
         self._stream_keys_refused = False
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self._scheme = "http"
         self._thread: threading.Thread | None = None
         self._stream = TradeStream(self._stream_keys_valid, lambda: self.latency)
         self._broker.on_trade_update = self._stream.publish
 
     # ----- lifecycle ------------------------------------------------------------------
 
-    def start(self, port: int = 0) -> FakeAlpaca:
+    def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> FakeAlpaca:
+        """Serve on 127.0.0.1 over http, or over https with `tls` (a server context)."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -150,6 +154,9 @@ class FakeAlpaca:
         self._stopping.clear()
         self._stream.open()
         self._server = _Server(("127.0.0.1", port), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https" if tls is not None else "http"
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-alpaca", daemon=True
         )
@@ -159,7 +166,7 @@ class FakeAlpaca:
     @property
     def url(self) -> str:
         """Base URL without /v2 (trading and market-data paths share it)."""
-        return f"http://127.0.0.1:{self._port}"
+        return f"{self._scheme}://127.0.0.1:{self._port}"
 
     @property
     def stream_url(self) -> str:

@@ -139,6 +139,8 @@ def parse_order(body: object, current_price: Callable[[str], Decimal | None]) ->
     extended_hours = body.get("extended_hours") or False
     if not isinstance(extended_hours, bool):
         raise unprocessable("invalid extended_hours")
+    if extended_hours:
+        check_extended_hours(order_type, tif, order_class)
     fractional = qty != qty.to_integral_value()
     if order_class == "oco":
         return parse_oco(body, symbol, qty, side, tif, client_order_id, market_price)
@@ -255,6 +257,16 @@ def parse_oco(
     assert request.take_profit is not None
     _check_stop_threshold(request, [request.take_profit, market_price])
     return request
+
+
+def check_extended_hours(order_type: str, tif: str, order_class: str) -> None:
+    """The spec: extended_hours "only works with type limit and time_in_force set to either
+    day or gtc". The fake also refuses it on bracket and OCO orders (their stop legs cannot
+    be extended-hours orders). The message is the fake's wording."""
+    if order_type != "limit" or tif not in ("day", "gtc") or order_class not in ("", "simple"):
+        raise unprocessable(
+            "extended hours orders must be simple limit orders with time_in_force day or gtc"
+        )
 
 
 def check_bracket(request: OrderRequest, body: JsonObject, market_price: Decimal) -> None:
