@@ -244,20 +244,32 @@ def trade_exposure(spec: BracketSpec, base: Decimal | None) -> tuple[Decimal, De
 
 
 def pre_trade_refusal(
-    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits
+    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits,
+    budget: Decimal | None = None,
 ) -> Refusal | None:
     """The first rule the trade breaks, or None."""
-    failed = next((c for c in pre_trade_checks(spec, base, book, limits) if not c.passed), None)
+    failed = next((c for c in pre_trade_checks(spec, base, book, limits, budget)
+                   if not c.passed), None)
     return failed.refusal() if failed is not None else None
 
 
 def pre_trade_checks(
-    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits
+    spec: BracketSpec, base: Decimal | None, book: BookState, limits: RiskLimits,
+    budget: Decimal | None = None,
 ) -> list[RuleCheck]:
-    """Every rule's verdict, in the order they are applied: the cheapest facts first."""
+    """Every rule's verdict, in the order they are applied: the cheapest facts first.
+    `budget`: `open --risk`'s dollars, refused above MAX_RISK_PER_TRADE whatever the whole
+    shares it buys happen to risk."""
     notional, risk = trade_exposure(spec, base)
+    risk_check = _risk_check(risk, limits)
+    if budget is not None and budget > limits.max_risk_per_trade:
+        risk_check = RuleCheck(
+            "max_risk_per_trade", False, f"risk budget {dollars(budget)} (--risk) is above "
+            f"MAX_RISK_PER_TRADE {dollars(limits.max_risk_per_trade)}",
+            {"risk_budget": str(budget), "risk": str(risk),
+             "limit": str(limits.max_risk_per_trade)})
     return [_symbol_check(spec, book), _count_check(book, limits),
-            _notional_check(notional, limits), _risk_check(risk, limits),
+            _notional_check(notional, limits), risk_check,
             _loss_check(book, limits), _buying_power_check(notional, book)]
 
 

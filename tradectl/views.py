@@ -61,6 +61,8 @@ class PositionView:
     restore_sent_at: datetime | None = None
     exit_order_id: str | None = None  # a close at market outside the exits (halt, close, gap)
     exit_sent_at: datetime | None = None
+    outside_qty: Quantity | None = None  # shares exited at Alpaca outside tradectl
+    outside_pl: Money | None = None  # their realized P&L, from Alpaca's fills
 
     @property
     def is_live(self) -> bool:
@@ -125,7 +127,10 @@ class HeldPosition(Protocol):
 
 @dataclass(frozen=True)
 class ExternalPositionView:
-    """A position the broker holds that tradectl does not track (opened elsewhere)."""
+    """Shares the broker holds beyond what tradectl tracks (opened or bought elsewhere): a whole
+    position in a symbol tradectl has no live row in, or the part of one beyond its rows
+    (`tracked_qty`: the shares of the symbol tradectl's rows account for). `avg_entry_price` and
+    `unrealized_pl` are of this part."""
 
     symbol: str
     side: str  # long | short
@@ -133,6 +138,7 @@ class ExternalPositionView:
     avg_entry_price: Price | None
     last_price: Price | None
     unrealized_pl: Money | None
+    tracked_qty: Quantity = Decimal(0)
 
     @classmethod
     def of(cls, held: HeldPosition) -> ExternalPositionView:

@@ -48,9 +48,10 @@ POSITION = closed(
     target_order_id=maybe(TEXT), unprotected_since=maybe(TIME), protection_error=maybe(TEXT),
     restore_client_order_id=maybe(TEXT), restore_order_id=maybe(TEXT),
     restore_sent_at=maybe(TIME), exit_order_id=maybe(TEXT), exit_sent_at=maybe(TIME),
+    outside_qty=maybe(QTY), outside_pl=maybe(MONEY),
 )
 EXTERNAL = closed(symbol=TEXT, side=TEXT, qty=QTY, avg_entry_price=maybe(PRICE),
-                  last_price=maybe(PRICE), unrealized_pl=maybe(MONEY))
+                  last_price=maybe(PRICE), unrealized_pl=maybe(MONEY), tracked_qty=QTY)
 CYCLE = closed(id=INT, status={"enum": ["active", "stopped"]}, started_at=TIME,
                stopped_at=maybe(TIME), stop_reason=maybe(TEXT), loss_baseline=maybe(MONEY),
                baseline_at=maybe(TIME))
@@ -77,7 +78,8 @@ HALT = closed(
     market_open=maybe(BOOL), symbols=listing(HALT_SYMBOL),
     totals={"type": "object", "additionalProperties": INT}, equity=maybe(MONEY),
     day_pnl=maybe(MONEY), broker_error=maybe(TEXT), broker_requests=maybe(INT), alert=TEXT,
-    notes=listing(TEXT), database_error=maybe(TEXT), unread=listing(TEXT), exit_code=INT)
+    notes=listing(TEXT), database_error=maybe(TEXT), unread=listing(TEXT), swept=listing(TEXT),
+    completed=listing(TEXT), exit_code=INT)
 
 RESUME = closed(cycle_id=INT, resumed=BOOL, previous_cycle_id=maybe(INT),
                 day_pnl=maybe(MONEY), forced=BOOL, loss_baseline=maybe(MONEY), alerts_sent=INT)

@@ -209,7 +209,8 @@ def test_halt_flattens_when_the_database_dies_between_latch_and_record(
 ) -> None:
     pg_trader.env.update(smtp.env())
     assert pg_trader(*OPEN_AAPL).code == 0
-    fake.inject("DELETE", r"^/v2/positions$", delay=2.0, apply=True)
+    # The close-all leaves before the latch: hold the orders read that follows the latch.
+    fake.inject("GET", r"^/v2/orders$", delay=2.0, answer=True)
     halt = subprocess.Popen(
         [*tradectl_command(), "halt", "--reason", "database down", "--json"],
         env={**{k: v for k, v in os.environ.items() if k not in DEFAULTS}, **pg_trader.env,
@@ -312,3 +313,23 @@ def test_sigterm_leaves_watch_with_0_even_while_its_database_is_down(
         watch.wait_for(lambda t: (t["error"] or "").startswith("database"))
         watch.process.send_signal(signal.SIGTERM)
         assert watch.process.wait(30) == 0
+
+
+def test_a_second_halt_after_a_stop_without_the_database_names_no_position_external(
+    pg_trader: Cli, fake: FakeAlpaca, private_pg: PrivateCluster, smtp: SmtpSink,
+) -> None:
+    """Issue 31.5: the positions the offline stop closed are tradectl's own; the second halt
+    (database back) records the spooled stop and reports them as closed, not external."""
+    pg_trader.env.update(smtp.env())
+    assert pg_trader(*OPEN_AAPL).code == 0
+    with private_pg.down("immediate"):
+        result = run(pg_trader, "halt", "--reason", "database down", "--json")
+        assert_flat_and_unrecorded(result, fake, smtp, pg_trader)
+    again = run(pg_trader, "halt", "--reason", "again", "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    document = json.loads(again.stdout)
+    assert [(s["symbol"], s["external"]) for s in document["symbols"]] == [("AAPL", False)]
+    assert document["symbols"][0]["state"] == "closed"
+    body = smtp.messages[-1].get_content()
+    assert "not opened by tradectl" not in body and "FAILED" not in smtp.messages[-1]["Subject"]
+    assert spooled(pg_trader) == []

@@ -253,7 +253,7 @@ def test_close_dry_run_exits_as_the_real_close_would(trader: Cli, fake: FakeAlpa
     assert table_counts(trader) == before and writes(fake)[count:] == []
 
 
-def test_close_dry_run_is_allowed_while_stopped_and_refuses_what_alpaca_does_not_hold(
+def test_close_dry_run_is_allowed_while_stopped_and_settles_what_alpaca_no_longer_holds(
     trader: Cli, fake: FakeAlpaca,
 ) -> None:
     open_and_tick(trader)
@@ -267,11 +267,11 @@ def test_close_dry_run_is_allowed_while_stopped_and_refuses_what_alpaca_does_not
         f"{fake.url}/v2/positions/AAPL"]  # no exit order is left to cancel
     assert "trading is stopped: closing is still allowed" in stopped.json()["notes"]
 
-    fake.reset()  # Alpaca holds nothing any more
-    refused = trader("close", "AAPL", "--dry-run", "--json")
-    assert refused.code == 3
-    assert refused.json()["refusal"].startswith("AAPL: Alpaca holds no AAPL position")
-    assert refused.json()["requests"] == []
+    fake.reset()  # Alpaca holds nothing any more, and no order of its own is working
+    settled = trader("close", "AAPL", "--dry-run", "--json")
+    assert settled.code == 0  # the real close settles it (issue 23): nothing is sent
+    assert settled.json()["requests"] == []
+    assert settled.json()["notes"] == ["the position is closed at Alpaca: nothing would be sent"]
 
 
 def test_adjust_dry_run_shows_the_patches_the_real_adjust_then_sends(

@@ -88,7 +88,7 @@ def test_halt_uses_one_request_to_close_and_one_round_of_reads(
     writes = [(r.method, r.path) for r in fake.requests if r.method != "GET"]
     assert writes == [("DELETE", "/v2/positions")]
     assert fake.requests[0].query == {"cancel_orders": "true"}
-    assert fake.count("GET") == 3  # orders, clock, account
+    assert fake.count("GET") == 4  # orders, positions (the sweep), clock, account: side by side
 
 
 def test_close_all_failing_falls_back_to_symbol_by_symbol(trader: Cli, fake: FakeAlpaca) -> None:

@@ -139,3 +139,31 @@ def test_halt_waits_for_an_open_mid_submit_at_most_its_timeout_then_flattens_it(
     assert fake.positions_list() == [] and fake.open_orders() == []
     (msft,) = rows(trader.env["DATABASE_URL"], Position)
     assert msft.status == "closed" and msft.close_reason == "emergency_stop"
+
+
+def test_an_open_landing_after_the_close_all_is_swept_once_the_latch_commits(
+    trader: Cli, fake: FakeAlpaca, background: list[subprocess.Popen[str]],
+) -> None:
+    """Flatten first: halt's close-all leaves before its latch. An `open` already past its gate
+    check, whose order reaches Alpaca only after that close-all (the fake takes 3 s to accept
+    it), is waited for by the latch and then swept: its exits cancelled, its shares closed,
+    and the halt says so."""
+    fake.inject("POST", r"^/v2/orders$", delay=3.0, answer=True)  # accepted 3 s after sent
+    opening = start(trader, "open", "MSFT", "--qty", "1", "--stop", "390", "--target", "410",
+                    ALPACA_TIMEOUT="10")
+    background.append(opening)
+    wait_for(lambda: rows(trader.env["DATABASE_URL"], Position))  # written ahead: submitting
+    result = subprocess.run([*tradectl_command(), "halt", "--reason", "window", "--json"],
+                            env=environment(trader, ALPACA_TIMEOUT="10"), cwd=trader.cwd,
+                            capture_output=True, text=True, timeout=120)
+    assert opening.wait(30) == 0, opening.communicate()
+    deletes = [r for r in fake.requests if r.method == "DELETE" and r.path == "/v2/positions"]
+    post = next(r for r in fake.requests if r.method == "POST" and r.path == "/v2/orders")
+    assert deletes[0].monotonic < post.answered  # the close-all went out before the order landed
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = __import__("json").loads(result.stdout)
+    assert document["swept"] == ["MSFT"]
+    assert any("swept after the latch: MSFT" in note for note in document["notes"])
+    assert fake.positions_list() == [] and fake.open_orders() == []
+    (msft,) = rows(trader.env["DATABASE_URL"], Position)
+    assert msft.status == "closed" and msft.close_reason == "emergency_stop"

@@ -43,10 +43,24 @@ def test_a_budget_too_small_for_one_share_exits_2_with_the_figures(
 
 
 def test_the_sized_trade_still_meets_the_risk_rules(trader: Cli) -> None:
-    # $600 / 5.90 = 101 shares: risk $595.90 is above MAX_RISK_PER_TRADE $500 -> refused
+    # $600 / 5.90 = 101 shares: a budget above MAX_RISK_PER_TRADE $500 -> refused
     result = trader("open", "AAPL", "--risk", "600", *BRACKET)
     assert result.code == 3
-    assert "risk $595.90 (qty x |price - stop|) is above MAX_RISK_PER_TRADE" in result.stderr
+    assert "risk budget $600.00 (--risk) is above MAX_RISK_PER_TRADE $500.00" in result.stderr
+
+
+def test_a_budget_over_the_limit_is_refused_even_when_the_shares_fit(trader: Cli,
+                                                                      fake: FakeAlpaca) -> None:
+    # $502 / 5.00 = 100 shares risking exactly $500: the budget itself is over the limit
+    result = trader("open", "AAPL", "--risk", "502", "--stop", "145", "--target", "160",
+                    "--json")
+    assert result.code == 3, result.output
+    assert result.json()["rule"] == "max_risk_per_trade"
+    assert "risk budget $502.00 (--risk) is above MAX_RISK_PER_TRADE $500.00" in \
+        result.json()["error"]
+    assert fake.count("POST", "/v2/orders") == 0
+    within = trader("open", "AAPL", "--risk", "500", "--stop", "145", "--target", "160")
+    assert within.code == 0, within.output
 
 
 def test_qty_and_risk_are_one_or_the_other(cli: Cli) -> None:

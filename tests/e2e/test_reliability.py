@@ -89,9 +89,11 @@ def test_sigkill_mid_halt_then_halt_again_finishes(
     wait_for(lambda: fake.count("DELETE", "/v2/positions") == 1)
     halter.send_signal(signal.SIGKILL)
     halter.wait(timeout=10)
-    (cycle,) = rows(trader.env["DATABASE_URL"], Cycle)
-    assert cycle.status == "stopped"  # the latch was committed before the broker call
+    # The stop was written ahead before its close-all: whether or not its latch committed before
+    # the kill, the next command completes it (latched, flattened), so `open` refuses.
     assert trader(*OPEN).code == 3
+    (cycle,) = rows(trader.env["DATABASE_URL"], Cycle)
+    assert cycle.status == "stopped" and cycle.stop_reason == "killed"
 
     fake.clear_faults()
     again = trader("halt", "--reason", "again", "--json")

@@ -1,24 +1,26 @@
 """The command line: each command parses, calls its services, renders. Heavy modules (SQLAlchemy,
-rich, the broker adapter) are imported inside commands so that `tradectl --help` stays instant."""
+rich, the broker adapter) are imported inside commands so that `tradectl --help` stays instant.
+
+Nothing is imported here at module level: `tradectl halt` sends its close-all before Typer and
+the command modules are loaded (cli/early_halt.py), and `tradectl.cli.wiring` can be imported
+without them."""
 
 from __future__ import annotations
 
 import sys
 from typing import NoReturn
 
-import typer
-
-# Each module registers its commands on the app.
-from tradectl.cli import alert, check, db, halt, log, open, position, report, status, watch  # noqa: F401
-from tradectl.cli.app import app
-
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI. The one place that turns an outcome into an exit code: usage errors and
     tradectl's own errors become one line on stderr (with the hint) and their ExitCode; with
     --json, also one JSON object on stdout."""
+    import typer
     from typer._click.exceptions import NoArgsIsHelpError
 
+    # Each module registers its commands on the app.
+    from tradectl.cli import alert, check, db, halt, log, open, position, report, status, watch  # noqa: F401
+    from tradectl.cli.app import app
     from tradectl.cli.wiring import close_opened
     from tradectl.errors import ExitCode, TradectlError
 
@@ -98,6 +100,9 @@ def entry() -> NoReturn:
 
     gc.disable()
     try:
+        from tradectl.cli.early_halt import start_early
+
+        start_early(sys.argv[1:])
         main()
     finally:
         gc.freeze()

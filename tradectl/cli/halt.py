@@ -30,24 +30,38 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
     Example: tradectl halt --reason "news: trading halted on AAPL"
     """
     from tradectl.errors import DatabaseError, InputError
-    from tradectl.render.halt import halt_report
-    from tradectl.services.emergency_stop import emergency_stop
 
     if not reason.strip():
         raise InputError("--reason must not be empty: say why trading is stopped")
-    config = settings()
+    from tradectl.cli.early_halt import take
+
+    # Flatten first: the stop is written ahead (a small fsynced file) and the close-all is on
+    # the wire before the database layer is imported (before Typer, from the executable); the
+    # latch is written meanwhile.
+    begun = None if dry_run else take(reason)
+    config = begun.config if begun is not None else settings()
+    adapter = begun.broker if begun is not None else broker(config)
+    start = begun.start if begun is not None else None
+    spool = stop_spool(config)
+    if adapter is not None and not dry_run and start is None:
+        from tradectl.services.first_close import start_stop
+
+        start = start_stop(adapter, spool, reason)
     try:
-        db = database(config)
+        db = database(config, dry_run=dry_run)
     except DatabaseError:  # the stop does not depend on the database: it says so and goes on
         db = database(config, ensure_schema=False)
     if dry_run:
         from tradectl.cli.dry_run import show
         from tradectl.services.halt_preview import preview_halt
 
-        show(preview_halt(db, broker(config), alert_channels(config), reason,
-                          trading_mode=config.trading_mode, spool=stop_spool(config)), as_json)
-    report = emergency_stop(db, broker(config), alert_channels(config), reason,
-                            spool=stop_spool(config), gate_wait=gate_wait(config))
+        show(preview_halt(db, adapter, alert_channels(config), reason,
+                          trading_mode=config.trading_mode, spool=spool), as_json)
+    from tradectl.render.halt import halt_report
+    from tradectl.services.emergency_stop import emergency_stop
+
+    report = emergency_stop(db, adapter, alert_channels(config), reason, spool=spool,
+                            gate_wait=gate_wait(config), start=start)
     halt_report(report, as_json)
     raise typer.Exit(report.exit_code)
 

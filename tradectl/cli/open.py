@@ -74,7 +74,7 @@ def open_command(
     reads = send_pre_trade_reads(adapter, spec)
     from tradectl.services.open_position import place_open, quote_open
 
-    db = database(config)
+    db = database(config, dry_run=dry_run)
     if dry_run:
         from tradectl.cli.dry_run import show
         from tradectl.services.open_preview import preview_open
@@ -82,6 +82,9 @@ def open_command(
         show(preview_open(db, adapter, risk_limits(config),
                           quote_open(None, reads, risk_budget),
                           trading_mode=config.trading_mode), as_json)
+    from tradectl.cli.pending_stops import finish_pending_stops
+
+    finish_pending_stops(config, db, adapter)  # a stop killed mid-flight: completed, latched
     quote = quote_open(db, reads, risk_budget)
     if confirm:
         render.stderr().print(order_preview(quote, config.trading_mode))

@@ -33,9 +33,13 @@ def close_command(position: PositionArgument, dry_run: DryRunOption = False,
         from tradectl.cli.dry_run import show
         from tradectl.services.close_preview import preview_close
 
-        show(preview_close(database(config), broker(config), position,
+        show(preview_close(database(config, dry_run=True), broker(config), position,
                            trading_mode=config.trading_mode), as_json)
-    outcome = close_position(database(config), broker(config), alert_channels(config), position)
+    from tradectl.cli.pending_stops import finish_pending_stops
+
+    db, adapter = database(config), broker(config)
+    finish_pending_stops(config, db, adapter)
+    outcome = close_position(db, adapter, alert_channels(config), position)
     close_report(outcome, as_json)
     raise typer.Exit(outcome.exit_code)
 
@@ -68,7 +72,7 @@ def adjust_command(
         from tradectl.cli.dry_run import show
         from tradectl.services.adjust_preview import preview_adjust
 
-        show(preview_adjust(database(config), broker(config), position, stop=new_stop,
+        show(preview_adjust(database(config, dry_run=True), broker(config), position, stop=new_stop,
                             target=new_target, trading_mode=config.trading_mode), as_json)
     report = adjust_position(database(config), broker(config), position, stop=new_stop,
                              target=new_target)

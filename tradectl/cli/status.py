@@ -16,9 +16,11 @@ def status_command(as_json: JsonOption = False) -> None:
 
     Example: tradectl status --json
     """
+    from tradectl.cli.pending_stops import finish_pending_stops
     from tradectl.render.status import status_report
     from tradectl.services.status import trading_status
 
     config = settings()
-    status_report(trading_status(database(config), broker(config), mode=config.trading_mode),
-                  as_json)
+    db, adapter = database(config), broker(config)
+    finish_pending_stops(config, db, adapter)
+    status_report(trading_status(db, adapter, mode=config.trading_mode), as_json)

@@ -50,7 +50,8 @@ def watch_command(
     config = settings()
     period = interval if interval is not None else config.watch_interval
     if not 0 < period <= 86400:
-        raise InputError(f"--interval must be between 0 and 86400 seconds, got {period}")
+        raise InputError(f"--interval must be more than 0 and at most 86400 seconds, "
+                         f"got {period:g}")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: Ctrl-C
     try:
         code = _loop(config, period, once=once, read_only=read_only, as_json=as_json,

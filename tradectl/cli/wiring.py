@@ -10,8 +10,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 if TYPE_CHECKING:
     from tradectl.broker import Broker, NoStream
     from tradectl.broker.alpaca import AlpacaBroker
@@ -30,7 +28,7 @@ def env_file() -> Path:
 
 def own_env_file() -> Path:
     """tradectl's own .env, in its config directory (e.g. ~/.config/tradectl/.env)."""
-    return Path(typer.get_app_dir("tradectl")) / ".env"
+    return app_dir() / ".env"
 
 
 def load_environment() -> dict[str, str]:
@@ -88,7 +86,19 @@ def text_line(data: bytes, offset: int) -> int:
 def settings() -> Settings:
     from tradectl.config import load_settings
 
-    return load_settings(load_environment(), app_dir=Path(typer.get_app_dir("tradectl")))
+    return load_settings(load_environment(), app_dir=app_dir())
+
+
+def app_dir() -> Path:
+    """tradectl's own directory, as Typer's get_app_dir("tradectl") names it, without importing
+    Typer (`halt` reads its settings before Typer is loaded)."""
+    import sys
+
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("APPDATA") or os.path.expanduser("~")) / "tradectl"
+    if sys.platform == "darwin":
+        return Path(os.path.expanduser("~/Library/Application Support")) / "tradectl"
+    return Path(os.environ.get("XDG_CONFIG_HOME", os.path.expanduser("~/.config"))) / "tradectl"
 
 
 # What this command opened, closed by main() when the command ends (in-process callers such as
@@ -109,12 +119,18 @@ def check_database_url(config: Settings) -> None:
     durable_url(config.database_url)
 
 
-def database(config: Settings, *, ensure_schema: bool = True) -> Database:
-    """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`."""
-    from tradectl.db.session import Database, sqlite_files
+def database(config: Settings, *, ensure_schema: bool = True,
+             dry_run: bool = False) -> Database:
+    """Open the database; SQLite databases are migrated on the fly, others need `db upgrade`.
+    `dry_run`: a SQLite file that does not exist yet is not created (a dry run writes nothing):
+    the preview reads an empty journal in memory, as the real first run would find it."""
+    from tradectl.db.session import Database, sqlite_file, sqlite_files
 
     check_database_url(config)
-    db = Database(config.database_url, create_private=config.database_is_default)
+    url, private = config.database_url, config.database_is_default
+    if dry_run and (path := sqlite_file(url)) is not None and not path.exists():
+        url, private = "sqlite://", False  # its schema is made in memory: nothing on disk
+    db = Database(url, create_private=private)
     _opened.append(db)
     warn_if_open_to_others([*sqlite_files(config.database_url),
                             *([config.app_dir] if config.app_dir else [])])

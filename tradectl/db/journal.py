@@ -22,10 +22,11 @@ EVENT_KINDS = frozenset({
     "account_reading_discarded", "adjust_failed", "adjust_requested", "adjust_unknown",
     "adjusted", "alert_failed", "alert_skipped", "bracket_leg_ended", "broker_error",
     "cancel_failed", "close_failed", "close_requested", "close_unknown", "cycle_resumed",
-    "cycle_started", "emergency_stop", "emergency_stop_recorded", "entry_cancel_pending",
+    "cycle_started", "emergency_stop", "emergency_stop_complete", "emergency_stop_recorded",
+    "entry_cancel_pending",
     "entry_cancel_sent", "entry_cancelled", "entry_not_found", "entry_still_working",
     "entry_unknown", "external_closed", "gapped_through_stop", "loss_warning", "order_submitted",
-    "order_unknown", "position_closed", "position_closing", "position_created",
+    "order_unknown", "outside_exit", "position_closed", "position_closing", "position_created",
     "position_missing", "position_open", "position_pending", "position_synced",
     "protection_failed", "protection_restored", "protection_restoring", "protection_unknown",
     "recorded_locally", "refused", "trade_updates_refused", "unprotected", "watch_driver",
@@ -197,6 +198,11 @@ class Journal:
         if rows:
             self._session.execute(insert(Event), rows)
 
+    def event_details(self, kind: str, *, since: datetime) -> list[dict[str, Any] | None]:
+        """The details of every `kind` event since `since`."""
+        return list(self._session.scalars(
+            select(Event.details).where(Event.kind == kind, Event.created_at >= since)))
+
     def recent_events(
         self, limit: int, *, symbol: str | None = None, kind: str | None = None,
     ) -> list[tuple[Event, str | None]]:
@@ -279,8 +285,15 @@ _POSITION_FIELDS = (
     "alpaca_error", "filled_qty", "filled_avg_price", "exit_price", "realized_pl", "created_at",
     "closed_at", "close_reason", "stop_order_id", "target_order_id", "unprotected_since",
     "protection_error", "restore_client_order_id", "restore_order_id", "restore_sent_at",
-    "exit_order_id", "exit_sent_at",
+    "exit_order_id", "exit_sent_at", "outside_qty", "outside_pl",
 )
+
+
+def loaded_values(position: Position) -> dict[str, Any]:
+    """The columns of a row already loaded, read without the ORM's descriptors: a tick that
+    looks at a few columns of every live position reads them from here (a miss is not loaded:
+    use the attribute)."""
+    return inspect(position).dict
 
 
 def position_values(position: Position) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Head of the migration chain. Start-up compares it with the stored revision without importing
 # Alembic; tests/db/test_db.py checks it against alembic/versions.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -160,6 +160,10 @@ class Position(Base):
     # per gap) and why.
     unprotected_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     protection_error: Mapped[str | None] = mapped_column(Text)
+    # Shares exited at Alpaca outside tradectl (a sale by hand, found from Alpaca's orders and
+    # positions) and the realized P&L of those fills (None: a fill price was not found).
+    outside_qty: Mapped[Decimal | None] = mapped_column(Money())
+    outside_pl: Mapped[Decimal | None] = mapped_column(Money())
 
 
 class Event(Base):

@@ -40,6 +40,12 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(database)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite DATABASE_URL names (None: another backend, or in memory)."""
+    parsed = usable_url(url)
+    return _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+
+
 def make_engine(url: str, *, create_private: bool = False) -> Engine:
     parsed = usable_url(url)
     if parsed.get_backend_name() == "sqlite":

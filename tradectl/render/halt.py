@@ -45,6 +45,8 @@ def halt_document(report: HaltReport) -> dict[str, Any]:
         "notes": report.notes,
         "database_error": report.database_error,
         "unread": list(report.unread),
+        "swept": list(report.swept),
+        "completed": list(report.completed),
         "exit_code": int(report.exit_code),
     }
 

@@ -26,7 +26,8 @@ def close_document(outcome: ExitOutcome) -> dict[str, Any]:
         "cancelled_orders": outcome.cancelled_orders, "close_order_id": outcome.close_order_id,
         "exit_price": plain(p.exit_price, "price"), "realized_pl": plain(p.realized_pl, "money"),
         "close_reason": p.close_reason, "error": outcome.error, "notes": list(outcome.notes),
-        "unprotected": p.unprotected_since is not None and p.is_live,
+        # a working close is not a gap: only an open position's shares can be left unprotected
+        "unprotected": p.unprotected_since is not None and p.status == "open",
         "exit_code": int(outcome.exit_code), "position": plain(p),
     }
 
@@ -49,7 +50,7 @@ def close_report(outcome: ExitOutcome, as_json: bool) -> None:
                   money(p.exit_price), dollars(p.realized_pl) if p.realized_pl is not None
                   else "-", literal(outcome.error or ""))
     console.print(table)
-    if p.is_live and p.unprotected_since is not None:
+    if p.status == "open" and p.unprotected_since is not None:
         console.print(f"[bold red]UNPROTECTED: {literal(p.protection_error or '')}: the shares "
                       "are still held with no stop; `tradectl close` again or `tradectl watch` "
                       "restores one[/]")

@@ -1,79 +1,49 @@
-"""`tradectl close`: exit one position now, leaving every other one (and its stop) alone. Also
-the close at market that `watch` sends when the market has gapped through a stop.
+"""`tradectl close`: exit one position now, leaving every other one (and its stop) alone.
 
-Written ahead like an order: the row is `closing` (with when the close was sent) and committed
-before anything goes to Alpaca, so `watch` restores nothing meanwhile. Then its working exit
-orders are cancelled (one request per bracket or OCO: Alpaca cancels the rest of the group) and
-its shares closed at market with one DELETE /v2/positions/{symbol} (`qty` when the account holds
-more than this position). The close is never sent twice: a lost answer stays unknown until
-Alpaca's orders show the close (services/protection.lost_close).
+Written ahead like an order: under the position's exit lock (services/interrupted_close.py),
+the row is `closing` (with when the close was sent) and committed before anything goes to
+Alpaca, so `watch` restores nothing meanwhile. Then its working exit orders are cancelled (one
+request per bracket or OCO: Alpaca cancels the rest of the group) and its shares closed at market
+with one DELETE /v2/positions/{symbol} (`qty` when the account holds more than this position):
+services/market_close.py. The close is never sent twice: a lost answer, or a close killed
+midway, is settled from Alpaca's orders once its lock is free (by the next watch tick, or by the
+next `close`, which sends it again only when Alpaca never had it).
+
+Shares Alpaca no longer holds for the row (sold by hand) are taken from Alpaca's positions and
+orders first (services/outside.py): the close sells only what is left, the P&L is Alpaca's.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Broker, BrokerPosition, Order
+from tradectl.broker import Broker, BrokerPosition
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
-from tradectl.errors import (
-    BrokerError,
-    BrokerNotConfigured,
-    ExitCode,
-    InputError,
-    RefusedError,
-)
+from tradectl.errors import BrokerError, BrokerNotConfigured, InputError, RefusedError
 from tradectl.notify import Channels
-from tradectl.services.alerts import queue_alert
-from tradectl.services.orders import ENTRY_DEAD, apply_entry_order, apply_exit_order
-from tradectl.services.protection import (
-    GAP_CLOSE_FAILED,
-    WORKING,
-    CancelTarget,
-    cancel_targets,
-    exit_side,
+from tradectl.services.interrupted_close import exit_lock, settle_in_doubt
+from tradectl.services.market_close import (  # noqa: F401  (re-exported: the close's vocabulary)
+    ExitOutcome,
+    close_at_market,
+    close_qty,
+    mark_unprotected,
 )
-from tradectl.services.reconcile import (
-    OrderBook,
-    exit_orders,
-    sync_position,
-    write_outcome_unknown,
+from tradectl.services.orders import ENTRY_DEAD, apply_entry_order
+from tradectl.services.outside import (
+    OutsideExit,
+    apply_outside_exits,
+    describe,
+    outside_fills,
+    own_order_ids,
 )
+from tradectl.services.protection import CancelTarget, account_shares, cancel_targets
+from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
 from tradectl.services.row_views import position_view
-from tradectl.views import PositionView
-
-# How long the close is retried while Alpaca still counts the shares as held by the orders just
-# cancelled (403 "insufficient qty": a cancel can stay pending for a moment).
-CLOSE_DEADLINE_SECONDS = 10.0
-CLOSE_BACKOFF = (0.2, 0.5, 1.0, 2.0, 3.0)
-
-
-@dataclass(frozen=True)
-class ExitOutcome:
-    """How one position's exit went. `state`: closed | closing (close working) | cancelled |
-    cancelling (the entry's cancel is pending) | closed_locally | unknown (a lost answer) |
-    failed | already_closing | not_sent (an exit order filled first: nothing to close)."""
-
-    position: PositionView
-    state: str
-    cancelled_orders: int = 0
-    close_order_id: str | None = None
-    error: str | None = None
-    notes: tuple[str, ...] = ()
-
-    @property
-    def failed(self) -> bool:
-        return self.state in ("failed", "unknown")
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return ExitCode.BROKER if self.failed else ExitCode.OK
 
 
 def find_position(journal: Journal, ref: str) -> Position:
@@ -105,10 +75,29 @@ def close_position(db: Database, broker: Broker | None, channel: Channels | None
     if local:
         return _close_locally(db, position_id)
     broker = needs_keys(broker, row)
-    book, market = read_for_close(broker, since)
+    with exit_lock(db, position_id) as lock:  # until the answer is recorded
+        if not lock:
+            raise RefusedError(f"{row.symbol} #{position_id}: another close is still running "
+                               "(of it, or of a position sharing its lock): try again in a "
+                               "moment", rule="close_running")
+        return _close_locked(db, broker, channel, position_id, since)
+
+
+def _close_locked(db: Database, broker: Broker, channel: Channels | None, position_id: int,
+                  since: datetime) -> ExitOutcome:
+    book, market = read_for_close(broker, since)  # read with the lock held: no close runs
     with db.transaction() as journal:
         row = journal.position_for_update(position_id)
-        decision = decide_close(row, book, market, utcnow())
+        now = utcnow()
+        settle_in_doubt(journal, row, list(book.by_id.values()), journal.tracked_order_ids(),
+                        now, interrupted=True)
+        decision = decide_close(row, book, market, now)
+        for done in decision.outside:
+            journal.record("outside_exit", f"{row.symbol}: {describe(done)}",
+                           cycle_id=row.cycle_id, position_id=row.id,
+                           details={"qty": done.qty, "price": done.price,
+                                    "outside_qty": row.outside_qty,
+                                    "outside_pl": row.outside_pl})
         if decision.outcome is None:
             _write_ahead(journal, row, decision)
         journal.commit()
@@ -117,7 +106,8 @@ def close_position(db: Database, broker: Broker | None, channel: Channels | None
         return ExitOutcome(view, decision.outcome, close_order_id=view.exit_order_id,
                            notes=(ALREADY_CLOSING,))
     if decision.outcome is not None:
-        return ExitOutcome(view, decision.outcome)
+        return ExitOutcome(view, decision.outcome,
+                           notes=tuple(describe(d) for d in decision.outside))
     cancel = list(decision.cancel)
     if decision.held is None:
         return _cancel_entry(db, broker, position_id, cancel)
@@ -147,22 +137,23 @@ def read_for_close(broker: Broker, since: datetime) -> tuple[OrderBook, list[Bro
 @dataclass(frozen=True)
 class CloseDecision:
     """What `close` does with one position, from one read of Alpaca. `outcome`: nothing to
-    send, and why (already_closing, or the status Alpaca's orders settled it in); else the
-    orders to cancel, then `held` shares to close (None: an unfilled entry, cancelled
-    instead), `account_qty` the account's shares in the symbol."""
+    send, and why (already_closing, or the status Alpaca settled it in); else the orders to
+    cancel, then `held` shares to close (None: an unfilled entry, cancelled instead),
+    `account_qty` the account's shares in the symbol."""
 
     outcome: str | None
     cancel: tuple[CancelTarget, ...] = ()
     held: Decimal | None = None
     account_qty: Decimal | None = None
     synced: str | None = None  # what the row took from Alpaca's orders first
+    outside: tuple[OutsideExit, ...] = ()  # shares Alpaca no longer holds for it (by hand)
 
 
 def decide_close(row: Position, book: OrderBook, market: list[BrokerPosition],
                  now: datetime) -> CloseDecision:
     """The close's decision, shared by the real command (on the row it then writes ahead) and
     `close --dry-run` (on a read-only unit of work). Brings the row in line with Alpaca's
-    orders first; RefusedError (exit 3) when there is nothing it can do yet."""
+    orders and positions first; RefusedError (exit 3) when there is nothing it can do yet."""
     if row.status == "closing":
         return CloseDecision("already_closing")
     synced = sync_position(row, book, now)  # an entry or an exit Alpaca settled since the tick
@@ -175,19 +166,20 @@ def decide_close(row: Position, book: OrderBook, market: list[BrokerPosition],
                                "to cancel until Alpaca's orders settle it (`tradectl status`)",
                                rule="outcome_unknown")
         return CloseDecision(None, (CancelTarget(entry, entry.id),), synced=synced)
+    holding = next((p for p in market if p.symbol == row.symbol), None)
+    fills = outside_fills(book, own_order_ids([row], book))
+    outside = tuple(apply_outside_exits([row], holding, book, fills, now, unexplained=True))
+    if row.status != "open":  # Alpaca holds none of it: settled from its fills
+        return CloseDecision(row.status, synced=synced, outside=outside)
+    if account_shares(holding, row.side) <= 0:
+        raise RefusedError(f"{row.symbol}: Alpaca holds no {row.symbol} position while its "
+                           "own exit orders are still working: nothing to close; `tradectl "
+                           "watch` records how they end", rule="nothing_held")
     exited = sum((o.filled_qty for o in exit_orders(row, book)), Decimal(0))
-    account = next((abs(p.qty) for p in market if p.symbol == row.symbol), None)
-    if account is None:
-        raise RefusedError(f"{row.symbol}: Alpaca holds no {row.symbol} position: nothing to "
-                           "close (`tradectl watch` settles the row)", rule="nothing_held")
-    return CloseDecision(None, tuple(cancel_targets(row, book)), row.filled_qty - exited,
-                         account, synced)
-
-
-def close_qty(held: Decimal, account_qty: Decimal | None) -> Decimal | None:
-    """The `qty` of DELETE /v2/positions/{symbol}: this position's shares when the account
-    holds more (a sibling's stay, with their stop); None closes the whole position."""
-    return held if account_qty is not None and account_qty > held else None
+    held = row.filled_qty - exited - (row.outside_qty or Decimal(0))
+    assert holding is not None
+    return CloseDecision(None, tuple(cancel_targets(row, book)), held, abs(holding.qty),
+                         synced, outside)
 
 
 def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> None:
@@ -205,139 +197,6 @@ def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> No
                    cycle_id=row.cycle_id, position_id=row.id,
                    details={"cancel": [t.order.id for t in decision.cancel],
                             "qty": decision.held, "account_qty": decision.account_qty})
-
-
-def close_at_market(db: Database, broker: Broker, channel: Channels | None, position_id: int, *,
-                    cancel: list[CancelTarget], held: Decimal, account_qty: Decimal | None,
-                    view: PositionView, entry: Order | None = None, gap: bool = False,
-                    sleep: Callable[[float], None] = time.sleep) -> ExitOutcome:
-    """After the write-ahead (`closing`, `exit_sent_at`, `close_reason`): cancel, close,
-    record what Alpaca said. No transaction is open while Alpaca is called. `entry`: a partly
-    filled entry still working, cancelled first; what it filled meanwhile is closed too. `gap`:
-    the close of a gap through the stop (a refusal leaves the position UNPROTECTED, and the
-    time it was sent, so that the next try waits)."""
-    cancelled, blocker = _cancel(broker, cancel, exit_side(view.side))
-    if blocker is not None:
-        return _record_not_sent(db, position_id, blocker, cancelled)
-    if entry is not None:
-        try:
-            now = broker.get_order(entry.id)
-        except BrokerError as err:
-            return _record_not_sent(db, position_id, f"its entry could not be read after "
-                                    f"the cancel ({err.message}); not closed", cancelled)
-        held += now.filled_qty - entry.filled_qty
-        account_qty = None if account_qty is None else account_qty + now.filled_qty \
-            - entry.filled_qty
-        _record_entry(db, position_id, now)
-    try:
-        order = _close(broker, view.symbol, close_qty(held, account_qty), sleep)
-    except BrokerError as err:
-        return _record_close_error(db, channel, position_id, err, cancelled, gap)
-    return _record_close(db, position_id, order, cancelled)
-
-
-def _cancel(broker: Broker, targets: list[CancelTarget], side: str) -> tuple[int, str | None]:
-    """Cancel each order; (how many, why the close must not go on). A cancel Alpaca refuses
-    is read back with its group: an exit that filled meanwhile means those shares are already
-    out, and nothing more is sent."""
-    cancelled = 0
-    for target in targets:
-        try:
-            broker.cancel_order(target.order.id)
-            cancelled += 1
-            continue
-        except BrokerError as err:
-            refused = err.message
-        try:
-            group = broker.get_order(target.group)
-        except BrokerError as err:
-            return cancelled, f"cancelling {target.order.id} failed ({refused}) and its " \
-                              f"order could not be read ({err.message}); not closed"
-        members = {o.id: o for o in (group, *group.legs)}
-        filled = next((o for o in members.values() if o.side == side and o.filled_qty > 0), None)
-        if filled is not None:
-            return cancelled, (f"order {filled.id} {filled.status} while closing: Alpaca "
-                               "exited those shares; nothing else was sent")
-        now = members.get(target.order.id)
-        if now is None or now.status in WORKING:
-            return cancelled, f"cancelling {target.order.id} failed ({refused}); not closed"
-    return cancelled, None
-
-
-def _close(broker: Broker, symbol: str, qty: Decimal | None,
-           sleep: Callable[[float], None]) -> Order:
-    """One close, tried again only when Alpaca refused it without acting: the shares still
-    held by a cancel that has not landed (403 insufficient qty), or the rate limit (429)."""
-    deadline = time.monotonic() + CLOSE_DEADLINE_SECONDS
-    for pause in (*CLOSE_BACKOFF, None):
-        try:
-            return broker.close_position(symbol, qty)
-        except BrokerError as err:
-            refused = err.status == 429 or (err.status == 403 and "insufficient qty" in
-                                            err.message)
-            if not refused or pause is None or time.monotonic() + pause > deadline:
-                raise
-            sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _record_entry(db: Database, position_id: int, entry: Order) -> None:
-    with db.transaction() as journal:
-        apply_entry_order(journal.position(position_id), entry)
-        journal.commit()
-
-
-def _record_close(db: Database, position_id: int, order: Order, cancelled: int) -> ExitOutcome:
-    with db.transaction() as journal:
-        row = journal.position(position_id)
-        apply_exit_order(row, order)
-        row.alpaca_error = None
-        journal.record(f"position_{row.status}",
-                       f"{row.symbol}: {row.status} at market by {row.close_reason} "
-                       f"(order {order.id}, {order.status})", cycle_id=row.cycle_id,
-                       position_id=row.id, details={"close_order_id": order.id})
-        journal.commit()
-        return ExitOutcome(position_view(row), row.status, cancelled, order.id)
-
-
-def _record_close_error(db: Database, channel: Channels | None, position_id: int,
-                        err: BrokerError, cancelled: int, gap: bool) -> ExitOutcome:
-    with db.transaction() as journal:
-        row = journal.position(position_id)
-        if write_outcome_unknown(err):
-            row.alpaca_error = (f"close outcome unknown ({err.message}): settled from Alpaca's "
-                                "orders by the next watch tick; not sent again")
-            journal.record("close_unknown", f"{row.symbol}: {row.alpaca_error}",
-                           cycle_id=row.cycle_id, position_id=row.id)
-            state = "unknown"
-        else:
-            row.status, row.close_reason = "open", None
-            row.exit_sent_at = row.exit_sent_at if gap else None
-            journal.record("close_failed", f"{row.symbol}: close failed: {err.message}",
-                           cycle_id=row.cycle_id, position_id=row.id,
-                           details={"http_status": err.status, "cancelled": cancelled})
-            if gap:
-                mark_unprotected(journal, channel, row, f"{GAP_CLOSE_FAILED}: {err.message}")
-            elif cancelled:
-                mark_unprotected(journal, channel, row, f"its exit orders were cancelled and "
-                                 f"the close failed: {err.message}")
-            else:
-                row.alpaca_error = f"close failed: {err.message}"
-            state = "failed"
-        journal.commit()
-        return ExitOutcome(position_view(row), state, cancelled, error=err.message)
-
-
-def _record_not_sent(db: Database, position_id: int, why: str, cancelled: int) -> ExitOutcome:
-    """The close was not sent: the row is open again; the next tick sees what protects it."""
-    with db.transaction() as journal:
-        row = journal.position(position_id)
-        row.status, row.exit_sent_at, row.close_reason = "open", None, None
-        row.alpaca_error = why
-        journal.record("close_failed", f"{row.symbol}: {why}", cycle_id=row.cycle_id,
-                       position_id=row.id, details={"cancelled": cancelled})
-        journal.commit()
-        return ExitOutcome(position_view(row), "failed", cancelled, error=why)
 
 
 def _cancel_entry(db: Database, broker: Broker, position_id: int,
@@ -379,23 +238,3 @@ def _close_locally(db: Database, position_id: int) -> ExitOutcome:
         return ExitOutcome(position_view(row), "closed_locally",
                            notes=("local only: closed in the database; nothing was sent",))
 
-
-def mark_unprotected(journal: Journal, channel: Channels | None, row: Position,
-                     reason: str) -> bool:
-    """Held shares with no working stop that tradectl cannot restore now: say why on the row;
-    the first time in a gap, log it and queue one alert. True if this started the gap."""
-    row.protection_error = reason
-    if row.unprotected_since is not None:
-        return False
-    row.unprotected_since = utcnow()
-    side = "long" if row.side == "buy" else "short"
-    journal.record("unprotected", f"{row.symbol}: UNPROTECTED: {reason}", cycle_id=row.cycle_id,
-                   position_id=row.id, details={"exit_side": exit_side(row.side)})
-    queue_alert(journal, channel, "unprotected",
-                f"UNPROTECTED - {row.symbol} #{row.id} has no working stop",
-                f"tradectl position #{row.id}: {side} {row.filled_qty or row.qty:f} "
-                f"{row.symbol}, stop {row.stop_loss}, target {row.take_profit}\n\n"
-                f"No stop order is working at Alpaca for these shares: {reason}\n\n"
-                "tradectl watch tries again while the cycle is active; `tradectl close "
-                f"{row.symbol}` exits it now.\n", cycle_id=row.cycle_id)
-    return True

@@ -71,7 +71,7 @@ def preview_halt(db: Database, broker: Broker | None, channels: Channels | None,
         exit_code = ExitCode.DATABASE
     alerts = tuple(f"{c.name} to {c.recipients}" for c in channels or ())
     plan = HaltPlan(reason, book.cycle_id, book.stopped, alerts=alerts,
-                    spooled_stops=sum(1 for _ in spool.pending()) if spool else 0)
+                    spooled_stops=spool.pending_count() if spool else 0)
     if not alerts:
         notes.append("no alert channel is configured: the stop would alert nobody")
     if broker is None:

@@ -172,7 +172,8 @@ def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: 
     """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
     failed rule makes, if any. Reads only: `open` and its dry run judge alike."""
     checks = pre_trade_checks(quote.spec, quote.base_price,
-                              _book(journal, cycle, quote, broker_backed), limits)
+                              _book(journal, cycle, quote, broker_backed), limits,
+                              quote.sizing.budget if quote.sizing else None)
     if cycle is not None and cycle.status != "active":
         message = stopped_message(cycle)
         return ([RuleCheck("cycle_stopped", False, message, {"cycle_id": str(cycle.id)}),

@@ -82,10 +82,16 @@ def apply_exit_order(position: Position, order: Order) -> bool:
 
 
 def close(position: Position, exit_price: Decimal, reason: str, order: Order) -> None:
-    qty = position.filled_qty or position.qty
+    """The last of the position's shares exited at `exit_price`. Shares exited outside
+    tradectl before (services/outside.py) count at their own fills: the P&L is Alpaca's share
+    for share (unknown when their price is)."""
+    outside = position.outside_qty or Decimal(0)
+    qty = (position.filled_qty or position.qty) - outside
     position.status = "closed"
     position.exit_price = exit_price
-    position.realized_pl = realized_pl(position, exit_price, qty)
+    pl = realized_pl(position, exit_price, qty)
+    position.realized_pl = None if pl is None or (outside and position.outside_pl is None) \
+        else pl + (position.outside_pl or Decimal(0))
     position.close_reason = reason
     position.closed_at = order.filled_at or utcnow()
 

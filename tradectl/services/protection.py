@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tradectl.broker import Order
+from tradectl.broker import BrokerPosition, Order
 from tradectl.services.reconcile import UNKNOWN_GRACE, Holding, OrderBook, exit_orders
 
 # Statuses in which an order still stands at Alpaca (issue 13). `held` is a bracket leg waiting
@@ -72,6 +72,14 @@ def exit_side(side: str) -> str:
     return "sell" if side == "buy" else "buy"
 
 
+def account_shares(holding: BrokerPosition | None, side: str) -> Decimal:
+    """The shares Alpaca holds in the symbol on the rows' side (a short is bought back)."""
+    if holding is None:
+        return Decimal(0)
+    long = holding.qty > 0
+    return abs(holding.qty) if long == (side == "buy") else Decimal(0)
+
+
 def gapped_through(side: str, stop: Decimal, last_trade: Decimal) -> bool:
     """The market is at or beyond the stop: a long's last trade at or below it, a short's at or
     above it. A stop placed now would be refused, and its intent is to be out."""
@@ -79,14 +87,19 @@ def gapped_through(side: str, stop: Decimal, last_trade: Decimal) -> bool:
 
 
 def protection_verdict(position: Holding, book: OrderBook, *, last_trade: Decimal | None,
-                       broker_holds: bool, restore_blocked: str | None,
-                       now: datetime) -> Verdict:
-    """`broker_holds`: Alpaca holds a position in the symbol. `restore_blocked`: why nothing
-    may be restored now (the cycle is stopped, REARM_PROTECTION is off), None when it may."""
+                       broker_holds: bool, restore_blocked: str | None, now: datetime,
+                       account_qty: Decimal | None = None) -> Verdict:
+    """`broker_holds`: Alpaca holds a position in the symbol; `account_qty` its shares there
+    when known (the held shares are never more: a sale by hand leaves fewer). `restore_blocked`:
+    why nothing may be restored now (the cycle is stopped, REARM_PROTECTION is off), None when
+    it may."""
     exits = exit_orders(position, book)
     stop, target = _working(exits, position, STOP_TYPES), _working(exits, position, LIMIT)
     restore = _restore_of(position, book)
-    held = (position.filled_qty or Decimal(0)) - sum((o.filled_qty for o in exits), Decimal(0))
+    held = (position.filled_qty or Decimal(0)) - sum((o.filled_qty for o in exits), Decimal(0)) \
+        - (position.outside_qty or Decimal(0))
+    if account_qty is not None:
+        held = min(held, account_qty)
     if (position.alpaca_status == "alpaca_disabled" or position.status not in ("open", "closing")
             or held <= 0 or not broker_holds):
         return Verdict(None, max(held, Decimal(0)), stop, target, restore=restore)

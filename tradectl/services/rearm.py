@@ -4,13 +4,15 @@ row records what Alpaca shows (the working stop and take-profit, a settled lost 
 gap is acted on, at most once per gap:
 
 - no stop working, the cycle active, REARM_PROTECTION on: one OCO exit order restores stop and
-  target for the held quantity, written ahead (its client_order_id committed first), sent once,
-  a lost answer looked up once and otherwise left for Alpaca's orders to settle (never sent
-  again within UNKNOWN_GRACE);
+  target for the shares Alpaca holds for the position (services/restore.py);
 - the last trade at or beyond the stop: the stop's intent is to be out, so the position is
   closed at market (close_reason stop_loss), said in the event, the tick's changes and an alert;
 - a restore refused (or not allowed: the cycle stopped, REARM_PROTECTION off): UNPROTECTED, an
   event and one alert per position per gap; tried again after RESTORE_RETRY.
+
+- a close in doubt (written ahead, no close order recorded) whose close is not running:
+  completed from Alpaca's orders, or the row open again and re-protected
+  (services/interrupted_close.py).
 
 Orders are sent under the trading gate, like `open`: a halt's latch cannot pass between the
 cycle check and the order.
@@ -18,13 +20,12 @@ cycle check and the order.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tradectl.broker import Broker, BrokerPosition, OcoExitRequest, Order
+from tradectl.broker import Broker, BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
@@ -32,27 +33,31 @@ from tradectl.errors import BrokerError
 from tradectl.formats import price_text
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
-from tradectl.services.close_position import close_at_market, mark_unprotected
-from tradectl.services.orders import apply_exit_order
+from tradectl.services.interrupted_close import (
+    INTERRUPTED,
+    exit_lock,
+    in_doubt,
+    not_running,
+    orders_since_sent,
+    settle_in_doubt,
+)
+from tradectl.services.market_close import close_at_market, mark_unprotected
 from tradectl.services.protection import (
     CLOSING,
     PROTECTED,
-    STOP_TYPES,
     UNPROTECTED,
-    WORKING,
-    CancelTarget,
     Verdict,
+    account_shares,
     cancel_targets,
     gapped_through,
-    lost_close,
     protection_verdict,
+    working_exits,
 )
 from tradectl.services.reconcile import (
-    UNKNOWN_GRACE,
     Holding,
     OrderBook,
-    write_outcome_unknown,
 )
+from tradectl.services.restore import Plan, restore, still_open
 from tradectl.services.row_views import position_view
 from tradectl.views import PositionView, overlaid
 
@@ -65,22 +70,6 @@ class ProtectionReport:
     changes: tuple[str, ...] = ()
     unprotected: tuple[str, ...] = ()  # "AAPL #3" for each position UNPROTECTED now
     error: str | None = None  # a restore or a close Alpaca refused in this tick
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A gap to act on, as the row stood when the verdict was taken."""
-
-    position_id: int
-    symbol: str
-    side: str
-    stop: Decimal
-    target: Decimal
-    verdict: Verdict
-    restore_seen: str | None  # the row's restore_client_order_id then: changed = acted on
-    cancel: tuple[CancelTarget, ...]
-    account_qty: Decimal | None
-    last_trade: Decimal | None
 
 
 def keep_protected(db: Database, broker: Broker, channel: Channels | None, *,
@@ -98,29 +87,31 @@ def keep_protected(db: Database, broker: Broker, channel: Channels | None, *,
     blocked = _blocked(stopped, rearm)
     facts = [v for v in views if v.is_live and not v.local_only]
     verdicts = {f.id: _judge(f, book, market, blocked, now) for f in facts}
-    todo = {f.id for f in facts if act and (verdicts[f.id].action or _lost_close_pending(f)
+    todo = {f.id for f in facts if act and (verdicts[f.id].action or in_doubt(f)
                                             or _row_changes(f, verdicts[f.id], book))}
     changes: list[str] = []
-    plans: list[_Plan] = []
+    plans: list[Plan] = []
     if todo:
-        with db.transaction() as journal:
-            cycle = journal.latest_cycle()
-            blocked = _blocked(cycle is not None and cycle.status != "active", rearm)
-            taken = journal.tracked_order_ids()
-            for row in journal.positions_by_id(todo, for_update=True):
-                if row.status not in LIVE_POSITION_STATUSES:
-                    continue
-                changes += _settle_lost_close(journal, row, orders, taken, now)
-                verdict = verdicts[row.id] = _judge(row, book, market, blocked, now)
-                changes += _record_verdict(journal, channel, row, verdict, book)
-                if verdict.action is not None:
-                    holding = market.get(row.symbol)
-                    plans.append(_Plan(row.id, row.symbol, row.side, row.stop_loss,
-                                       row.take_profit, verdict, row.restore_client_order_id,
-                                       tuple(cancel_targets(row, book)),
-                                       abs(holding.qty) if holding else None,
-                                       holding.current_price if holding else None))
-            journal.commit()
+        # A close in doubt whose lock is free is not running: settled from orders read now.
+        with not_running(db, [f for f in facts if f.id in todo]) as free:
+            fresh = orders_since_sent(broker, facts, free)
+            if fresh is not None:  # the read made now wins over the tick's
+                orders = list({o.id: o for o in [*orders, *fresh]}.values())
+                book = OrderBook.of(orders)
+            with db.transaction() as journal:
+                cycle = journal.latest_cycle()
+                blocked = _blocked(cycle is not None and cycle.status != "active", rearm)
+                taken = journal.tracked_order_ids()
+                for row in journal.positions_by_id(todo, for_update=True):
+                    if row.status not in LIVE_POSITION_STATUSES:
+                        continue
+                    changes += _settle(journal, channel, row, orders, book, taken, now,
+                                       interrupted=row.id in free and fresh is not None)
+                    verdict = verdicts[row.id] = _judge(row, book, market, blocked, now)
+                    changes += _record_verdict(journal, channel, row, verdict, book)
+                    if verdict.action is not None:
+                        plans.append(_plan(row, verdict, book, market.get(row.symbol)))
+                journal.commit()
     errors: list[str] = []
     for plan in plans:
         verdict, change, error = _act(db, broker, channel, plan, now, gate_wait)
@@ -145,34 +136,28 @@ def _judge(position: Holding, book: OrderBook, market: dict[str, BrokerPosition]
     holding = market.get(position.symbol)
     return protection_verdict(position, book,
                               last_trade=holding.current_price if holding else None,
-                              broker_holds=holding is not None, restore_blocked=blocked, now=now)
+                              broker_holds=holding is not None, restore_blocked=blocked, now=now,
+                              account_qty=account_shares(holding, position.side))
 
 
-def _lost_close_pending(position: Holding) -> bool:
-    return position.status == "closing" and not position.exit_order_id \
-        and position.exit_sent_at is not None
+def _plan(row: Position, verdict: Verdict, book: OrderBook,
+          holding: BrokerPosition | None) -> Plan:
+    return Plan(row.id, row.symbol, row.side, row.stop_loss, row.take_profit, verdict,
+                 row.restore_client_order_id, tuple(cancel_targets(row, book)),
+                 abs(holding.qty) if holding else None,
+                 holding.current_price if holding else None)
 
 
-def _settle_lost_close(journal: Journal, row: Position, orders: list[Order], taken: set[str],
-                       now: datetime) -> list[str]:
-    """A close at market whose answer was lost: found in Alpaca's orders, or, once they have
-    not shown it for UNKNOWN_GRACE, never placed (the row is open again)."""
-    if not _lost_close_pending(row):
+def _settle(journal: Journal, channel: Channels | None, row: Position, orders: list[Order],
+            book: OrderBook, taken: set[str], now: datetime, *, interrupted: bool) -> list[str]:
+    """A close in doubt (services/interrupted_close.py): its close order recorded, or the row
+    open again; then, with no stop working, UNPROTECTED with one alert until the restore."""
+    message = settle_in_doubt(journal, row, orders, taken, now, interrupted=interrupted)
+    if message is None:
         return []
-    assert row.exit_sent_at is not None
-    found = lost_close(row, orders, taken)
-    if found is not None:
-        apply_exit_order(row, found)
-        taken.add(found.id)
-        row.alpaca_error = None
-        message = f"{row.symbol}: close order {found.id} found at Alpaca ({found.status})"
-    elif now - row.exit_sent_at >= UNKNOWN_GRACE:
-        row.status, row.exit_sent_at, row.close_reason = "open", None, None
-        row.alpaca_error = "the close at market never reached Alpaca: the position is open"
-        message = f"{row.symbol}: {row.alpaca_error}"
-    else:
-        return []
-    journal.record("position_synced", message, cycle_id=row.cycle_id, position_id=row.id)
+    if row.status == "open" and working_exits(row, book)[0] is None:
+        mark_unprotected(journal, channel, row, INTERRUPTED if interrupted else
+                         "the close at market never reached Alpaca")
     return [message]
 
 
@@ -241,7 +226,7 @@ def _record_verdict(journal: Journal, channel: Channels | None, row: Position, v
     return changes
 
 
-def _act(db: Database, broker: Broker, channel: Channels | None, plan: _Plan, now: datetime,
+def _act(db: Database, broker: Broker, channel: Channels | None, plan: Plan, now: datetime,
          gate_wait: float) -> tuple[Verdict, list[str], str | None]:
     with db.lock("cycle", wait=gate_wait) as gate:
         if not gate:
@@ -253,115 +238,22 @@ def _act(db: Database, broker: Broker, channel: Channels | None, plan: _Plan, no
             last = plan.last_trade
         if last is not None and gapped_through(plan.side, plan.stop, last):
             return _close_gapped(db, broker, channel, replace(plan, last_trade=last), now)
-        return _restore(db, broker, channel, plan, now)
+        return restore(db, broker, channel, plan, now)
 
 
-def _still_open(journal: Journal, plan: _Plan) -> Position | None:
-    """The row, locked, if the gap is still there to act on: open (no close working), the
-    restore as the verdict saw it, the cycle active (a halt latched meanwhile stops it all)."""
-    row = journal.position_for_update(plan.position_id)
-    cycle = journal.latest_cycle()
-    if row.status != "open" or row.restore_client_order_id != plan.restore_seen \
-            or (cycle is not None and cycle.status != "active"):
-        return None
-    return row
-
-
-def _restore(db: Database, broker: Broker, channel: Channels | None, plan: _Plan,
-             now: datetime) -> tuple[Verdict, list[str], str | None]:
-    verdict = plan.verdict
-    with db.transaction() as journal:
-        row = _still_open(journal, plan)
-        if row is None:
-            return replace(verdict, action=None), [], None
-        request = OcoExitRequest(row.symbol, "sell" if row.side == "buy" else "buy",
-                                 verdict.held, row.stop_loss, row.take_profit,
-                                 client_order_id=f"tradectl-oco-{uuid.uuid4().hex}")
-        row.restore_client_order_id, row.restore_order_id = request.client_order_id, None
-        row.restore_sent_at = now
-        journal.record("protection_restoring",
-                       f"{row.symbol}: {verdict.reason}: restoring with one OCO exit: "
-                       f"{request.side} {request.qty:f}, stop {price_text(request.stop)}, "
-                       f"target {price_text(request.target)} (gtc)", cycle_id=row.cycle_id,
-                       position_id=row.id,
-                       details={"client_order_id": request.client_order_id, "qty": request.qty,
-                                "stop": request.stop, "target": request.target})
-        journal.commit()
-    try:
-        order: Order | None = broker.submit_oco_exit(request)
-    except BrokerError as err:
-        if not write_outcome_unknown(err):
-            return _record_restore_refused(db, channel, plan, err)
-        try:  # never sent again: looked up once, at once, as `open` does
-            order = broker.find_order_by_client_id(request.client_order_id)
-        except BrokerError:
-            order = None
-        if order is None:  # Alpaca's orders settle it on a later tick
-            return _record_restore_unknown(db, channel, plan, err)
-    assert order is not None
-    return _record_restored(db, channel, plan, order)
-
-
-def _record_restored(db: Database, channel: Channels | None, plan: _Plan,
-                     order: Order) -> tuple[Verdict, list[str], str | None]:
-    stop = next((leg for leg in order.legs if leg.type in STOP_TYPES), None)
-    working = order.status in WORKING
-    with db.transaction() as journal:
-        row = journal.position(plan.position_id)
-        row.restore_order_id, row.target_order_id = order.id, order.id
-        row.stop_order_id = stop.id if stop is not None else row.stop_order_id
-        message = (f"{row.symbol}: protection restored: OCO {order.id} ({order.status}), "
-                   f"stop {price_text(row.stop_loss)}"
-                   + (f" (order {stop.id})" if stop else "")
-                   + f", target {price_text(row.take_profit)}")
-        if working:
-            row.unprotected_since = row.protection_error = None
-            journal.record("protection_restored", message, cycle_id=row.cycle_id,
-                           position_id=row.id, details={"oco_order_id": order.id})
-        else:
-            message = f"{row.symbol}: the restore OCO {order.id} is {order.status} at Alpaca"
-            mark_unprotected(journal, channel, row, message)
-        journal.commit()
-    state = PROTECTED if working else UNPROTECTED
-    return (replace(plan.verdict, state=state, action=None, stop=stop, target=order,
-                    restore=order), [message], None if working else message)
-
-
-def _record_restore_refused(db: Database, channel: Channels | None, plan: _Plan,
-                            err: BrokerError) -> tuple[Verdict, list[str], str | None]:
-    reason = f"restore refused: {err.message}"
-    with db.transaction() as journal:
-        row = journal.position(plan.position_id)
-        row.restore_client_order_id = None  # no such order exists; restore_sent_at spaces tries
-        journal.record("protection_failed", f"{row.symbol}: {reason}", cycle_id=row.cycle_id,
-                       position_id=row.id, details={"http_status": err.status,
-                                                    "alpaca_code": err.code})
-        mark_unprotected(journal, channel, row, reason)
-        journal.commit()
-    return (replace(plan.verdict, action=None, reason=reason),
-            [f"{plan.symbol}: UNPROTECTED: {reason}"], f"{plan.symbol}: {reason}")
-
-
-def _record_restore_unknown(db: Database, channel: Channels | None, plan: _Plan,
-                            err: BrokerError) -> tuple[Verdict, list[str], str | None]:
-    reason = (f"restore outcome unknown ({err.message}): settled from Alpaca's orders, not "
-              "sent again")
-    with db.transaction() as journal:
-        row = journal.position(plan.position_id)
-        journal.record("protection_unknown", f"{row.symbol}: {reason}", cycle_id=row.cycle_id,
-                       position_id=row.id,
-                       details={"client_order_id": row.restore_client_order_id})
-        mark_unprotected(journal, channel, row, reason)
-        journal.commit()
-    return (replace(plan.verdict, action=None, reason=reason),
-            [f"{plan.symbol}: UNPROTECTED: {reason}"], f"{plan.symbol}: {reason}")
-
-
-def _close_gapped(db: Database, broker: Broker, channel: Channels | None, plan: _Plan,
+def _close_gapped(db: Database, broker: Broker, channel: Channels | None, plan: Plan,
                   now: datetime) -> tuple[Verdict, list[str], str | None]:
+    with exit_lock(db, plan.position_id, wait=0) as lock:  # a `close` of it is running
+        if not lock:
+            return replace(plan.verdict, action=None), [], None
+        return _close_gapped_locked(db, broker, channel, plan, now)
+
+
+def _close_gapped_locked(db: Database, broker: Broker, channel: Channels | None, plan: Plan,
+                         now: datetime) -> tuple[Verdict, list[str], str | None]:
     held = plan.verdict.held
     with db.transaction() as journal:
-        row = _still_open(journal, plan)
+        row = still_open(journal, plan)
         if row is None:
             return replace(plan.verdict, action=None), [], None
         message = (f"{row.symbol}: gapped through the stop {price_text(row.stop_loss)} (last "

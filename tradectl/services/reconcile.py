@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from tradectl.broker import Order
+from tradectl.broker import BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position
 from tradectl.db.session import Database
@@ -78,6 +78,8 @@ class Holding(Protocol):
     def exit_order_id(self) -> str | None: ...
     @property
     def exit_sent_at(self) -> datetime | None: ...
+    @property
+    def outside_qty(self) -> Decimal | None: ...
 
 
 @dataclass(frozen=True)
@@ -216,22 +218,31 @@ def settle_unknown_orders(db: Database, orders: list[Order], now: datetime) -> l
 
 
 def sync_live_positions(journal: Journal, live: list[Position], book: OrderBook,
-                        held: set[str], now: datetime) -> list[str]:
+                        market: dict[str, BrokerPosition], now: datetime) -> list[str]:
     """A watch tick's sync: every broker-backed live position brought in line with the orders,
-    an open one Alpaca no longer holds flagged (not dropped), each change an event."""
-    changes = []
+    then with the shares Alpaca holds (services/outside.py: shares sold outside tradectl, a
+    row Alpaca no longer holds settled); each change an event. An open row Alpaca holds nothing
+    for while one of its own orders is still working is flagged, and settled once they end."""
+    from tradectl.services.outside import NOT_HELD, record_outside_exits  # builds on this one
+
+    changes: dict[int, str] = {}
     for position in live:
-        if position.alpaca_status == "alpaca_disabled":
+        if position.alpaca_status != "alpaca_disabled" \
+                and (change := sync_position(position, book, now)) is not None:
+            changes[position.id] = change
+    recorded = record_outside_exits(journal, live, market, book, now)
+    for position in live:
+        if position.status == "open" and position.filled_qty and position.symbol not in market \
+                and position.alpaca_error != NOT_HELD \
+                and position.alpaca_status != "alpaca_disabled":
+            position.alpaca_error = NOT_HELD
+            changes[position.id] = "flagged: tracked as open but Alpaca holds no position"
+    for position in live:
+        if (change := changes.get(position.id)) is None or position.id in recorded:
             continue
-        change = sync_position(position, book, now)
-        if change is None and position.status == "open" and position.symbol not in held \
-                and not position.alpaca_error:
-            position.alpaca_error = "Alpaca holds no position in this symbol"
-            change = "flagged: tracked as open but Alpaca holds no position"
-        if change:
-            changes.append(f"{position.symbol}: {change}")
-            journal.record("position_synced", f"{position.symbol}: {change}",
-                           cycle_id=position.cycle_id, position_id=position.id,
-                           details={"status": position.status,
-                                    "alpaca_status": position.alpaca_status})
-    return changes
+        journal.record("position_synced", f"{position.symbol}: {change}",
+                       cycle_id=position.cycle_id, position_id=position.id,
+                       details={"status": position.status,
+                                "alpaca_status": position.alpaca_status})
+        recorded[position.id] = f"{position.symbol}: {change}"
+    return list(recorded.values())

@@ -15,8 +15,10 @@ from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
 from tradectl.market import trading_day_start
-from tradectl.risk import CENT, applicable_baseline, position_pnl
-from tradectl.services.protection import protection_verdict
+from tradectl.risk import applicable_baseline
+from tradectl.services.holdings import split_holdings
+from tradectl.services.interrupted_close import interrupted_closes
+from tradectl.services.protection import account_shares, protection_verdict
 from tradectl.services.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
 from tradectl.services.row_views import alert_view, cycle_view, position_view
 from tradectl.views import (
@@ -67,11 +69,10 @@ def trading_status(
         report, _, _ = _journal(db, mode, now, True)
     if orders is not None:
         report = replace(report, positions=_protection(report, orders, held, now))
-    positions, warnings = _mark_to_market(report.positions, held)
-    tracked = {p.symbol for p in report.positions if p.is_live and not p.local_only}
-    return replace(report, account=account, positions=positions, warnings=warnings,
-                   external=tuple(ExternalPositionView.of(p) for p in held
-                                  if p.symbol not in tracked))
+        report = replace(report, positions=interrupted_closes(db, report.positions, orders))
+    positions, external = split_holdings(report.positions, held)
+    return replace(report, account=account, positions=positions,
+                   warnings=_not_held(report.positions, held), external=external)
 
 
 def _journal(db: Database, mode: str, now: datetime,
@@ -107,7 +108,8 @@ def _protection(report: StatusReport, orders: list[Order], held: list[BrokerPosi
         holding = market.get(view.symbol)
         verdict = protection_verdict(
             view, book, last_trade=holding.current_price if holding else None,
-            broker_holds=holding is not None, restore_blocked=blocked, now=now)
+            broker_holds=holding is not None, restore_blocked=blocked, now=now,
+            account_qty=account_shares(holding, view.side))
         views.append(overlaid(view, verdict.view_fields()))
     return tuple(views)
 
@@ -123,27 +125,12 @@ def _read_broker(broker: Broker, orders_since: datetime | None
         return account.result(), held.result(), orders.result() if orders else None
 
 
-def _mark_to_market(positions: tuple[PositionView, ...], held: list[BrokerPosition]
-                    ) -> tuple[tuple[PositionView, ...], tuple[str, ...]]:
-    """Unrealized P&L of each filled live position at Alpaca's current price (Alpaca nets one
-    position per symbol; the journal may hold several brackets on it, so each is priced on its
-    own fill), and a warning per position the journal holds and Alpaca does not."""
-    prices = {p.symbol: p.current_price for p in held}
-    marked, warnings = [], []
-    for view in positions:
-        filled, average = view.filled_qty, view.filled_avg_price
-        if view.status not in ("open", "closing") or not filled or average is None \
-                or view.local_only:
-            marked.append(view)
-            continue
-        if view.symbol not in prices:
-            if view.alpaca_order_id is not None:
-                warnings.append(f"#{view.id} {view.symbol}: {view.status} in the journal but "
-                                f"Alpaca holds no {view.symbol} position")
-            marked.append(view)
-            continue
-        price = prices[view.symbol]
-        marked.append(view if price is None else replace(
-            view, last_price=price,
-            unrealized_pl=position_pnl(view.side, average, price, filled).quantize(CENT)))
-    return tuple(marked), tuple(warnings)
+def _not_held(positions: tuple[PositionView, ...], held: list[BrokerPosition]
+              ) -> tuple[str, ...]:
+    """A warning per filled position the journal holds and Alpaca does not (`watch` settles
+    it once none of its own orders is working)."""
+    symbols = {p.symbol for p in held}
+    return tuple(f"#{v.id} {v.symbol}: {v.status} in the journal but Alpaca holds no "
+                 f"{v.symbol} position" for v in positions
+                 if v.status in ("open", "closing") and v.filled_qty and not v.local_only
+                 and v.alpaca_order_id is not None and v.symbol not in symbols)

@@ -97,10 +97,13 @@ def _record_holding(position: Position, close: Order | None, close_error: str | 
         apply_exit_order(position, close)
         log(position, f"position_{position.status}", f"{position.status} by the emergency stop")
         return position.status, None
-    if position.status == "closing" and position.exit_order_id:  # closed by an earlier stop
-        earlier = book.by_id.get(position.exit_order_id)
-        if earlier is not None and apply_exit_order(position, earlier):
-            log(position, "position_closed", "emergency close order filled")
+    earlier = book.by_id.get(position.exit_order_id) if position.exit_order_id else None
+    if earlier is not None:  # closed by an earlier stop (one spooled without the database too)
+        if apply_exit_order(position, earlier):
+            log(position, f"position_{position.status}", "emergency close order "
+                f"{'filled' if position.status == 'closed' else 'sent'}")
+        return position.status, None
+    if position.status == "closing" and position.exit_order_id:  # its close not in the read
         return position.status, None
     position.alpaca_error = "emergency stop: Alpaca holds no position in this symbol"
     log(position, "position_missing", "tracked as open but Alpaca holds no position; check it")

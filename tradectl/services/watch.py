@@ -17,9 +17,9 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Account, Broker, BrokerPosition, Order, StreamStatus, TradeUpdates
+from tradectl.broker import Account, Broker, Order, StreamStatus, TradeUpdates
 from tradectl.db.locks import NamedLock
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError
@@ -35,6 +35,7 @@ from tradectl.risk import (
 from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
+from tradectl.services.holdings import split_holdings
 from tradectl.services.offline_stop import complete_offline_stops
 from tradectl.services.rearm import keep_protected
 from tradectl.services.reconcile import OrderBook, sync_live_positions
@@ -49,7 +50,7 @@ from tradectl.services.trade_updates import (
     protect_touched,
 )
 from tradectl.services.watch_driver import DriverSeat
-from tradectl.views import ExternalPositionView, PositionView
+from tradectl.views import ExternalPositionView
 
 RECENT_EVENTS = 8
 STREAM_DOWN_SECONDS = 5.0  # WATCH_STREAM_DOWN_INTERVAL's default
@@ -182,7 +183,7 @@ class Watcher:
 
     def _complete_offline_stops(self, report: TickReport) -> TickReport:
         assert self.spool is not None
-        recorded = complete_offline_stops(self.db, self.spool)
+        recorded = complete_offline_stops(self.db, self.spool, self.broker, self.channel)
         return replace(report, changes=report.changes + tuple(recorded))
 
     def _deliver_alerts(self, report: TickReport) -> TickReport:
@@ -276,15 +277,12 @@ class Watcher:
             elif state is not None:
                 report = replace(report, account=state.account)
                 changes = sync_live_positions(journal, live, OrderBook.of(state.orders),
-                                              {p.symbol for p in state.positions}, report.at)
-            market = {p.symbol: p for p in state.positions} if state is not None else {}
-            tracked = {p.symbol for p in live if p.alpaca_status != "alpaca_disabled"}
-            report = replace(
-                report, changes=report.changes + tuple(changes),
-                positions=tuple(_with_market(p, market) for p in live),
-                external=tuple(ExternalPositionView.of(p) for s, p in market.items()
-                               if s not in tracked),
-                events=tuple(recent_events(journal, RECENT_EVENTS)))
+                                              {p.symbol: p for p in state.positions}, report.at)
+            positions, external = split_holdings([position_view(p) for p in live],
+                                                 state.positions if state is not None else [])
+            report = replace(report, changes=report.changes + tuple(changes),
+                             positions=positions, external=external,
+                             events=tuple(recent_events(journal, RECENT_EVENTS)))
             journal.commit()
         self._unrecorded = []
         self._last_cycle_status, self._last_baseline = report.cycle_status, report.loss_baseline
@@ -364,14 +362,6 @@ class Watcher:
                            positions=tuple(position_view(p) for p in journal.live_positions()),
                            events=tuple(recent_events(journal, RECENT_EVENTS)),
                            cycle_id=view.id if view else report.cycle_id)
-
-
-def _with_market(position: Position, market: dict[str, BrokerPosition]) -> PositionView:
-    held = market.get(position.symbol)
-    if held is None:
-        return position_view(position)
-    return position_view(position, last_price=held.current_price,
-                         unrealized_pl=held.unrealized_pl)
 
 
 @contextmanager

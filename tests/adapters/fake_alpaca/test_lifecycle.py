@@ -427,6 +427,29 @@ def test_replace_refusals(fake, api):
     assert get(api, queued["id"])["status"] == "accepted"  # nothing was replaced
 
 
+@pytest.mark.parametrize("status", ["accepted", "pending_new", "pending_cancel",
+                                    "pending_replace"])
+def test_no_replace_while_an_order_is_in_a_passing_status(fake, api, status):
+    """The spec (patchOrderByOrderId): "Order cannot be replaced when the status is
+    `accepted`, `pending_new`, `pending_cancel` or `pending_replace`"."""
+    if status == "accepted":
+        fake.set_market_open(False)
+    waiting = submit(api, limit(price="140"))
+    if status == "pending_cancel":
+        fake.set_cancels_pending(True)
+        api.delete(f"/v2/orders/{waiting['id']}")
+    elif status != "accepted":
+        fake.hold_status(waiting["id"], status)
+    assert get(api, waiting["id"])["status"] == status
+    refused = patch(api, waiting["id"], {"limit_price": "141"})
+    message = NOT_SENT if status in ("accepted", "pending_new") else (
+        f'order is already in "{status}" state')
+    assert (refused.status_code, refused.json()) == (422, {"code": 42210000,
+                                                           "message": message})
+    assert get(api, waiting["id"])["status"] == status  # nothing was replaced
+    assert len(fake.orders_list()) == 1
+
+
 def test_a_replaced_exit_cannot_sell_more_than_the_position(fake, api):
     fake.add_position("AAPL", "10", "150")
     exit_order = submit(api, limit(side="sell", price="160"))

@@ -88,6 +88,7 @@ class Fault:
     apply: bool
     drip: float = 0.0  # seconds between the answer's bytes (headers and body)
     headers: dict[str, str] | None = None  # sent as well, e.g. a Content-Encoding
+    answer: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, "*", method)) and bool(self.path.search(path))
@@ -238,6 +239,19 @@ class FakeAlpaca(ClockSteering):
         (partial_fill first); the rest of its group (bracket legs, OCO sibling) is canceled."""
         with self._lock:
             self._broker.expire(order_id)
+
+    def hold_status(self, order_id: str, status: str) -> None:
+        """Leave an open order in a passing status the engine never makes by itself:
+        "pending_new" (routed, not yet acknowledged by the venue) or "pending_replace" (a
+        replace in flight); e.g. to check what Alpaca refuses meanwhile (the spec: no replace
+        of an accepted, pending_new, pending_cancel or pending_replace order)."""
+        if status not in ("pending_new", "pending_replace"):
+            raise ValueError(f"hold_status takes pending_new or pending_replace, got {status!r}")
+        with self._lock:
+            order = self._broker.get_order(order_id)
+            if not order.is_open or order.status == "held":
+                raise ValueError(f"order {order_id} is {order.status}: it cannot be {status}")
+            order.status = status
 
     def set_last_equity(self, value: Number) -> None:
         with self._lock:
@@ -401,6 +415,7 @@ class FakeAlpaca(ClockSteering):
         apply: bool = False,
         drip: float = 0.0,
         headers: dict[str, str] | None = None,
+        answer: bool = False,
     ) -> None:
         """The next `times` (None: all) matching requests get this answer instead.
 
@@ -409,6 +424,8 @@ class FakeAlpaca(ClockSteering):
 
         apply=True processes the request first (state changes) and then answers with
         the fault (or hangs), as when a response is lost after the broker acted on it.
+        answer=True: only the delay applies, then the request is processed and answered as
+        usual (a slow broker: an order that reaches the book `delay` seconds after it is sent).
         """
         with self._lock:
             self._faults.append(
@@ -424,6 +441,7 @@ class FakeAlpaca(ClockSteering):
                     apply,
                     drip,
                     headers,
+                    answer,
                 )
             )
 
@@ -507,6 +525,13 @@ class FakeAlpaca(ClockSteering):
                 return 500, {"code": 50010000, "message": f"fake_alpaca rewrite error: {exc!r}"}
         return status, payload
 
+    @staticmethod
+    def _delayed(fault: Fault | None) -> Fault | None:
+        """Wait out the fault's delay; None when it then answers as usual (answer=True)."""
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        return None if fault is None or fault.answer else fault
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         started, wall = time.monotonic(), time.time()
         method = handler.command
@@ -531,8 +556,7 @@ class FakeAlpaca(ClockSteering):
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(method, path)
-        if fault and fault.delay:
-            time.sleep(fault.delay)
+        fault = self._delayed(fault)
         if not fault or fault.apply:
             status, payload = self._answer(handler, method, path, query, raw_body)
         if not fault:
