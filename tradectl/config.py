@@ -33,6 +33,7 @@ DEFAULTS: dict[str, str | None] = {
     "DATABASE_URL": None,
     "DAILY_LOSS_LIMIT": "2000",
     "WATCH_INTERVAL": "60",
+    "WATCH_STREAM_DOWN_INTERVAL": "5",
     "MAX_OPEN_POSITIONS": "10",
     "MAX_POSITION_NOTIONAL": "25000",
     "MAX_RISK_PER_TRADE": "500",
@@ -73,6 +74,8 @@ class Settings:
     alpaca_api_key: str | None = field(default=None, repr=False)
     alpaca_secret_key: str | None = field(default=None, repr=False)
     alpaca_stream: bool = True  # `watch` follows Alpaca's trade-updates stream
+    # `watch`'s interval while that stream is not connected (fills are then seen only by ticks)
+    watch_stream_down_interval: float = 5.0
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
@@ -194,6 +197,8 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         database_is_default=database_url is None,
         daily_loss_limit=_money("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
         watch_interval=_positive_number("WATCH_INTERVAL", raw("WATCH_INTERVAL"), "seconds"),
+        watch_stream_down_interval=_positive_number(
+            "WATCH_STREAM_DOWN_INTERVAL", raw("WATCH_STREAM_DOWN_INTERVAL"), "seconds"),
         max_open_positions=_positive_int("MAX_OPEN_POSITIONS", raw("MAX_OPEN_POSITIONS")),
         max_position_notional=_money("MAX_POSITION_NOTIONAL", raw("MAX_POSITION_NOTIONAL")),
         max_risk_per_trade=_money("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),

@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     OK = 0
     ABORTED = 1  # declined at the live-mode confirmation: nothing written or sent
     BAD_INPUT = 2  # bad input or an invalid setting: nothing written, no broker call
-    REFUSED = 3  # a risk rule, a stopped cycle, or another watch already drives stops
+    REFUSED = 3  # a risk rule, or a stopped cycle
     BROKER = 4  # Alpaca rejected the request, could not be reached, or could not be read
     DATABASE = 5  # the database is unreachable, locked, or needs `tradectl db upgrade`
     INTERRUPTED = 130  # Ctrl-C outside `watch` (128 + SIGINT, as shells report it)

@@ -8,6 +8,7 @@ to a tenth of a percent (half to even); sums, bests, worsts and drawdowns are ex
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -97,11 +98,14 @@ def performance(trades: Iterable[ClosedTrade], stops_pulled: Iterable[datetime],
     and last trading days, as asked."""
     rows = sorted((trade_row(t) for t in trades),
                   key=lambda r: (r.trade.closed_at, r.trade.position_id))
-    stops = sorted(trading_day(at) for at in stops_pulled)
-    days = sorted({r.day for r in rows} | set(stops))
-    per_day = tuple(DayTotals(day, totals([r for r in rows if r.day == day],
-                                          stops.count(day))) for day in days)
-    return Performance(since, until, tuple(rows), per_day, totals(rows, len(stops)))
+    stops = Counter(trading_day(at) for at in stops_pulled)
+    by_day: dict[date, list[TradeRow]] = {day: [] for day in sorted({r.day for r in rows}
+                                                                    | set(stops))}
+    for row in rows:  # one pass: each day's rows, in the order they closed
+        by_day[row.day].append(row)
+    per_day = tuple(DayTotals(day, totals(day_rows, stops[day]))
+                    for day, day_rows in by_day.items())
+    return Performance(since, until, tuple(rows), per_day, totals(rows, stops.total()))
 
 
 def totals(rows: Sequence[TradeRow], stops_pulled: int) -> Totals:

@@ -88,8 +88,10 @@ TICK = closed(
     at=TIME, cycle_id=maybe(INT), cycle_status={"enum": ["active", "stopped", "none",
                                                          "unknown"]},
     stop_reason=maybe(TEXT), equity=maybe(MONEY), day_pnl=maybe(MONEY),
-    loss_baseline=maybe(MONEY), drives_stops=BOOL, positions=listing(POSITION),
-    external=listing(EXTERNAL), changes=listing(TEXT), warning=maybe(TEXT), error=maybe(TEXT),
+    loss_baseline=maybe(MONEY), drives_stops=BOOL,
+    role={"enum": ["driver", "standby", "read_only"]}, driver=maybe(TEXT),
+    positions=listing(POSITION), external=listing(EXTERNAL), changes=listing(TEXT),
+    warning=maybe(TEXT), error=maybe(TEXT),
     emergency_stop=maybe(closed(exit_code=INT, alert=TEXT, symbols=listing(closed(
         symbol=TEXT, state=TEXT, error=maybe(TEXT))))),
     alerts_sent=INT, unprotected=listing(TEXT), protection_error=maybe(TEXT),

@@ -53,3 +53,13 @@ def test_the_live_view_shows_the_gauge_rows_externals_failures_and_read_only() -
     assert "GOOG" in text and "external" in text and "-$1,600.00" in text
     assert "[red]x[/red] \\x1b[2J" in text  # outside text printed literally, never interpreted
     assert "next 14:01:00 UTC" in text
+
+
+def test_a_standing_by_watch_says_who_drives_and_that_it_takes_over() -> None:
+    report = TickReport(NOW, 1, "active", None, account=ACCOUNT, drives_stops=False,
+                        standing_by=True, driver="pid 4242 on host-a")
+    text = drawn(report)
+    assert "standing by: pid 4242 on host-a drives stops; this one takes over" in text
+    assert "read-only" not in text
+    assert report.role == "standby"
+    assert TickReport(NOW, 1, "active", None, drives_stops=False).role == "read_only"

@@ -19,7 +19,8 @@ from sqlalchemy.pool import QueuePool
 from tests.support.disk import read_only_dir
 from tests.support.network import SilentServer, TcpProxy
 from tests.support.pg_cluster import PrivateCluster, StopMode
-from tradectl.db import locks
+from tradectl.db import advisory_lock
+from tradectl.db.advisory_lock import AdvisoryLock
 from tradectl.db.session import Database
 from tradectl.errors import DatabaseError
 
@@ -172,7 +173,7 @@ def test_leaving_the_block_after_the_server_stopped_neither_raises_nor_hides_the
     private_pg: PrivateCluster, mode: StopMode, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = Database(private_pg.create_database())
-    caplog.set_level(logging.DEBUG, logger=locks.__name__)
+    caplog.set_level(logging.DEBUG, logger="tradectl.db")  # locks and advisory_lock
     with db.lock(NAME, wait=0) as lock:
         private_pg.stop(mode)
     assert not lock.held  # and the block ended without an exception
@@ -218,7 +219,7 @@ def test_a_session_lock_gone_from_a_live_connection_fails_verification(
     url = private_pg.create_database()
     db = Database(url)
     with db.lock(NAME, wait=0) as lock:
-        assert isinstance(lock, locks.AdvisoryLock)
+        assert isinstance(lock, AdvisoryLock)
         lock._query("SELECT pg_advisory_unlock_all()")
         assert not lock.verify()
         assert lock.reacquire() and lock.verify() and len(holders(private_pg, url)) == 1
@@ -262,7 +263,7 @@ def test_a_lock_whose_link_broke_is_taken_back_from_our_orphaned_session(
 def test_a_server_that_never_answers_fails_the_lock_within_the_connect_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(locks, "LOCK_CONNECT_TIMEOUT", 2)  # libpq's minimum
+    monkeypatch.setattr(advisory_lock, "LOCK_CONNECT_TIMEOUT", 2)  # libpq's minimum
     with SilentServer() as server:
         db = Database(f"postgresql://trader:s3cret@127.0.0.1:{server.port}/tradectl")
         started = time.monotonic()

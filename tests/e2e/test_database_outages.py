@@ -9,9 +9,8 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,54 +19,12 @@ from tests.conftest import Cli, SmtpSink, broker_env, rows, tradectl_command
 from tests.fakes.alpaca import FakeAlpaca
 from tests.support.disk import full_disk
 from tests.support.pg_cluster import PrivateCluster
+from tests.support.watch_process import Watch
 from tradectl.config import DEFAULTS
 from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
 
 OPEN_AAPL = ("open", "AAPL", "--qty", "2", "--stop", "145", "--target", "160")
-
-
-class Watch:
-    """`tradectl watch --json` as a process; its tick documents are collected as they come."""
-
-    def __init__(self, cli: Cli, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in DEFAULTS}
-        env.update(cli.env, XDG_CONFIG_HOME=str(cli.cwd / "config"))
-        self.process = subprocess.Popen(
-            [*tradectl_command(), "watch", "--json", *args], env=env, cwd=cli.cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.ticks: list[dict] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.ticks.append(json.loads(line))
-
-    def wait_for(self, condition: Callable[[dict], bool], seconds: float = 30,
-                 since: int | None = None) -> dict:
-        """The first tick from now (or from tick number `since`) that meets `condition`."""
-        deadline = time.monotonic() + seconds
-        seen = len(self.ticks) if since is None else since
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.stderr()
-            for tick in self.ticks[seen:]:
-                if condition(tick):
-                    return tick
-            seen = len(self.ticks)
-            time.sleep(0.05)
-        raise AssertionError(f"no such tick in {seconds}s; last: {self.ticks[-1:]}")
-
-    def interrupt(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(30)
-
-    def stderr(self) -> str:
-        if self.process.poll() is None:
-            return "(running)"
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
 
 
 @pytest.fixture
@@ -117,8 +74,9 @@ def test_watch_keeps_driving_across_a_restart_and_an_outage(
     before = len(watch.ticks)
     private_pg.restart("fast")  # frees the session lock the driver held
     watch.wait_for(lambda t: any("taken back" in c for c in t["changes"]), since=before)
-    second = run(pg_trader, "watch", "--once")
-    assert second.returncode == 3, second.stderr  # still exactly one driver
+    second = run(pg_trader, "watch", "--once", "--json")
+    assert second.returncode == 0, second.stderr  # still exactly one driver: it stands by
+    assert json.loads(second.stdout)["role"] == "standby"
 
     with private_pg.down("immediate"):
         failed = watch.wait_for(lambda t: (t["error"] or "").startswith("database"))
@@ -150,6 +108,9 @@ def test_the_loss_limit_stop_runs_while_the_database_is_down_and_is_recorded_aft
         stopped = watch.wait_for(lambda t: t["emergency_stop"] is not None)
         assert stopped["emergency_stop"]["exit_code"] == 5  # flattened, not recorded
         assert fake.positions_list() == []
+        deadline = time.monotonic() + 10  # the alert goes out beside the tick, not in it
+        while not smtp.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "NOT RECORDED" in smtp.messages[-1]["Subject"]
     watch.wait_for(lambda t: t["error"] is None and t["cycle_status"] == "stopped", seconds=60)
     (cycle,) = rows(pg_trader.env["DATABASE_URL"], Cycle)
@@ -160,6 +121,44 @@ def test_the_loss_limit_stop_runs_while_the_database_is_down_and_is_recorded_aft
                                                                 Event)]
     assert fake.count("DELETE", "/v2/positions") == 1  # the stop ran once, not every tick
     assert watch.interrupt() == 0
+
+
+def test_after_an_outage_longer_than_the_back_off_exactly_one_of_two_watches_drives(
+    pg_trader: Cli, fake: FakeAlpaca, private_pg: PrivateCluster, watches: list[Watch],
+) -> None:
+    """Issue 31: the driver still in its back-off when the server is back must not step down for
+    good, nor drive beside a stand-by that took the lock meanwhile."""
+    pg_trader.env["DAILY_LOSS_LIMIT"] = "100"
+    assert pg_trader(*OPEN_AAPL).code == 0
+    first = Watch(pg_trader, "--interval", "0.2", "--no-stream")
+    watches.append(first)
+    first.wait_for(lambda t: t["role"] == "driver" and t["error"] is None)
+    second = Watch(pg_trader, "--interval", "0.2", "--no-stream")
+    watches.append(second)
+    second.wait_for(lambda t: t["role"] == "standby" and t["error"] is None)
+
+    with private_pg.down("immediate"):
+        first.wait_for(lambda t: (t["error"] or "").startswith("database"))
+        time.sleep(7)  # its database is tried after 0.2, 0.4, 0.8, 1.6, 3.2, then 6.4 s
+        assert first.ticks[-1]["role"] == "driver"  # it keeps the loss limit meanwhile
+    back = len(first.ticks)
+    for round_ in range(10):  # each round: a tick of each that checked the lock after the last
+        ticks = (first.wait_for(lambda _t: True), second.wait_for(lambda _t: True))
+        if round_ < 2:
+            continue  # one interval for each to see the server back
+        assert sorted(t["role"] for t in ticks) == ["driver", "standby"], [
+            [(t["at"][11:23], t["role"], (t["error"] or "")[:40]) for t in w.ticks[-8:]]
+            for w in (first, second)]
+    # the outage outlasted the first watch's back-off: it was still waiting when it came back
+    assert any("back-off" in (t["error"] or "") for t in first.ticks[back:])
+
+    fake.set_last_equity("100500")  # a $500 loss: whoever drives flattens, once
+    driver = first if first.ticks[-1]["role"] == "driver" else second
+    driver.wait_for(lambda t: t["emergency_stop"] is not None, seconds=30)
+    assert fake.positions_list() == []
+    time.sleep(0.6)
+    assert fake.count("DELETE", "/v2/positions") == 1
+    assert sum(bool(t["emergency_stop"]) for t in first.ticks + second.ticks) == 1
 
 
 # -- halt without its database --------------------------------------------------------------

@@ -110,10 +110,11 @@ def test_the_watch_driver_lock_is_freed_when_its_holder_is_killed(
                     "--json")
     assert watcher.stdout is not None
     assert '"cycle_status"' in watcher.stdout.readline()
-    assert trader("watch", "--once").code == 3  # the running one drives the stops
+    standing_by = trader("watch", "--once", "--json")  # the running one drives the stops
+    assert standing_by.code == 0 and standing_by.json()["role"] == "standby"
     watcher.send_signal(signal.SIGKILL)
     watcher.wait(timeout=10)
-    wait_for(lambda: trader("watch", "--once", "--json").code == 0, timeout=10)
+    wait_for(lambda: trader("watch", "--once", "--json").json()["role"] == "driver", timeout=10)
 
 
 @pytest.mark.parametrize("args", [

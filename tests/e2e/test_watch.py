@@ -227,15 +227,26 @@ def seed_positions(trader: Cli, fake: FakeAlpaca, count: int) -> None:
     db.dispose()
 
 
-def test_only_one_watch_drives_stops(trader: Cli) -> None:
+def test_only_one_watch_drives_stops_a_second_stands_by_and_says_who(trader: Cli) -> None:
+    from tradectl.db.locks import this_process
+
     db = Database(trader.env["DATABASE_URL"])
     with db.lock("watch-driver", wait=0) as held:
         assert held
         second = trader("watch", "--once", "--json")
-        assert second.code == 3 and "--read-only" in second.stderr
-        assert trader("watch", "--once", "--read-only", "--json").code == 0
+        assert second.code == 0, second.output
+        document = second.json()
+        assert (document["drives_stops"], document["role"]) == (False, "standby")
+        assert document["driver"] == this_process()  # the holder: this test's process
+        line = trader("watch", "--once")
+        assert f"standby (driver: {this_process()})" in line.stdout
+        looking = trader("watch", "--once", "--read-only", "--json")
+        assert looking.code == 0
+        assert (looking.json()["role"], looking.json()["driver"]) == ("read_only", None)
     db.dispose()
-    assert trader("watch", "--once", "--json").code == 0  # the lock is free again
+    alone = trader("watch", "--once", "--json")  # the lock is free again
+    assert alone.code == 0 and alone.json()["role"] == "driver"
+    assert alone.json()["driver"] is None
 
 
 def test_without_keys_watch_shows_positions_and_says_pnl_needs_a_broker(cli: Cli) -> None:

@@ -92,6 +92,22 @@ def is_tick(document: dict) -> bool:
     return document["kind"] == "tick"
 
 
+def connected_tick(document: dict) -> bool:
+    """A tick that read the orders with the stream connected (when it connects after a tick,
+    a tick follows at once, to read what the stream could not have sent)."""
+    return is_tick(document) and document["stream"]["state"] == "connected"
+
+
+def ticks_settled(fake: FakeAlpaca) -> int:
+    """The account reads so far, once no tick has run for a second (the tick that follows
+    the stream's first connection may still be under way)."""
+    count = -1
+    while (now := fake.count("GET", "/v2/account")) != count:
+        count = now
+        time.sleep(1.0)
+    return count
+
+
 def from_stream(document: dict, text: str) -> bool:
     return document["kind"] == "trade_updates" and any(text in c for c in document["changes"])
 
@@ -101,10 +117,10 @@ def test_a_fill_reaches_the_database_before_the_next_tick(
 ) -> None:
     open_aapl(trader, "--entry", "148")
     running = watch("--interval", "60", "--json")
-    first = running.document(is_tick)
+    first = running.document(connected_tick)
     assert first["positions"][0]["status"] == "pending"
     fake.wait_for_stream(lambda c: c.listening == 1, WAIT)
-    ticks = fake.count("GET", "/v2/account")
+    ticks = ticks_settled(fake)
 
     fake.set_price("AAPL", "147.90")  # the limit entry fills
     update = running.document(lambda d: from_stream(d, "AAPL: open"))
@@ -124,9 +140,9 @@ def test_an_expired_day_leg_is_applied_at_once(
 ) -> None:
     open_aapl(trader)  # a market entry: filled, its day legs working
     running = watch("--interval", "60", "--json")
-    running.document(is_tick)
+    running.document(connected_tick)
     fake.wait_for_stream(lambda c: c.listening == 1, WAIT)
-    ticks = fake.count("GET", "/v2/account")
+    ticks = ticks_settled(fake)
 
     expired = fake.end_trading_day()
     assert len(expired) == 2
@@ -148,9 +164,9 @@ def test_an_expired_day_leg_is_restored_by_one_oco_before_the_next_tick(
 ) -> None:
     open_aapl(trader)  # filled; its day legs hold the stop
     running = watch("--interval", "60", "--json")
-    running.document(is_tick)
+    running.document(connected_tick)
     fake.wait_for_stream(lambda c: c.listening == 1, WAIT)
-    ticks = fake.count("GET", "/v2/account")
+    ticks = ticks_settled(fake)
 
     fake.end_trading_day()
     restored = running.document(lambda d: from_stream(d, "protection restored"))
@@ -196,6 +212,61 @@ def test_a_dropped_stream_reconnects_and_the_next_tick_settles_what_it_missed(
     assert position.status == "open"
     synced = [e for e in rows(trader.env["DATABASE_URL"], Event) if e.kind == "position_synced"]
     assert synced[-1].details is not None and "source" not in synced[-1].details
+
+
+def fill_row(trader: Cli) -> Position | None:
+    (position,) = rows(trader.env["DATABASE_URL"], Position)
+    return position if position.status == "open" else None
+
+
+def until_filled(trader: Cli, seconds: float) -> float:
+    """Seconds until the position's row is open (the fill recorded), polled every 50 ms."""
+    started = time.monotonic()
+    while fill_row(trader) is None:
+        assert time.monotonic() - started < seconds, "the fill is not in the database"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_a_fill_while_the_stream_is_down_is_recorded_within_seconds(
+    trader: Cli, fake: FakeAlpaca, watch: Callable[..., RunningWatch]
+) -> None:
+    """Issue 31: the stream down and not back, --interval 60: the loop ticks every
+    WATCH_STREAM_DOWN_INTERVAL seconds (5 by default) meanwhile."""
+    open_aapl(trader, "--entry", "148")
+    running = watch("--interval", "60", "--json")
+    running.document(connected_tick)
+    fake.refuse_stream_connections()
+    fake.drop_stream_connections()
+    running.document(lambda d: d["stream"]["state"] == "reconnecting")
+    ticks = fake.count("GET", "/v2/account")
+    fake.set_price("AAPL", "147.90")  # the limit entry fills while nobody listens
+    assert [e.delivered for e in fake.stream_events if e.event == "fill"] == [0]
+    assert until_filled(trader, 5 + 3) < 5 + 3  # the default short interval, and some slack
+    tick = running.document(lambda d: is_tick(d) and "AAPL: open (filled)" in d["changes"])
+    assert tick["stream"]["state"] == "reconnecting" and fake.count("GET", "/v2/account") > ticks
+
+
+def test_when_the_stream_reconnects_the_orders_are_read_at_once(
+    trader: Cli, fake: FakeAlpaca, watch: Callable[..., RunningWatch]
+) -> None:
+    """Issue 31: a fill in the gap is read by the tick that follows the reconnect, not 60 s
+    later (the short interval while down is set long here, so only the reconnect can do it)."""
+    open_aapl(trader, "--entry", "148")
+    running = watch("--interval", "60", "--json", env={"WATCH_STREAM_DOWN_INTERVAL": "60"})
+    running.document(connected_tick)
+    fake.refuse_stream_connections()
+    fake.drop_stream_connections()
+    running.document(lambda d: d["stream"]["state"] == "reconnecting")
+    fake.set_price("AAPL", "147.90")  # filled in the gap: never sent to this client
+    assert [e.delivered for e in fake.stream_events if e.event == "fill"] == [0]
+    time.sleep(0.5)
+    assert fill_row(trader) is None  # nothing read it yet
+    fake.refuse_stream_connections(False)
+    fake.wait_for_stream(lambda c: c.listening == 1, WAIT)
+    assert until_filled(trader, 5) < 5  # the stream retries within 2 s, then a tick at once
+    tick = running.document(lambda d: is_tick(d) and "AAPL: open (filled)" in d["changes"])
+    assert tick["stream"]["state"] == "connected"
 
 
 def test_refused_stream_keys_are_reported_and_the_rest_loop_goes_on(

@@ -78,7 +78,8 @@ def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
                   daily_loss_limit=config.daily_loss_limit, interval=period,
                   read_only=read_only, spool=stop_spool(config),
                   gate_wait=gate_wait(config),
-                  rearm_protection=config.rearm_protection) as watcher, \
+                  rearm_protection=config.rearm_protection,
+                  stream_down_interval=config.watch_stream_down_interval) as watcher, \
             updates or nullcontext():
         # A long-running loop needs the collector (the executable starts with it off), but not
         # to rescan the imports on every full collection: freeze what exists now.
@@ -91,14 +92,16 @@ def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
         )
         with display:
             while True:
+                # the stream's state before the tick's reads: connected after it, a tick at once
+                seen = updates.status() if updates is not None else None
                 report = watcher.tick()
                 status = updates.status() if updates is not None else None
                 if once:
                     display.show(report, next_in=None, stream=status)
                     return report.exit_code
-                delay = watcher.next_delay(report)
+                delay = watcher.next_delay(report, status)
                 display.show(report, next_in=delay, stream=status)
-                for update in watcher.between_ticks(delay, updates):  # the queue, or a sleep
+                for update in watcher.between_ticks(delay, updates, seen):  # queue or sleep
                     display.show_stream(update)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -35,6 +35,23 @@ EVENT_KINDS = frozenset({
 
 # How far before the oldest live position an orders read begins (clock skew, submit latency).
 ORDERS_WINDOW_MARGIN = timedelta(minutes=1)
+
+
+class ClosedPosition(Protocol):
+    """The columns of a closed position the report reads (journal.closed_positions)."""
+
+    id: int
+    symbol: str
+    side: str
+    qty: Decimal
+    filled_qty: Decimal | None
+    filled_avg_price: Decimal | None
+    exit_price: Decimal | None
+    stop_loss: Decimal
+    realized_pl: Decimal | None
+    close_reason: str | None
+    created_at: datetime
+    closed_at: datetime | None
 
 
 class Journal:
@@ -127,12 +144,19 @@ class Journal:
     # -- the trading report ------------------------------------------------------------------
 
     def closed_positions(self, since: datetime | None,
-                         until: datetime | None) -> list[tuple[Position, Decimal]]:
+                         until: datetime | None) -> list[tuple[ClosedPosition, Decimal]]:
         """Positions that held shares and are closed with a realized P&L, closed in
         [since, until), in the order they closed, each with its initial stop: the one the position
-        was opened with (its position_created event), whatever became of the bracket since."""
+        was opened with (its position_created event), whatever became of the bracket since.
+
+        One pass: the positions joined to their position_created event (ix_events_position_id),
+        read as plain rows with the report's columns (no ORM object per trade)."""
         opened = aliased(Event)
-        query = (select(Position, opened.details).outerjoin(opened, and_(
+        columns = (Position.id, Position.symbol, Position.side, Position.qty, Position.filled_qty,
+                   Position.filled_avg_price, Position.exit_price, Position.stop_loss,
+                   Position.realized_pl, Position.close_reason, Position.created_at,
+                   Position.closed_at)
+        query = (select(*columns, opened.details).outerjoin(opened, and_(
             opened.position_id == Position.id, opened.kind == "position_created"))
             .where(Position.status == "closed", Position.realized_pl.is_not(None),
                    Position.filled_avg_price.is_not(None), Position.exit_price.is_not(None),
@@ -142,10 +166,11 @@ class Journal:
         if until is not None:
             query = query.where(Position.closed_at < until)
         closed = {}
-        for p, details in self._session.execute(query.order_by(Position.closed_at,
-                                                               Position.id)):
-            stop = details.get("stop") if isinstance(details, dict) else None
-            closed[p.id] = (p, Decimal(stop) if isinstance(stop, str) else p.stop_loss)
+        ordered = query.order_by(Position.closed_at, Position.id)
+        for p in self._session.connection().execute(ordered):  # plain rows, not ORM objects
+            stop = p.details.get("stop") if isinstance(p.details, dict) else None
+            closed[p.id] = (cast("ClosedPosition", p),
+                            Decimal(stop) if isinstance(stop, str) else p.stop_loss)
         return list(closed.values())
 
     def stops_pulled(self, since: datetime | None, until: datetime | None) -> list[datetime]:

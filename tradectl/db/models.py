@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Head of the migration chain. Start-up compares it with the stored revision without importing
 # Alembic; tests/db/test_db.py checks it against alembic/versions.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -174,7 +174,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
-    position_id: Mapped[int | None] = mapped_column(ForeignKey("positions.id"))
+    position_id: Mapped[int | None] = mapped_column(ForeignKey("positions.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from tradectl.db.locks import AdvisoryLock, FileLock, NamedLock, ProcessLock, holding
+from tradectl.db.advisory_lock import AdvisoryLock
+from tradectl.db.locks import FileLock, NamedLock, ProcessLock, holding
 from tradectl.db.models import HEAD_REVISION
 from tradectl.db.url import masked_url, normalize_url, scrubbed, unusable_url, usable_url
 from tradectl.errors import ConfigError, DatabaseError

@@ -107,7 +107,9 @@ class WatchDisplay:
         parts.append(f"positions={held}")  # what is open after the tick
         if result.external:
             parts.append(f"external={len(result.external)}")
-        if not result.drives_stops:
+        if result.standing_by:
+            parts.append(f"standby (driver: {one_line(result.driver or 'unknown')})")
+        elif not result.drives_stops:
             parts.append("read-only")
         if result.unprotected:
             parts.append(f"UNPROTECTED: {', '.join(result.unprotected)}")
@@ -150,7 +152,10 @@ class WatchDisplay:
             header.append(f"STOPPED: {one_line(result.stop_reason or '')}", style="bold red")
         else:
             header.append(f"cycle {result.cycle_id or '-'} {result.cycle_status}", style="green")
-        if not result.drives_stops:
+        if result.standing_by:
+            header.append(f"  (standing by: {one_line(result.driver or 'another watch')} "
+                          "drives stops; this one takes over if it stops)", style="yellow")
+        elif not result.drives_stops:
             header.append("  (read-only: never pulls the emergency stop)", style="yellow")
         lines: list[RenderableType] = [header]
         if result.account is not None:
@@ -273,6 +278,8 @@ def tick_document(result: TickReport) -> dict[str, Any]:
         "day_pnl": plain(result.day_pnl, "money"),
         "loss_baseline": plain(result.loss_baseline, "money"),
         "drives_stops": result.drives_stops,
+        "role": result.role,
+        "driver": result.driver,
         "positions": plain(result.positions),
         "external": plain(result.external),
         "changes": list(result.changes),

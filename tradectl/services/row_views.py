@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tradectl.db.journal import Journal, position_values
+from tradectl.db.journal import ClosedPosition, Journal, position_values
 from tradectl.db.models import Alert, Cycle, Event, Position
 from tradectl.performance import ClosedTrade
 from tradectl.views import AlertView, CycleView, EventView, PositionView
@@ -46,7 +46,7 @@ def alert_view(alert: Alert) -> AlertView:
                      alert.last_error, alert.channel)
 
 
-def closed_trade(position: Position, initial_stop: Decimal) -> ClosedTrade:
+def closed_trade(position: ClosedPosition, initial_stop: Decimal) -> ClosedTrade:
     """A closed position (journal.closed_positions) as the report's arithmetic reads it."""
     p = position
     assert p.filled_avg_price is not None and p.exit_price is not None

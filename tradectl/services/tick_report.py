@@ -29,11 +29,18 @@ class TickReport:
     rate_limited: bool = False
     database_failed: bool = False
     drives_stops: bool = True
+    standing_by: bool = False  # another `watch` drives: this one takes over when it is gone
+    driver: str | None = None  # who drives, when standing by and known ("pid 4242 on host-a")
     loss_baseline: Decimal | None = None  # the forced resume's day P&L, while it applies
     stop: HaltReport | None = None
     alerts_sent: int = 0
     unprotected: tuple[str, ...] = ()  # "AAPL #3": held shares with no working stop at Alpaca
     protection_error: str | None = None  # a restore or a gap's close Alpaca refused this tick
+
+    @property
+    def role(self) -> str:
+        """`driver`, `standby` (another drives; this one takes over), or `read_only`."""
+        return "driver" if self.drives_stops else "standby" if self.standing_by else "read_only"
 
     @property
     def day_pnl(self) -> Decimal | None:

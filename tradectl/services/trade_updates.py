@@ -109,17 +109,32 @@ def _merged(known: Order, update: Order) -> Order:
     return replace(_later(known, update), legs=merged_legs or known.legs)
 
 
-def arrivals(updates: TradeUpdates, seconds: float) -> Iterator[tuple[list[Order], StreamStatus]]:
+def arrivals(updates: TradeUpdates, seconds: float, *, while_down: float | None = None,
+             seen: StreamStatus | None = None) -> Iterator[tuple[list[Order], StreamStatus]]:
     """The wait between two ticks, on the stream's queue: each batch of updates, or a change of
-    the stream's state, as it comes, for `seconds`."""
-    deadline = time.monotonic() + seconds
-    shown = updates.status()
+    the stream's state, as it comes, for `seconds`.
+
+    With `while_down`, what the stream misses is read soon: while it is not connected the wait
+    lasts at most `while_down` seconds, and it ends as soon as the stream connects (again) after
+    `seen`, its state when the tick read the orders, so the next tick reads at once whatever
+    happened in the gap (Alpaca never replays it)."""
+    now = time.monotonic()
+    deadline = now + seconds
+    shown = seen or updates.status()
+    if while_down is not None and shown.state != "connected":
+        deadline = min(deadline, now + while_down)
     while (left := deadline - time.monotonic()) > 0:
         orders = updates.take(left)
         status = updates.status()
         if orders or status != shown:
-            shown = status
+            was, shown = shown, status
             yield orders, status
+            if while_down is None:
+                continue
+            if status.state == "connected" and was.state != "connected":
+                return  # connected again: the next tick now
+            if status.state != "connected":
+                deadline = min(deadline, time.monotonic() + while_down)
 
 
 def note_refused_keys(db: Database, stream: StreamStatus, recorded: bool) -> bool:

@@ -1,6 +1,6 @@
 """The risk loop: each tick brings the database in line with the broker, computes the day's P&L,
 and pulls the emergency stop when the loss limit is reached (confirmed by a second read). The
-loop's policy lives here too: one driver per database, the tick's exit code, the back-off.
+loop's policy lives here too: the tick's exit code, the back-off; who drives is watch_driver.py.
 
 A tick never waits on the network inside a transaction: the broker is read first, then the
 database is written in one short transaction. A database fault fails the tick like a broker
@@ -22,7 +22,7 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
-from tradectl.errors import BrokerError, DatabaseError, RefusedError
+from tradectl.errors import BrokerError, DatabaseError
 from tradectl.formats import dollars
 from tradectl.notify import Channels
 from tradectl.risk import (
@@ -49,9 +49,11 @@ from tradectl.services.trade_updates import (
     note_refused_keys,
     protect_touched,
 )
+from tradectl.services.watch_driver import DriverSeat
 from tradectl.views import ExternalPositionView
 
 RECENT_EVENTS = 8
+STREAM_DOWN_SECONDS = 5.0  # WATCH_STREAM_DOWN_INTERVAL's default
 MAX_BACKOFF_SECONDS = 300.0
 UNRECORDED = 50  # faults kept, while the database is down, to be recorded once it is back
 # A failing database is tried again after 1, 2, 4... ticks, at most this far apart: a restart or
@@ -67,11 +69,15 @@ class Watcher:
     def __init__(self, db: Database, broker: Broker | None, channel: Channels | None, *,
                  daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
-                 driver_lock: NamedLock | None = None, rearm_protection: bool = True) -> None:
+                 driver_lock: NamedLock | None = None, rearm_protection: bool = True,
+                 stream_down_interval: float = STREAM_DOWN_SECONDS) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
-        self.limit, self.drives_stops, self.interval = daily_loss_limit, drives_stops, interval
+        self.limit, self.interval = daily_loss_limit, interval
+        self.stream_down_interval = stream_down_interval
+        self.seat = DriverSeat(driver_lock, drives=drives_stops)
+        self._driver_notes: list[str] = []  # role changes to record once the database answers
         self._warned_cycles: set[int | None] = set()
         self._delay = interval
         self._since: datetime | None = None
@@ -83,14 +89,20 @@ class Watcher:
         self.known_orders = KnownOrders()  # the last orders read, the stream's updates over them
         self._stream_refused = False  # "refused keys" recorded since the stream last connected
 
+    @property
+    def drives_stops(self) -> bool:
+        return self.seat.drives
+
     # -- the loop's policy ----------------------------------------------------------------
 
-    def next_delay(self, report: TickReport) -> float:
-        """Back off while Alpaca rate-limits; back to normal once it answers. A failing database
-        does not slow the loop (the loss limit is still checked from the account every tick):
-        it is tried again with its own back-off."""
+    def next_delay(self, report: TickReport, stream: StreamStatus | None = None) -> float:
+        """Back off while Alpaca rate-limits; back to normal once it answers; every few seconds
+        while the stream is not connected (only ticks see fills then). A failing database does
+        not slow the loop: it is tried again with its own back-off."""
         if report.rate_limited:
             self._delay = min(self._delay * 2, MAX_BACKOFF_SECONDS)
+        elif stream is not None and stream.state != "connected":
+            self._delay = min(self.interval, self.stream_down_interval)
         else:
             self._delay = self.interval
         return self._delay
@@ -106,7 +118,7 @@ class Watcher:
         if time.monotonic() < self._database_retry_at:
             report = replace(report, database_failed=True,
                              error="database: unavailable; tried again after its back-off")
-        report = self._guarded(report, self._check_driver)
+        report = self._check_driver(report)  # also during the back-off: a stand-by must take over
         if self.spool is not None:
             report = self._guarded(report, self._complete_offline_stops)
         report = self._guarded(report, self._read_window)
@@ -122,7 +134,8 @@ class Watcher:
         if report.stop is not None:  # show the positions as the stop left them
             report = self._guarded(report, self._views)
         self._note_database(report, error)
-        return replace(report, drives_stops=self.drives_stops)
+        return replace(report, drives_stops=self.drives_stops,
+                       standing_by=self.seat.role == "standby", driver=self.seat.driver)
 
     def _guarded(self, report: TickReport,
                  step: Callable[[TickReport], TickReport]) -> TickReport:
@@ -150,21 +163,23 @@ class Watcher:
         self._unrecorded = (self._unrecorded + [(report.at, f) for f in faults])[-UNRECORDED:]
 
     def _check_driver(self, report: TickReport) -> TickReport:
-        """The driver lock is verified every tick: a database restart frees a session lock.
-        Lost -> taken back if free; held by another `watch` now -> this one steps down."""
-        lock = self.driver_lock
-        if lock is None or not self.drives_stops or lock.verify():
-            return report
-        if lock.reacquire():  # DatabaseError: unknown, keep driving (nobody can take it now)
-            note = "the driver lock was lost (database restart?) and taken back"
-        else:
-            self.drives_stops = False
-            note = ("another `tradectl watch` took the driver lock: this one is read-only now "
-                    "and no longer pulls the emergency stop")
-        with self.db.transaction() as journal:
-            journal.record("watch_driver", note, cycle_id=report.cycle_id)
-            journal.commit()
-        return replace(report, changes=(*report.changes, note), drives_stops=self.drives_stops)
+        """The driver verifies its lock every tick (a database restart frees a session lock), a
+        stand-by tries for it (services/watch_driver.py); a change is shown, and recorded as a
+        `watch_driver` event once the database answers."""
+        notes = self.seat.check()
+        self._driver_notes += notes
+        report = replace(report, changes=(*report.changes, *notes),
+                         drives_stops=self.drives_stops)
+        return self._guarded(report, self._record_driver_notes)
+
+    def _record_driver_notes(self, report: TickReport) -> TickReport:
+        if self._driver_notes:
+            with self.db.transaction() as journal:
+                for note in self._driver_notes:
+                    journal.record("watch_driver", note, cycle_id=report.cycle_id)
+                journal.commit()
+            self._driver_notes = []
+        return report
 
     def _complete_offline_stops(self, report: TickReport) -> TickReport:
         assert self.spool is not None
@@ -198,10 +213,11 @@ class Watcher:
 
     # -- between ticks: Alpaca's trade updates ------------------------------------------
 
-    def between_ticks(self, delay: float,
-                      updates: TradeUpdates | None) -> Iterator[StreamReport]:
+    def between_ticks(self, delay: float, updates: TradeUpdates | None,
+                      seen: StreamStatus | None = None) -> Iterator[StreamReport]:
         """The wait before the next tick: without the stream a sleep; with it, each batch of
-        trade updates applied as it arrives, and each change of the stream's state reported."""
+        trade updates applied as it arrives, and each change of the stream's state reported;
+        cut short when the stream connects after `seen` or is down (trade_updates.arrivals)."""
         if updates is None:
             time.sleep(delay)
             return
@@ -210,7 +226,8 @@ class Watcher:
         with suppress(DatabaseError):
             self._stream_refused = note_refused_keys(self.db, updates.status(),
                                                      self._stream_refused)
-        for orders, status in arrivals(updates, delay):
+        while_down = None if delay > self.interval else self.stream_down_interval
+        for orders, status in arrivals(updates, delay, while_down=while_down, seen=seen):
             yield self.apply_updates(orders, status)
 
     def apply_updates(self, orders: Sequence[Order], stream: StreamStatus) -> StreamReport:
@@ -227,7 +244,7 @@ class Watcher:
                                           RECENT_EVENTS)
             report = replace(report, changes=applied.changes, positions=applied.positions,
                              events=applied.events)
-            if applied.touched and self.drives_stops and self.broker is not None:
+            if applied.touched and self.broker is not None and self.seat.confirm():
                 report = protect_touched(self.db, self.broker, self.channel, self.known_orders,
                                          applied, report, rearm=self.rearm_protection,
                                          gate_wait=self.gate_wait, recent_events=RECENT_EVENTS)
@@ -300,7 +317,7 @@ class Watcher:
             except BrokerError as err:
                 return replace(report, error=f"loss limit reading not confirmed: {err.message}")
             confirmed_pnl = loss_since_baseline(confirmed.day_pnl, baseline)
-            if loss_limit_reached(confirmed_pnl, self.limit) and self._still_driver():
+            if loss_limit_reached(confirmed_pnl, self.limit) and self.seat.confirm():
                 reason = loss_limit_reason(confirmed_pnl, self.limit, baseline)
                 stop = emergency_stop(self.db, self.broker, self.channel, reason,
                                       spool=self.spool, gate_wait=self.gate_wait)
@@ -317,20 +334,6 @@ class Watcher:
             report = replace(report, warning=warning)
             report = self._guarded(report, lambda r: self._record_warning(r, warning))
         return report
-
-    def _still_driver(self) -> bool:
-        """Checked again right before pulling the stop. A lock that cannot be checked (the
-        database is down) still counts: no other `watch` can take it meanwhile."""
-        lock = self.driver_lock
-        if lock is None:
-            return True
-        try:
-            if lock.verify() or lock.reacquire():
-                return True
-        except DatabaseError:
-            return True
-        self.drives_stops = False
-        return False
 
     def _discarded(self, report: TickReport, first: Decimal, confirmed: Account) -> TickReport:
         """The first reading reached the limit, the second did not: show and keep the second."""
@@ -365,26 +368,23 @@ class Watcher:
 def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              daily_loss_limit: Decimal, interval: float, read_only: bool,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
-             rearm_protection: bool = True) -> Iterator[Watcher]:
-    """One `watch` per database drives automatic stops: it holds the driver lock for its life
-    (verified every tick). Another is refused (exit 3) unless it only looks (`read_only`, which
-    never takes the lock and never pulls the stop)."""
+             rearm_protection: bool = True,
+             stream_down_interval: float = STREAM_DOWN_SECONDS) -> Iterator[Watcher]:
+    """One `watch` per database drives automatic stops: the one holding the driver lock. Another
+    stands by and takes over when it is gone (services/watch_driver.py). `read_only` never
+    takes the lock and never pulls the stop."""
     def watcher(lock: NamedLock | None) -> Watcher:
         return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,
                        drives_stops=lock is not None, interval=interval, spool=spool,
                        gate_wait=gate_wait, driver_lock=lock,
-                       rearm_protection=rearm_protection)
+                       rearm_protection=rearm_protection,
+                       stream_down_interval=stream_down_interval)
 
     try:
         if read_only:
             yield watcher(None)
             return
-        with db.lock("watch-driver", wait=0) as driver:
-            if not driver:
-                raise RefusedError(
-                    "another `tradectl watch` already drives automatic stops for this "
-                    "database", rule="one_watch_driver",
-                    hint="run this one with --read-only to only look")
+        with db.lock("watch-driver", wait=0) as driver:  # held, or not yet: standing by
             yield watcher(driver)
     finally:
         drain()  # alerts a tick left going out, each bounded by its channel

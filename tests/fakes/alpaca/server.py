@@ -311,6 +311,7 @@ class FakeAlpaca(ClockSteering):
             self._log.clear()
             self._forbidden = self._stream_keys_refused = False
             self._stream.pause(False)
+            self._stream.unavailable(False)
             self._stream.clear_events()
 
     # ----- the trade_updates stream --------------------------------------------------------
@@ -332,6 +333,11 @@ class FakeAlpaca(ClockSteering):
         1006); answers how many. Clients may reconnect at once; events made while a client
         is away are lost to it, as on Alpaca."""
         return self._stream.drop()
+
+    def refuse_stream_connections(self, refused: bool = True) -> None:
+        """New stream connections are answered 503 (the stream's gateway down) until called
+        with False; with drop_stream_connections(), the stream stays down."""
+        self._stream.unavailable(refused)
 
     def pause_stream(self) -> None:
         """From now on trade updates are made and logged but sent to nobody (a gap that is

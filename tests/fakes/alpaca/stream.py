@@ -230,6 +230,7 @@ class TradeStream:
         self._accepted = 0
         self._paused = False
         self._closing = False
+        self._unavailable = False  # new connections refused (503), open ones untouched
         self._events: deque[StreamEvent] = deque(maxlen=EVENT_LOG_LIMIT)
 
     @staticmethod
@@ -264,6 +265,10 @@ class TradeStream:
             if not self._changed.wait_for(lambda: until(self._count()), timeout):
                 raise TimeoutError(f"stream clients still {self._count()} after {timeout}s")
             return self._count()
+
+    def unavailable(self, refused: bool) -> None:
+        with self._changed:
+            self._unavailable = refused
 
     def pause(self, paused: bool) -> None:
         with self._changed:
@@ -326,12 +331,12 @@ class TradeStream:
             return
         connection = _Connection(handler.connection, handler.rfile, self._latency)
         with self._changed:
-            refused = self._closing
+            refused = self._closing or self._unavailable
             if not refused:
                 self._connections.add(connection)
                 self._accepted += 1
                 self._changed.notify_all()
-        if refused:  # the fake is stopping
+        if refused:  # the fake is stopping, or the stream is made unavailable
             self._refuse(handler, 503, "service unavailable")
             return
         connection.send_now(
