@@ -1,8 +1,9 @@
 """`close` killed between its cancel and its close (issue 31, item 2), on both databases: the
 fake holds the close's answer open, the process is SIGKILLed in that window, and one `watch` tick
 then leaves every broker order known, every held share protected (or the close completed from
-Alpaca's orders), the database agreeing with Alpaca, and one alert. Meanwhile `status` says
-UNPROTECTED, not closing."""
+Alpaca's orders), the database agreeing with Alpaca, and one alert. When `status` runs first, it
+settles the close the same way (the row open again, UNPROTECTED, its one alert sent; or the close
+order recorded) and sends no order: the next tick re-protects it with no second alert."""
 
 from __future__ import annotations
 
@@ -85,11 +86,6 @@ def test_a_close_killed_before_alpaca_had_it_is_reprotected_within_one_tick(
     row = the_row(closing)
     assert (row.status, row.exit_order_id) == ("closing", None)  # the write-ahead
 
-    (shown,) = closing("status", "--json").json()["positions"]
-    assert (shown["protection"], shown["protected"]) == ("unprotected", False)
-    assert "the close was interrupted (or its answer lost)" in shown["protection_error"]
-    assert "UNPROTECTED" in closing("status").stdout
-
     document = tick(closing)
     (position,) = document["positions"]
     assert position["status"] == "open" and position["protected"] is True
@@ -107,18 +103,55 @@ def test_a_close_killed_before_alpaca_had_it_is_reprotected_within_one_tick(
     assert len(fake.open_orders(nested=True)) == 1 and len(smtp.messages) == 1
 
 
+def test_status_settles_a_close_killed_before_alpaca_had_it_and_alerts_once(
+    closing: Cli, fake: FakeAlpaca, smtp: SmtpSink,
+) -> None:
+    kill_close_in_flight(closing, fake, reached_alpaca=False)
+    orders_before = len(fake.orders_list())
+
+    result = closing("status", "--json")
+    assert result.code == 0, result.output
+    document = result.json()  # one object
+    (shown,) = document["positions"]
+    assert (shown["status"], shown["protection"], shown["protected"]) == ("open", "unprotected",
+                                                                          False)
+    assert "the close was interrupted (or its answer lost)" in shown["protection_error"]
+    assert "the next `tradectl watch` tick re-protects it" in shown["protection_error"]
+    assert document["alerts"] == []  # sent, not left pending
+    row = the_row(closing)
+    assert (row.status, row.exit_sent_at, row.exit_order_id) == ("open", None, None)
+    assert row.unprotected_since is not None
+    assert len(unprotected_alerts(closing)) == 1
+    assert [m["Subject"] for m in smtp.messages] == ["UNPROTECTED - AAPL #1 has no working stop"]
+    assert len(fake.orders_list()) == orders_before  # status sends no order
+
+    text = closing("status")  # settled once: shown again, not alerted again
+    assert "UNPROTECTED" in text.stdout and len(smtp.messages) == 1
+
+    (position,) = tick(closing)["positions"]
+    assert position["status"] == "open" and position["protected"] is True
+    (oco,) = fake.open_orders(nested=True)
+    assert oco["order_class"] == "oco" and oco["qty"] == "2"
+    assert {o["id"] for o in fake.orders_list()} <= known_ids(the_row(closing), fake)
+    assert len(unprotected_alerts(closing)) == 1 and len(smtp.messages) == 1  # no second alert
+
+
 def test_a_close_killed_after_alpaca_had_it_is_completed_from_its_orders(
     closing: Cli, fake: FakeAlpaca, smtp: SmtpSink,
 ) -> None:
     kill_close_in_flight(closing, fake, reached_alpaca=True)
     assert fake.positions_list() == []  # Alpaca closed it; the answer never came
+    (close,) = [o for o in fake.orders_list() if o["order_class"] in ("", "simple")
+                and o["side"] == "sell"]
     (shown,) = closing("status", "--json").json()["positions"]
     assert shown["protection"] != "unprotected"  # its close order is there
+    assert shown["status"] in ("closing", "closed")  # as Alpaca answered: recorded by status
+    row = the_row(closing)
+    assert (row.exit_order_id, row.close_reason) == (close["id"], "manual")
+    assert row.status == shown["status"]
 
     tick(closing)
     row = the_row(closing)
-    (close,) = [o for o in fake.orders_list() if o["order_class"] in ("", "simple")
-                and o["side"] == "sell"]
     assert (row.status, row.exit_order_id, row.close_reason) == ("closed", close["id"],
                                                                  "manual")
     assert row.realized_pl == Decimal(0)  # sold at 150

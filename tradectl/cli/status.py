@@ -17,10 +17,12 @@ def status_command(as_json: JsonOption = False) -> None:
     Example: tradectl status --json
     """
     from tradectl.cli.pending_stops import finish_pending_stops
+    from tradectl.cli.wiring import alert_channels
     from tradectl.render.status import status_report
     from tradectl.services.status import trading_status
 
     config = settings()
     db, adapter = database(config), broker(config)
     finish_pending_stops(config, db, adapter)
-    status_report(trading_status(db, adapter, mode=config.trading_mode), as_json)
+    status_report(trading_status(db, adapter, mode=config.trading_mode,
+                                 channel=alert_channels(config)), as_json)

@@ -204,12 +204,12 @@ def stop_spool(config: Settings) -> StopSpool | None:
 
 def private_app_dir(path: Path) -> None:
     """tradectl's own directory (the default database, the stop spool, its own .env) is made
-    0700, also when the database is PostgreSQL; one others can enter is warned about."""
+    0700, also when the database is PostgreSQL. One others can enter is warned about when the
+    database is opened (`database()`), in the same line as a loose database file."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
         return  # the spool reports what it cannot write, when it must
-    warn_if_open_to_others([path])
 
 
 def warn_if_open_to_others(paths: list[Path]) -> None:

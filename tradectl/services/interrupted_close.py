@@ -9,6 +9,8 @@ row in doubt whose lock is free has no close running: Alpaca's orders (read afte
 had) settle it at once. The close order found there is recorded; none found means the close
 never reached Alpaca, and the row is open again, UNPROTECTED with one alert when no stop is
 working, for `watch` to re-protect in the same tick (or `close` to send the close again).
+`status` settles it the same way (`settle_for_status`) and sends that alert, but sends no order:
+the next `watch` tick re-protects it, and alerts no second time for the same gap.
 
 While the lock is held, the close is running: it is left alone.
 """
@@ -25,9 +27,11 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError
+from tradectl.notify import Channels
+from tradectl.services.market_close import mark_unprotected
 from tradectl.services.orders import apply_exit_order
-from tradectl.services.protection import CLOCK_SKEW, UNPROTECTED, lost_close
-from tradectl.services.reconcile import UNKNOWN_GRACE, Holding
+from tradectl.services.protection import CLOCK_SKEW, UNPROTECTED, lost_close, working_exits
+from tradectl.services.reconcile import UNKNOWN_GRACE, Holding, OrderBook
 from tradectl.views import PositionView, overlaid
 
 # Lock names are per position, folded into a few slots: on SQLite each name is a file beside the
@@ -41,6 +45,10 @@ CLOSE_LOCK_WAIT = 30.0
 PROBE_WAIT = 0.5
 INTERRUPTED = ("the close was interrupted (or its answer lost) and Alpaca's orders show no close "
                "order: the position is open again, its exit orders may be cancelled")
+NEVER_REACHED = "the close at market never reached Alpaca"
+# What `status` adds to the reason of a row it shows UNPROTECTED for an interrupted close.
+WHO_REPROTECTS = ("; the next `tradectl watch` tick re-protects it (or `tradectl close` sends the "
+                  "close again)")
 
 
 def exit_lock_name(position_id: int) -> str:
@@ -111,7 +119,7 @@ def settle_in_doubt(journal: Journal, row: Position, orders: list[Order], taken:
     elif interrupted or now - row.exit_sent_at >= UNKNOWN_GRACE:
         row.status, row.exit_sent_at, row.close_reason = "open", None, None
         row.alpaca_error = INTERRUPTED if interrupted else \
-            "the close at market never reached Alpaca: the position is open"
+            f"{NEVER_REACHED}: the position is open"
         message = f"{row.symbol}: {row.alpaca_error}"
     else:
         return None
@@ -119,19 +127,56 @@ def settle_in_doubt(journal: Journal, row: Position, orders: list[Order], taken:
     return message
 
 
+def settle_and_flag(journal: Journal, channel: Channels | None, row: Position,
+                    orders: list[Order], book: OrderBook, taken: set[str], now: datetime, *,
+                    interrupted: bool) -> str | None:
+    """`settle_in_doubt`; then, the row open again with no stop working, UNPROTECTED with the
+    reason and one alert (the gap's: `watch` sends none more until it is protected again)."""
+    message = settle_in_doubt(journal, row, orders, taken, now, interrupted=interrupted)
+    if message is not None and row.status == "open" and working_exits(row, book)[0] is None:
+        mark_unprotected(journal, channel, row, INTERRUPTED if interrupted else NEVER_REACHED)
+    return message
+
+
+def settle_for_status(db: Database, broker: Broker, channel: Channels | None,
+                      views: Sequence[PositionView], orders: list[Order], now: datetime
+                      ) -> list[str]:
+    """`status`'s part: the closes in doubt that are not running, settled like `watch` settles
+    them (Alpaca's orders read after their locks, outside any transaction; then one short
+    transaction). No order is sent. What changed; nothing when the read fails."""
+    doubtful = [v for v in views if in_doubt(v)]
+    if not doubtful:
+        return []
+    with not_running(db, doubtful) as free:
+        fresh = orders_since_sent(broker, doubtful, free)
+        if fresh is None:
+            return []
+        orders = list({o.id: o for o in [*orders, *fresh]}.values())  # the read made now wins
+        book = OrderBook.of(orders)
+        changes: list[str] = []
+        with db.transaction() as journal:
+            taken = journal.tracked_order_ids()
+            for row in journal.positions_by_id(free, for_update=True):
+                message = settle_and_flag(journal, channel, row, orders, book, taken, now,
+                                          interrupted=True)
+                changes += [message] if message else []
+            journal.commit()
+    return changes
+
+
 
 def interrupted_closes(db: Database, views: tuple[PositionView, ...], orders: list[Order]
                        ) -> tuple[PositionView, ...]:
-    """`status`'s view of closes in doubt: one whose close is not running and whose close order
-    Alpaca's orders (read after this process started) do not show is UNPROTECTED, not closing,
-    until `watch` (or `close`) settles it. Nothing is written."""
+    """`status`'s view of closes in doubt it could not settle (`settle_for_status` failed: the
+    database could not be written): one whose close is not running and whose close order
+    Alpaca's orders (read after this process started) do not show is UNPROTECTED, not closing.
+    Nothing is written."""
     doubtful = [v for v in views if in_doubt(v)]
     if not doubtful:
         return views
     with not_running(db, doubtful) as free:
         lost = {v.id for v in doubtful if v.id in free and lost_close(v, orders, set()) is None}
-    reason = (f"{INTERRUPTED}; the next `tradectl watch` tick re-protects it "
-              "(or `tradectl close` sends the close again)")
+    reason = INTERRUPTED + WHO_REPROTECTS
     return tuple(overlaid(v, {"protection": UNPROTECTED, "protected": False,
                               "protection_error": reason}) if v.id in lost else v
                  for v in views)

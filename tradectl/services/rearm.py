@@ -34,12 +34,11 @@ from tradectl.formats import price_text
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
 from tradectl.services.interrupted_close import (
-    INTERRUPTED,
     exit_lock,
     in_doubt,
     not_running,
     orders_since_sent,
-    settle_in_doubt,
+    settle_and_flag,
 )
 from tradectl.services.market_close import close_at_market, mark_unprotected
 from tradectl.services.protection import (
@@ -51,7 +50,6 @@ from tradectl.services.protection import (
     cancel_targets,
     gapped_through,
     protection_verdict,
-    working_exits,
 )
 from tradectl.services.reconcile import (
     Holding,
@@ -105,8 +103,9 @@ def keep_protected(db: Database, broker: Broker, channel: Channels | None, *,
                 for row in journal.positions_by_id(todo, for_update=True):
                     if row.status not in LIVE_POSITION_STATUSES:
                         continue
-                    changes += _settle(journal, channel, row, orders, book, taken, now,
-                                       interrupted=row.id in free and fresh is not None)
+                    settled = settle_and_flag(journal, channel, row, orders, book, taken, now,
+                                              interrupted=row.id in free and fresh is not None)
+                    changes += [settled] if settled else []
                     verdict = verdicts[row.id] = _judge(row, book, market, blocked, now)
                     changes += _record_verdict(journal, channel, row, verdict, book)
                     if verdict.action is not None:
@@ -146,19 +145,6 @@ def _plan(row: Position, verdict: Verdict, book: OrderBook,
                  row.restore_client_order_id, tuple(cancel_targets(row, book)),
                  abs(holding.qty) if holding else None,
                  holding.current_price if holding else None)
-
-
-def _settle(journal: Journal, channel: Channels | None, row: Position, orders: list[Order],
-            book: OrderBook, taken: set[str], now: datetime, *, interrupted: bool) -> list[str]:
-    """A close in doubt (services/interrupted_close.py): its close order recorded, or the row
-    open again; then, with no stop working, UNPROTECTED with one alert until the restore."""
-    message = settle_in_doubt(journal, row, orders, taken, now, interrupted=interrupted)
-    if message is None:
-        return []
-    if row.status == "open" and working_exits(row, book)[0] is None:
-        mark_unprotected(journal, channel, row, INTERRUPTED if interrupted else
-                         "the close at market never reached Alpaca")
-    return [message]
 
 
 @dataclass(frozen=True)

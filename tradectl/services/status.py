@@ -1,7 +1,9 @@
 """`status`: where trading stands, on one screen. The journal (cycle, positions, pending alerts)
 comes first; the broker's account, positions and prices are added when keys are set, and a
 broker failure degrades the view to the journal instead of failing it. Rows whose order outcome
-is unknown are settled from Alpaca's orders first (one more read, only when there are some)."""
+is unknown are settled from Alpaca's orders first (one more read, only when there are some); so
+is a close killed midway (services/interrupted_close.py): recorded, or the row open again and
+UNPROTECTED with its one alert, sent here. `status` sends no order."""
 
 from __future__ import annotations
 
@@ -9,16 +11,30 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError
+from tradectl.errors import BrokerError, DatabaseError
 from tradectl.market import trading_day_start
+from tradectl.notify import Channels
 from tradectl.risk import applicable_baseline
+from tradectl.services.alerts import deliver_pending
 from tradectl.services.holdings import split_holdings
-from tradectl.services.interrupted_close import interrupted_closes
-from tradectl.services.protection import account_shares, protection_verdict
+from tradectl.services.interrupted_close import (
+    INTERRUPTED,
+    WHO_REPROTECTS,
+    interrupted_closes,
+    settle_for_status,
+)
+from tradectl.services.protection import (
+    RESTORE,
+    UNPROTECTED,
+    Verdict,
+    account_shares,
+    protection_verdict,
+)
 from tradectl.services.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
 from tradectl.services.row_views import alert_view, cycle_view, position_view
 from tradectl.views import (
@@ -52,8 +68,11 @@ class StatusReport:
 
 
 def trading_status(
-    db: Database, broker: Broker | None, *, mode: str, now: datetime | None = None
+    db: Database, broker: Broker | None, *, mode: str, now: datetime | None = None,
+    channel: Channels | None = None,
 ) -> StatusReport:
+    """`channel`: where the alert for a close killed midway goes (sent within the usual
+    delivery wait; what is not sent stays pending for watch, halt or resume)."""
     now = now or utcnow()
     report, unknown, since = _journal(db, mode, now, broker is not None)
     if broker is None:
@@ -67,12 +86,27 @@ def trading_status(
         return replace(report, broker_error=reason)
     if orders is not None and settle_unknown_orders(db, orders, now):
         report, _, _ = _journal(db, mode, now, True)
+    if orders is not None and _settle_interrupted(db, broker, channel, report, orders, now):
+        report, _, _ = _journal(db, mode, now, True)
     if orders is not None:
         report = replace(report, positions=_protection(report, orders, held, now))
         report = replace(report, positions=interrupted_closes(db, report.positions, orders))
     positions, external = split_holdings(report.positions, held)
     return replace(report, account=account, positions=positions,
                    warnings=_not_held(report.positions, held), external=external)
+
+
+def _settle_interrupted(db: Database, broker: Broker, channel: Channels | None,
+                        report: StatusReport, orders: list[Order], now: datetime) -> bool:
+    """Closes killed midway settled, their alerts sent; True when something changed. A
+    database fault leaves them as they were (shown UNPROTECTED all the same)."""
+    try:
+        if not settle_for_status(db, broker, channel, report.positions, orders, now):
+            return False
+        deliver_pending(db, channel)
+    except DatabaseError:
+        return False
+    return True
 
 
 def _journal(db: Database, mode: str, now: datetime,
@@ -110,8 +144,17 @@ def _protection(report: StatusReport, orders: list[Order], held: list[BrokerPosi
             view, book, last_trade=holding.current_price if holding else None,
             broker_holds=holding is not None, restore_blocked=blocked, now=now,
             account_qty=account_shares(holding, view.side))
-        views.append(overlaid(view, verdict.view_fields()))
+        views.append(overlaid(view, _interrupted(view, verdict, verdict.view_fields())))
     return tuple(views)
+
+
+def _interrupted(view: PositionView, verdict: Verdict, fields: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """A row open again after a close killed midway, not re-protected yet, says so."""
+    if verdict.state == UNPROTECTED and view.protection_error == INTERRUPTED:
+        fields["protection_error"] = INTERRUPTED + (
+            WHO_REPROTECTS if verdict.action == RESTORE else f"; {verdict.reason}")
+    return fields
 
 
 def _read_broker(broker: Broker, orders_since: datetime | None
