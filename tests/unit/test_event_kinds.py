@@ -8,8 +8,9 @@ from pathlib import Path
 from tradectl.db.journal import EVENT_KINDS
 
 TRADECTL = Path(__file__).parents[2] / "tradectl"
-# The calls that record an event, and where their kind argument is.
-RECORDERS = {"record": 0, "event_row": 0, "log": 1, "queue_event": 0}
+# The calls that record an event, and where their kind argument is (rearm's `_Change` carries
+# the kind it records later).
+RECORDERS = {"record": 0, "event_row": 0, "log": 1, "queue_event": 0, "_Change": 1}
 
 
 def recorded_kinds() -> set[str]:
@@ -36,4 +37,5 @@ def test_every_kind_the_code_records_is_known_to_log() -> None:
 
 
 def test_the_scan_finds_the_kinds_it_should() -> None:
-    assert {"emergency_stop", "position_created", "entry_cancelled"} <= recorded_kinds()
+    assert {"emergency_stop", "position_created", "entry_cancelled", "exit_moved", "protected"} \
+        <= recorded_kinds()
