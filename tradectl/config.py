@@ -135,13 +135,7 @@ def mask_url(url: str | None) -> str:
     The path, query and any user:password carry the hook's token."""
     if not url:
         return "(not set)"
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}{port}/…"
+    return f"{trust.origin(url)}/…"
 
 
 def default_database_url(app_dir: Path) -> str:
