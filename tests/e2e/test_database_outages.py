@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,6 @@ from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
 
 OPEN_AAPL = ("open", "AAPL", "--qty", "2", "--stop", "145", "--target", "160")
-
-
-@pytest.fixture
-def watches() -> Iterator[list[Watch]]:
-    started: list[Watch] = []
-    yield started
-    for watch in started:
-        if watch.process.poll() is None:
-            watch.process.kill()
-        watch.process.wait(10)
 
 
 @pytest.fixture

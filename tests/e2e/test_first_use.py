@@ -16,16 +16,21 @@ from tests.conftest import Cli, tradectl_command
 from tradectl.config import DEFAULTS
 
 
+def open_under_common_umask(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`tradectl open` under umask 022, where files would be world-readable by default."""
+    previous = os.umask(0o022)
+    try:
+        return subprocess.run([*tradectl_command(), "open", "AAPL", "--qty", "1", "--stop",
+                               "145", "--target", "160"], env=env, cwd=cwd,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        os.umask(previous)
+
+
 def test_the_default_database_and_its_directory_are_created_private(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in DEFAULTS}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    previous = os.umask(0o022)  # a common umask: files would be world-readable by default
-    try:
-        result = subprocess.run([*tradectl_command(), "open", "AAPL", "--qty", "1", "--stop",
-                                 "145", "--target", "160"], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=60)
-    finally:
-        os.umask(previous)
+    result = open_under_common_umask(env, tmp_path)
     assert result.returncode == 0, result.stderr
     directory = tmp_path / "config" / "tradectl"
     database = directory / "tradectl.db"
@@ -41,13 +46,7 @@ def test_a_database_at_a_path_of_the_users_choice_is_created_private(tmp_path: P
     chosen.mkdir(mode=0o755)
     env.update(XDG_CONFIG_HOME=str(tmp_path / "config"),
                DATABASE_URL=f"sqlite:///{chosen / 'trades.db'}")
-    previous = os.umask(0o022)
-    try:
-        result = subprocess.run([*tradectl_command(), "open", "AAPL", "--qty", "1", "--stop",
-                                 "145", "--target", "160"], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=60)
-    finally:
-        os.umask(previous)
+    result = open_under_common_umask(env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "group or others" not in result.stderr  # made private: nothing to warn about
     files = sorted(chosen.glob("trades.db*"))

@@ -4,10 +4,7 @@ the stop at the loss limit. On SQLite and Postgres."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from tests.conftest import Cli, rows
 from tests.fakes.alpaca import FakeAlpaca
@@ -16,16 +13,6 @@ from tradectl.db.locks import this_process
 from tradectl.db.models import Cycle, Event
 
 INTERVAL = 0.5
-
-
-@pytest.fixture
-def watches() -> Iterator[list[Watch]]:
-    started: list[Watch] = []
-    yield started
-    for watch in started:
-        if watch.process.poll() is None:
-            watch.process.kill()
-        watch.process.wait(10)
 
 
 def named(pid: int) -> str:
