@@ -1,11 +1,12 @@
-"""`--dry-run`: a command run up to its first write. It validates, makes its reads (broker and
-database), judges the risk rules with their figures and describes the exact requests it would
-send (`Broker.*_request`: method, URL, body; never the keys), then stops. Nothing is written to
-the database and nothing is sent to the broker or to an alert channel.
+"""`--dry-run`: a write command's plan, shown instead of executed. The plan (`open_plan`,
+`close_plan`, `adjust_plan`, `halt_plan`) is the one the real command executes: its reads, the
+risk rules judged with their figures, the exact requests (`Broker.*_request`: method, URL, body;
+never the keys). Nothing is written to the database and nothing is sent to the broker or to an
+alert channel.
 
-Every command's preview returns the same envelope, `DryRun`, around its own `plan` (what it
-would do: `OpenPlan`, `HaltPlan`, ...), so one renderer draws them all and a new command plugs
-in by writing its plan and its preview (see docs/architecture.md, "Where a new command goes").
+Every plan is shown in the same envelope, `DryRun`, around its command's summary (`plan` in the
+JSON: `OpenSummary`, `HaltSummary`, ...), so one renderer draws them all (see
+docs/architecture.md, "Where a new command goes").
 """
 
 from __future__ import annotations
