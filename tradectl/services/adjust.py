@@ -26,14 +26,7 @@ from tradectl.db.models import Position
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, ExitCode
 from tradectl.formats import price_text
-from tradectl.services.adjust_plan import (  # noqa: F401  (re-exported: the adjust's vocabulary)
-    AdjustPlan,
-    LegPlan,
-    check_adjustable,
-    check_asked,
-    plan_adjust,
-    price_of,
-)
+from tradectl.services.adjust_plan import AdjustPlan, LegPlan, plan_adjust, price_of
 from tradectl.services.reconcile import write_outcome_unknown
 from tradectl.services.row_views import position_view
 from tradectl.views import PositionView, Price

@@ -122,10 +122,10 @@ def find_position(journal: Journal, ref: str) -> Position:
     return matching[0]
 
 
-def needs_keys(broker: Broker | None, row: Position) -> Broker:
+def needs_keys(broker: Broker | None, plan: ClosePlan) -> Broker:
     if broker is None:
-        raise BrokerNotConfigured(f"{row.symbol} #{row.id} was sent to Alpaca: closing it "
-                                  "needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
+        raise BrokerNotConfigured(f"{plan.symbol} #{plan.position_id} was sent to Alpaca: "
+                                  "closing it needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
     return broker
 
 
@@ -154,8 +154,7 @@ def plan_located(db: Database, broker: Broker | None, located: ClosePlan, *,
     """Read Alpaca, then decide on the row as a read of the database shows it (nothing is
     written). `lock_held`: the caller holds the exit lock, so a close in doubt is settled as
     the write will settle it."""
-    with db.read() as journal:
-        adapter = needs_keys(broker, journal.position(located.position_id))
+    adapter = needs_keys(broker, located)
     book, market = read_for_close(adapter, located.since)
     plan = replace(located, book=book, market=tuple(market), lock_held=lock_held)
     with db.read() as journal:  # the row is brought in line with Alpaca, never written

@@ -24,17 +24,14 @@ from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerError, RefusedError
 from tradectl.notify import Channels
-from tradectl.services.close_plan import (  # noqa: F401  (re-exported: the close's vocabulary)
+from tradectl.services.close_plan import (  # noqa: F401  (find_position: re-exported)
     ALREADY_CLOSING,
     CloseDecision,
     ClosePlan,
     decide,
-    decide_close,
     find_position,
     locate,
-    needs_keys,
     plan_located,
-    read_for_close,
 )
 from tradectl.services.interrupted_close import exit_lock
 from tradectl.services.market_close import (  # noqa: F401  (re-exported: the close's vocabulary)

@@ -24,7 +24,7 @@ from tradectl.errors import (
 )
 from tradectl.risk import RiskLimits
 from tradectl.services.gate import trading_gate
-from tradectl.services.open_plan import (  # noqa: F401  (re-exported: open's vocabulary)
+from tradectl.services.open_plan import (  # noqa: F401  (quote_open: re-exported)
     OpenPlan,
     OpenQuote,
     judge_open,
