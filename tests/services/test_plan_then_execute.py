@@ -19,12 +19,13 @@ from tradectl.errors import CycleStoppedError, RefusedError
 from tradectl.notify import Channels
 from tradectl.services.adjust import adjust_position, execute_adjust
 from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
-from tradectl.services.close_plan import close_dry_run, plan_close
+from tradectl.services.close_plan import close_dry_run, locate, plan_close, plan_located
 from tradectl.services.close_position import close_position, execute_close
 from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.first_close import start_stop
 from tradectl.services.halt_plan import halt_dry_run, plan_halt
+from tradectl.services.interrupted_close import exit_lock
 from tradectl.services.open_plan import open_dry_run, plan_open, quote_open
 from tradectl.services.open_position import CHANGED, execute_open
 from tradectl.services.pre_trade import send_pre_trade_reads
@@ -96,13 +97,19 @@ def test_a_close_planned_before_the_stop_filled_is_refused_and_sends_nothing(
 ) -> None:
     open_position(db, broker, bracket())
     tick(db, broker, channel)
-    plan = plan_close(db, broker, "AAPL")
-    assert plan.action == "close"
-    broker.set_price("AAPL", "144")  # the stop fills; the next tick records it
-    tick(db, broker, channel)
-    mark = len(broker.writes)
-    with pytest.raises(RefusedError, match="changed since the plan"):
-        execute_close(db, broker, Channels((channel,)), plan)
+    dry = plan_close(db, broker, "AAPL")  # a dry run's plan: made without the lock
+    located = locate(db, "AAPL")
+    with exit_lock(db, located.position_id):
+        plan = plan_located(db, broker, located, lock_held=True)
+        assert plan.action == "close"
+        broker.set_price("AAPL", "144")  # the stop fills; the next tick records it
+        tick(db, broker, channel)
+        mark = len(broker.writes)
+        with pytest.raises(RefusedError, match="changed since the plan"):
+            execute_close(db, broker, Channels((channel,)), plan)
+    assert sent_after(broker, mark) == []
+    with pytest.raises(ValueError, match="exit lock"):  # and never executed
+        execute_close(db, broker, Channels((channel,)), dry)
     assert sent_after(broker, mark) == []
 
 

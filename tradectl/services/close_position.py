@@ -66,12 +66,15 @@ def close_position(db: Database, broker: Broker | None, channel: Channels | None
 
 def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
                   plan: ClosePlan) -> ExitOutcome:
-    """Write the plan ahead (the row brought in line as the plan saw it; refused if the row
-    changed since), then send exactly the plan's cancels and close, and record the answers."""
+    """Under the exit lock the plan was made with: write the plan ahead (the row brought in
+    line as the plan saw it; refused if the row changed since), then send exactly the plan's
+    cancels and close, and record the answers."""
     if plan.action == "close_locally":
         return _close_locally(db, plan.position_id)
     if plan.refusal is not None:
         raise plan.refusal
+    if not plan.lock_held:  # whoever writes a close ahead holds the exit lock until the answer
+        raise ValueError("a close is planned and executed under its exit lock")
     assert plan.decision is not None and broker is not None
     with db.transaction() as journal:
         row = journal.position_for_update(plan.position_id)
