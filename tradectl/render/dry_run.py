@@ -13,11 +13,8 @@ from tradectl.render.json import plain, print_json
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tradectl.services.adjust_plan import AdjustSummary
-    from tradectl.services.close_plan import CloseSummary
+    from tradectl.services import dry_run
     from tradectl.services.dry_run import DryRun, OrderToCancel
-    from tradectl.services.halt_plan import HaltSummary
-    from tradectl.services.open_plan import OpenSummary
 
 
 def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
@@ -54,10 +51,7 @@ def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
 
 def _section(console: Console, plan: object) -> None:
     """The command's own section, by the summary's type."""
-    from tradectl.services.adjust_plan import AdjustSummary
-    from tradectl.services.close_plan import CloseSummary
-    from tradectl.services.halt_plan import HaltSummary
-    from tradectl.services.open_plan import OpenSummary
+    from tradectl.services.dry_run import AdjustSummary, CloseSummary, HaltSummary, OpenSummary
 
     match plan:
         case OpenSummary():
@@ -72,7 +66,7 @@ def _section(console: Console, plan: object) -> None:
             raise TypeError(f"no dry-run section for {type(plan).__name__}")
 
 
-def _open_section(console: Console, plan: OpenSummary) -> None:
+def _open_section(console: Console, plan: dry_run.OpenSummary) -> None:
     entry = f"limit {money(plan.entry)}" if plan.entry is not None else "at market"
     console.print(f"order    {plan.side} {plan.qty} {plan.symbol} {entry}, stop "
                   f"{money(plan.stop)}, target {money(plan.target)} ({plan.time_in_force})")
@@ -92,7 +86,7 @@ def _open_section(console: Console, plan: OpenSummary) -> None:
     console.print(f"cycle    {cycle}")
 
 
-def _halt_section(console: Console, plan: HaltSummary) -> None:
+def _halt_section(console: Console, plan: dry_run.HaltSummary) -> None:
     from rich.table import Table
 
     cycle = f"cycle {plan.cycle_id}" if plan.cycle_id is not None else "a first cycle"
@@ -151,7 +145,7 @@ def _position_line(console: Console, position_id: int, symbol: str, side: str,
     console.print(f"position #{position_id} {symbol} ({side}, {status})")
 
 
-def _close_section(console: Console, plan: CloseSummary) -> None:
+def _close_section(console: Console, plan: dry_run.CloseSummary) -> None:
     _position_line(console, plan.position_id, plan.symbol, plan.side, plan.status)
     console.print(f"exits    stop {money(plan.stop)}, target {money(plan.target)}")
     if plan.last_price is not None:
@@ -171,7 +165,7 @@ def _close_section(console: Console, plan: CloseSummary) -> None:
     console.print(f"cycle    {plan.cycle_status}")
 
 
-def _adjust_section(console: Console, plan: AdjustSummary) -> None:
+def _adjust_section(console: Console, plan: dry_run.AdjustSummary) -> None:
     from rich.table import Table
 
     _position_line(console, plan.position_id, plan.symbol, plan.side, plan.status)

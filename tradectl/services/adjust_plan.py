@@ -18,42 +18,10 @@ from tradectl.errors import BrokerNotConfigured, InputError, RefusedError
 from tradectl.formats import price_text
 from tradectl.risk import RuleCheck, check_exit_prices
 from tradectl.services.close_plan import find_position
-from tradectl.services.dry_run import DryRun
+from tradectl.services.dry_run import AdjustSummary, DryRun, LegPlan
 from tradectl.services.protection import working_exits
 from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook
 from tradectl.views import Price
-
-
-@dataclass(frozen=True)
-class LegPlan:
-    """`action`: replace (PATCH its working order) | unchanged (already at that price: nothing
-    sent) | recorded (no working order: the row keeps the price for the next restore)."""
-
-    leg: str  # stop | target
-    old_price: Price | None
-    new_price: Price
-    action: str
-    order_id: str | None  # the working order that would be replaced
-    order_status: str | None
-
-    def price_fields(self) -> dict[str, Decimal]:
-        """The PATCH's price: `stop_price` of a stop, `limit_price` of a take-profit."""
-        return {"stop_price" if self.leg == "stop" else "limit_price": self.new_price}
-
-
-@dataclass(frozen=True)
-class AdjustSummary:
-    """`adjust --dry-run`'s `plan` (docs/json.md)."""
-
-    position_id: int
-    symbol: str
-    side: str
-    status: str
-    last_trade: Price | None  # what the new prices are checked against
-    entry: Price | None  # a pending limit entry's price: checked against too
-    legs: tuple[LegPlan, ...] = ()
-    stop: Price | None = None  # the prices after the adjust
-    target: Price | None = None
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerNotConfigured, ExitCode, InputError, RefusedError
-from tradectl.services.dry_run import DryRun, OrderToCancel
+from tradectl.services.dry_run import CloseSummary, DryRun, OrderToCancel
 from tradectl.services.interrupted_close import settle_in_doubt
 from tradectl.services.market_close import close_qty
 from tradectl.services.outside import OutsideExit, apply_outside_exits, outside_fills, own_order_ids
 from tradectl.services.protection import CancelTarget, account_shares, cancel_targets
 from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
-from tradectl.views import Money, Price, Quantity
+from tradectl.views import Price
 
 ALREADY_CLOSING = "a close is already working: `tradectl watch` records its fill"
 
@@ -81,25 +81,6 @@ class ClosePlan:
         """The DELETE's `qty` (None: the whole position)."""
         assert self.decision is not None and self.decision.held is not None
         return close_qty(self.decision.held, self.decision.account_qty)
-
-
-@dataclass(frozen=True)
-class CloseSummary:
-    """`close --dry-run`'s `plan` (docs/json.md)."""
-
-    position_id: int
-    symbol: str
-    side: str
-    status: str
-    action: str
-    qty: Quantity | None  # the shares to close at market
-    account_qty: Quantity | None  # the account's shares in the symbol
-    cancel: tuple[OrderToCancel, ...]
-    stop: Price
-    target: Price
-    last_price: Price | None
-    unrealized_pl: Money | None
-    cycle_status: str
 
 
 def find_position(journal: Journal, ref: str) -> Position:

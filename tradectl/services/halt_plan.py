@@ -16,40 +16,10 @@ from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
 from tradectl.notify import Channels
-from tradectl.services.dry_run import DryRun, OrderToCancel
+from tradectl.services.dry_run import DryRun, HaltSummary, OrderToCancel, PositionToClose
 from tradectl.services.first_close import close_all_request
-from tradectl.views import Money, Price, Quantity
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PositionToClose:
-    symbol: str
-    side: str  # long | short
-    qty: Quantity
-    last_price: Price | None
-    market_value: Money | None
-    unrealized_pl: Money | None
-    position_ids: tuple[int, ...]  # tradectl's rows for it; none: opened elsewhere
-
-
-@dataclass(frozen=True)
-class HaltSummary:
-    """`halt --dry-run`'s `plan` (docs/json.md)."""
-
-    reason: str
-    cycle_id: int | None  # the cycle the stop would latch (None: a first one would be made)
-    already_stopped: bool
-    orders: tuple[OrderToCancel, ...] = ()
-    positions: tuple[PositionToClose, ...] = ()
-    entries_to_cancel: tuple[str, ...] = ()  # tracked symbols with an entry still working
-    closed_locally: tuple[str, ...] = ()  # positions recorded without a broker
-    market_open: bool | None = None
-    equity: Money | None = None
-    day_pnl: Money | None = None
-    alerts: tuple[str, ...] = ()  # where the alert would go
-    spooled_stops: int = 0  # stops made without the database, recorded first
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,10 @@ from tradectl.risk import (
     size_by_risk,
     trade_exposure,
 )
-from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER, DryRun
+from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER, DryRun, OpenSummary
 from tradectl.services.pre_trade import PreTradeReads
 from tradectl.services.reconcile import outcome_unknown
 from tradectl.services.row_views import stopped_message
-from tradectl.views import Money, Price
 
 
 @dataclass(frozen=True)
@@ -63,31 +62,6 @@ class OpenPlan:
     cycle_id: int | None
     cycle_status: str  # active | stopped | none (the first open starts one)
     unknown_symbols: tuple[str, ...] = ()  # rows whose order outcome is not known yet
-
-
-@dataclass(frozen=True)
-class OpenSummary:
-    """`open --dry-run`'s `plan`: the bracket, the figures the rules judged, where they came
-    from (docs/json.md)."""
-
-    symbol: str
-    side: str
-    qty: int
-    entry: Price | None  # None: at market
-    stop: Price
-    target: Price
-    time_in_force: str
-    base_price: Price | None
-    base_source: str  # "--entry", "the last trade", or why there is none
-    notional: Money
-    risk: Money
-    sizing: RiskSizing | None
-    equity: Money | None
-    buying_power: Money | None
-    day_pnl: Money | None
-    broker_positions: int | None  # positions the broker holds; None without a broker
-    cycle_id: int | None
-    cycle_status: str
 
 
 def quote_open(db: Database | None, reads: PreTradeReads,
