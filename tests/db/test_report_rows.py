@@ -1,15 +1,20 @@
-"""The report's read (journal.closed_positions through services.report) on SQLite and Postgres:
-which positions it takes, in what order, and each trade's initial stop."""
+"""The report's read (db/report_rows.py, through services.report) on SQLite and Postgres: which
+positions it takes, in what order, and each trade's initial stop; its Core tables in step with the
+models; the report imports no ORM."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
 
-from tradectl.db.models import Cycle, Event, Position
+from tradectl.db import report_rows
+from tradectl.db.models import Base, Cycle, Event, Position
 from tradectl.db.session import Database
 from tradectl.services.report import trading_report
 
@@ -65,3 +70,22 @@ def test_closed_trades_in_closing_order_each_with_the_stop_it_opened_with(db: Da
 def test_no_closed_trades(db: Database) -> None:
     report = trading_report(db, since=None, until=None, now=OPENED)
     assert report.trades == () and report.days == ()
+
+
+def test_the_report_names_the_models_columns_with_their_types() -> None:
+    for light in (report_rows.positions, report_rows.events, report_rows.cycles):
+        model = Base.metadata.tables[light.name]
+        for column in light.columns:
+            assert type(column.type) is type(model.columns[column.name].type), column
+
+
+def test_the_report_path_imports_no_orm(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'orm.db'}"
+    Database(url).upgrade()
+    code = ("import sys; from datetime import UTC, datetime\n"
+            "from tradectl.db.session import Database\n"
+            "from tradectl.services.report import trading_report\n"
+            f"trading_report(Database({url!r}), since=None, until=None, now=datetime.now(UTC))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.orm')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

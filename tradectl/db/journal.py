@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import and_, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session
@@ -36,13 +36,6 @@ EVENT_KINDS = frozenset({
 
 # How far before the oldest live position an orders read begins (clock skew, submit latency).
 ORDERS_WINDOW_MARGIN = timedelta(minutes=1)
-
-
-# A closed position as the report reads it (journal.closed_positions), in this order: id, symbol,
-# side, qty, filled_qty, filled_avg_price, exit_price, initial stop, realized_pl, close_reason,
-# created_at, closed_at. A plain tuple: 10,000 of them are read per report.
-ClosedRow = tuple[int, str, str, Decimal, Decimal | None, Decimal, Decimal, Decimal, Decimal,
-                  str | None, datetime, datetime]
 
 
 class Journal:
@@ -131,61 +124,6 @@ class Journal:
         values = self._session.scalars(select(Position.realized_pl).where(
             Position.closed_at >= since, Position.realized_pl.is_not(None)))
         return sum((v for v in values if v is not None), Decimal(0))
-
-    # -- the trading report ------------------------------------------------------------------
-
-    def closed_positions(self, since: datetime | None,
-                         until: datetime | None) -> list[ClosedRow]:
-        """Positions that held shares and are closed with a realized P&L, closed in
-        [since, until), in the order they closed, each with its initial stop: the one the position
-        was opened with (its position_created event), whatever became of the bracket since.
-
-        Two plain reads (no ORM object per trade) joined here by id: joined in SQL, PostgreSQL
-        without statistics (a freshly filled table) planned a rescan of `events` per trade."""
-        columns = (Position.id, Position.symbol, Position.side, Position.qty, Position.filled_qty,
-                   Position.filled_avg_price, Position.exit_price, Position.stop_loss,
-                   Position.realized_pl, Position.close_reason, Position.created_at,
-                   Position.closed_at)
-        query = select(*columns).where(
-            Position.status == "closed", Position.realized_pl.is_not(None),
-            Position.filled_avg_price.is_not(None), Position.exit_price.is_not(None),
-            Position.closed_at.is_not(None))
-        if since is not None:
-            query = query.where(Position.closed_at >= since)
-        if until is not None:
-            query = query.where(Position.closed_at < until)
-        connection = self._session.connection()  # plain rows, not ORM objects
-        closed = connection.execute(query.order_by(Position.closed_at, Position.id)).all()
-        if not closed:
-            return []
-        ids = [row[0] for row in closed]
-        stops = self._initial_stops(min(ids), max(ids))
-        rows = [(pid, symbol, side, qty, filled, entry, exit_, stops.get(pid, stop), pl, reason,
-                 created, closed_at)
-                for pid, symbol, side, qty, filled, entry, exit_, stop, pl, reason, created,
-                closed_at in closed]
-        return cast("list[ClosedRow]", rows)  # the WHERE above leaves no None where it types one
-
-    def _initial_stops(self, first_id: int, last_id: int) -> dict[int, Decimal]:
-        """The stop in each position_created event of the positions first_id..last_id (the
-        first event of a position if it has several), read as text by the database."""
-        query = (select(Event.position_id, Event.details["stop"].as_string())
-                 .where(Event.kind == "position_created",
-                        Event.position_id.between(first_id, last_id))
-                 .order_by(Event.id.desc()))  # the first event is the last written into the dict
-        rows = self._session.connection().execute(query)
-        return {position_id: Decimal(stop) for position_id, stop in rows
-                if isinstance(stop, str)}
-
-    def stops_pulled(self, since: datetime | None, until: datetime | None) -> list[datetime]:
-        """When each emergency stop (halt, or the loss limit) latched its cycle."""
-        query = select(Cycle.stopped_at).where(Cycle.stopped_at.is_not(None))
-        if since is not None:
-            query = query.where(Cycle.stopped_at >= since)
-        if until is not None:
-            query = query.where(Cycle.stopped_at < until)
-        return [at for at in self._session.scalars(query.order_by(Cycle.stopped_at))
-                if at is not None]
 
     # -- events ----------------------------------------------------------------------------
 

@@ -104,12 +104,12 @@ def plain_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]
     from rich.text import Text
 
     console = stdout()
-    # Plain ASCII (the usual case) is one cell per character: str.ljust and rjust pad it, and
-    # len measures it, without rich's per-character width lookup.
+    # Plain ASCII (the usual case) is one cell per character: str.format pads it and len
+    # measures it, without rich's per-character width lookup.
     ascii_rows = all(map(str.isascii, ("".join(cells) for cells in rows)))
     width = len if ascii_rows else cell_len
-    widths = [max(cell_len(name), *(width(r[i]) for r in rows))
-              for i, (name, _) in enumerate(columns)]
+    widths = [max(cell_len(name), max(map(width, cells), default=0))
+              for (name, _), cells in zip(columns, zip(*rows, strict=True), strict=True)]
     if sum(widths) + 2 * (len(widths) - 1) > console.width:
         _rich_table(columns, rows, no_wrap=no_wrap, bold_last=bold_last)
         return
@@ -119,16 +119,19 @@ def plain_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]
                          else " " * (w - cell_len(c)) + c
                          for c, w, (_, justify) in zip(cells, widths, columns, strict=True))
 
-    pads = [(str.ljust if justify == "left" else str.rjust, w)
-            for w, (_, justify) in zip(widths, columns, strict=True)]
+    template = "  ".join(f"{{:{'<' if justify == 'left' else '>'}{w}}}"
+                         for w, (_, justify) in zip(widths, columns, strict=True))
 
-    def ascii_line(cells: Sequence[str]) -> str:
-        return "  ".join([pad(c, w) for c, (pad, w) in zip(cells, pads, strict=True)])
+    def line(cells: Sequence[str]) -> str:
+        return template.format(*cells) if ascii_rows else padded(cells)
 
-    line = ascii_line if ascii_rows else padded
     console.print(Text(padded([name for name, _ in columns]), style="bold"))
     body = rows[:-1] if bold_last else rows
-    console.file.write("".join([line(cells) + "\n" for cells in body]))
+    if ascii_rows:
+        text = "".join([template.format(*cells) + "\n" for cells in body])
+    else:
+        text = "".join([padded(cells) + "\n" for cells in body])
+    console.file.write(text)
     console.file.flush()
     if bold_last:
         console.print(Text(line(rows[-1]), style="bold"))
