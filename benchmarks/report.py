@@ -141,15 +141,19 @@ def bench(label: str, url: str, trades: int, runs: int, cwd: Path) -> list[tuple
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print_table(f"{label}, {trades} closed trades (median of {runs}; load {load} after)",
                 ("what", "wall s", "CPU s"), rows)
+    # The target is wall time; on a shared machine that is mostly the queue for the cores, so the
+    # CPU time (what the process itself cost) is judged beside it.
+    timed_commands = [(name, wall, cpu) for name, wall, cpu in commands if name != "import floor"]
     return [(f"{label}: {name} under {TARGET:g} s", wall < TARGET,
-             f"wall {wall:.3f} s, CPU {cpu:.3f} s") for name, wall, cpu in commands
-            if name != "import floor"]
+             f"wall {wall:.3f} s, CPU {cpu:.3f} s") for name, wall, cpu in timed_commands] + [
+        (f"{label}: {name} CPU under {TARGET:g} s", cpu < TARGET, f"CPU {cpu:.3f} s")
+        for name, _, cpu in timed_commands]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a server where a scratch database may be made (and dropped)")
     args = parser.parse_args()

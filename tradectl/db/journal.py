@@ -1,5 +1,6 @@
 """The unit of work: what a transaction hands a service. Named reads and writes over one session,
-and the only place outside the models that writes SQLAlchemy queries.
+and, with report_rows.py (the report's Core reads), the only place outside the models that writes
+SQLAlchemy queries.
 
 Commits are explicit: leaving `Database.transaction()` without `journal.commit()` rolls back.
 """
