@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from tradectl import trust
 from tradectl.errors import ConfigError
 
 TradingMode = Literal["paper", "live"]
+T = TypeVar("T")
 
 PAPER_BASE_URL = "https://paper-api.alpaca.markets"
 LIVE_BASE_URL = "https://api.alpaca.markets"
@@ -38,6 +39,11 @@ DEFAULTS: dict[str, str | None] = {
     "MAX_POSITION_NOTIONAL": "25000",
     "MAX_RISK_PER_TRADE": "500",
     "REARM_PROTECTION": "true",
+    # the trader's day at entry (docs/commands/open.md#the-days-rules); each off unless set
+    "NO_NEW_ENTRIES_BEFORE_CLOSE": None,
+    "MAX_TRADES_PER_DAY": None,
+    "COOLDOWN_AFTER_LOSSES": None,
+    "DAILY_PROFIT_TARGET": None,
     "SMTP_HOST": None,
     "SMTP_PORT": "587",
     "SMTP_USERNAME": None,
@@ -56,6 +62,22 @@ DEFAULTS: dict[str, str | None] = {
 
 _DOLLARS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+_PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?%")
+_COOLDOWN = re.compile(r"([0-9]{1,4}):([0-9]{1,5})")
+
+
+@dataclass(frozen=True)
+class Amount:
+    """A limit in dollars (`500`), or a percentage (`1%`) of a base the rule names."""
+
+    value: Decimal
+    percent: bool = False
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    losses: int  # losing trades in a row
+    minutes: int  # no entry for this long after the last of them
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,11 @@ class Settings:
     alert_webhook_url: str | None = field(default=None, repr=False)
     alert_webhook_timeout: float = 10.0
     rearm_protection: bool = True  # `watch` restores a missing stop (one OCO exit order)
+    # the day's entry rules (tradectl/domain/day_rules.py); None: off
+    no_new_entries_before_close: int | None = None  # minutes before Alpaca's next close
+    max_trades_per_day: int | None = None
+    cooldown_after_losses: Cooldown | None = None
+    daily_profit_target: Amount | None = None  # dollars, or % of the day's starting equity
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
     alpaca_trusted_hosts: tuple[str, ...] = ()  # hosts besides Alpaca's the keys may go to
@@ -211,9 +238,46 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
         rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
+        no_new_entries_before_close=_optional(_minutes, "NO_NEW_ENTRIES_BEFORE_CLOSE", raw),
+        max_trades_per_day=_optional(_positive_int, "MAX_TRADES_PER_DAY", raw),
+        cooldown_after_losses=_optional(_cooldown, "COOLDOWN_AFTER_LOSSES", raw),
+        daily_profit_target=_optional(_money_or_percent, "DAILY_PROFIT_TARGET", raw),
         app_dir=app_dir,
         alpaca_trusted_hosts=trusted,
     )
+
+
+def _optional(parse: Callable[[str, str | None], T], name: str,
+                 raw: Callable[[str], str | None]) -> T | None:
+    text = raw(name)
+    return None if text is None else parse(name, text)
+
+
+def _minutes(name: str, text: str | None) -> int:
+    if not text or not text.isascii() or not text.isdigit() or not 0 < int(text) <= 1440:
+        raise ConfigError(f"{name} must be a whole number of minutes from 1 to 1440, got "
+                          f"{text!r}", setting=name)
+    return int(text)
+
+
+def _cooldown(name: str, text: str | None) -> Cooldown:
+    """`N:MINUTES`: N losing trades in a row, then no entry for MINUTES."""
+    match = _COOLDOWN.fullmatch(text or "")
+    if match is None or int(match[1]) == 0 or not 0 < int(match[2]) <= 1440:
+        raise ConfigError(f"{name} must be LOSSES:MINUTES such as 2:30 (losing trades in a "
+                          f"row, then minutes from 1 to 1440 without entries), got {text!r}",
+                          setting=name)
+    return Cooldown(int(match[1]), int(match[2]))
+
+
+def _money_or_percent(name: str, text: str | None) -> Amount:
+    """Dollars (`500`) or a percentage (`1%`, up to 100%) of the day's starting equity."""
+    if text is not None and _PERCENT.fullmatch(text) and 0 < Decimal(text[:-1]) <= 100:
+        return Amount(Decimal(text[:-1]), percent=True)
+    if text is not None and _DOLLARS.fullmatch(text) and Decimal(text) > 0:
+        return Amount(Decimal(text))
+    raise ConfigError(f"{name} must be a positive dollar amount such as 500, or a percentage "
+                      f"such as 1%, got {text!r}", setting=name)
 
 
 def _money(name: str, text: str | None) -> Decimal:
@@ -232,7 +296,7 @@ def _positive_number(name: str, text: str | None, unit: str) -> float:
 
 def _positive_int(name: str, text: str | None) -> int:
     if not text or not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) <= 0:
-        raise ConfigError(f"{name} must be a positive whole number, got {text!r}")
+        raise ConfigError(f"{name} must be a positive whole number, got {text!r}", setting=name)
     return int(text)
 
 

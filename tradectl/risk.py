@@ -4,11 +4,12 @@ daily loss-limit decision. Plain values in, verdicts out; no I/O."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal, Protocol
 
+from tradectl.domain.day_rules import DayLimits
 from tradectl.errors import InputError
 from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
@@ -192,6 +193,7 @@ class RiskLimits:
     max_position_notional: Decimal
     max_risk_per_trade: Decimal
     daily_loss_limit: Decimal
+    day: DayLimits = field(default_factory=DayLimits)  # the day's entry rules
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def open_command(
     adapter = broker(config)
     from tradectl.services.pre_trade import send_pre_trade_reads
 
-    reads = send_pre_trade_reads(adapter, spec)
+    reads = send_pre_trade_reads(
+        adapter, spec, market_clock=config.no_new_entries_before_close is not None)
     from tradectl.services.open_position import place_open, quote_open
 
     db = database(config, dry_run=dry_run)

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, BrokerRequest
+from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, BrokerRequest, Clock
 from tradectl.db.journal import Journal
 from tradectl.db.models import Cycle, utcnow
 from tradectl.db.session import Database
@@ -28,6 +28,7 @@ from tradectl.risk import (
     size_by_risk,
     trade_exposure,
 )
+from tradectl.services.day_rules import day_rule_verdicts, rule_checks
 from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER, DryRun, OpenSummary
 from tradectl.services.pre_trade import PreTradeReads
 from tradectl.services.reconcile import outcome_unknown
@@ -45,6 +46,7 @@ class OpenQuote:
     account: Account | None
     positions: tuple[BrokerPosition, ...] = ()
     sizing: RiskSizing | None = None  # `--risk`: how the quantity was found
+    clock: Clock | None = None  # Alpaca's market clock, when a day rule needs it
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def quote_open(db: Database | None, reads: PreTradeReads,
         spec = replace(spec, qty=sizing.qty)
     notional, risk = trade_exposure(spec, facts.base_price)
     return OpenQuote(spec, facts.base_price, notional, risk, facts.account, facts.positions,
-                     sizing)
+                     sizing, facts.clock)
 
 
 def plan_open(db: Database, broker: Broker | None, limits: RiskLimits,
@@ -114,9 +116,12 @@ def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: 
     """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
     failed rule makes, if any. Reads only: the plan judges, and the write-ahead judges again
     under the trading gate."""
-    checks = pre_trade_checks(quote.spec, quote.base_price,
-                              _book(journal, cycle, quote, broker_backed), limits,
+    book = _book(journal, cycle, quote, broker_backed)
+    checks = pre_trade_checks(quote.spec, quote.base_price, book, limits,
                               quote.sizing.budget if quote.sizing else None)
+    checks += rule_checks(day_rule_verdicts(journal, limits.day, now=utcnow(),
+                                            account=quote.account, clock=quote.clock,
+                                            day_pnl=book.day_pnl))
     if cycle is not None and cycle.status != "active":
         message = stopped_message(cycle)
         return ([RuleCheck("cycle_stopped", False, message, {"cycle_id": str(cycle.id)}),
