@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import broker, database, settings
+from tradectl.cli.wiring import broker, database, day_limits, settings
 
 
 @app.command("status")
@@ -25,4 +25,5 @@ def status_command(as_json: JsonOption = False) -> None:
     db, adapter = database(config), broker(config)
     finish_pending_stops(config, db, adapter)
     status_report(trading_status(db, adapter, mode=config.trading_mode,
-                                 channel=alert_channels(config)), as_json)
+                                 channel=alert_channels(config), day=day_limits(config)),
+                  as_json)

@@ -13,14 +13,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tradectl.broker import Account, Broker, BrokerPosition, Order
+from tradectl.broker import Account, Broker, BrokerPosition, Clock, Order
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
+from tradectl.domain.day_rules import DayLimits, RuleVerdict
 from tradectl.errors import BrokerError, DatabaseError
 from tradectl.market import trading_day_start
 from tradectl.notify import Channels
 from tradectl.risk import applicable_baseline
 from tradectl.services.alerts import deliver_pending
+from tradectl.services.day_rules import day_rule_verdicts
 from tradectl.services.holdings import split_holdings
 from tradectl.services.interrupted_close import (
     INTERRUPTED,
@@ -61,6 +63,7 @@ class StatusReport:
     warnings: tuple[str, ...] = ()
     external: tuple[ExternalPositionView, ...] = ()  # held at the broker, not opened by tradectl
     loss_baseline: Decimal | None = None  # a forced resume's day P&L, while it applies
+    rules: tuple[RuleVerdict, ...] = ()  # each configured day rule, as `open` would judge it
 
     @property
     def trading_stopped(self) -> bool:
@@ -69,21 +72,23 @@ class StatusReport:
 
 def trading_status(
     db: Database, broker: Broker | None, *, mode: str, now: datetime | None = None,
-    channel: Channels | None = None,
+    channel: Channels | None = None, day: DayLimits | None = None,
 ) -> StatusReport:
     """`channel`: where the alert for a close killed midway goes (sent within the usual
-    delivery wait; what is not sent stays pending for watch, halt or resume)."""
-    now = now or utcnow()
+    delivery wait; what is not sent stays pending for watch, halt or resume). `day`: the day's
+    entry rules, shown with their state."""
+    now, day = now or utcnow(), day or DayLimits()
     report, unknown, since = _journal(db, mode, now, broker is not None)
     if broker is None:
-        return report
+        return _with_rules(db, report, day, now, None, None)
     # One orders read: for rows whose order outcome is unknown, and for what protects the rest.
     needs_orders = unknown or any(p.is_live and not p.local_only for p in report.positions)
     try:
-        account, held, orders = _read_broker(broker, since if needs_orders else None)
+        account, held, orders, clock = _read_broker(
+            broker, since if needs_orders else None, day.entry_cutoff_minutes is not None)
     except BrokerError as err:
         reason = err.message + (f"; {err.hint}" if err.hint else "")
-        return replace(report, broker_error=reason)
+        return _with_rules(db, replace(report, broker_error=reason), day, now, None, None)
     if orders is not None and settle_unknown_orders(db, orders, now):
         report, _, _ = _journal(db, mode, now, True)
     if orders is not None and _settle_interrupted(db, broker, channel, report, orders, now):
@@ -92,8 +97,21 @@ def trading_status(
         report = replace(report, positions=_protection(report, orders, held, now))
         report = replace(report, positions=interrupted_closes(db, report.positions, orders))
     positions, external = split_holdings(report.positions, held)
-    return replace(report, account=account, positions=positions,
-                   warnings=_not_held(report.positions, held), external=external)
+    report = replace(report, account=account, positions=positions,
+                     warnings=_not_held(report.positions, held), external=external)
+    return _with_rules(db, report, day, now, account, clock)
+
+
+def _with_rules(db: Database, report: StatusReport, day: DayLimits, now: datetime,
+                account: Account | None, clock: Clock | None) -> StatusReport:
+    """The day's rules on the account's day P&L (the day's realized P&L without it)."""
+    if not day.any:
+        return report
+    day_pnl = account.day_pnl if account is not None else report.realized_pl_today
+    with db.read() as journal:
+        rules = day_rule_verdicts(journal, day, now=now, account=account, clock=clock,
+                                  day_pnl=day_pnl)
+    return replace(report, rules=tuple(rules))
 
 
 def _settle_interrupted(db: Database, broker: Broker, channel: Channels | None,
@@ -157,15 +175,18 @@ def _interrupted(view: PositionView, verdict: Verdict, fields: dict[str, Any]
     return fields
 
 
-def _read_broker(broker: Broker, orders_since: datetime | None
-                 ) -> tuple[Account, list[BrokerPosition], list[Order] | None]:
-    """The account and the positions side by side, and the orders too when rows need them."""
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="status") as pool:
+def _read_broker(broker: Broker, orders_since: datetime | None, market_clock: bool
+                 ) -> tuple[Account, list[BrokerPosition], list[Order] | None, Clock | None]:
+    """The account and the positions side by side, the orders too when rows need them, and
+    Alpaca's clock when the entry cutoff is set."""
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
         account = pool.submit(broker.account)
         held = pool.submit(broker.list_positions)
         orders = (pool.submit(broker.list_orders, status="all", after=orders_since)
                   if orders_since is not None else None)
-        return account.result(), held.result(), orders.result() if orders else None
+        clock = pool.submit(broker.clock) if market_clock else None
+        return (account.result(), held.result(), orders.result() if orders else None,
+                clock.result() if clock else None)
 
 
 def _not_held(positions: tuple[PositionView, ...], held: list[BrokerPosition]
