@@ -118,7 +118,8 @@ def test_two_losses_in_a_row_refuse_entries_until_the_cooldown_ends(
     with pytest.raises(RefusedError, match="2 losing trades in a row") as refused:
         try_open(db, broker, rules)
     assert refused.value.rule == "cooldown"
-    assert refused.value.figures["until"] == (last + timedelta(minutes=30)).isoformat()
+    ends = (last + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    assert refused.value.figures["until"] == ends
     try_open(db, broker, limits(cooldown=Cooldown(2, 5)))  # its 5 minutes are over
 
 

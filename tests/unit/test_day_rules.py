@@ -71,7 +71,7 @@ def test_a_win_breaks_the_loss_streak() -> None:
 def test_two_losses_in_a_row_start_the_cooldown_from_the_last_one() -> None:
     verdict = cooldown(Cooldown(2, 30), trades("-10", "-20"), NOW + timedelta(minutes=29))
     assert verdict.state == "tripped" and verdict.until == NOW + timedelta(minutes=30)
-    assert verdict.figures["until"] == (NOW + timedelta(minutes=30)).isoformat()
+    assert verdict.figures["until"] == "2026-12-07T18:30:00Z"
     assert "18:30 UTC" in verdict.message
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -125,7 +125,7 @@ def entry_cutoff(minutes: int, market_now: datetime | None,
     left = next_close - market_now
     left_minutes = int(left.total_seconds() // 60)
     figures = {"minutes": str(minutes), "minutes_to_close": str(left_minutes),
-               "market_time": market_now.isoformat(), "next_close": next_close.isoformat()}
+               "market_time": _iso(market_now), "next_close": _iso(next_close)}
     current = str(left_minutes)
     if left <= timedelta(minutes=minutes):
         return RuleVerdict(rule, limit, current, "tripped",
@@ -176,7 +176,7 @@ def cooldown(setting: Cooldown, recent_trades: Sequence[ClosedTrade],
             return RuleVerdict(rule, limit, str(streak), "tripped",
                                f"{streak} losing trades in a row: no new entries until "
                                f"{_hhmm(ends)} UTC (COOLDOWN_AFTER_LOSSES)",
-                               {**figures, "until": ends.isoformat()}, until=ends)
+                               {**figures, "until": _iso(ends)}, until=ends)
         return RuleVerdict(rule, limit, str(streak), "ok",
                            f"{streak} losing trades in a row; the cooldown ended at "
                            f"{_hhmm(ends)} UTC", figures)
@@ -195,7 +195,7 @@ def profit_target(target: Threshold, day_pnl: Decimal | None,
     if day_pnl is None or dollars is None:
         return RuleVerdict(rule, None if dollars is None else f"{dollars:f}", None, "ok",
                            "the day's P&L or starting equity is not known: not checked", figures)
-    current, limit = f"{day_pnl:f}", f"{dollars:f}"
+    current, limit = f"{day_pnl.quantize(_CENT):f}", f"{dollars:f}"
     if day_pnl >= dollars:
         return RuleVerdict(rule, limit, current, "tripped",
                            f"the day's P&L {_money(day_pnl)} reached DAILY_PROFIT_TARGET "
@@ -206,8 +206,13 @@ def profit_target(target: Threshold, day_pnl: Decimal | None,
                        f"{_money(dollars)}", figures)
 
 
-def _hhmm(moment: datetime, zone: ZoneInfo | None = None) -> str:
-    return moment.astimezone(zone).strftime("%H:%M") if zone else moment.strftime("%H:%M")
+def _hhmm(moment: datetime, zone: tzinfo = UTC) -> str:
+    return moment.astimezone(zone).strftime("%H:%M")
+
+
+def _iso(moment: datetime) -> str:
+    """UTC, `Z` for the zone, as every time in tradectl's JSON."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _money(value: Decimal) -> str:
