@@ -88,11 +88,11 @@ class Settings:
     alpaca_timeout: float
     database_url: str
     database_is_default: bool
-    daily_loss_limit: Decimal
+    daily_loss_limit: Decimal | Amount  # dollars, or Amount(percent=True) of last_equity
     watch_interval: float
     max_open_positions: int
     max_position_notional: Decimal
-    max_risk_per_trade: Decimal
+    max_risk_per_trade: Decimal | Amount  # dollars, or Amount(percent=True) of last_equity
     alpaca_api_key: str | None = field(default=None, repr=False)
     alpaca_secret_key: str | None = field(default=None, repr=False)
     alpaca_stream: bool = True  # `watch` follows Alpaca's trade-updates stream
@@ -216,13 +216,13 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alpaca_stream=_bool("ALPACA_STREAM", raw("ALPACA_STREAM")),
         database_url=database_url or default_database_url(app_dir),
         database_is_default=database_url is None,
-        daily_loss_limit=_money("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
+        daily_loss_limit=_dollars_or_percent("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
         watch_interval=_positive_number("WATCH_INTERVAL", raw("WATCH_INTERVAL"), "seconds"),
         watch_stream_down_interval=_positive_number(
             "WATCH_STREAM_DOWN_INTERVAL", raw("WATCH_STREAM_DOWN_INTERVAL"), "seconds"),
         max_open_positions=_positive_int("MAX_OPEN_POSITIONS", raw("MAX_OPEN_POSITIONS")),
         max_position_notional=_money("MAX_POSITION_NOTIONAL", raw("MAX_POSITION_NOTIONAL")),
-        max_risk_per_trade=_money("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
+        max_risk_per_trade=_dollars_or_percent("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
         smtp_host=raw("SMTP_HOST"),
         smtp_port=_port("SMTP_PORT", raw("SMTP_PORT")),
         smtp_username=raw("SMTP_USERNAME"),
@@ -278,6 +278,12 @@ def _money_or_percent(name: str, text: str | None) -> Amount:
         return Amount(Decimal(text))
     raise ConfigError(f"{name} must be a positive dollar amount such as 500, or a percentage "
                       f"such as 1%, got {text!r}", setting=name)
+
+
+def _dollars_or_percent(name: str, text: str | None) -> Decimal | Amount:
+    """Plain dollars stay a Decimal (`2000`); a percentage (`1%`) is an Amount."""
+    amount = _money_or_percent(name, text)
+    return amount if amount.percent else amount.value
 
 
 def _money(name: str, text: str | None) -> Decimal:

@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal, Protocol
 
 from tradectl.domain.day_rules import DayLimits
+from tradectl.domain.limits import Limit, PercentOf, is_percent, limit_dollars, limit_text
 from tradectl.errors import InputError
 from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
@@ -42,6 +43,7 @@ MAX_PRICE = Decimal("1000000")
 _SYMBOL = re.compile(r"[A-Z][A-Z0-9]{0,9}(\.[A-Z]{1,3})?")
 _PLAIN_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")
 _DOLLARS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,2})?")
+_PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?%")
 
 
 def tick_for(price: Decimal) -> Decimal:
@@ -77,6 +79,17 @@ def parse_dollars(text: str, option: str) -> Decimal:
         raise InputError(f"{option} must be a positive dollar amount such as 500 or 250.50, "
                          f"got {text!r}")
     return Decimal(value)
+
+
+def parse_risk_budget(text: str) -> Limit:
+    """`open --risk`: dollars (`250`), or a percentage of the account's equity (`0.5%`)."""
+    value = text.strip()
+    if not value.endswith("%"):
+        return parse_dollars(value, "--risk")
+    if not _PERCENT.fullmatch(value) or not 0 < Decimal(value[:-1]) <= 100:
+        raise InputError(f"--risk must be dollars such as 250, or a percentage of the equity "
+                         f"from 0.0001% to 100% such as 0.5%, got {text!r}")
+    return PercentOf(Decimal(value[:-1]))
 
 
 def parse_price(text: str, option: str) -> Decimal:
@@ -191,8 +204,8 @@ def size_by_risk(budget: Decimal, price: Decimal, stop: Decimal) -> RiskSizing:
 class RiskLimits:
     max_open_positions: int
     max_position_notional: Decimal
-    max_risk_per_trade: Decimal
-    daily_loss_limit: Decimal
+    max_risk_per_trade: Limit  # dollars, or a percentage of the day's starting equity
+    daily_loss_limit: Limit  # the same
     day: DayLimits = field(default_factory=DayLimits)  # the day's entry rules
 
 
@@ -214,6 +227,7 @@ class BookState:
     unknown_symbols: frozenset[str] = frozenset()
     untracked: tuple[tuple[str, Decimal], ...] = ()
     loss_baseline: Decimal | None = None  # a forced resume's day P&L, while it applies
+    day_start_equity: Decimal | None = None  # Alpaca's last_equity: a percentage limit's base
 
 
 @dataclass(frozen=True)
@@ -263,16 +277,25 @@ def pre_trade_checks(
     `budget`: `open --risk`'s dollars, refused above MAX_RISK_PER_TRADE whatever the whole
     shares it buys happen to risk."""
     notional, risk = trade_exposure(spec, base)
-    risk_check = _risk_check(risk, limits)
-    if budget is not None and budget > limits.max_risk_per_trade:
+    risk_limit = limit_dollars(limits.max_risk_per_trade, book.day_start_equity)
+    risk_check = _risk_check(risk, risk_limit, limits.max_risk_per_trade)
+    if budget is not None and risk_limit is not None and budget > risk_limit:
         risk_check = RuleCheck(
             "max_risk_per_trade", False, f"risk budget {dollars(budget)} (--risk) is above "
-            f"MAX_RISK_PER_TRADE {dollars(limits.max_risk_per_trade)}",
-            {"risk_budget": str(budget), "risk": str(risk),
-             "limit": str(limits.max_risk_per_trade)})
+            f"MAX_RISK_PER_TRADE {_limit_shown(risk_limit, limits.max_risk_per_trade)}",
+            {"risk_budget": str(budget), "risk": str(risk), "limit": str(risk_limit)})
+    loss_limit = limit_dollars(limits.daily_loss_limit, book.day_start_equity)
     return [_symbol_check(spec, book), _count_check(book, limits),
             _notional_check(notional, limits), risk_check,
-            _loss_check(book, limits), _buying_power_check(notional, book)]
+            _loss_check(book, loss_limit, limits.daily_loss_limit),
+            _buying_power_check(notional, book)]
+
+
+def _limit_shown(dollars_limit: Decimal, setting: Limit) -> str:
+    """`$500.00`, or `$500.00 (1% of the day's starting equity)`."""
+    shown = dollars(dollars_limit)
+    return f"{shown} ({limit_text(setting)} of the day's starting equity)" \
+        if is_percent(setting) else shown
 
 
 def _symbol_check(spec: BracketSpec, book: BookState) -> RuleCheck:
@@ -309,32 +332,36 @@ def _notional_check(notional: Decimal, limits: RiskLimits) -> RuleCheck:
                     "MAX_POSITION_NOTIONAL", limits.max_position_notional)
 
 
-def _risk_check(risk: Decimal, limits: RiskLimits) -> RuleCheck:
+def _risk_check(risk: Decimal, limit: Decimal | None, setting: Limit) -> RuleCheck:
+    if limit is None:
+        return RuleCheck("max_risk_per_trade", True, f"MAX_RISK_PER_TRADE {limit_text(setting)}"
+                         " needs the day's starting equity: not checked without a broker",
+                         {"risk": str(risk), "limit": "None"})
     return _at_most("max_risk_per_trade", "risk", risk, " (qty x |price - stop|)",
-                    "MAX_RISK_PER_TRADE", limits.max_risk_per_trade)
+                    "MAX_RISK_PER_TRADE", limit, _limit_shown(limit, setting))
 
 
 def _at_most(rule: str, what: str, value: Decimal, how: str, setting: str,
-             limit: Decimal) -> RuleCheck:
+             limit: Decimal, shown: str | None = None) -> RuleCheck:
     passed = value <= limit
     return RuleCheck(rule, passed, f"{what} {dollars(value)}{how} is "
-                     f"{'within' if passed else 'above'} {setting} {dollars(limit)}",
+                     f"{'within' if passed else 'above'} {setting} {shown or dollars(limit)}",
                      {what: str(value), "limit": str(limit)})
 
 
-def _loss_check(book: BookState, limits: RiskLimits) -> RuleCheck:
+def _loss_check(book: BookState, limit: Decimal | None, setting: Limit) -> RuleCheck:
     rule = "daily_loss_limit"
     figures = {"day_pnl": str(book.day_pnl), "loss_baseline": str(book.loss_baseline),
-               "limit": str(limits.daily_loss_limit)}
-    if book.day_pnl is None:
+               "limit": str(limit)}
+    if book.day_pnl is None or limit is None:
         return RuleCheck(rule, True, "the day's P&L is not known: not checked", figures)
     loss = loss_since_baseline(book.day_pnl, book.loss_baseline)
     since = " since the forced resume" if book.loss_baseline is not None else ""
-    if loss_limit_reached(loss, limits.daily_loss_limit):
+    if loss_limit_reached(loss, limit):
         return RuleCheck(rule, False, f"the day's loss{since} {dollars(-loss)} is past "
-                         f"DAILY_LOSS_LIMIT {dollars(limits.daily_loss_limit)}", figures)
+                         f"DAILY_LOSS_LIMIT {_limit_shown(limit, setting)}", figures)
     return RuleCheck(rule, True, f"the day's P&L{since} {dollars(loss)} is short of "
-                     f"-DAILY_LOSS_LIMIT {dollars(-limits.daily_loss_limit)}", figures)
+                     f"-DAILY_LOSS_LIMIT -{_limit_shown(limit, setting)}", figures)
 
 
 def _buying_power_check(notional: Decimal, book: BookState) -> RuleCheck:

@@ -105,3 +105,37 @@ def test_at_the_profit_target_no_new_entry_goes_out(trader: Cli, fake: FakeAlpac
 
 def test_status_lists_no_rule_when_none_is_set(trader: Cli) -> None:
     assert rule_states(trader) == {}
+
+
+def test_a_percent_loss_limit_is_of_the_days_starting_equity(trader: Cli,
+                                                              fake: FakeAlpaca) -> None:
+    trader.env["DAILY_LOSS_LIMIT"] = "0.1%"
+    fake.set_last_equity("100099")  # 0.1% is $100.09; equity 100,000: -$99 on the day
+    tick = trader("watch", "--once", "--json")
+    assert tick.code == 0 and tick.json()["emergency_stop"] is None, tick.output
+    fake.set_last_equity("100101")  # 0.1% is $100.10: -$101 is past it
+    refused = trader("open", *AAPL, "--json")
+    assert refused.code == 3 and refused.json()["rule"] == "daily_loss_limit"
+    assert "DAILY_LOSS_LIMIT $100.10 (0.1% of the day's starting equity)" in \
+        refused.json()["error"]
+    tick = trader("watch", "--once", "--json")
+    assert tick.json()["emergency_stop"] is not None and tick.json()["cycle_status"] == "stopped"
+    assert "reached DAILY_LOSS_LIMIT $100.10" in tick.json()["stop_reason"]
+    assert trader("resume", "--reason", "try").code == 3  # still past it
+
+
+def test_open_risk_as_a_percent_of_the_equity_meets_a_percent_risk_limit(
+    trader: Cli, fake: FakeAlpaca,
+) -> None:
+    trader.env["MAX_RISK_PER_TRADE"] = "0.5%"  # of last_equity 100,000: $500
+    sized = trader("open", "AAPL", "--risk", "0.2%", "--stop", "145", "--target", "160",
+                   "--json")  # $200 of equity 100,000; 5.00 a share: 40 shares
+    assert sized.code == 0, sized.output
+    assert sized.json()["qty"] == "40" and sized.json()["sizing"]["budget"] == "200.00"
+    refused = trader("open", "MSFT", "--risk", "0.6%", "--stop", "390", "--target", "420")
+    assert refused.code == 3, refused.output
+    assert ("risk budget $600.00 (--risk) is above MAX_RISK_PER_TRADE $500.00 (0.5% of the "
+            "day's starting equity)") in refused.stderr
+    assert posts(fake) == 1
+    bad = trader("open", "AAPL", "--risk", "1.5.%", "--stop", "145", "--target", "160")
+    assert bad.code == 2 and "--risk" in bad.stderr

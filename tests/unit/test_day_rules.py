@@ -17,8 +17,8 @@ from tradectl.domain.day_rules import (
     loss_streak,
     max_trades_per_day,
     profit_target,
-    threshold_dollars,
 )
+from tradectl.domain.limits import limit_dollars
 
 CLOSE = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)  # 16:00 in New York
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
@@ -98,7 +98,7 @@ def test_the_profit_target_at_the_target_is_tripped_and_a_cent_under_is_not() ->
 
 def test_a_percent_profit_target_is_of_the_days_starting_equity() -> None:
     target = Amount(Decimal("1"), percent=True)
-    assert threshold_dollars(target, Decimal("50000")) == Decimal("500.00")
+    assert limit_dollars(target, Decimal("50000")) == Decimal("500.00")
     assert profit_target(target, Decimal("500"), Decimal("50000")).state == "tripped"
     assert profit_target(target, Decimal("499.99"), Decimal("50000")).passed
     unknown = profit_target(target, Decimal("900"), None)

@@ -20,8 +20,8 @@ def open_command(
     target: Annotated[str, typer.Option("--target", help="Take-profit price.")],
     qty: Annotated[str | None, typer.Option("--qty", help="Whole shares.")] = None,
     risk: Annotated[str | None, typer.Option(
-        "--risk", help="Dollars to risk instead of --qty: the most whole shares whose "
-        "qty x |price - stop| fits.")] = None,
+        "--risk", help="Dollars to risk instead of --qty (or 0.5% of the equity): the most "
+        "whole shares whose qty x |price - stop| fits.")] = None,
     entry: Annotated[
         str | None, typer.Option("--entry", help="Limit entry price (default: market).")
     ] = None,
@@ -40,12 +40,12 @@ def open_command(
     from tradectl.broker import BracketRequest
     from tradectl.errors import Aborted, InputError
     from tradectl.render.open import open_outcome, order_preview
-    from tradectl.risk import parse_dollars, parse_price, parse_qty, parse_side, parse_symbol
+    from tradectl.risk import parse_price, parse_qty, parse_risk_budget, parse_side, parse_symbol
 
     if (qty is None) == (risk is None):
         raise InputError("pass either --qty (shares) or --risk (dollars), not "
                          + ("both" if qty is not None else "neither"))
-    risk_budget = parse_dollars(risk, "--risk") if risk is not None else None
+    risk_budget = parse_risk_budget(risk) if risk is not None else None
     spec = BracketRequest(
         symbol=parse_symbol(symbol),
         side=parse_side(side),

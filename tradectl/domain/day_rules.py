@@ -8,35 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal
 from zoneinfo import ZoneInfo
+
+from tradectl.domain.limits import CENT, Threshold, limit_dollars, limit_text
 
 RuleState = Literal["ok", "warning", "tripped"]
 WARNING_SHARE = Decimal("0.8")  # a limit 80% used is shown as a warning, as the loss limit's
-_CENT = Decimal("0.01")
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-class Threshold(Protocol):
-    """A limit set in dollars (`500`) or as a percentage of a base (`1%`): config.Amount."""
-
-    @property
-    def value(self) -> Decimal: ...
-    @property
-    def percent(self) -> bool: ...
-
-
-def threshold_dollars(threshold: Threshold, base: Decimal | None) -> Decimal | None:
-    """The limit in dollars (cents, rounded down); None for a percentage without its base."""
-    if not threshold.percent:
-        return threshold.value
-    if base is None:
-        return None
-    return (base * threshold.value / 100).quantize(_CENT, rounding="ROUND_DOWN")
-
-
-def threshold_text(threshold: Threshold) -> str:
-    return f"{threshold.value}%" if threshold.percent else f"${threshold.value:,.2f}"
 
 
 @dataclass(frozen=True)
@@ -189,13 +168,13 @@ def cooldown(setting: Cooldown, recent_trades: Sequence[ClosedTrade],
 def profit_target(target: Threshold, day_pnl: Decimal | None,
                   day_start_equity: Decimal | None) -> RuleVerdict:
     """At or above the day's profit target, no new entries (open positions keep their exits)."""
-    rule, shown = "profit_target", threshold_text(target)
-    dollars = threshold_dollars(target, day_start_equity)
+    rule, shown = "profit_target", limit_text(target)
+    dollars = limit_dollars(target, day_start_equity)
     figures = {"day_pnl": str(day_pnl), "limit": str(dollars), "setting": shown}
     if day_pnl is None or dollars is None:
         return RuleVerdict(rule, None if dollars is None else f"{dollars:f}", None, "ok",
                            "the day's P&L or starting equity is not known: not checked", figures)
-    current, limit = f"{day_pnl.quantize(_CENT):f}", f"{dollars:f}"
+    current, limit = f"{day_pnl.quantize(CENT):f}", f"{dollars:f}"
     if day_pnl >= dollars:
         return RuleVerdict(rule, limit, current, "tripped",
                            f"the day's P&L {_money(day_pnl)} reached DAILY_PROFIT_TARGET "

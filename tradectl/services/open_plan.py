@@ -14,6 +14,7 @@ from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Bro
 from tradectl.db.journal import Journal
 from tradectl.db.models import Cycle, utcnow
 from tradectl.db.session import Database
+from tradectl.domain.limits import Limit, limit_dollars, limit_text
 from tradectl.errors import BrokerError, CycleStoppedError, ExitCode, InputError, RefusedError
 from tradectl.formats import price_text
 from tradectl.market import trading_day_start
@@ -67,10 +68,11 @@ class OpenPlan:
 
 
 def quote_open(db: Database | None, reads: PreTradeReads,
-               risk_budget: Decimal | None = None) -> OpenQuote:
+               risk_budget: Limit | None = None) -> OpenQuote:
     """Wait for the pre-trade reads and check the bracket against the market. With a
-    `risk_budget` (`open --risk`) the quantity is sized from the price now known. A failed read
-    is logged unless `db` is None (a dry run writes nothing)."""
+    `risk_budget` (`open --risk`: dollars, or a percentage of the equity read now) the quantity
+    is sized from the price now known. A failed read is logged unless `db` is None (a dry run
+    writes nothing)."""
     spec = reads.spec
     try:
         facts = reads.facts()
@@ -89,7 +91,12 @@ def quote_open(db: Database | None, reads: PreTradeReads,
         if facts.base_price is None:
             raise InputError("--risk needs a price to size the trade: pass --entry, or set "
                              "the Alpaca keys so that the last trade can be read")
-        sizing = size_by_risk(risk_budget, facts.base_price, spec.stop)
+        budget = limit_dollars(risk_budget,
+                               facts.account.equity if facts.account is not None else None)
+        if budget is None:
+            raise InputError(f"--risk {limit_text(risk_budget)} is a share of the account's "
+                             "equity: set the Alpaca keys, or pass dollars")
+        sizing = size_by_risk(budget, facts.base_price, spec.stop)
         spec = replace(spec, qty=sizing.qty)
     notional, risk = trade_exposure(spec, facts.base_price)
     return OpenQuote(spec, facts.base_price, notional, risk, facts.account, facts.positions,
@@ -161,6 +168,7 @@ def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
                         if p.symbol not in tracked),
         loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow())
         if cycle is not None else None,
+        day_start_equity=account.last_equity if account is not None else None,
     )
 
 

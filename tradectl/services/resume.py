@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, replace
-from decimal import Decimal
 
 from tradectl.broker import Broker
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
+from tradectl.domain.limits import Limit, limit_dollars
 from tradectl.errors import InputError, RefusedError
 from tradectl.formats import dollars
 from tradectl.notify import Channels
@@ -31,13 +31,16 @@ class ResumeReport:
 
 def resume_trading(
     db: Database, broker: Broker | None, channel: Channels | None, reason: str, *,
-    daily_loss_limit: Decimal, force: bool = False,
+    daily_loss_limit: Limit, force: bool = False,
 ) -> ResumeReport:
+    """`daily_loss_limit`: dollars, or a percentage of the day's starting equity."""
     reason = reason.strip()
     if not reason:
         raise InputError("--reason must not be empty: say why trading may resume")
-    day_pnl = broker.account().day_pnl if broker is not None else None
-    over_limit = day_pnl is not None and loss_limit_reached(day_pnl, daily_loss_limit)
+    account = broker.account() if broker is not None else None
+    day_pnl = account.day_pnl if account is not None else None
+    limit = limit_dollars(daily_loss_limit, account.last_equity if account else None)
+    over_limit = day_pnl is not None and limit is not None and loss_limit_reached(day_pnl, limit)
     with trading_gate(db), db.transaction() as journal:
         previous = journal.latest_cycle()
         if previous is None or previous.status == "active":
@@ -48,11 +51,11 @@ def resume_trading(
             journal.record("refused", f"resume refused: day P&L {dollars(day_pnl)} is past "
                            "DAILY_LOSS_LIMIT", cycle_id=previous.id,
                            details={"rule": "daily_loss_limit", "day_pnl": day_pnl,
-                                    "limit": daily_loss_limit})
+                                    "limit": limit})
             journal.commit()
             raise RefusedError(
                 f"today's P&L {dollars(day_pnl)} is still past DAILY_LOSS_LIMIT "
-                f"{dollars(daily_loss_limit)}", rule="daily_loss_limit",
+                f"{dollars(limit)}", rule="daily_loss_limit",
                 hint="wait for the next trading day, or pass --force")
         cycle = journal.start_cycle()
         if over_limit and force:  # the limit counts again from here, for the rest of the day

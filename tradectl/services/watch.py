@@ -22,6 +22,7 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
+from tradectl.domain.limits import Limit, limit_dollars
 from tradectl.errors import BrokerError, DatabaseError
 from tradectl.formats import dollars
 from tradectl.notify import Channels
@@ -67,7 +68,7 @@ class Watcher:
     back, and when to try it again)."""
 
     def __init__(self, db: Database, broker: Broker | None, channel: Channels | None, *,
-                 daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
+                 daily_loss_limit: Limit, drives_stops: bool, interval: float = 60.0,
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
                  driver_lock: NamedLock | None = None, rearm_protection: bool = True,
                  stream_down_interval: float = STREAM_DOWN_SECONDS) -> None:
@@ -310,15 +311,19 @@ class Watcher:
         baseline = report.loss_baseline if known else self._last_baseline
         if status == "stopped":
             return report
+        # a percentage is of the day's starting equity: Alpaca's last_equity, read each tick
+        limit = limit_dollars(self.limit, report.account.last_equity if report.account else None)
+        if limit is None:
+            return report
         pnl = loss_since_baseline(report.day_pnl, baseline)
-        if loss_limit_reached(pnl, self.limit):
+        if loss_limit_reached(pnl, limit):
             try:  # one bad equity reading must not flatten the account
                 confirmed = self.broker.account()
             except BrokerError as err:
                 return replace(report, error=f"loss limit reading not confirmed: {err.message}")
             confirmed_pnl = loss_since_baseline(confirmed.day_pnl, baseline)
-            if loss_limit_reached(confirmed_pnl, self.limit) and self.seat.confirm():
-                reason = loss_limit_reason(confirmed_pnl, self.limit, baseline)
+            if loss_limit_reached(confirmed_pnl, limit) and self.seat.confirm():
+                reason = loss_limit_reason(confirmed_pnl, limit, baseline)
                 stop = emergency_stop(self.db, self.broker, self.channel, reason,
                                       spool=self.spool, gate_wait=self.gate_wait)
                 self._last_cycle_status = "stopped"
@@ -327,10 +332,10 @@ class Watcher:
             first = report.day_pnl
             report = self._guarded(report, lambda r: self._discarded(r, first, confirmed))
             pnl = confirmed_pnl
-        if loss_warning_reached(pnl, self.limit) and report.cycle_id not in self._warned_cycles:
+        if loss_warning_reached(pnl, limit) and report.cycle_id not in self._warned_cycles:
             since = " since the forced resume" if baseline is not None else ""
             warning = (f"the day's loss{since} {dollars(-pnl)} is past 80% of DAILY_LOSS_LIMIT "
-                       f"{dollars(self.limit)}")
+                       f"{dollars(limit)}")
             report = replace(report, warning=warning)
             report = self._guarded(report, lambda r: self._record_warning(r, warning))
         return report
@@ -366,7 +371,7 @@ class Watcher:
 
 @contextmanager
 def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
-             daily_loss_limit: Decimal, interval: float, read_only: bool,
+             daily_loss_limit: Limit, interval: float, read_only: bool,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
              rearm_protection: bool = True,
              stream_down_interval: float = STREAM_DOWN_SECONDS) -> Iterator[Watcher]:
