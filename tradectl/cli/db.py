@@ -25,8 +25,7 @@ def db_upgrade(
     before = db.schema_revision()
     db.upgrade(revision)
     schema_report(masked_url(ctx.settings.database_url), db.schema_revision(), HEAD_REVISION,
-                  as_json,
-                  upgraded_from=before, upgraded=True)
+                  as_json, upgraded_from=before, upgraded=True)
 
 
 @db_app.command("current")
