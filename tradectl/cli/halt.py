@@ -42,10 +42,10 @@ def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRun
     db = ctx.stop_database(dry_run=dry_run)  # a database fault is reported, the stop goes on
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.halt_preview import preview_halt
+        from tradectl.services.halt_plan import halt_dry_run, plan_halt
 
-        show(preview_halt(db, adapter, ctx.channels, reason,
-                          trading_mode=ctx.settings.trading_mode, spool=spool), as_json)
+        plan = plan_halt(db, adapter, ctx.channels, reason, spool=spool)
+        show(halt_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
     from tradectl.render.halt import halt_report
     from tradectl.services.emergency_stop import emergency_stop
 

@@ -30,10 +30,10 @@ def close_command(typer_ctx: typer.Context, position: PositionArgument,
     ctx = context(typer_ctx)
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.close_preview import preview_close
+        from tradectl.services.close_plan import close_dry_run, plan_close
 
-        show(preview_close(ctx.dry_run_database, ctx.broker, position,
-                           trading_mode=ctx.settings.trading_mode), as_json)
+        plan = plan_close(ctx.dry_run_database, ctx.broker, position)
+        show(close_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
     from tradectl.cli.pending_stops import finish_pending_stops
 
     finish_pending_stops(ctx)
@@ -69,10 +69,11 @@ def adjust_command(
     ctx = context(typer_ctx)
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.adjust_preview import preview_adjust
+        from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
 
-        show(preview_adjust(ctx.dry_run_database, ctx.broker, position, stop=new_stop,
-                            target=new_target, trading_mode=ctx.settings.trading_mode), as_json)
+        planned = plan_adjust(ctx.dry_run_database, ctx.broker, position, stop=new_stop,
+                              target=new_target)
+        show(adjust_dry_run(planned, trading_mode=ctx.settings.trading_mode), as_json)
     report = adjust_position(ctx.database, ctx.broker, position, stop=new_stop,
                              target=new_target)
     adjust_report(report, as_json)
