@@ -161,3 +161,31 @@ def test_the_dry_run_shows_the_day_rules_and_the_refusal(db: Database,
     assert checks["entry_cutoff"] is False and checks["max_trades_per_day"] is True
     assert dry.exit_code == ExitCode.REFUSED and "entry_cutoff" in (dry.refusal or "")
     assert broker.writes == []
+
+
+def test_status_lists_each_rule_set_reading_alpacas_clock_only_for_the_cutoff(
+    db: Database, broker: FakeBroker,
+) -> None:
+    from tradectl.services.status import trading_status
+
+    try_open(db, broker, LIMITS)
+    broker.calls.clear()
+    day = DayLimits(max_trades_per_day=2, profit_target=Amount(Decimal("1000")))
+    report = trading_status(db, broker, mode="paper", day=day)
+    assert [(r.rule, r.current, r.state) for r in report.rules] == [
+        ("max_trades_per_day", "1", "ok"), ("profit_target", "0.00", "ok")]
+    assert "clock" not in broker.calls
+    broker.set_clock(CLOSE - timedelta(minutes=20), next_close=CLOSE)
+    report = trading_status(db, broker, mode="paper", day=DayLimits(entry_cutoff_minutes=15))
+    (cutoff,) = report.rules
+    assert (cutoff.current, cutoff.state) == ("20", "warning") and "clock" in broker.calls
+
+
+def test_status_without_a_broker_judges_the_day_on_the_journal(db: Database) -> None:
+    from tradectl.services.status import trading_status
+
+    closed_trades(db, "-20", "-30", last=utcnow())
+    day = DayLimits(entry_cutoff_minutes=15, cooldown=Cooldown(2, 30))
+    cutoff, cooldown = trading_status(db, None, mode="paper", day=day).rules
+    assert cutoff.state == "ok" and cutoff.current is None  # no clock to judge on
+    assert cooldown.state == "tripped" and cooldown.until is not None
