@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 from urllib.parse import urlsplit
 
 from tradectl import trust
 from tradectl.errors import ConfigError
+from tradectl.rule_settings import (  # Amount and Cooldown: the settings' own values
+    DOLLARS,
+    Amount,
+    Cooldown,
+    cooldown,
+    dollars_or_percent,
+    minutes,
+    money_or_percent,
+    optional,
+)
 
 TradingMode = Literal["paper", "live"]
-T = TypeVar("T")
 
 PAPER_BASE_URL = "https://paper-api.alpaca.markets"
 LIVE_BASE_URL = "https://api.alpaca.markets"
@@ -60,26 +69,7 @@ DEFAULTS: dict[str, str | None] = {
 }
 
 
-_DOLLARS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
-_PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?%")
-_COOLDOWN = re.compile(r"([0-9]{1,4}):([0-9]{1,5})")
-
-
-@dataclass(frozen=True)
-class Amount:
-    """A limit in dollars (`500`), or a percentage (`1%`) of a base the rule names."""
-
-    value: Decimal
-    percent: bool = False
-
-
-@dataclass(frozen=True)
-class Cooldown:
-    losses: int  # losing trades in a row
-    minutes: int  # no entry for this long after the last of them
-
-
 @dataclass(frozen=True)
 class Settings:
     trading_mode: TradingMode
@@ -216,13 +206,13 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alpaca_stream=_bool("ALPACA_STREAM", raw("ALPACA_STREAM")),
         database_url=database_url or default_database_url(app_dir),
         database_is_default=database_url is None,
-        daily_loss_limit=_dollars_or_percent("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
+        daily_loss_limit=dollars_or_percent("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
         watch_interval=_positive_number("WATCH_INTERVAL", raw("WATCH_INTERVAL"), "seconds"),
         watch_stream_down_interval=_positive_number(
             "WATCH_STREAM_DOWN_INTERVAL", raw("WATCH_STREAM_DOWN_INTERVAL"), "seconds"),
         max_open_positions=_positive_int("MAX_OPEN_POSITIONS", raw("MAX_OPEN_POSITIONS")),
         max_position_notional=_money("MAX_POSITION_NOTIONAL", raw("MAX_POSITION_NOTIONAL")),
-        max_risk_per_trade=_dollars_or_percent("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
+        max_risk_per_trade=dollars_or_percent("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
         smtp_host=raw("SMTP_HOST"),
         smtp_port=_port("SMTP_PORT", raw("SMTP_PORT")),
         smtp_username=raw("SMTP_USERNAME"),
@@ -238,57 +228,18 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
         rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
-        no_new_entries_before_close=_optional(_minutes, "NO_NEW_ENTRIES_BEFORE_CLOSE", raw),
-        max_trades_per_day=_optional(_positive_int, "MAX_TRADES_PER_DAY", raw),
-        cooldown_after_losses=_optional(_cooldown, "COOLDOWN_AFTER_LOSSES", raw),
-        daily_profit_target=_optional(_money_or_percent, "DAILY_PROFIT_TARGET", raw),
+        no_new_entries_before_close=optional(minutes, "NO_NEW_ENTRIES_BEFORE_CLOSE", raw),
+        max_trades_per_day=optional(_positive_int, "MAX_TRADES_PER_DAY", raw),
+        cooldown_after_losses=optional(cooldown, "COOLDOWN_AFTER_LOSSES", raw),
+        daily_profit_target=optional(money_or_percent, "DAILY_PROFIT_TARGET", raw),
         app_dir=app_dir,
         alpaca_trusted_hosts=trusted,
     )
 
 
-def _optional(parse: Callable[[str, str | None], T], name: str,
-                 raw: Callable[[str], str | None]) -> T | None:
-    text = raw(name)
-    return None if text is None else parse(name, text)
-
-
-def _minutes(name: str, text: str | None) -> int:
-    if not text or not text.isascii() or not text.isdigit() or not 0 < int(text) <= 1440:
-        raise ConfigError(f"{name} must be a whole number of minutes from 1 to 1440, got "
-                          f"{text!r}", setting=name)
-    return int(text)
-
-
-def _cooldown(name: str, text: str | None) -> Cooldown:
-    """`N:MINUTES`: N losing trades in a row, then no entry for MINUTES."""
-    match = _COOLDOWN.fullmatch(text or "")
-    if match is None or int(match[1]) == 0 or not 0 < int(match[2]) <= 1440:
-        raise ConfigError(f"{name} must be LOSSES:MINUTES such as 2:30 (losing trades in a "
-                          f"row, then minutes from 1 to 1440 without entries), got {text!r}",
-                          setting=name)
-    return Cooldown(int(match[1]), int(match[2]))
-
-
-def _money_or_percent(name: str, text: str | None) -> Amount:
-    """Dollars (`500`) or a percentage (`1%`, up to 100%) of the day's starting equity."""
-    if text is not None and _PERCENT.fullmatch(text) and 0 < Decimal(text[:-1]) <= 100:
-        return Amount(Decimal(text[:-1]), percent=True)
-    if text is not None and _DOLLARS.fullmatch(text) and Decimal(text) > 0:
-        return Amount(Decimal(text))
-    raise ConfigError(f"{name} must be a positive dollar amount such as 500, or a percentage "
-                      f"such as 1%, got {text!r}", setting=name)
-
-
-def _dollars_or_percent(name: str, text: str | None) -> Decimal | Amount:
-    """Plain dollars stay a Decimal (`2000`); a percentage (`1%`) is an Amount."""
-    amount = _money_or_percent(name, text)
-    return amount if amount.percent else amount.value
-
-
 def _money(name: str, text: str | None) -> Decimal:
     """Plain dollars and cents (`2000`, `1500.50`): no signs, exponents or sub-cent digits."""
-    if text is None or not _DOLLARS.fullmatch(text) or Decimal(text) <= 0:
+    if text is None or not DOLLARS.fullmatch(text) or Decimal(text) <= 0:
         raise ConfigError(f"{name} must be a positive dollar amount such as 2000, got {text!r}")
     return Decimal(text)
 
