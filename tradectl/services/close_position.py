@@ -24,6 +24,7 @@ from tradectl.broker import Broker, BrokerPosition
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError, BrokerNotConfigured, InputError, RefusedError
 from tradectl.notify import Channels
 from tradectl.services.interrupted_close import exit_lock, settle_in_doubt
@@ -190,7 +191,8 @@ def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> No
         journal.record("close_requested", f"{row.symbol}: close requested: cancelling the "
                        f"unfilled entry {entry.id}", cycle_id=row.cycle_id, position_id=row.id)
         return
-    row.status, row.exit_sent_at, row.exit_order_id = "closing", utcnow(), None
+    move(row, PositionEvent.CLOSE_SENT)
+    row.exit_sent_at, row.exit_order_id = utcnow(), None
     journal.record("close_requested",
                    f"{row.symbol}: close requested: cancelling {len(decision.cancel)} exit "
                    f"order group(s), then closing {decision.held:f} at market",
@@ -231,7 +233,8 @@ def _cancel_entry(db: Database, broker: Broker, position_id: int,
 def _close_locally(db: Database, position_id: int) -> ExitOutcome:
     with db.transaction() as journal:
         row = journal.position_for_update(position_id)
-        row.status, row.closed_at, row.close_reason = "closed", utcnow(), "manual"
+        move(row, PositionEvent.CLOSED_LOCALLY)
+        row.closed_at, row.close_reason = utcnow(), "manual"
         journal.record("position_closed", f"{row.symbol}: closed locally (never at a broker)",
                        cycle_id=row.cycle_id, position_id=row.id)
         journal.commit()

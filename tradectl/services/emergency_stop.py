@@ -22,6 +22,7 @@ from tradectl.db.journal import ORDERS_WINDOW_MARGIN
 from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import STARTED, Claim, StopSpool
+from tradectl.domain.states import CycleState
 from tradectl.errors import DatabaseError, InputError
 from tradectl.notify import Channels
 from tradectl.services.alerts import (
@@ -226,7 +227,8 @@ def _write_latch(db: Database, reason: str, at: datetime, completing: bool) -> _
             return _Latch(cycle.id, at, reason, False, superseded=True)
         already = cycle.status == "stopped"
         if not already:  # as of the commit: no order is sent after this moment
-            cycle.status, cycle.stopped_at, cycle.stop_reason = "stopped", utcnow(), reason
+            cycle.status, cycle.stopped_at = CycleState.STOPPED.value, utcnow()
+            cycle.stop_reason = reason
         journal.record("emergency_stop", f"emergency stop{' (again)' if already else ''}: "
                        f"{reason}", cycle_id=cycle.id, details={"reason": reason})
         journal.commit()

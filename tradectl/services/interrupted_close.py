@@ -26,6 +26,7 @@ from tradectl.db.journal import Journal
 from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.market_close import mark_unprotected
@@ -117,7 +118,8 @@ def settle_in_doubt(journal: Journal, row: Position, orders: list[Order], taken:
         row.alpaca_error = None
         message = f"{row.symbol}: close order {found.id} found at Alpaca ({found.status})"
     elif interrupted or now - row.exit_sent_at >= UNKNOWN_GRACE:
-        row.status, row.exit_sent_at, row.close_reason = "open", None, None
+        move(row, PositionEvent.CLOSE_FAILED)
+        row.exit_sent_at, row.close_reason = None, None
         row.alpaca_error = INTERRUPTED if interrupted else \
             f"{NEVER_REACHED}: the position is open"
         message = f"{row.symbol}: {row.alpaca_error}"

@@ -18,6 +18,7 @@ from tradectl.broker import Broker, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError, ExitCode
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
@@ -165,7 +166,8 @@ def _record_close_error(db: Database, channel: Channels | None, position_id: int
                            cycle_id=row.cycle_id, position_id=row.id)
             state = "unknown"
         else:
-            row.status, row.close_reason = "open", None
+            move(row, PositionEvent.CLOSE_FAILED)
+            row.close_reason = None
             row.exit_sent_at = row.exit_sent_at if gap else None
             journal.record("close_failed", f"{row.symbol}: close failed: {err.message}",
                            cycle_id=row.cycle_id, position_id=row.id,
@@ -186,7 +188,8 @@ def _record_not_sent(db: Database, position_id: int, why: str, cancelled: int) -
     """The close was not sent: the row is open again; the next tick sees what protects it."""
     with db.transaction() as journal:
         row = journal.position(position_id)
-        row.status, row.exit_sent_at, row.close_reason = "open", None, None
+        move(row, PositionEvent.CLOSE_FAILED)
+        row.exit_sent_at, row.close_reason = None, None
         row.alpaca_error = why
         journal.record("close_failed", f"{row.symbol}: {why}", cycle_id=row.cycle_id,
                        position_id=row.id, details={"cancelled": cancelled})

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from tradectl.db.session import Database
 from tradectl.db.spool import STARTED, Claim, OfflineStop, StopSpool
+from tradectl.domain.states import CycleState, PositionEvent, move
 
 if TYPE_CHECKING:
     from tradectl.broker import Broker
@@ -78,7 +79,7 @@ def _record_offline(db: Database, spool: StopSpool, claim: Claim) -> str:
         cycle = journal.latest_cycle() or journal.start_cycle()
         # A cycle started after the stop was a deliberate `resume`: leave it trading.
         if cycle.status == "active" and cycle.started_at <= stop.stopped_at:
-            cycle.status, cycle.stopped_at = "stopped", stop.stopped_at
+            cycle.status, cycle.stopped_at = CycleState.STOPPED.value, stop.stopped_at
             cycle.stop_reason = stop.reason
         for position in journal.live_positions():
             close = stop.close_orders.get(position.symbol)
@@ -87,7 +88,7 @@ def _record_offline(db: Database, spool: StopSpool, claim: Claim) -> str:
                 # The orders sync applies the entry's fills, then this close.
                 position.exit_order_id, position.close_reason = close, "emergency_stop"
                 if position.status == "open":
-                    position.status = "closing"
+                    move(position, PositionEvent.CLOSE_SENT)
         line = (f"the emergency stop of {stop.stopped_at:%Y-%m-%d %H:%M:%S} UTC ran without "
                 f"the database ({stop.database_error}); recorded now: {stop.reason}")
         journal.record("emergency_stop_recorded", line, cycle_id=cycle.id,

@@ -14,6 +14,7 @@ from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Ord
 from tradectl.db.journal import Journal
 from tradectl.db.models import Cycle, Position, utcnow
 from tradectl.db.session import Database
+from tradectl.domain.states import AlpacaStatusMark, PositionEvent, PositionState, move
 from tradectl.errors import (
     BrokerError,
     BrokerTimeout,
@@ -154,7 +155,7 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
         position = journal.add_position(Position(
             cycle_id=cycle.id, symbol=spec.symbol, side=spec.side, qty=Decimal(spec.qty),
             entry_price=spec.entry, stop_loss=spec.stop, take_profit=spec.target,
-            time_in_force=spec.time_in_force, status="pending",
+            time_in_force=spec.time_in_force, status=PositionState.PENDING.value,
             client_order_id=request.client_order_id))
         entry = f"limit {price_text(spec.entry)}" if spec.entry is not None else "at market"
         journal.record("position_created",
@@ -224,7 +225,8 @@ def _spec_details(spec: BracketRequest) -> dict[str, Any]:
 def _record_without_broker(db: Database, position_id: int) -> OpenOutcome:
     with db.transaction() as journal:
         position = journal.position(position_id)
-        position.status, position.alpaca_status = "open", "alpaca_disabled"
+        move(position, PositionEvent.RECORDED_LOCALLY)
+        position.alpaca_status = AlpacaStatusMark.LOCAL_ONLY.value
         journal.record("recorded_locally",
                        f"{position.symbol}: Alpaca is not configured; position recorded, "
                        "no order sent", cycle_id=position.cycle_id, position_id=position.id)
@@ -260,8 +262,9 @@ def _record_failure(db: Database, position_id: int, err: BrokerError) -> OpenOut
     """Alpaca said no (rejected) or was never reached (failed): either way no order exists."""
     with db.transaction() as journal:
         position = journal.position(position_id)
-        position.status = "failed" if isinstance(err, BrokerUnreachable) else "rejected"
-        position.alpaca_status, position.alpaca_error = "error", err.message
+        move(position, PositionEvent.NEVER_PLACED if isinstance(err, BrokerUnreachable)
+             else PositionEvent.ENTRY_REJECTED)
+        position.alpaca_status, position.alpaca_error = AlpacaStatusMark.ERROR.value, err.message
         position.closed_at = utcnow()
         journal.record("broker_error", f"{position.symbol}: {err.message}",
                        cycle_id=position.cycle_id, position_id=position.id,

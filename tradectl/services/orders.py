@@ -10,10 +10,13 @@ from decimal import Decimal
 
 from tradectl.broker import Order
 from tradectl.db.models import Position, utcnow
+from tradectl.domain.states import PositionEvent, advance, move
 from tradectl.formats import price_or_none
 from tradectl.risk import position_pnl
 
-ENTRY_DEAD = {"canceled": "cancelled", "expired": "cancelled", "rejected": "rejected"}
+# Alpaca's final statuses of an entry that never filled, and what each is to the position.
+ENTRY_DEAD = {"canceled": PositionEvent.ENTRY_CANCELLED, "expired": PositionEvent.ENTRY_CANCELLED,
+              "rejected": PositionEvent.ENTRY_REJECTED}
 
 
 def realized_pl(position: Position, exit_price: Decimal, qty: Decimal) -> Decimal | None:
@@ -30,9 +33,9 @@ def apply_entry_order(position: Position, order: Order) -> bool:
         values["filled_qty"] = order.filled_qty
         values["filled_avg_price"] = order.filled_avg_price
         if position.status == "pending":
-            values["status"] = "open"
+            values["status"] = advance(position.status, PositionEvent.ENTRY_FILLED).value
     elif order.status in ENTRY_DEAD and position.status == "pending":
-        values["status"] = ENTRY_DEAD[order.status]
+        values["status"] = advance(position.status, ENTRY_DEAD[order.status]).value
         values["closed_at"] = order.canceled_at or utcnow()
     return _assign(position, values)
 
@@ -76,7 +79,7 @@ def apply_exit_order(position: Position, order: Order) -> bool:
             return True
         return False
     if position.status == "open":
-        position.status = "closing"
+        move(position, PositionEvent.CLOSE_SENT)
         return True
     return False
 
@@ -87,7 +90,7 @@ def close(position: Position, exit_price: Decimal, reason: str, order: Order) ->
     for share (unknown when their price is)."""
     outside = position.outside_qty or Decimal(0)
     qty = (position.filled_qty or position.qty) - outside
-    position.status = "closed"
+    move(position, PositionEvent.EXITED)
     position.exit_price = exit_price
     pl = realized_pl(position, exit_price, qty)
     position.realized_pl = None if pl is None or (outside and position.outside_pl is None) \

@@ -29,6 +29,7 @@ from tradectl.broker import Broker, BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError
 from tradectl.formats import price_text
 from tradectl.notify import Channels
@@ -245,7 +246,8 @@ def _close_gapped_locked(db: Database, broker: Broker, channel: Channels | None,
         message = (f"{row.symbol}: gapped through the stop {price_text(row.stop_loss)} (last "
                    f"trade {price_text(plan.last_trade) if plan.last_trade else '?'}): closing "
                    f"{held:f} at market")
-        row.status, row.close_reason, row.exit_sent_at = "closing", "stop_loss", now
+        move(row, PositionEvent.CLOSE_SENT)
+        row.close_reason, row.exit_sent_at = "stop_loss", now
         row.exit_order_id = None
         journal.record("gapped_through_stop", message, cycle_id=row.cycle_id,
                        position_id=row.id, details={"last_trade": plan.last_trade,

@@ -19,6 +19,7 @@ from tradectl.broker import BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.states import AlpacaStatusMark, PositionEvent, move
 from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
 from tradectl.formats import price_or_none
 from tradectl.services.orders import (
@@ -33,7 +34,7 @@ from tradectl.services.orders import (
 # up after ALPACA_TIMEOUT, and an `open` mid-submit holds its row for at most that long. Ten
 # minutes covers both with room for a slow proxy and clock skew between Alpaca and this machine.
 UNKNOWN_GRACE = timedelta(minutes=10)
-UNKNOWN = "unknown"
+UNKNOWN = AlpacaStatusMark.UNKNOWN.value
 
 
 class Holding(Protocol):
@@ -178,7 +179,7 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
             apply_exit_order(position, exit_order)
             position.alpaca_error = None
         if position.close_reason == "emergency_stop":
-            position.alpaca_status = "closed_by_emergency_stop"
+            position.alpaca_status = AlpacaStatusMark.CLOSED_BY_EMERGENCY_STOP.value
         if position.status == before:
             return None
         return (f"closed at {price_or_none(position.exit_price)}" if position.status == "closed"
@@ -194,7 +195,8 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
             return f"order {order.id} found by client_order_id ({order.status})"
         return change
     if outcome_unknown(position) and now - position.created_at >= UNKNOWN_GRACE:
-        position.status, position.alpaca_status = "failed", "error"
+        move(position, PositionEvent.NEVER_PLACED)
+        position.alpaca_status = AlpacaStatusMark.ERROR.value
         position.alpaca_error = (f"Alpaca's orders have not shown this client_order_id for "
                                  f"{UNKNOWN_GRACE.seconds // 60} minutes: it was never placed")
         position.closed_at = now

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from tradectl.broker import Order, SymbolOutcome
 from tradectl.db.models import Position, utcnow
+from tradectl.domain.states import AlpacaStatusMark, PositionEvent, move
 from tradectl.services.orders import ENTRY_DEAD, apply_exit_order
 from tradectl.services.reconcile import OrderBook
 
@@ -92,7 +93,8 @@ def _record_holding(position: Position, close: Order | None, close_error: str | 
         log(position, "close_failed", f"close failed, still open at the broker: {close_error}")
         return "failed", close_error
     if close is not None:
-        position.alpaca_status, position.close_reason = "closed_by_emergency_stop", "emergency_stop"
+        position.alpaca_status = AlpacaStatusMark.CLOSED_BY_EMERGENCY_STOP.value
+        position.close_reason = "emergency_stop"
         position.alpaca_error = None
         apply_exit_order(position, close)
         log(position, f"position_{position.status}", f"{position.status} by the emergency stop")
@@ -161,6 +163,7 @@ def cancelled_per_symbol(orders: list[Order], stopped_at: datetime) -> dict[str,
 
 
 def mark_closed_locally(position: Position, log: Log) -> None:
-    position.status, position.closed_at = "closed", utcnow()
+    move(position, PositionEvent.CLOSED_LOCALLY)
+    position.closed_at = utcnow()
     position.close_reason = "emergency_stop"
     log(position, "position_closed", "closed locally by the emergency stop (never at a broker)")
