@@ -23,7 +23,7 @@ from tradectl.domain.states import (
 )
 from tradectl.errors import ExitCode, IllegalTransition
 
-S, E = PositionState, PositionEvent
+S, E = PositionState, PositionEvent  # short names for the table below
 LEGAL = [
     (S.PENDING, E.ENTRY_FILLED, S.OPEN),
     (S.PENDING, E.RECORDED_LOCALLY, S.OPEN),
@@ -46,7 +46,8 @@ class Row:
 
 
 @pytest.mark.parametrize(("state", "event", "to"), LEGAL)
-def test_each_legal_move_lands_where_the_lifecycle_says(state: S, event: E, to: S) -> None:
+def test_each_legal_move_lands_where_the_lifecycle_says(state: PositionState, event: PositionEvent,
+                                                         to: PositionState) -> None:
     row = Row(state.value)
     assert move(row, event) == to
     assert row.status == to.value and type(row.status) is str  # the column's plain string
@@ -57,7 +58,8 @@ def test_the_table_holds_exactly_the_legal_moves() -> None:
 
 
 @pytest.mark.parametrize("state", list(S))
-def test_every_move_not_in_the_table_is_refused_and_the_row_left_as_it_was(state: S) -> None:
+def test_every_move_not_in_the_table_is_refused_and_the_row_left_as_it_was(
+        state: PositionState) -> None:
     for event in E:
         if (state, event) in TRANSITIONS:
             continue
@@ -99,8 +101,9 @@ def test_services_change_a_position_state_only_through_the_lifecycle() -> None:
     by_hand = []
     for path in Path("tradectl/services").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            targets = node.targets if isinstance(node, ast.Assign) else \
-                [node.target] if isinstance(node, ast.AnnAssign | ast.AugAssign) else []
+            if not isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for t in target.elts if isinstance(target, ast.Tuple) else [target]:
                     if isinstance(t, ast.Attribute) and t.attr == "status" \
