@@ -21,8 +21,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerRequest, Order
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.errors import (
     BrokerError,
     BrokerNotConfigured,
@@ -67,7 +68,7 @@ class AdjustReport:
 
 
 def adjust_position(db: Database, broker: Broker | None, ref: str, *, stop: Decimal | None,
-                    target: Decimal | None) -> AdjustReport:
+                    target: Decimal | None, clock: Clock = SYSTEM_CLOCK) -> AdjustReport:
     check_asked(stop, target)
     with db.read() as journal:
         row = find_position(journal, ref)
@@ -80,7 +81,7 @@ def adjust_position(db: Database, broker: Broker | None, ref: str, *, stop: Deci
     book, last_trade = read_for_adjust(broker, since, row.symbol)
     with db.read() as journal:
         row = journal.position(position_id)
-        planned = plan_adjust(row, book, stop, target, last_trade)
+        planned = plan_adjust(row, book, stop, target, last_trade, clock=clock)
         old = (row.stop_loss, row.take_profit)
     with db.transaction() as journal:  # written ahead: what is about to be asked, and why
         row = journal.position(position_id)
@@ -123,13 +124,13 @@ Planned = list[tuple[str, Order | None, Decimal, Decimal]]
 
 
 def plan_adjust(row: Position, book: OrderBook, stop: Decimal | None, target: Decimal | None,
-                last_trade: Decimal) -> Planned:
+                last_trade: Decimal, *, clock: Clock = SYSTEM_CLOCK) -> Planned:
     """The adjust's decision, shared by the real command and `adjust --dry-run`: validate
     (exit 2, nothing sent; exit 3 while a restore's outcome is unknown) and list each leg to
     move: (leg, its working order or None, the price now, the new price)."""
     working_stop, working_target = working_exits(row, book)
     if row.restore_client_order_id and row.restore_order_id is None and \
-            row.restore_sent_at is not None and utcnow() - row.restore_sent_at < UNKNOWN_GRACE \
+            row.restore_sent_at is not None and clock.now() - row.restore_sent_at < UNKNOWN_GRACE \
             and book.by_client_id.get(row.restore_client_order_id) is None:
         raise RefusedError(f"{row.symbol}: the restore of its stop has an outcome not known "
                            "yet: try again once `tradectl watch` has settled it",

@@ -22,8 +22,9 @@ from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerPosition
 from tradectl.db.journal import Journal
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError, BrokerNotConfigured, InputError, RefusedError
 from tradectl.notify import Channels
@@ -68,28 +69,28 @@ def find_position(journal: Journal, ref: str) -> Position:
 
 
 def close_position(db: Database, broker: Broker | None, channel: Channels | None,
-                   ref: str) -> ExitOutcome:
+                   ref: str, *, clock: Clock = SYSTEM_CLOCK) -> ExitOutcome:
     with db.read() as journal:
         row = find_position(journal, ref)
         position_id, since = row.id, journal.orders_window_start()
         local = row.alpaca_status == "alpaca_disabled"
     if local:
-        return _close_locally(db, position_id)
+        return _close_locally(db, position_id, clock.now())
     broker = needs_keys(broker, row)
     with exit_lock(db, position_id) as lock:  # until the answer is recorded
         if not lock:
             raise RefusedError(f"{row.symbol} #{position_id}: another close is still running "
                                "(of it, or of a position sharing its lock): try again in a "
                                "moment", rule="close_running")
-        return _close_locked(db, broker, channel, position_id, since)
+        return _close_locked(db, broker, channel, position_id, since, clock)
 
 
 def _close_locked(db: Database, broker: Broker, channel: Channels | None, position_id: int,
-                  since: datetime) -> ExitOutcome:
+                  since: datetime, clock: Clock) -> ExitOutcome:
     book, market = read_for_close(broker, since)  # read with the lock held: no close runs
     with db.transaction() as journal:
         row = journal.position_for_update(position_id)
-        now = utcnow()
+        now = clock.now()
         settle_in_doubt(journal, row, list(book.by_id.values()), journal.tracked_order_ids(),
                         now, interrupted=True)
         decision = decide_close(row, book, market, now)
@@ -100,7 +101,7 @@ def _close_locked(db: Database, broker: Broker, channel: Channels | None, positi
                                     "outside_qty": row.outside_qty,
                                     "outside_pl": row.outside_pl})
         if decision.outcome is None:
-            _write_ahead(journal, row, decision)
+            _write_ahead(journal, row, decision, now)
         journal.commit()
         view = position_view(row)
     if decision.outcome == "already_closing":
@@ -111,10 +112,11 @@ def _close_locked(db: Database, broker: Broker, channel: Channels | None, positi
                            notes=tuple(describe(d) for d in decision.outside))
     cancel = list(decision.cancel)
     if decision.held is None:
-        return _cancel_entry(db, broker, position_id, cancel)
+        return _cancel_entry(db, broker, position_id, cancel, clock)
     working_entry = next((t.order for t in cancel if t.order.id == view.alpaca_order_id), None)
     return close_at_market(db, broker, channel, position_id, cancel=cancel, held=decision.held,
-                           account_qty=decision.account_qty, view=view, entry=working_entry)
+                           account_qty=decision.account_qty, view=view, entry=working_entry,
+                           clock=clock)
 
 
 ALREADY_CLOSING = "a close is already working: `tradectl watch` records its fill"
@@ -183,7 +185,8 @@ def decide_close(row: Position, book: OrderBook, market: list[BrokerPosition],
                          synced, outside)
 
 
-def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> None:
+def _write_ahead(journal: Journal, row: Position, decision: CloseDecision,
+                 now: datetime) -> None:
     """Record what the close will do before anything is sent."""
     row.close_reason = "manual"
     if decision.held is None:
@@ -192,7 +195,7 @@ def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> No
                        f"unfilled entry {entry.id}", cycle_id=row.cycle_id, position_id=row.id)
         return
     move(row, PositionEvent.CLOSE_SENT)
-    row.exit_sent_at, row.exit_order_id = utcnow(), None
+    row.exit_sent_at, row.exit_order_id = now, None
     journal.record("close_requested",
                    f"{row.symbol}: close requested: cancelling {len(decision.cancel)} exit "
                    f"order group(s), then closing {decision.held:f} at market",
@@ -202,7 +205,7 @@ def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> No
 
 
 def _cancel_entry(db: Database, broker: Broker, position_id: int,
-                  cancel: list[CancelTarget]) -> ExitOutcome:
+                  cancel: list[CancelTarget], clock: Clock) -> ExitOutcome:
     """An entry that has not filled is cancelled instead (its legs go with it), and recorded
     as Alpaca then shows it."""
     entry = cancel[0].order
@@ -219,7 +222,7 @@ def _cancel_entry(db: Database, broker: Broker, position_id: int,
             return ExitOutcome(position_view(row), "failed", error=err.message)
     with db.transaction() as journal:
         row = journal.position(position_id)
-        apply_entry_order(row, now)
+        apply_entry_order(row, now, clock.now())
         dead = now.status in ENTRY_DEAD or row.status != "pending"
         state = row.status if dead else "cancelling"
         journal.record("entry_cancelled" if state == "cancelled" else "entry_cancel_sent",
@@ -230,11 +233,11 @@ def _cancel_entry(db: Database, broker: Broker, position_id: int,
         return ExitOutcome(position_view(row), state, 1)
 
 
-def _close_locally(db: Database, position_id: int) -> ExitOutcome:
+def _close_locally(db: Database, position_id: int, now: datetime) -> ExitOutcome:
     with db.transaction() as journal:
         row = journal.position_for_update(position_id)
         move(row, PositionEvent.CLOSED_LOCALLY)
-        row.closed_at, row.close_reason = utcnow(), "manual"
+        row.closed_at, row.close_reason = now, "manual"
         journal.record("position_closed", f"{row.symbol}: closed locally (never at a broker)",
                        cycle_id=row.cycle_id, position_id=row.id)
         journal.commit()

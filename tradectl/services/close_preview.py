@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tradectl.broker import Broker
-from tradectl.db.models import utcnow
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.errors import RefusedError
 from tradectl.services.close_position import (
     ALREADY_CLOSING,
@@ -44,7 +44,7 @@ class ClosePlan:
 
 
 def preview_close(db: Database, broker: Broker | None, ref: str, *,
-                  trading_mode: str) -> DryRun[ClosePlan]:
+                  trading_mode: str, clock: Clock = SYSTEM_CLOCK) -> DryRun[ClosePlan]:
     with db.read() as journal:
         row = find_position(journal, ref)
         position_id, since = row.id, journal.orders_window_start()
@@ -65,7 +65,7 @@ def preview_close(db: Database, broker: Broker | None, ref: str, *,
     with db.read() as journal:  # the row is brought in line with Alpaca, never written
         row = journal.position(position_id)
         try:
-            decision = decide_close(row, book, market, utcnow())
+            decision = decide_close(row, book, market, clock.now())
         except RefusedError as err:
             return DryRun("close", trading_mode, replace(plan, status=row.status, action="none"),
                           refusal=err.message, exit_code=err.exit_code)

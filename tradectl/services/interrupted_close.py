@@ -113,7 +113,7 @@ def settle_in_doubt(journal: Journal, row: Position, orders: list[Order], taken:
     assert row.exit_sent_at is not None
     found = lost_close(row, orders, taken)
     if found is not None:
-        apply_exit_order(row, found)
+        apply_exit_order(row, found, now)
         taken.add(found.id)
         row.alpaca_error = None
         message = f"{row.symbol}: close order {found.id} found at Alpaca ({found.status})"
@@ -136,7 +136,8 @@ def settle_and_flag(journal: Journal, channel: Channels | None, row: Position,
     reason and one alert (the gap's: `watch` sends none more until it is protected again)."""
     message = settle_in_doubt(journal, row, orders, taken, now, interrupted=interrupted)
     if message is not None and row.status == "open" and working_exits(row, book)[0] is None:
-        mark_unprotected(journal, channel, row, INTERRUPTED if interrupted else NEVER_REACHED)
+        mark_unprotected(journal, channel, row, INTERRUPTED if interrupted else NEVER_REACHED,
+                         now)
     return message
 
 

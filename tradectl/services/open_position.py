@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Order
 from tradectl.db.journal import Journal
-from tradectl.db.models import Cycle, Position, utcnow
+from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.states import AlpacaStatusMark, PositionEvent, PositionState, move
 from tradectl.errors import (
     BrokerError,
@@ -101,28 +103,29 @@ def quote_open(db: Database | None, reads: PreTradeReads,
 
 
 def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
-               quote: OpenQuote) -> OpenOutcome:
+               quote: OpenQuote, *, clock: Clock = SYSTEM_CLOCK) -> OpenOutcome:
     if broker is not None:
-        _settle_unknown_orders(db, broker)
+        _settle_unknown_orders(db, broker, clock)
     # The gate makes "check the cycle, then submit" one step against a concurrent halt: once the
     # halt's latch has committed, no open can still be on its way to the broker.
     with trading_gate(db):
-        position_id, request = _write_ahead(db, quote, limits, broker_backed=broker is not None)
+        position_id, request = _write_ahead(db, quote, limits, broker_backed=broker is not None,
+                                            clock=clock)
         if broker is None:
             return _record_without_broker(db, position_id)
         try:
             order = broker.submit_bracket(request)
         except BrokerError as err:
             if not write_outcome_unknown(err):
-                return _record_failure(db, position_id, err)
+                return _record_failure(db, position_id, err, clock)
             _record_unknown(db, position_id, err)  # a lost answer: the order may exist
             lost = err
         else:
-            return _record_order(db, position_id, order)
-    return _look_up_lost_answer(db, broker, position_id, request.client_order_id, lost)
+            return _record_order(db, position_id, order, clock)
+    return _look_up_lost_answer(db, broker, position_id, request.client_order_id, lost, clock)
 
 
-def _settle_unknown_orders(db: Database, broker: Broker) -> None:
+def _settle_unknown_orders(db: Database, broker: Broker, clock: Clock) -> None:
     """Rows whose order outcome is unknown are settled from Alpaca's orders before the risk
     rules look at the book (one read, only when there are such rows)."""
     with db.read() as journal:
@@ -133,18 +136,19 @@ def _settle_unknown_orders(db: Database, broker: Broker) -> None:
         orders = broker.list_orders(status="all", after=since)
     except BrokerError:
         return  # still unknown: the rules refuse the symbol
-    settle_unknown_orders(db, orders, utcnow())
+    settle_unknown_orders(db, orders, clock.now())
 
 
 def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
-                 *, broker_backed: bool) -> tuple[int, BracketRequest]:
+                 *, broker_backed: bool, clock: Clock) -> tuple[int, BracketRequest]:
     """Refuse (and log why) or store the pending position, committed before any order is sent."""
     spec = quote.spec
     if spec.qty <= 0:  # `--risk` sizes it in quote_open; nothing may go out unsized
         raise InputError(f"no quantity for {spec.symbol}: pass --qty or --risk")
     with db.transaction() as journal:
         cycle = journal.current_cycle()
-        _, refusal = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed)
+        _, refusal = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed,
+                                clock=clock)
         if refusal is not None:
             journal.record("refused", f"{spec.symbol}: {refusal.message}", cycle_id=cycle.id,
                            details={"rule": refusal.rule, "figures": refusal.figures,
@@ -169,11 +173,12 @@ def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
 
 
 def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: RiskLimits, *,
-               broker_backed: bool) -> tuple[list[RuleCheck], RefusedError | None]:
+               broker_backed: bool,
+               clock: Clock = SYSTEM_CLOCK) -> tuple[list[RuleCheck], RefusedError | None]:
     """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
     failed rule makes, if any. Reads only: `open` and its dry run judge alike."""
     checks = pre_trade_checks(quote.spec, quote.base_price,
-                              _book(journal, cycle, quote, broker_backed), limits,
+                              _book(journal, cycle, quote, broker_backed, clock.now()), limits,
                               quote.sizing.budget if quote.sizing else None)
     if cycle is not None and cycle.status != "active":
         message = stopped_message(cycle)
@@ -193,7 +198,7 @@ def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: 
 
 
 def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
-          broker_backed: bool) -> BookState:
+          broker_backed: bool, now: datetime) -> BookState:
     """A broker-backed open counts the rows sent to a broker and the broker's own positions;
     an open without keys counts the rows recorded locally."""
     live = [p for p in journal.live_positions()
@@ -202,7 +207,7 @@ def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
     if account is not None:
         day_pnl: Decimal | None = account.day_pnl
     else:  # no broker: the day's realized P&L from our own records is all we know
-        day_pnl = journal.realized_pl_since(trading_day_start(utcnow()))
+        day_pnl = journal.realized_pl_since(trading_day_start(now))
     tracked = {p.symbol for p in live}
     return BookState(
         open_symbols=frozenset(p.symbol for p in live if not outcome_unknown(p)),
@@ -212,7 +217,7 @@ def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
         unknown_symbols=frozenset(p.symbol for p in live if outcome_unknown(p)),
         untracked=tuple((p.symbol, abs(p.qty)) for p in quote.positions
                         if p.symbol not in tracked),
-        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow())
+        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, now)
         if cycle is not None else None,
     )
 
@@ -237,12 +242,12 @@ def _record_without_broker(db: Database, position_id: int) -> OpenOutcome:
         "recorded locally and no order was sent",))
 
 
-def _record_order(db: Database, position_id: int, order: Order,
+def _record_order(db: Database, position_id: int, order: Order, clock: Clock,
                   warnings: tuple[str, ...] = ()) -> OpenOutcome:
     try:
         with db.transaction() as journal:
             position = journal.position(position_id)
-            apply_entry_order(position, order)
+            apply_entry_order(position, order, clock.now())
             position.alpaca_error = None
             journal.record(
                 "order_submitted",
@@ -258,14 +263,15 @@ def _record_order(db: Database, position_id: int, order: Order,
                             hint=err.hint) from None
 
 
-def _record_failure(db: Database, position_id: int, err: BrokerError) -> OpenOutcome:
+def _record_failure(db: Database, position_id: int, err: BrokerError,
+                    clock: Clock) -> OpenOutcome:
     """Alpaca said no (rejected) or was never reached (failed): either way no order exists."""
     with db.transaction() as journal:
         position = journal.position(position_id)
         move(position, PositionEvent.NEVER_PLACED if isinstance(err, BrokerUnreachable)
              else PositionEvent.ENTRY_REJECTED)
         position.alpaca_status, position.alpaca_error = AlpacaStatusMark.ERROR.value, err.message
-        position.closed_at = utcnow()
+        position.closed_at = clock.now()
         journal.record("broker_error", f"{position.symbol}: {err.message}",
                        cycle_id=position.cycle_id, position_id=position.id,
                        details={"http_status": err.status, "alpaca_code": err.code})
@@ -292,7 +298,7 @@ def _record_unknown(db: Database, position_id: int, err: BrokerError) -> None:
 
 
 def _look_up_lost_answer(db: Database, broker: Broker, position_id: int, client_order_id: str,
-                         err: BrokerError) -> OpenOutcome:
+                         err: BrokerError, clock: Clock) -> OpenOutcome:
     """Never re-send the order: ask for it by client_order_id once. Found -> recorded like an
     answer; not found (yet) or the look-up failed -> it stays unknown, exit 4."""
     try:
@@ -300,7 +306,7 @@ def _look_up_lost_answer(db: Database, broker: Broker, position_id: int, client_
     except BrokerError:
         order = None
     if order is not None:
-        return _record_order(db, position_id, order, warnings=(
+        return _record_order(db, position_id, order, clock, warnings=(
             f"Alpaca's answer was lost ({err.message}); the order was found by its "
             "client_order_id",))
     with db.read() as journal:

@@ -174,9 +174,9 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
     if exit_order is not None:  # closed outside its bracket: the entry's fills, then the close
         before = position.status
         if order is not None:
-            apply_entry_order(position, order)
+            apply_entry_order(position, order, now)
         if position.filled_qty:  # an entry that never filled has nothing to exit
-            apply_exit_order(position, exit_order)
+            apply_exit_order(position, exit_order, now)
             position.alpaca_error = None
         if position.close_reason == "emergency_stop":
             position.alpaca_status = AlpacaStatusMark.CLOSED_BY_EMERGENCY_STOP.value
@@ -186,10 +186,10 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
                 else position.status)
     if order is not None:
         recovered = outcome_unknown(position)
-        change = apply_bracket(position, order)
+        change = apply_bracket(position, order, now)
         if position.status == "open" and _beyond_bracket(position, order):
             # a restore's OCO or a replaced leg filled
-            change = apply_exit_fills(position, exit_orders(position, book)) or change
+            change = apply_exit_fills(position, exit_orders(position, book), now) or change
         if recovered:
             position.alpaca_error = None
             return f"order {order.id} found by client_order_id ({order.status})"
