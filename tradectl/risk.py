@@ -9,10 +9,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal, Protocol
 
+from tradectl.domain.money import CENT, Money, Price, dollars, price_text
 from tradectl.errors import InputError
-from tradectl.formats import CENT, dollars, price_text
 from tradectl.market import trading_day_start
-from tradectl.views import Money, Price
 
 Side = Literal["buy", "sell"]
 

@@ -8,7 +8,7 @@ import csv
 import sys
 from typing import TYPE_CHECKING
 
-from tradectl.formats import CENT, cents, dollars, price_text, quantity_text
+from tradectl.domain.money import CENT, cents, dollars, price_text, quantity_text
 from tradectl.market import MARKET_TZ
 from tradectl.performance import bar_lengths
 from tradectl.render import stdout

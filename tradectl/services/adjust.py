@@ -24,6 +24,7 @@ from tradectl.broker import Broker, BrokerRequest, Order
 from tradectl.db.models import Position
 from tradectl.db.session import Database
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import Price, price_text
 from tradectl.errors import (
     BrokerError,
     BrokerNotConfigured,
@@ -31,13 +32,12 @@ from tradectl.errors import (
     InputError,
     RefusedError,
 )
-from tradectl.formats import price_text
 from tradectl.risk import check_exit_prices
 from tradectl.services.close_position import find_position
 from tradectl.services.protection import working_exits
 from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook, write_outcome_unknown
 from tradectl.services.row_views import position_view
-from tradectl.views import PositionView, Price
+from tradectl.views import PositionView
 
 
 @dataclass(frozen=True)

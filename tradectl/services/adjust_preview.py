@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from tradectl.broker import Broker
 from tradectl.db.session import Database
+from tradectl.domain.money import Price, price_text
 from tradectl.errors import RefusedError
-from tradectl.formats import price_text
 from tradectl.risk import RuleCheck
 from tradectl.services.adjust import (
     check_adjustable,
@@ -25,7 +25,6 @@ from tradectl.services.adjust import (
 )
 from tradectl.services.close_position import find_position
 from tradectl.services.dry_run import DryRun
-from tradectl.views import Price
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from tradectl.broker import Broker
 from tradectl.db.session import Database
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import Money, Price, Quantity
 from tradectl.errors import RefusedError
 from tradectl.services.close_position import (
     ALREADY_CLOSING,
@@ -20,7 +21,6 @@ from tradectl.services.close_position import (
     read_for_close,
 )
 from tradectl.services.dry_run import DryRun, OrderToCancel
-from tradectl.views import Money, Price, Quantity
 
 
 @dataclass(frozen=True)

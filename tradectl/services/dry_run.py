@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from tradectl.broker import BrokerRequest, Order
+from tradectl.domain.money import Price, Quantity
 from tradectl.errors import ExitCode
 from tradectl.risk import RuleCheck
-from tradectl.views import Price, Quantity
 
 P = TypeVar("P")
 

@@ -11,10 +11,10 @@ from typing import TypeVar
 from tradectl.broker import Account, Broker, BrokerPosition, Clock, Order
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
+from tradectl.domain.money import Money, Price, Quantity
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
 from tradectl.notify import Channels
 from tradectl.services.dry_run import DryRun, OrderToCancel
-from tradectl.views import Money, Price, Quantity
 
 T = TypeVar("T")
 

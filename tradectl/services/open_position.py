@@ -16,6 +16,7 @@ from tradectl.db.journal import Journal
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import price_text
 from tradectl.domain.states import AlpacaStatusMark, PositionEvent, PositionState, move
 from tradectl.errors import (
     BrokerError,
@@ -26,7 +27,6 @@ from tradectl.errors import (
     InputError,
     RefusedError,
 )
-from tradectl.formats import price_text
 from tradectl.market import trading_day_start
 from tradectl.risk import (
     BookState,

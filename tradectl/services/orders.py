@@ -11,8 +11,8 @@ from decimal import Decimal
 
 from tradectl.broker import Order
 from tradectl.db.models import Position
+from tradectl.domain.money import price_or_none
 from tradectl.domain.states import PositionEvent, advance, move
-from tradectl.formats import price_or_none
 from tradectl.risk import position_pnl
 
 # Alpaca's final statuses of an entry that never filled, and what each is to the position.

@@ -30,9 +30,9 @@ from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
 from tradectl.domain.clock import Clock
+from tradectl.domain.money import price_text
 from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError
-from tradectl.formats import price_text
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
 from tradectl.services.interrupted_close import (

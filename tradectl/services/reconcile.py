@@ -19,9 +19,9 @@ from tradectl.broker import BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.money import price_or_none
 from tradectl.domain.states import AlpacaStatusMark, PositionEvent, move
 from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
-from tradectl.formats import price_or_none
 from tradectl.services.orders import (
     apply_bracket,
     apply_entry_order,

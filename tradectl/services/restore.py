@@ -17,8 +17,8 @@ from tradectl.db.journal import Journal
 from tradectl.db.models import Position
 from tradectl.db.session import Database
 from tradectl.domain.clock import Clock
+from tradectl.domain.money import price_text
 from tradectl.errors import BrokerError
-from tradectl.formats import price_text
 from tradectl.notify import Channels
 from tradectl.services.market_close import mark_unprotected
 from tradectl.services.protection import (

@@ -9,13 +9,12 @@ from decimal import Decimal
 from tradectl.broker import Broker
 from tradectl.db.session import Database
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import Money, dollars
 from tradectl.errors import InputError, RefusedError
-from tradectl.formats import dollars
 from tradectl.notify import Channels
 from tradectl.risk import loss_limit_reached
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.gate import trading_gate
-from tradectl.views import Money
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import dollars
 from tradectl.errors import BrokerError, DatabaseError
-from tradectl.formats import dollars
 from tradectl.notify import Channels
 from tradectl.risk import (
     applicable_baseline,

@@ -1,10 +1,16 @@
-"""How numbers read, the same in every output: prices on Alpaca's tick, money in dollars and
-cents, quantities as whole shares where whole. Pure functions; render and the services' messages
-(events, alerts) use them alike."""
+"""Money, prices and quantities: Decimal always, never float. What kind of number a value is
+(`Price`, `Money`, `Quantity`: the one JSON writer formats each its way), and how numbers read,
+the same in every output: prices on Alpaca's tick, money in dollars and cents, quantities as
+whole shares where whole. Pure functions; render and the services' messages use them alike."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
+
+Price = Annotated[Decimal, "price"]  # on Alpaca's tick: 145.00, 0.1234
+Money = Annotated[Decimal, "money"]  # dollars: at least cents, finer digits kept
+Quantity = Annotated[Decimal, "quantity"]  # shares: 10, 2.5
 
 CENT = Decimal("0.01")
 
