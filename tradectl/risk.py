@@ -9,9 +9,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal, Protocol
 
+from tradectl.domain.calendar import trading_day_start
 from tradectl.domain.money import CENT, Money, Price, dollars, price_text
 from tradectl.errors import InputError
-from tradectl.market import trading_day_start
 
 Side = Literal["buy", "sell"]
 

@@ -8,8 +8,8 @@ import csv
 import sys
 from typing import TYPE_CHECKING
 
+from tradectl.domain.calendar import MARKET_TZ
 from tradectl.domain.money import CENT, cents, dollars, price_text, quantity_text
-from tradectl.market import MARKET_TZ
 from tradectl.performance import bar_lengths
 from tradectl.render import stdout
 from tradectl.render.json import print_json

@@ -15,6 +15,7 @@ from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Ord
 from tradectl.db.journal import Journal
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
+from tradectl.domain.calendar import trading_day_start
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.money import price_text
 from tradectl.domain.states import AlpacaStatusMark, PositionEvent, PositionState, move
@@ -27,7 +28,6 @@ from tradectl.errors import (
     InputError,
     RefusedError,
 )
-from tradectl.market import trading_day_start
 from tradectl.risk import (
     BookState,
     RiskLimits,

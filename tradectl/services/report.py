@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from tradectl.db.session import Database
+from tradectl.domain.calendar import MARKET_TZ
 from tradectl.errors import InputError
-from tradectl.market import MARKET_TZ
 from tradectl.performance import Performance, performance, trading_day
 from tradectl.services.row_views import closed_trade
 

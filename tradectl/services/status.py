@@ -15,9 +15,9 @@ from typing import Any
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order
 from tradectl.db.session import Database
+from tradectl.domain.calendar import trading_day_start
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.errors import BrokerError, DatabaseError
-from tradectl.market import trading_day_start
 from tradectl.notify import Channels
 from tradectl.risk import applicable_baseline
 from tradectl.services.alerts import deliver_pending
