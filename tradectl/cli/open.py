@@ -38,9 +38,10 @@ def open_command(
     """
     from tradectl import render
     from tradectl.broker import BracketRequest
+    from tradectl.domain.bracket import parse_qty, parse_side, parse_symbol
+    from tradectl.domain.money import parse_dollars, parse_price
     from tradectl.errors import Aborted, InputError
     from tradectl.render.open import open_outcome, order_preview
-    from tradectl.risk import parse_dollars, parse_price, parse_qty, parse_side, parse_symbol
 
     if (qty is None) == (risk is None):
         raise InputError("pass either --qty (shares) or --risk (dollars), not "

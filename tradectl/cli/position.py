@@ -61,8 +61,8 @@ def adjust_command(
 
     Example: tradectl adjust AAPL --stop 148
     """
+    from tradectl.domain.money import parse_price
     from tradectl.render.position import adjust_report
-    from tradectl.risk import parse_price
     from tradectl.services.adjust import adjust_position
 
     new_stop = parse_price(stop, "--stop") if stop is not None else None

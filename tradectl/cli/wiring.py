@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from tradectl.config import Settings
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
+    from tradectl.domain.pre_trade import RiskLimits
     from tradectl.notify import Channels
-    from tradectl.risk import RiskLimits
 
 
 def env_file() -> Path:
@@ -236,7 +236,7 @@ _warned: set[Path] = set()  # said once per command (main() clears it with close
 
 
 def risk_limits(config: Settings) -> RiskLimits:
-    from tradectl.risk import RiskLimits
+    from tradectl.domain.pre_trade import RiskLimits
 
     return RiskLimits(
         max_open_positions=config.max_open_positions,

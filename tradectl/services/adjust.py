@@ -23,6 +23,7 @@ from decimal import Decimal
 from tradectl.broker import Broker, BrokerRequest, Order
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.bracket import check_exit_prices
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.money import Price, price_text
 from tradectl.errors import (
@@ -32,7 +33,6 @@ from tradectl.errors import (
     InputError,
     RefusedError,
 )
-from tradectl.risk import check_exit_prices
 from tradectl.services.close_position import find_position
 from tradectl.services.protection import working_exits
 from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook, write_outcome_unknown

@@ -11,8 +11,8 @@ from decimal import Decimal
 from tradectl.broker import Broker
 from tradectl.db.session import Database
 from tradectl.domain.money import Price, price_text
+from tradectl.domain.pre_trade import RuleCheck
 from tradectl.errors import RefusedError
-from tradectl.risk import RuleCheck
 from tradectl.services.adjust import (
     check_adjustable,
     check_asked,

@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 
 from tradectl.broker import BrokerRequest, Order
 from tradectl.domain.money import Price, Quantity
+from tradectl.domain.pre_trade import RuleCheck
 from tradectl.errors import ExitCode
-from tradectl.risk import RuleCheck
 
 P = TypeVar("P")
 

@@ -15,9 +15,18 @@ from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Ord
 from tradectl.db.journal import Journal
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
+from tradectl.domain.bracket import RiskSizing, check_bracket_against_base, size_by_risk
 from tradectl.domain.calendar import trading_day_start
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.loss_limit import applicable_baseline
 from tradectl.domain.money import price_text
+from tradectl.domain.pre_trade import (
+    BookState,
+    RiskLimits,
+    RuleCheck,
+    pre_trade_checks,
+    trade_exposure,
+)
 from tradectl.domain.states import AlpacaStatusMark, PositionEvent, PositionState, move
 from tradectl.errors import (
     BrokerError,
@@ -27,17 +36,6 @@ from tradectl.errors import (
     DatabaseError,
     InputError,
     RefusedError,
-)
-from tradectl.risk import (
-    BookState,
-    RiskLimits,
-    RiskSizing,
-    RuleCheck,
-    applicable_baseline,
-    check_bracket_against_base,
-    pre_trade_checks,
-    size_by_risk,
-    trade_exposure,
 )
 from tradectl.services.gate import trading_gate
 from tradectl.services.orders import apply_entry_order

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 
 from tradectl.broker import Broker, BrokerRequest
 from tradectl.db.session import Database
+from tradectl.domain.bracket import RiskSizing
 from tradectl.domain.money import Money, Price
+from tradectl.domain.pre_trade import RiskLimits
 from tradectl.errors import ExitCode
-from tradectl.risk import RiskLimits, RiskSizing
 from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER, DryRun
 from tradectl.services.open_position import OpenQuote, judge_open
 from tradectl.services.reconcile import outcome_unknown

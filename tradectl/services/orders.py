@@ -11,9 +11,9 @@ from decimal import Decimal
 
 from tradectl.broker import Order
 from tradectl.db.models import Position
+from tradectl.domain.loss_limit import position_pnl
 from tradectl.domain.money import price_or_none
 from tradectl.domain.states import PositionEvent, advance, move
-from tradectl.risk import position_pnl
 
 # Alpaca's final statuses of an entry that never filled, and what each is to the position.
 ENTRY_DEAD = {"canceled": PositionEvent.ENTRY_CANCELLED, "expired": PositionEvent.ENTRY_CANCELLED,

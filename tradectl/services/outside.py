@@ -24,9 +24,9 @@ from typing import Any
 from tradectl.broker import BrokerPosition, Order
 from tradectl.db.journal import Journal, loaded_values
 from tradectl.db.models import Position
+from tradectl.domain.loss_limit import position_pnl
 from tradectl.domain.money import dollars, price_text, quantity_text
 from tradectl.domain.states import PositionEvent, move
-from tradectl.risk import position_pnl
 from tradectl.services.protection import WORKING, account_shares, exit_side
 from tradectl.services.reconcile import OrderBook, exit_orders
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 from tradectl.broker import Broker
 from tradectl.db.session import Database
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.loss_limit import loss_limit_reached
 from tradectl.domain.money import Money, dollars
 from tradectl.errors import InputError, RefusedError
 from tradectl.notify import Channels
-from tradectl.risk import loss_limit_reached
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.gate import trading_gate
 

@@ -17,9 +17,9 @@ from tradectl.broker import Account, Broker, BrokerPosition, Order
 from tradectl.db.session import Database
 from tradectl.domain.calendar import trading_day_start
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.loss_limit import applicable_baseline
 from tradectl.errors import BrokerError, DatabaseError
 from tradectl.notify import Channels
-from tradectl.risk import applicable_baseline
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.holdings import split_holdings
 from tradectl.services.interrupted_close import (

@@ -22,16 +22,16 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
-from tradectl.domain.money import dollars
-from tradectl.errors import BrokerError, DatabaseError
-from tradectl.notify import Channels
-from tradectl.risk import (
+from tradectl.domain.loss_limit import (
     applicable_baseline,
     loss_limit_reached,
     loss_limit_reason,
     loss_since_baseline,
     loss_warning_reached,
 )
+from tradectl.domain.money import dollars
+from tradectl.errors import BrokerError, DatabaseError
+from tradectl.notify import Channels
 from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
