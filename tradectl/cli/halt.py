@@ -53,10 +53,10 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
         db = database(config, ensure_schema=False)
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.halt_preview import preview_halt
+        from tradectl.services.halt_plan import halt_dry_run, plan_halt
 
-        show(preview_halt(db, adapter, alert_channels(config), reason,
-                          trading_mode=config.trading_mode, spool=spool), as_json)
+        plan = plan_halt(db, adapter, alert_channels(config), reason, spool=spool)
+        show(halt_dry_run(plan, trading_mode=config.trading_mode), as_json)
     from tradectl.render.halt import halt_report
     from tradectl.services.emergency_stop import emergency_stop
 
