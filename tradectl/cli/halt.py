@@ -6,22 +6,14 @@ from typing import Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
+from tradectl.cli.app import JsonOption, app, context
 from tradectl.cli.dry_run import DryRunOption
-from tradectl.cli.wiring import (
-    alert_channels,
-    broker,
-    database,
-    gate_wait,
-    settings,
-    stop_spool,
-)
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded and e-mailed.")]
 
 
 @app.command("halt")
-def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
+def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRunOption = False,
                  as_json: JsonOption = False) -> None:
     """EMERGENCY STOP: block new entries, cancel every order, close every position, alert.
 
@@ -29,7 +21,7 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
 
     Example: tradectl halt --reason "news: trading halted on AAPL"
     """
-    from tradectl.errors import DatabaseError, InputError
+    from tradectl.errors import InputError
 
     if not reason.strip():
         raise InputError("--reason must not be empty: say why trading is stopped")
@@ -38,36 +30,35 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
     # Flatten first: the stop is written ahead (a small fsynced file) and the close-all is on
     # the wire before the database layer is imported (before Typer, from the executable); the
     # latch is written meanwhile.
+    ctx = context(typer_ctx)
     begun = None if dry_run else take(reason)
-    config = begun.config if begun is not None else settings()
-    adapter = begun.broker if begun is not None else broker(config)
-    start = begun.start if begun is not None else None
-    spool = stop_spool(config)
-    if adapter is not None and not dry_run and start is None:
-        from tradectl.services.first_close import start_stop
+    if begun is not None:
+        ctx.adopt(settings=begun.config, broker=begun.broker)
+    adapter, spool = ctx.broker, ctx.spool
+    from tradectl.services.first_close import begin_stop
 
-        start = start_stop(adapter, spool, reason)
-    try:
-        db = database(config, dry_run=dry_run)
-    except DatabaseError:  # the stop does not depend on the database: it says so and goes on
-        db = database(config, ensure_schema=False)
+    start = None if dry_run else begin_stop(adapter, spool, reason,
+                                            begun.start if begun is not None else None,
+                                            clock=ctx.clock)
+    db = ctx.stop_database(dry_run=dry_run)  # a database fault is reported, the stop goes on
     if dry_run:
         from tradectl.cli.dry_run import show
         from tradectl.services.halt_plan import halt_dry_run, plan_halt
 
-        plan = plan_halt(db, adapter, alert_channels(config), reason, spool=spool)
-        show(halt_dry_run(plan, trading_mode=config.trading_mode), as_json)
+        plan = plan_halt(db, adapter, ctx.channels, reason, spool=spool)
+        show(halt_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
     from tradectl.render.halt import halt_report
     from tradectl.services.emergency_stop import emergency_stop
 
-    report = emergency_stop(db, adapter, alert_channels(config), reason, spool=spool,
-                            gate_wait=gate_wait(config), start=start)
+    report = emergency_stop(db, adapter, ctx.channels, reason, spool=spool,
+                            gate_wait=ctx.gate_wait, start=start, clock=ctx.clock)
     halt_report(report, as_json)
     raise typer.Exit(report.exit_code)
 
 
 @app.command("resume")
 def resume_command(
+    typer_ctx: typer.Context,
     reason: ReasonOption,
     force: Annotated[
         bool, typer.Option("--force", help="Resume even if the day's loss is past the limit.")
@@ -81,9 +72,8 @@ def resume_command(
     from tradectl.render.halt import resume_report
     from tradectl.services.resume import resume_trading
 
-    config = settings()
-    report = resume_trading(
-        database(config), broker(config), alert_channels(config), reason,
-        daily_loss_limit=config.daily_loss_limit, force=force,
-    )
+    ctx = context(typer_ctx)
+    report = resume_trading(ctx.database, ctx.broker, ctx.channels, reason,
+                            daily_loss_limit=ctx.settings.daily_loss_limit, force=force,
+                            clock=ctx.clock)
     resume_report(report, as_json)
