@@ -17,8 +17,8 @@ from tradectl.config import Amount
 from tradectl.db.models import Event, Position, utcnow
 from tradectl.db.session import Database
 from tradectl.domain.day_rules import Cooldown, DayLimits
+from tradectl.domain.pre_trade import RiskLimits
 from tradectl.errors import ExitCode, RefusedError
-from tradectl.risk import RiskLimits
 from tradectl.services.open_plan import open_dry_run, plan_open, quote_open
 from tradectl.services.open_position import CHANGED, execute_open, place_open
 from tradectl.services.pre_trade import send_pre_trade_reads

@@ -11,8 +11,9 @@ import pytest
 from tradectl.broker import BracketRequest
 from tradectl.config import Amount, load_settings
 from tradectl.domain.limits import PercentOf, limit_dollars
+from tradectl.domain.money import parse_risk_budget
+from tradectl.domain.pre_trade import BookState, RiskLimits, pre_trade_checks
 from tradectl.errors import ConfigError, InputError
-from tradectl.risk import BookState, RiskLimits, parse_risk_budget, pre_trade_checks
 
 SPEC = BracketRequest("AAPL", "buy", 100, Decimal(145), Decimal(160), None, "day")
 PERCENT_LIMITS = RiskLimits(max_open_positions=10, max_position_notional=Decimal(25_000),

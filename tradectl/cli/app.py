@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
     from tradectl.domain.clock import Clock
+    from tradectl.domain.pre_trade import RiskLimits
     from tradectl.notify import Channels
-    from tradectl.risk import RiskLimits
 
 
 class Context:
@@ -135,7 +135,7 @@ class Context:
     def risk_limits(self) -> RiskLimits:
         """The risk rules as set, the day's entry rules (`day`) among them."""
         from tradectl.cli.wiring import day_limits
-        from tradectl.risk import RiskLimits
+        from tradectl.domain.pre_trade import RiskLimits
 
         config = self.settings
         return RiskLimits(

@@ -38,7 +38,8 @@ def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRun
     from tradectl.services.first_close import begin_stop
 
     start = None if dry_run else begin_stop(adapter, spool, reason,
-                                            begun.start if begun is not None else None)
+                                            begun.start if begun is not None else None,
+                                            clock=ctx.clock)
     db = ctx.stop_database(dry_run=dry_run)  # a database fault is reported, the stop goes on
     if dry_run:
         from tradectl.cli.dry_run import show
@@ -50,7 +51,7 @@ def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRun
     from tradectl.services.emergency_stop import emergency_stop
 
     report = emergency_stop(db, adapter, ctx.channels, reason, spool=spool,
-                            gate_wait=ctx.gate_wait, start=start)
+                            gate_wait=ctx.gate_wait, start=start, clock=ctx.clock)
     halt_report(report, as_json)
     raise typer.Exit(report.exit_code)
 
@@ -73,5 +74,6 @@ def resume_command(
 
     ctx = context(typer_ctx)
     report = resume_trading(ctx.database, ctx.broker, ctx.channels, reason,
-                            daily_loss_limit=ctx.settings.daily_loss_limit, force=force)
+                            daily_loss_limit=ctx.settings.daily_loss_limit, force=force,
+                            clock=ctx.clock)
     resume_report(report, as_json)

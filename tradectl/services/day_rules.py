@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from tradectl.broker import Account, Clock
 from tradectl.db.journal import Journal
+from tradectl.domain.calendar import trading_day_start
 from tradectl.domain.day_rules import ClosedTrade, DayFigures, DayLimits, RuleVerdict, day_verdicts
-from tradectl.market import trading_day_start
-from tradectl.risk import RuleCheck
+from tradectl.domain.pre_trade import RuleCheck
 
 
 def day_rule_verdicts(journal: Journal, limits: DayLimits, *, now: datetime,

@@ -8,27 +8,28 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, BrokerRequest, Clock
+from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, BrokerRequest
+from tradectl.broker import Clock as MarketClock
 from tradectl.db.journal import Journal
-from tradectl.db.models import Cycle, utcnow
+from tradectl.db.models import Cycle
 from tradectl.db.session import Database
+from tradectl.domain.bracket import RiskSizing, check_bracket_against_base, size_by_risk
+from tradectl.domain.calendar import trading_day_start
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.limits import Limit, limit_dollars, limit_text
-from tradectl.errors import BrokerError, CycleStoppedError, ExitCode, InputError, RefusedError
-from tradectl.formats import price_text
-from tradectl.market import trading_day_start
-from tradectl.risk import (
+from tradectl.domain.loss_limit import applicable_baseline
+from tradectl.domain.money import price_text
+from tradectl.domain.pre_trade import (
     BookState,
     RiskLimits,
-    RiskSizing,
     RuleCheck,
-    applicable_baseline,
-    check_bracket_against_base,
     pre_trade_checks,
-    size_by_risk,
     trade_exposure,
 )
+from tradectl.errors import BrokerError, CycleStoppedError, ExitCode, InputError, RefusedError
 from tradectl.services.day_rules import day_rule_verdicts, rule_checks
 from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER, DryRun, OpenSummary
 from tradectl.services.pre_trade import PreTradeReads
@@ -47,7 +48,7 @@ class OpenQuote:
     account: Account | None
     positions: tuple[BrokerPosition, ...] = ()
     sizing: RiskSizing | None = None  # `--risk`: how the quantity was found
-    clock: Clock | None = None  # Alpaca's market clock, when a day rule needs it
+    clock: MarketClock | None = None  # Alpaca's market clock, when a day rule needs it
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,12 @@ def quote_open(db: Database | None, reads: PreTradeReads,
 
 
 def plan_open(db: Database, broker: Broker | None, limits: RiskLimits,
-              quote: OpenQuote) -> OpenPlan:
+              quote: OpenQuote, *, clock: Clock = SYSTEM_CLOCK) -> OpenPlan:
     """Reads only (one read transaction); nothing is sent."""
     with db.read() as journal:
         cycle = journal.latest_cycle()
         checks, refusal = judge_open(journal, cycle, quote, limits,
-                                     broker_backed=broker is not None)
+                                     broker_backed=broker is not None, now=clock.now())
         unknown = sorted({p.symbol for p in journal.live_positions() if outcome_unknown(p)})
         cycle_id, cycle_status = (cycle.id, cycle.status) if cycle else (None, "none")
     bracket = replace(quote.spec, client_order_id=f"tradectl-{uuid.uuid4().hex}")
@@ -119,14 +120,15 @@ def plan_open(db: Database, broker: Broker | None, limits: RiskLimits,
 
 
 def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: RiskLimits, *,
-               broker_backed: bool) -> tuple[list[RuleCheck], RefusedError | None]:
+               broker_backed: bool,
+               now: datetime) -> tuple[list[RuleCheck], RefusedError | None]:
     """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
     failed rule makes, if any. Reads only: the plan judges, and the write-ahead judges again
     under the trading gate."""
-    book = _book(journal, cycle, quote, broker_backed)
+    book = _book(journal, cycle, quote, broker_backed, now)
     checks = pre_trade_checks(quote.spec, quote.base_price, book, limits,
                               quote.sizing.budget if quote.sizing else None)
-    checks += rule_checks(day_rule_verdicts(journal, limits.day, now=utcnow(),
+    checks += rule_checks(day_rule_verdicts(journal, limits.day, now=now,
                                             account=quote.account, clock=quote.clock,
                                             day_pnl=book.day_pnl))
     if cycle is not None and cycle.status != "active":
@@ -147,7 +149,7 @@ def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: 
 
 
 def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
-          broker_backed: bool) -> BookState:
+          broker_backed: bool, now: datetime) -> BookState:
     """A broker-backed open counts the rows sent to a broker and the broker's own positions;
     an open without keys counts the rows recorded locally."""
     live = [p for p in journal.live_positions()
@@ -156,7 +158,7 @@ def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
     if account is not None:
         day_pnl: Decimal | None = account.day_pnl
     else:  # no broker: the day's realized P&L from our own records is all we know
-        day_pnl = journal.realized_pl_since(trading_day_start(utcnow()))
+        day_pnl = journal.realized_pl_since(trading_day_start(now))
     tracked = {p.symbol for p in live}
     return BookState(
         open_symbols=frozenset(p.symbol for p in live if not outcome_unknown(p)),
@@ -166,7 +168,7 @@ def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
         unknown_symbols=frozenset(p.symbol for p in live if outcome_unknown(p)),
         untracked=tuple((p.symbol, abs(p.qty)) for p in quote.positions
                         if p.symbol not in tracked),
-        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow())
+        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, now)
         if cycle is not None else None,
         day_start_equity=account.last_equity if account is not None else None,
     )

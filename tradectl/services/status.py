@@ -13,14 +13,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tradectl.broker import Account, Broker, BrokerPosition, Clock, Order
-from tradectl.db.models import utcnow
+from tradectl.broker import Account, Broker, BrokerPosition, Order
+from tradectl.broker import Clock as MarketClock
 from tradectl.db.session import Database
+from tradectl.domain.calendar import trading_day_start
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.day_rules import DayLimits, RuleVerdict
+from tradectl.domain.loss_limit import applicable_baseline
 from tradectl.errors import BrokerError, DatabaseError
-from tradectl.market import trading_day_start
 from tradectl.notify import Channels
-from tradectl.risk import applicable_baseline
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.day_rules import day_rule_verdicts
 from tradectl.services.holdings import split_holdings
@@ -71,27 +72,27 @@ class StatusReport:
 
 
 def trading_status(
-    db: Database, broker: Broker | None, *, mode: str, now: datetime | None = None,
-    channel: Channels | None = None, day: DayLimits | None = None,
+    db: Database, broker: Broker | None, *, mode: str, channel: Channels | None = None,
+    clock: Clock = SYSTEM_CLOCK, day: DayLimits | None = None,
 ) -> StatusReport:
     """`channel`: where the alert for a close killed midway goes (sent within the usual
     delivery wait; what is not sent stays pending for watch, halt or resume). `day`: the day's
     entry rules, shown with their state."""
-    now, day = now or utcnow(), day or DayLimits()
+    now, day = clock.now(), day or DayLimits()
     report, unknown, since = _journal(db, mode, now, broker is not None)
     if broker is None:
         return _with_rules(db, report, day, now, None, None)
     # One orders read: for rows whose order outcome is unknown, and for what protects the rest.
     needs_orders = unknown or any(p.is_live and not p.local_only for p in report.positions)
     try:
-        account, held, orders, clock = _read_broker(
+        account, held, orders, market_clock = _read_broker(
             broker, since if needs_orders else None, day.entry_cutoff_minutes is not None)
     except BrokerError as err:
         reason = err.message + (f"; {err.hint}" if err.hint else "")
         return _with_rules(db, replace(report, broker_error=reason), day, now, None, None)
     if orders is not None and settle_unknown_orders(db, orders, now):
         report, _, _ = _journal(db, mode, now, True)
-    if orders is not None and _settle_interrupted(db, broker, channel, report, orders, now):
+    if orders is not None and _settle_interrupted(db, broker, channel, report, orders, clock):
         report, _, _ = _journal(db, mode, now, True)
     if orders is not None:
         report = replace(report, positions=_protection(report, orders, held, now))
@@ -99,29 +100,29 @@ def trading_status(
     positions, external = split_holdings(report.positions, held)
     report = replace(report, account=account, positions=positions,
                      warnings=_not_held(report.positions, held), external=external)
-    return _with_rules(db, report, day, now, account, clock)
+    return _with_rules(db, report, day, now, account, market_clock)
 
 
 def _with_rules(db: Database, report: StatusReport, day: DayLimits, now: datetime,
-                account: Account | None, clock: Clock | None) -> StatusReport:
+                account: Account | None, market_clock: MarketClock | None) -> StatusReport:
     """The day's rules on the account's day P&L (the day's realized P&L without it)."""
     if not day.any:
         return report
     day_pnl = account.day_pnl if account is not None else report.realized_pl_today
     with db.read() as journal:
-        rules = day_rule_verdicts(journal, day, now=now, account=account, clock=clock,
-                                  day_pnl=day_pnl)
+        rules = day_rule_verdicts(journal, day, now=now, account=account,
+                                  clock=market_clock, day_pnl=day_pnl)
     return replace(report, rules=tuple(rules))
 
 
 def _settle_interrupted(db: Database, broker: Broker, channel: Channels | None,
-                        report: StatusReport, orders: list[Order], now: datetime) -> bool:
+                        report: StatusReport, orders: list[Order], clock: Clock) -> bool:
     """Closes killed midway settled, their alerts sent; True when something changed. A
     database fault leaves them as they were (shown UNPROTECTED all the same)."""
     try:
-        if not settle_for_status(db, broker, channel, report.positions, orders, now):
+        if not settle_for_status(db, broker, channel, report.positions, orders, clock.now()):
             return False
-        deliver_pending(db, channel)
+        deliver_pending(db, channel, clock=clock)
     except DatabaseError:
         return False
     return True
@@ -176,7 +177,8 @@ def _interrupted(view: PositionView, verdict: Verdict, fields: dict[str, Any]
 
 
 def _read_broker(broker: Broker, orders_since: datetime | None, market_clock: bool
-                 ) -> tuple[Account, list[BrokerPosition], list[Order] | None, Clock | None]:
+                 ) -> tuple[Account, list[BrokerPosition], list[Order] | None,
+                            MarketClock | None]:
     """The account and the positions side by side, the orders too when rows need them, and
     Alpaca's clock when the entry cutoff is set."""
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
