@@ -19,9 +19,9 @@ from tradectl.db.session import Database
 from tradectl.domain.day_rules import Cooldown, DayLimits
 from tradectl.domain.pre_trade import RiskLimits
 from tradectl.errors import ExitCode, RefusedError
-from tradectl.services.open_plan import open_dry_run, plan_open, quote_open
-from tradectl.services.open_position import CHANGED, execute_open, place_open
-from tradectl.services.pre_trade import send_pre_trade_reads
+from tradectl.services.open.open_plan import open_dry_run, plan_open, quote_open
+from tradectl.services.open.open_position import CHANGED, execute_open, place_open
+from tradectl.services.open.pre_trade import send_pre_trade_reads
 
 CLOSE = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)  # 16:00 in New York
 
@@ -166,7 +166,7 @@ def test_the_dry_run_shows_the_day_rules_and_the_refusal(db: Database,
 def test_status_lists_each_rule_set_reading_alpacas_clock_only_for_the_cutoff(
     db: Database, broker: FakeBroker,
 ) -> None:
-    from tradectl.services.status import trading_status
+    from tradectl.services.report.status import trading_status
 
     try_open(db, broker, LIMITS)
     broker.calls.clear()
@@ -182,7 +182,7 @@ def test_status_lists_each_rule_set_reading_alpacas_clock_only_for_the_cutoff(
 
 
 def test_status_without_a_broker_judges_the_day_on_the_journal(db: Database) -> None:
-    from tradectl.services.status import trading_status
+    from tradectl.services.report.status import trading_status
 
     closed_trades(db, "-20", "-30", last=utcnow())
     day = DayLimits(entry_cutoff_minutes=15, cooldown=Cooldown(2, 30))

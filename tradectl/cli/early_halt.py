@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tradectl.broker import Broker
     from tradectl.config import Settings
-    from tradectl.services.first_close import StopStart
+    from tradectl.services.halt.first_close import StopStart
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def start_early(argv: list[str]) -> None:
         return
     if adapter is None:
         return
-    from tradectl.services.first_close import start_stop
+    from tradectl.services.halt.first_close import start_stop
 
     _begun = EarlyStop(reason, config, adapter, start_stop(adapter, stop_spool(config), reason))
 

@@ -35,7 +35,7 @@ def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRun
     if begun is not None:
         ctx.adopt(settings=begun.config, broker=begun.broker)
     adapter, spool = ctx.broker, ctx.spool
-    from tradectl.services.first_close import begin_stop
+    from tradectl.services.halt.first_close import begin_stop
 
     start = None if dry_run else begin_stop(adapter, spool, reason,
                                             begun.start if begun is not None else None,
@@ -43,12 +43,12 @@ def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRun
     db = ctx.stop_database(dry_run=dry_run)  # a database fault is reported, the stop goes on
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.halt_plan import halt_dry_run, plan_halt
+        from tradectl.services.halt.halt_plan import halt_dry_run, plan_halt
 
         plan = plan_halt(db, adapter, ctx.channels, reason, spool=spool)
         show(halt_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
     from tradectl.render.halt import halt_report
-    from tradectl.services.emergency_stop import emergency_stop
+    from tradectl.services.halt.emergency_stop import emergency_stop
 
     report = emergency_stop(db, adapter, ctx.channels, reason, spool=spool,
                             gate_wait=ctx.gate_wait, start=start, clock=ctx.clock)
@@ -70,7 +70,7 @@ def resume_command(
     Example: tradectl resume --reason "reviewed positions, new day"
     """
     from tradectl.render.halt import resume_report
-    from tradectl.services.resume import resume_trading
+    from tradectl.services.halt.resume import resume_trading
 
     ctx = context(typer_ctx)
     report = resume_trading(ctx.database, ctx.broker, ctx.channels, reason,

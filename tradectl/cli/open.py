@@ -71,16 +71,16 @@ def open_command(
     # and the database opened while they are in flight.
     ctx.check_database_url()
     adapter = ctx.broker
-    from tradectl.services.pre_trade import send_pre_trade_reads
+    from tradectl.services.open.pre_trade import send_pre_trade_reads
 
     reads = send_pre_trade_reads(
         adapter, spec, market_clock=config.no_new_entries_before_close is not None)
-    from tradectl.services.open_position import place_open, quote_open
+    from tradectl.services.open.open_position import place_open, quote_open
 
     db = ctx.dry_run_database if dry_run else ctx.database
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.open_plan import open_dry_run, plan_open
+        from tradectl.services.open.open_plan import open_dry_run, plan_open
 
         plan = plan_open(db, adapter, ctx.risk_limits, quote_open(None, reads, risk_budget),
                          clock=ctx.clock)

@@ -19,7 +19,7 @@ def status_command(typer_ctx: typer.Context, as_json: JsonOption = False) -> Non
     """
     from tradectl.cli.pending_stops import finish_pending_stops
     from tradectl.render.status import status_report
-    from tradectl.services.status import trading_status
+    from tradectl.services.report.status import trading_status
 
     ctx = context(typer_ctx)
     finish_pending_stops(ctx)

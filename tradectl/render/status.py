@@ -14,7 +14,7 @@ from tradectl.render.protection import exit_cells, protection_mark
 
 if TYPE_CHECKING:
     from tradectl.domain.day_rules import RuleVerdict
-    from tradectl.services.status import StatusReport
+    from tradectl.services.report.status import StatusReport
     from tradectl.views import PositionView
 
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
-    from tradectl.services.tick_report import TickReport
-    from tradectl.services.trade_updates import StreamReport
+    from tradectl.services.watch.tick_report import TickReport
+    from tradectl.services.watch.trade_updates import StreamReport
     from tradectl.views import ExternalPositionView, PositionView
 
 GAUGE_WIDTH = 30

@@ -22,7 +22,7 @@ from tradectl.errors import (
     ConfigError,
     ExitCode,
 )
-from tradectl.services.database_check import Check, DatabaseFacts, database_checks
+from tradectl.services.check.database_check import Check, DatabaseFacts, database_checks
 from tradectl.trust import Route, route
 
 T = TypeVar("T")

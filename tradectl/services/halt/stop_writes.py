@@ -1,6 +1,6 @@
 """What the emergency stop writes once the broker has answered: the record of every position
 and the alert queued beside it, the local close when no broker is configured, and the report
-and spool record when the database cannot take it (services/emergency_stop.py runs the stop)."""
+and spool record when the database cannot take it (emergency_stop.py runs the stop)."""
 
 from __future__ import annotations
 
@@ -19,17 +19,17 @@ from tradectl.domain.clock import Clock
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
-from tradectl.services.flatten import Flattening
-from tradectl.services.halt_report import HaltReport, alert_body, alert_facts, alert_subject
-from tradectl.services.orders import apply_entry_order
-from tradectl.services.reconcile import OrderBook
-from tradectl.services.stop_record import (
+from tradectl.services.halt.flatten import Flattening
+from tradectl.services.halt.halt_report import HaltReport, alert_body, alert_facts, alert_subject
+from tradectl.services.halt.stop_record import (
     BrokerAnswers,
     SymbolReport,
     cancelled_per_symbol,
     mark_closed_locally,
     record_symbol,
 )
+from tradectl.services.orders import apply_entry_order
+from tradectl.services.watch.reconcile import OrderBook
 
 MARKET_CLOSED_NOTE = "market closed: fills when the market opens"
 # Entry orders that can still fill: cancelled explicitly if the close-all left them working.

@@ -19,10 +19,10 @@ from tradectl.broker import Account, Broker, BrokerPosition, Clock, Order, Symbo
 from tradectl.domain.clock import SYSTEM_CLOCK
 from tradectl.domain.clock import Clock as TimeSource
 from tradectl.errors import BrokerError
-from tradectl.services.first_close import close_all
+from tradectl.services.halt.first_close import close_all
 
 if TYPE_CHECKING:
-    from tradectl.services.first_close import FirstClose
+    from tradectl.services.halt.first_close import FirstClose
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""The restore of a gap (services/rearm.py decides it): one OCO exit order for the held
+"""The restore of a gap (services/watch/rearm.py decides it): one OCO exit order for the held
 shares, stop and target as the row holds them, written ahead (its client_order_id committed
 first), sent once under the trading gate, a lost answer looked up once and otherwise left for
 Alpaca's orders to settle (never sent again within UNKNOWN_GRACE). A refusal leaves the position
@@ -20,7 +20,7 @@ from tradectl.domain.clock import Clock
 from tradectl.domain.money import price_text
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
-from tradectl.services.market_close import mark_unprotected
+from tradectl.services.position.market_close import mark_unprotected
 from tradectl.services.protection import (
     PROTECTED,
     STOP_TYPES,
@@ -29,7 +29,7 @@ from tradectl.services.protection import (
     CancelTarget,
     Verdict,
 )
-from tradectl.services.reconcile import write_outcome_unknown
+from tradectl.services.watch.reconcile import write_outcome_unknown
 
 
 @dataclass(frozen=True)

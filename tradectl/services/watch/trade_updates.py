@@ -8,7 +8,7 @@ order while the update was still queued) never takes back a fill or a final stat
 stream missed (a gap while it reconnected, an unreadable update) the next tick reads anyway.
 
 An update that touches an open position (a leg cancelled or expired, a fill, a replacement) runs
-the tick's protection check (services/rearm.py) for the positions it touched, on the orders as
+the tick's protection check (services/watch/rearm.py) for the positions it touched, on the orders as
 known, so an expired day leg is restored at once rather than at the next tick.
 """
 
@@ -25,10 +25,10 @@ from tradectl.db.session import Database
 from tradectl.domain.clock import Clock
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
-from tradectl.services.rearm import keep_protected
-from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
 from tradectl.services.row_views import position_view
 from tradectl.services.row_views import recent_events as newest_events
+from tradectl.services.watch.rearm import keep_protected
+from tradectl.services.watch.reconcile import OrderBook, exit_orders, sync_position
 from tradectl.views import EventView, PositionView
 
 LEG_DEAD = frozenset({"canceled", "expired", "rejected"})

@@ -27,9 +27,9 @@ from tradectl.db.session import Database
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.money import Price, price_text
 from tradectl.errors import BrokerError, ExitCode
-from tradectl.services.adjust_plan import AdjustPlan, LegPlan, plan_adjust, price_of
-from tradectl.services.reconcile import write_outcome_unknown
+from tradectl.services.position.adjust_plan import AdjustPlan, LegPlan, plan_adjust, price_of
 from tradectl.services.row_views import position_view
+from tradectl.services.watch.reconcile import write_outcome_unknown
 from tradectl.views import PositionView
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from tradectl.domain.money import cents, dollars
 from tradectl.errors import ExitCode
 from tradectl.services.alerts import NOT_CONFIGURED
-from tradectl.services.stop_record import SymbolReport
+from tradectl.services.halt.stop_record import SymbolReport
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from tradectl.domain.pre_trade import (
 from tradectl.errors import BrokerError, CycleStoppedError, ExitCode, InputError, RefusedError
 from tradectl.services.day_rules import day_rule_verdicts, rule_checks
 from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER, DryRun, OpenSummary
-from tradectl.services.pre_trade import PreTradeReads
-from tradectl.services.reconcile import outcome_unknown
+from tradectl.services.open.pre_trade import PreTradeReads
 from tradectl.services.row_views import stopped_message
+from tradectl.services.watch.reconcile import outcome_unknown
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """`tradectl close`: exit one position now, leaving every other one (and its stop) alone.
 
-Written ahead like an order: under the position's exit lock (services/interrupted_close.py),
+Written ahead like an order: under the position's exit lock (interrupted_close.py beside it),
 the row is `closing` (with when the close was sent) and committed before anything goes to
 Alpaca, so `watch` restores nothing meanwhile. Then its working exit orders are cancelled (one
 request per bracket or OCO: Alpaca cancels the rest of the group) and its shares closed at market
 with one DELETE /v2/positions/{symbol} (`qty` when the account holds more than this position):
-services/market_close.py. The close is never sent twice: a lost answer, or a close killed
+services/position/market_close.py. The close is never sent twice: a lost answer, or a close killed
 midway, is settled from Alpaca's orders once its lock is free (by the next watch tick, or by the
 next `close`, which sends it again only when Alpaca never had it).
 
@@ -13,7 +13,7 @@ Plan then execute: `close_plan.plan_located` reads Alpaca and decides (the exact
 the exit lock; `execute_close` writes ahead, sends exactly those, records the answers.
 
 Shares Alpaca no longer holds for the row (sold by hand) are taken from Alpaca's positions and
-orders first (services/outside.py): the close sells only what is left, the P&L is Alpaca's.
+orders first (services/watch/outside.py): the close sells only what is left, the P&L is Alpaca's.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError, RefusedError
 from tradectl.notify import Channels
-from tradectl.services.close_plan import (  # noqa: F401  (find_position: re-exported)
+from tradectl.services.orders import ENTRY_DEAD, apply_entry_order
+from tradectl.services.position.close_plan import (  # noqa: F401  (find_position: re-exported)
     ALREADY_CLOSING,
     CloseDecision,
     ClosePlan,
@@ -37,17 +38,16 @@ from tradectl.services.close_plan import (  # noqa: F401  (find_position: re-exp
     locate,
     plan_located,
 )
-from tradectl.services.interrupted_close import exit_lock
-from tradectl.services.market_close import (  # noqa: F401  (re-exported: the close's vocabulary)
+from tradectl.services.position.interrupted_close import exit_lock
+from tradectl.services.position.market_close import (  # noqa: F401  (re-exported: the close's vocabulary)
     ExitOutcome,
     close_at_market,
     close_qty,
     mark_unprotected,
 )
-from tradectl.services.orders import ENTRY_DEAD, apply_entry_order
-from tradectl.services.outside import describe
 from tradectl.services.protection import CancelTarget
 from tradectl.services.row_views import position_view
+from tradectl.services.watch.outside import describe
 
 CHANGED = "changed since the plan was made"
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from tradectl.broker import Account, BrokerPosition, Order
 from tradectl.domain.loss_limit import loss_since_baseline
 from tradectl.errors import ExitCode
-from tradectl.services.emergency_stop import HaltReport
+from tradectl.services.halt.emergency_stop import HaltReport
 from tradectl.views import EventView, ExternalPositionView, PositionView
 
 

@@ -14,7 +14,7 @@ from tradectl.broker import Order, SymbolOutcome
 from tradectl.db.models import Position
 from tradectl.domain.states import AlpacaStatusMark, PositionEvent, move
 from tradectl.services.orders import ENTRY_DEAD, apply_exit_order
-from tradectl.services.reconcile import OrderBook
+from tradectl.services.watch.reconcile import OrderBook
 
 # Worst first: a symbol's state is the worst of its positions'.
 SYMBOL_STATES = ("failed", "missing", "unknown", "cancelling", "no_order", "closing", "closed",

@@ -8,7 +8,7 @@ wire, then sweeps anything an `open` placed in between. The stop never waits on 
 for long and never depends on the database: if the latch or the record cannot be written, the
 account is still flattened at the broker, the alert is sent directly, and the spooled stop is
 recorded by the next command that reaches the database. If the process is killed, the next
-command completes the stop from Alpaca's orders (services/offline_stop.py).
+command completes the stop from Alpaca's orders (services/halt/offline_stop.py).
 """
 
 from __future__ import annotations
@@ -32,19 +32,19 @@ from tradectl.services.alerts import (
     direct_summary,
     send_directly,
 )
-from tradectl.services.first_close import FirstClose, StopStart, start_stop
-from tradectl.services.flatten import flatten_account
 from tradectl.services.gate import GATE_WAIT_SECONDS
-from tradectl.services.halt_report import HaltReport, alert_body, alert_facts, alert_subject
-from tradectl.services.offline_stop import (
+from tradectl.services.halt.first_close import FirstClose, StopStart, start_stop
+from tradectl.services.halt.flatten import flatten_account
+from tradectl.services.halt.halt_report import HaltReport, alert_body, alert_facts, alert_subject
+from tradectl.services.halt.offline_stop import (
     complete_offline_stops,
     completed_note,
     recorded_already,
 )
-from tradectl.services.stop_record import (
+from tradectl.services.halt.stop_record import (
     BrokerAnswers,
 )
-from tradectl.services.stop_writes import (
+from tradectl.services.halt.stop_writes import (
     StopFiles,
     cancel_still_working,
     close_locally,

@@ -28,10 +28,10 @@ from tradectl.domain.loss_limit import position_pnl
 from tradectl.domain.money import dollars, price_text, quantity_text
 from tradectl.domain.states import PositionEvent, move
 from tradectl.services.protection import WORKING, account_shares, exit_side
-from tradectl.services.reconcile import OrderBook, exit_orders
+from tradectl.services.watch.reconcile import OrderBook, exit_orders
 
 OUTSIDE = "exited_outside_tradectl"  # the close_reason of a row Alpaca no longer holds
-NOT_HELD = "Alpaca holds no position in this symbol"  # the sync's flag (services/reconcile.py)
+NOT_HELD = "Alpaca holds no position in this symbol"  # the sync's flag (reconcile.py)
 CLOCK_SKEW = timedelta(seconds=5)
 _STILL_LEAVING = WORKING | {"pending_cancel"}
 

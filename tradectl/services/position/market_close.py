@@ -1,8 +1,8 @@
 """The close at market of one position's shares, after its write-ahead: cancel its exit
 orders, close with one DELETE /v2/positions/{symbol}, record what Alpaca said. Shared by
-`tradectl close` (services/close_position.py) and the close `watch` sends when the market has
-gapped through a stop (services/rearm.py); also how an interrupted close is found and settled
-(services/interrupted_close.py) and how a gap with no stop is marked.
+`tradectl close` (close_position.py) and the close `watch` sends when the market has
+gapped through a stop (services/watch/rearm.py); also how an interrupted close is found and settled
+(services/position/interrupted_close.py) and how a gap with no stop is marked.
 
 No transaction is open while Alpaca is called.
 """
@@ -26,8 +26,8 @@ from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
 from tradectl.services.orders import apply_entry_order, apply_exit_order
 from tradectl.services.protection import GAP_CLOSE_FAILED, WORKING, CancelTarget, exit_side
-from tradectl.services.reconcile import write_outcome_unknown
 from tradectl.services.row_views import position_view
+from tradectl.services.watch.reconcile import write_outcome_unknown
 from tradectl.views import PositionView
 
 # How long the close is retried while Alpaca still counts the shares as held by the orders just

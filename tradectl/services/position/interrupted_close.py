@@ -29,10 +29,10 @@ from tradectl.db.session import Database
 from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
-from tradectl.services.market_close import mark_unprotected
 from tradectl.services.orders import apply_exit_order
+from tradectl.services.position.market_close import mark_unprotected
 from tradectl.services.protection import CLOCK_SKEW, UNPROTECTED, lost_close, working_exits
-from tradectl.services.reconcile import UNKNOWN_GRACE, Holding, OrderBook
+from tradectl.services.watch.reconcile import UNKNOWN_GRACE, Holding, OrderBook
 from tradectl.views import PositionView, overlaid
 
 # Lock names are per position, folded into a few slots: on SQLite each name is a file beside the

@@ -17,7 +17,7 @@ from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
 from tradectl.notify import Channels
 from tradectl.services.dry_run import DryRun, HaltSummary, OrderToCancel, PositionToClose
-from tradectl.services.first_close import close_all_request
+from tradectl.services.halt.first_close import close_all_request
 
 T = TypeVar("T")
 

@@ -20,11 +20,16 @@ from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.money import Price
 from tradectl.errors import BrokerNotConfigured, ExitCode, InputError, RefusedError
 from tradectl.services.dry_run import CloseSummary, DryRun, OrderToCancel
-from tradectl.services.interrupted_close import settle_in_doubt
-from tradectl.services.market_close import close_qty
-from tradectl.services.outside import OutsideExit, apply_outside_exits, outside_fills, own_order_ids
+from tradectl.services.position.interrupted_close import settle_in_doubt
+from tradectl.services.position.market_close import close_qty
 from tradectl.services.protection import CancelTarget, account_shares, cancel_targets
-from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
+from tradectl.services.watch.outside import (
+    OutsideExit,
+    apply_outside_exits,
+    outside_fills,
+    own_order_ids,
+)
+from tradectl.services.watch.reconcile import OrderBook, exit_orders, sync_position
 
 ALREADY_CLOSING = "a close is already working: `tradectl watch` records its fill"
 

@@ -26,7 +26,7 @@ from tradectl.errors import (
     RefusedError,
 )
 from tradectl.services.gate import trading_gate
-from tradectl.services.open_plan import (  # noqa: F401  (quote_open: re-exported)
+from tradectl.services.open.open_plan import (  # noqa: F401  (quote_open: re-exported)
     OpenPlan,
     OpenQuote,
     judge_open,
@@ -35,13 +35,13 @@ from tradectl.services.open_plan import (  # noqa: F401  (quote_open: re-exporte
     spec_details,
 )
 from tradectl.services.orders import apply_entry_order
-from tradectl.services.reconcile import (
+from tradectl.services.row_views import position_view
+from tradectl.services.watch.reconcile import (
     UNKNOWN,
     outcome_unknown,
     settle_unknown_orders,
     write_outcome_unknown,
 )
-from tradectl.services.row_views import position_view
 from tradectl.views import PositionView
 
 CHANGED = "the book changed since the plan was made"

@@ -2,8 +2,8 @@
 comes first; the broker's account, positions and prices are added when keys are set, and a
 broker failure degrades the view to the journal instead of failing it. Rows whose order outcome
 is unknown are settled from Alpaca's orders first (one more read, only when there are some); so
-is a close killed midway (services/interrupted_close.py): recorded, or the row open again and
-UNPROTECTED with its one alert, sent here. `status` sends no order."""
+is a close killed midway (services/position/interrupted_close.py): recorded, or the row open
+again and UNPROTECTED with its one alert, sent here. `status` sends no order."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from tradectl.errors import BrokerError, DatabaseError
 from tradectl.notify import Channels
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.day_rules import day_rule_verdicts
-from tradectl.services.holdings import split_holdings
-from tradectl.services.interrupted_close import (
+from tradectl.services.position.interrupted_close import (
     INTERRUPTED,
     WHO_REPROTECTS,
     interrupted_closes,
@@ -38,8 +37,9 @@ from tradectl.services.protection import (
     account_shares,
     protection_verdict,
 )
-from tradectl.services.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
 from tradectl.services.row_views import alert_view, cycle_view, position_view
+from tradectl.services.watch.holdings import split_holdings
+from tradectl.services.watch.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
 from tradectl.views import (
     AlertView,
     CycleView,

@@ -4,7 +4,7 @@ row records what Alpaca shows (the working stop and take-profit, a settled lost 
 gap is acted on, at most once per gap:
 
 - no stop working, the cycle active, REARM_PROTECTION on: one OCO exit order restores stop and
-  target for the shares Alpaca holds for the position (services/restore.py);
+  target for the shares Alpaca holds for the position (services/watch/restore.py);
 - the last trade at or beyond the stop: the stop's intent is to be out, so the position is
   closed at market (close_reason stop_loss), said in the event, the tick's changes and an alert;
 - a restore refused (or not allowed: the cycle stopped, REARM_PROTECTION off): UNPROTECTED, an
@@ -12,7 +12,7 @@ gap is acted on, at most once per gap:
 
 - a close in doubt (written ahead, no close order recorded) whose close is not running:
   completed from Alpaca's orders, or the row open again and re-protected
-  (services/interrupted_close.py).
+  (services/position/interrupted_close.py).
 
 Orders are sent under the trading gate, like `open`: a halt's latch cannot pass between the
 cycle check and the order.
@@ -35,14 +35,14 @@ from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
-from tradectl.services.interrupted_close import (
+from tradectl.services.position.interrupted_close import (
     exit_lock,
     in_doubt,
     not_running,
     orders_since_sent,
     settle_and_flag,
 )
-from tradectl.services.market_close import close_at_market, mark_unprotected
+from tradectl.services.position.market_close import close_at_market, mark_unprotected
 from tradectl.services.protection import (
     CLOSING,
     PROTECTED,
@@ -53,12 +53,12 @@ from tradectl.services.protection import (
     gapped_through,
     protection_verdict,
 )
-from tradectl.services.reconcile import (
+from tradectl.services.row_views import position_view
+from tradectl.services.watch.reconcile import (
     Holding,
     OrderBook,
 )
-from tradectl.services.restore import Plan, restore, still_open
-from tradectl.services.row_views import position_view
+from tradectl.services.watch.restore import Plan, restore, still_open
 from tradectl.views import PositionView, overlaid
 
 GATE_WAIT_SECONDS = 5.0  # an `open` holds the gate for one submit at most

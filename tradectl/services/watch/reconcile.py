@@ -222,10 +222,10 @@ def settle_unknown_orders(db: Database, orders: list[Order], now: datetime) -> l
 def sync_live_positions(journal: Journal, live: list[Position], book: OrderBook,
                         market: dict[str, BrokerPosition], now: datetime) -> list[str]:
     """A watch tick's sync: every broker-backed live position brought in line with the orders,
-    then with the shares Alpaca holds (services/outside.py: shares sold outside tradectl, a
+    then with the shares Alpaca holds (services/watch/outside.py: shares sold outside tradectl, a
     row Alpaca no longer holds settled); each change an event. An open row Alpaca holds nothing
     for while one of its own orders is still working is flagged, and settled once they end."""
-    from tradectl.services.outside import NOT_HELD, record_outside_exits  # builds on this one
+    from tradectl.services.watch.outside import NOT_HELD, record_outside_exits  # builds on this one
 
     changes: dict[int, str] = {}
     for position in live:

@@ -19,10 +19,10 @@ from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.money import Price, price_text
 from tradectl.domain.pre_trade import RuleCheck
 from tradectl.errors import BrokerNotConfigured, InputError, RefusedError
-from tradectl.services.close_plan import find_position
 from tradectl.services.dry_run import AdjustSummary, DryRun, LegPlan
+from tradectl.services.position.close_plan import find_position
 from tradectl.services.protection import working_exits
-from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook
+from tradectl.services.watch.reconcile import UNKNOWN_GRACE, OrderBook
 
 
 @dataclass(frozen=True)

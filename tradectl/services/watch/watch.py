@@ -34,15 +34,15 @@ from tradectl.domain.money import dollars
 from tradectl.errors import BrokerError, DatabaseError
 from tradectl.notify import Channels
 from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
-from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
-from tradectl.services.holdings import split_holdings
-from tradectl.services.offline_stop import complete_offline_stops
-from tradectl.services.rearm import keep_protected
-from tradectl.services.reconcile import OrderBook, sync_live_positions
+from tradectl.services.halt.emergency_stop import emergency_stop
+from tradectl.services.halt.offline_stop import complete_offline_stops
 from tradectl.services.row_views import cycle_view, position_view, recent_events
-from tradectl.services.tick_report import BrokerState, TickReport
-from tradectl.services.trade_updates import (
+from tradectl.services.watch.holdings import split_holdings
+from tradectl.services.watch.rearm import keep_protected
+from tradectl.services.watch.reconcile import OrderBook, sync_live_positions
+from tradectl.services.watch.tick_report import BrokerState, TickReport
+from tradectl.services.watch.trade_updates import (
     KnownOrders,
     StreamReport,
     apply_trade_updates,
@@ -50,7 +50,7 @@ from tradectl.services.trade_updates import (
     note_refused_keys,
     protect_touched,
 )
-from tradectl.services.watch_driver import DriverSeat
+from tradectl.services.watch.watch_driver import DriverSeat
 from tradectl.views import ExternalPositionView
 
 RECENT_EVENTS = 8
@@ -167,7 +167,7 @@ class Watcher:
 
     def _check_driver(self, report: TickReport) -> TickReport:
         """The driver verifies its lock every tick (a database restart frees a session lock), a
-        stand-by tries for it (services/watch_driver.py); a change is shown, and recorded as a
+        stand-by tries for it (services/watch/watch_driver.py); a change is shown, and recorded as a
         `watch_driver` event once the database answers."""
         notes = self.seat.check()
         self._driver_notes += notes
@@ -296,7 +296,7 @@ class Watcher:
         return report
 
     def _protect(self, report: TickReport, state: BrokerState | None) -> TickReport:
-        """Every held share has a working stop (services/rearm.py), from the same reads. Only
+        """Every held share has a working stop (services/watch/rearm.py), from the same reads. Only
         the watch that drives stops acts on a gap; a read-only one shows it."""
         if state is None or self.broker is None or report.error:
             return report
@@ -385,7 +385,7 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              stream_down_interval: float = STREAM_DOWN_SECONDS,
              clock: Clock = SYSTEM_CLOCK) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: the one holding the driver lock. Another
-    stands by and takes over when it is gone (services/watch_driver.py). `read_only` never
+    stands by and takes over when it is gone (services/watch/watch_driver.py). `read_only` never
     takes the lock and never pulls the stop."""
     def watcher(lock: NamedLock | None) -> Watcher:
         return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,

@@ -54,7 +54,7 @@ def complete_offline_stops(db: Database, spool: StopSpool, broker: Broker | None
 
 def _complete_interrupted(db: Database, spool: StopSpool, broker: Broker,
                           channel: Channels | None, claim: Claim, clock: Clock) -> str:
-    from tradectl.services.emergency_stop import emergency_stop
+    from tradectl.services.halt.emergency_stop import emergency_stop
 
     report = emergency_stop(db, broker, channel, claim.stop.reason, spool=spool,
                             completing=claim, clock=clock)
