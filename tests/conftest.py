@@ -23,6 +23,7 @@ from tests.fakes.alpaca import FakeAlpaca
 from tests.support.context import FakeParts
 from tests.support.db import orm_session
 from tests.support.pg_cluster import PrivateCluster, unusable_reason
+from tests.support.telegram import BotApi
 from tests.support.tls import LocalCertificate
 from tests.support.webhook import WebhookSink
 from tradectl.config import DEFAULTS
@@ -362,3 +363,13 @@ def webhook() -> Iterator[WebhookSink]:
     sink = WebhookSink().start()
     yield sink
     sink.stop()
+
+
+# -- a local Telegram Bot API ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def bot_api() -> Iterator[BotApi]:
+    api = BotApi().start()
+    yield api
+    api.stop()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from tradectl import trust
+from tradectl.alert_settings import telegram_bot
 from tradectl.errors import ConfigError
 from tradectl.rule_settings import (  # Amount and Cooldown: the settings' own values
     DOLLARS,
@@ -28,6 +29,7 @@ TradingMode = Literal["paper", "live"]
 PAPER_BASE_URL = "https://paper-api.alpaca.markets"
 LIVE_BASE_URL = "https://api.alpaca.markets"
 DATA_BASE_URL = "https://data.alpaca.markets"
+TELEGRAM_API_URL = "https://api.telegram.org"
 
 # Every setting tradectl reads, with its default as text (None: unset). `.env.example` documents
 # the same names; a test keeps the two in step.
@@ -66,6 +68,10 @@ DEFAULTS: dict[str, str | None] = {
     "ALERT_EMAIL_TO": None,
     "ALERT_WEBHOOK_URL": None,
     "ALERT_WEBHOOK_TIMEOUT": "10",
+    "ALERT_TELEGRAM_BOT_TOKEN": None,
+    "ALERT_TELEGRAM_CHAT_ID": None,
+    "ALERT_TELEGRAM_API_URL": TELEGRAM_API_URL,
+    "ALERT_TELEGRAM_TIMEOUT": "10",
 }
 
 
@@ -102,6 +108,11 @@ class Settings:
     # carries the hook's token in its path: a secret, shown only through mask_url()
     alert_webhook_url: str | None = field(default=None, repr=False)
     alert_webhook_timeout: float = 10.0
+    # the bot's token rides in the Bot API's URL path: a secret, never shown in any form
+    alert_telegram_bot_token: str | None = field(default=None, repr=False)
+    alert_telegram_chat_id: str | None = None
+    alert_telegram_api_url: str = TELEGRAM_API_URL
+    alert_telegram_timeout: float = 10.0
     rearm_protection: bool = True  # `watch` restores a missing stop (one OCO exit order)
     # the day's entry rules (tradectl/domain/day_rules.py); None: off
     no_new_entries_before_close: int | None = None  # minutes before Alpaca's next close
@@ -121,7 +132,8 @@ class Settings:
         from tradectl.masks import url_secrets
 
         found = (self.alpaca_api_key, self.alpaca_secret_key, self.smtp_password,
-                 self.alert_webhook_url, *url_secrets(self.database_url))
+                 self.alert_webhook_url, self.alert_telegram_bot_token,
+                 *url_secrets(self.database_url))
         return tuple(s for s in found if s)
 
     def key_mode_warning(self) -> str | None:
@@ -227,6 +239,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alert_webhook_url=_webhook_url("ALERT_WEBHOOK_URL", raw("ALERT_WEBHOOK_URL")),
         alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
+        **_telegram(raw),
         rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
         no_new_entries_before_close=optional(minutes, "NO_NEW_ENTRIES_BEFORE_CLOSE", raw),
         max_trades_per_day=optional(_positive_int, "MAX_TRADES_PER_DAY", raw),
@@ -286,7 +299,8 @@ def _url(name: str, text: str | None) -> str | None:
     return url
 
 
-def _webhook_url(name: str, text: str | None) -> str | None:
+def _webhook_url(name: str, text: str | None,
+                 example: str = "https://hooks.slack.com/services/...") -> str | None:
     """An http(s) URL with a host. The error never repeats the value: it is a secret."""
     if text is None:
         return None
@@ -298,9 +312,18 @@ def _webhook_url(name: str, text: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or any(
             c.isspace() for c in text):
         raise ConfigError(f"{name} must be an http:// or https:// URL with a host, such as "
-                          "https://hooks.slack.com/services/... (the value is not shown: it "
-                          "holds the hook's token)")
+                          f"{example} (the value is not shown: it may hold a token)")
     return text
+
+
+def _telegram(raw: Callable[[str], str | None]) -> dict[str, Any]:
+    token, chat = telegram_bot(raw)
+    api = _webhook_url("ALERT_TELEGRAM_API_URL", raw("ALERT_TELEGRAM_API_URL"),
+                       TELEGRAM_API_URL)
+    return {"alert_telegram_bot_token": token, "alert_telegram_chat_id": chat,
+            "alert_telegram_api_url": (api or TELEGRAM_API_URL).rstrip("/"),
+            "alert_telegram_timeout": _positive_number(
+                "ALERT_TELEGRAM_TIMEOUT", raw("ALERT_TELEGRAM_TIMEOUT"), "seconds")}
 
 
 def _addresses(name: str, text: str | None) -> tuple[str, ...]:

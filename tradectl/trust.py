@@ -125,7 +125,7 @@ def _is_loopback(host: str) -> bool:
 # -- the .env in the working directory ------------------------------------------------------
 
 # Secrets the working directory's .env could send elsewhere if it could say where.
-SECRETS = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "SMTP_PASSWORD")
+SECRETS = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "SMTP_PASSWORD", "ALERT_TELEGRAM_BOT_TOKEN")
 # What that .env may still set when a secret comes from elsewhere: nothing that says where a
 # secret, an order, an alert or the record goes, and no limit. A new setting is guarded until
 # it is added here.

@@ -1,6 +1,7 @@
-"""Secrets: the Alpaca key and secret, the SMTP password, a database password and the webhook
-URL's token never reach any output, log record, database row, exception text, cassette or alert.
-One run goes through every scenario with distinctive probe values; then everything it produced is
+"""Secrets: the Alpaca key and secret, the SMTP password, a database password, the webhook
+URL's token and the Telegram bot's token never reach any output, log record, database row,
+exception text, cassette or alert. One run goes through every scenario with distinctive probe
+values; then everything it produced is
 scanned for them."""
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from tests.conftest import Cli, CliResult, SmtpSink, broker_env
+from tests.conftest import Cli, CliResult, SmtpSink, broker_env, closed_port
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.telegram import BOT_TOKEN, BotApi
 from tests.support.webhook import TOKEN, WebhookSink
 from tradectl.broker import BracketRequest
 from tradectl.broker.alpaca import AlpacaBroker
@@ -34,7 +36,7 @@ WEBHOOK_TOKEN = TOKEN
 WEBHOOK_URL = f"https://hooks.example.test/services/{WEBHOOK_TOKEN}"
 PROBES = {"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET, "a wrong secret": WRONG_SECRET,
           "SMTP_PASSWORD": SMTP_PASSWORD, "a database password": DB_PASSWORD,
-          "the ALERT_WEBHOOK_URL token": WEBHOOK_TOKEN}
+          "the ALERT_WEBHOOK_URL token": WEBHOOK_TOKEN, "ALERT_TELEGRAM_BOT_TOKEN": BOT_TOKEN}
 FRAGMENT = 10  # any run of this many characters of a probe counts as a leak
 CASSETTES = Path(__file__).parents[1] / "adapters" / "cassettes"
 DOWN = {"ALPACA_BASE_URL": "http://127.0.0.1:9", "ALPACA_DATA_URL": "http://127.0.0.1:9"}
@@ -246,6 +248,30 @@ def run_webhook_scenarios(run: Recorder, hook: WebhookSink) -> None:
     assert hook.received  # alerts really went out (and are scanned below)
 
 
+def run_telegram_scenarios(run: Recorder, api: BotApi) -> None:
+    """The Bot API failing every way it can (one refusal quoting the token), each error text
+    stored and shown; the settings refused."""
+    api.refuse(401, f"Unauthorized: bot{BOT_TOKEN} is not a bot of ours")
+    run(None, "halt", "--reason", "probe: telegram 401", "--json")
+    run(0, "resume", "--reason", "probe: telegram retried")
+    api.rate_limit(5)
+    run(4, "alert", "test")
+    api.slow(2.0)
+    run(4, "alert", "test", "--json", ALERT_TELEGRAM_TIMEOUT="0.3")
+    api.slow(0)
+    run(0, "alert", "test", "--json")
+    down = f"http://127.0.0.1:{closed_port()}"
+    run(None, "halt", "--reason", "probe: telegram down", ALERT_TELEGRAM_API_URL=down)
+    run(0, "watch", "--once", ALERT_TELEGRAM_API_URL=down)
+    for bad in ({"ALERT_TELEGRAM_CHAT_ID": ""}, {"ALERT_TELEGRAM_BOT_TOKEN": f"x{BOT_TOKEN}"},
+                {"ALERT_TELEGRAM_API_URL": f"api.telegram.org/bot{BOT_TOKEN}"}):
+        run(2, "watch", "--once", **bad)
+        run(2, "check-alpaca", "--json", **bad)
+    assert "telegram chat" in run(0, "check-alpaca").stdout
+    run(0, "log", "--json", "--limit", "1000")
+    assert api.messages  # alerts really went out (and are scanned below)
+
+
 def exception_texts(fake: FakeAlpaca, env: dict[str, str]) -> list[Source]:
     """BrokerErrors raised by the adapter itself, as str, repr, traceback and their chain."""
     def adapter(api_key: str = KEY, secret_key: str = SECRET, base_url: str = fake.url,
@@ -292,14 +318,15 @@ def exception_texts(fake: FakeAlpaca, env: dict[str, str]) -> list[Source]:
 
 
 def test_no_secret_appears_anywhere_after_every_scenario(
-    cli: Cli, probe_fake: FakeAlpaca, smtp: SmtpSink, webhook: WebhookSink, debug_log: Path,
-    tmp_path: Path,
+    cli: Cli, probe_fake: FakeAlpaca, smtp: SmtpSink, webhook: WebhookSink, bot_api: BotApi,
+    debug_log: Path, tmp_path: Path,
 ) -> None:
     cli.env.update({**broker_env(probe_fake), **smtp.env(), "SMTP_PASSWORD": SMTP_PASSWORD,
-                    "ALERT_WEBHOOK_URL": webhook.url})
+                    "ALERT_WEBHOOK_URL": webhook.url, **bot_api.env()})
     run = Recorder(cli)
     run_every_scenario(run, probe_fake, smtp)
     run_webhook_scenarios(run, webhook)
+    run_telegram_scenarios(run, bot_api)
     exceptions = exception_texts(probe_fake, cli.env)
 
     log = debug_log.read_text(encoding="utf-8")
@@ -312,6 +339,7 @@ def test_no_secret_appears_anywhere_after_every_scenario(
         *exceptions,
         *((f"alert e-mail {n}", m.as_string()) for n, m in enumerate(smtp.messages)),
         *((f"webhook POST {n}", f"{r.headers} {r.json}") for n, r in enumerate(webhook.received)),
+        *((f"telegram message {n}", repr(m)) for n, m in enumerate(bot_api.messages)),
         *((f"request to the fake: {r.method} {r.path}", f"{r.query} {r.json} {r.response_text}")
           for r in probe_fake.requests),
         *files_under(tmp_path, "file"),  # the log file, the SQLite file and its WAL, .env ...
@@ -330,17 +358,21 @@ def test_no_cassette_holds_the_keys_it_was_recorded_with() -> None:
     assert list(CASSETTES.glob("*.yaml")), "no cassettes found: the scan above proves nothing"
 
 
-def test_the_channels_reprs_hide_the_password_and_the_webhook_url() -> None:
+def test_the_channels_reprs_hide_the_password_and_the_tokens() -> None:
     from tradectl.cli.app import Context
 
     config = load_settings({"SMTP_HOST": "127.0.0.1", "SMTP_USERNAME": "probe-user",
                             "SMTP_PASSWORD": SMTP_PASSWORD, "ALERT_EMAIL_TO": "a@example.test",
-                            "ALERT_WEBHOOK_URL": WEBHOOK_URL}, app_dir=Path("/nonexistent"))
+                            "ALERT_WEBHOOK_URL": WEBHOOK_URL, "ALERT_TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+                            "ALERT_TELEGRAM_CHAT_ID": "@probe_alerts"},
+                           app_dir=Path("/nonexistent"))
     channels = Context(settings=config).channels
-    assert channels is not None and channels.names == ("e-mail", "webhook")
-    email, webhook = channels
+    assert channels is not None and channels.names == ("e-mail", "webhook", "telegram")
+    email, webhook, telegram = channels
     assert isinstance(email, SmtpChannel)
     shown = [("repr(SmtpSettings)", repr(email._settings)),
              ("repr(channels)", repr(channels)), ("str(channels)", str(channels)),
-             ("webhook recipients", webhook.recipients), ("repr(Settings)", repr(config))]
+             ("webhook recipients", webhook.recipients), ("repr(Settings)", repr(config)),
+             ("telegram", f"{telegram!r} {telegram.recipients} {vars(telegram)['_redact']!r}")]
+    assert telegram.recipients == "chat @probe_alerts via https://api.telegram.org/…"
     assert not find_leaks(shown, PROBES)

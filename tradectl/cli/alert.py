@@ -6,13 +6,13 @@ import typer
 
 from tradectl.cli.app import JsonOption, app, context
 
-alert_app = typer.Typer(help="Alert channels: e-mail and webhook.", no_args_is_help=True)
+alert_app = typer.Typer(help="Alert channels: e-mail, webhook and Telegram.", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
 
 
 @alert_app.command("test")
 def alert_test_command(typer_ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Send a test alert to every configured channel (e-mail, webhook) and say what happened.
+    """Send a test alert to every configured channel (e-mail, webhook, Telegram); say what happened.
 
     Nothing is written to the database and no order is involved. Exit 0 when every channel took
     it, 2 when no channel is configured, 4 when a channel did not take it.

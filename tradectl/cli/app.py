@@ -113,7 +113,7 @@ class Context:
 
     @cached_property
     def channels(self) -> Channels | None:
-        """Every alert channel configured (e-mail, webhook); None when none is."""
+        """Every alert channel configured (e-mail, webhook, Telegram); None when none is."""
         from tradectl.cli.wiring import alert_channels
 
         return alert_channels(self.settings)

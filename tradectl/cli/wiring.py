@@ -204,8 +204,8 @@ def trade_updates(config: Settings) -> TradeUpdateStream | NoStream | None:
 
 
 def alert_channels(config: Settings) -> Channels | None:
-    """E-mail when SMTP_HOST and ALERT_EMAIL_TO are set, the webhook when ALERT_WEBHOOK_URL is;
-    None when neither is."""
+    """E-mail when SMTP_HOST and ALERT_EMAIL_TO are set, the webhook when ALERT_WEBHOOK_URL is,
+    Telegram when ALERT_TELEGRAM_BOT_TOKEN and ALERT_TELEGRAM_CHAT_ID are; None when none is."""
     from tradectl.notify import Channel, Channels
     from tradectl.notify.smtp import SmtpChannel, smtp_settings
 
@@ -217,6 +217,13 @@ def alert_channels(config: Settings) -> Channels | None:
         from tradectl.notify.webhook import WebhookChannel
 
         members.append(WebhookChannel(config.alert_webhook_url, config.alert_webhook_timeout))
+    if config.alert_telegram_bot_token and config.alert_telegram_chat_id:
+        from tradectl.notify.telegram import TelegramChannel
+
+        members.append(TelegramChannel(config.alert_telegram_bot_token,
+                                       config.alert_telegram_chat_id,
+                                       config.alert_telegram_api_url,
+                                       config.alert_telegram_timeout))
     return Channels(tuple(members)) if members else None
 
 

@@ -13,7 +13,6 @@ only the first 2 KB of an answer are read: a redirect or an error page cannot be
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from tradectl import __version__
 from tradectl.config import mask_url
 from tradectl.net import BoundedHttp, HttpFailure
 from tradectl.notify import Notice
+from tradectl.notify.redact import Redact
 
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_CAP = 5.0
@@ -158,49 +158,11 @@ def _failure(err: HttpFailure, timeout: float) -> str:
     return err.message  # no connection, or TLS failed: no URL in it
 
 
-class _Redact(logging.Filter):
+class _Redact(Redact):
     """Takes the URL's secret parts out of library log records and of a server's error text."""
 
-    _LOGGERS = ("httpx", "httpcore")
-
     def __init__(self, url: str) -> None:
-        super().__init__()
         parts = urlsplit(url)
         pieces: set[str] = {url, parts.path, parts.query, parts.netloc.rpartition("@")[0]}
         pieces |= {s for s in re.split(r"[/?&=]", f"{parts.path}?{parts.query}") if len(s) >= 4}
-        ordered = sorted((p for p in pieces if p), key=len, reverse=True)
-        # Case-insensitive: a server may echo the URL upper-cased or its token lower-cased.
-        self._pattern = re.compile("|".join(re.escape(p) for p in ordered), re.IGNORECASE) \
-            if ordered else None
-
-    def scrub(self, text: str) -> str:
-        return self._pattern.sub("…", text) if self._pattern else text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        scrubbed = self.scrub(message)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
-        return True
-
-    def installed(self) -> _Installed:
-        return _Installed(self)
-
-
-class _Installed:
-    """The filter on every httpx / httpcore logger for the duration of a send."""
-
-    def __init__(self, redact: _Redact) -> None:
-        self._redact = redact
-        self._loggers: list[logging.Logger] = []
-
-    def __enter__(self) -> None:
-        manager = logging.root.manager
-        names = [n for n in manager.loggerDict if n.split(".")[0] in _Redact._LOGGERS]
-        self._loggers = [logging.getLogger(n) for n in {*names, *_Redact._LOGGERS}]
-        for logger in self._loggers:
-            logger.addFilter(self._redact)
-
-    def __exit__(self, *_exc: object) -> None:
-        for logger in self._loggers:
-            logger.removeFilter(self._redact)
+        super().__init__(pieces)

@@ -36,7 +36,8 @@ from tradectl.notify import Channel, Channels, Notice
 
 # Added to a channel's own worst case when claiming: a claim must outlive the send it covers.
 LEASE_MARGIN = timedelta(seconds=30)
-SETTINGS_HINT = "set SMTP_HOST and ALERT_EMAIL_TO, or ALERT_WEBHOOK_URL"
+SETTINGS_HINT = ("set SMTP_HOST and ALERT_EMAIL_TO, ALERT_WEBHOOK_URL, or ALERT_TELEGRAM_BOT_TOKEN "
+                 "and ALERT_TELEGRAM_CHAT_ID")
 NOT_CONFIGURED = f"not configured ({SETTINGS_HINT})"
 RETRIED = "retried by watch, halt or resume"
 # How long halt (after its flatten and record) or resume waits for its alert to go out.

@@ -155,6 +155,12 @@ def _alerts_check(config: Settings) -> Check:
         channels.append(f"webhook {mask_url(config.alert_webhook_url)}" + (
             " (http: its token and each alert go in clear)" if clear else ""))
         unsafe += ["use an https:// ALERT_WEBHOOK_URL"] if clear else []
+    if config.alert_telegram_bot_token and config.alert_telegram_chat_id:
+        clear = in_clear(config.alert_telegram_api_url)
+        channels.append(f"telegram chat {config.alert_telegram_chat_id} via "
+                        f"{mask_url(config.alert_telegram_api_url)}" + (
+                            " (http: the bot's token and each alert go in clear)" if clear else ""))
+        unsafe += ["use an https:// ALERT_TELEGRAM_API_URL"] if clear else []
     half = bool(config.smtp_host) != bool(config.alert_email_to)
     if half:
         missing = "ALERT_EMAIL_TO" if config.smtp_host else "SMTP_HOST"
@@ -162,7 +168,8 @@ def _alerts_check(config: Settings) -> Check:
             f"; {'; '.join(channels)}" if channels else ""), f"set {missing}")
     if not channels:  # a choice, not a fault: trading works without alerts
         return Check("alerts", "pass", "none configured: an emergency stop alerts nobody (set "
-                     "SMTP_HOST and ALERT_EMAIL_TO, or ALERT_WEBHOOK_URL)")
+                     "SMTP_HOST and ALERT_EMAIL_TO, ALERT_WEBHOOK_URL, or "
+                     "ALERT_TELEGRAM_BOT_TOKEN and ALERT_TELEGRAM_CHAT_ID)")
     shown = "; ".join(channels) + " (`tradectl alert test` sends one)"
     if unsafe:
         return Check("alerts", "warn", shown, "; ".join(unsafe))
