@@ -72,6 +72,7 @@ DEFAULTS: dict[str, str | None] = {
     "ALERT_TELEGRAM_CHAT_ID": None,
     "ALERT_TELEGRAM_API_URL": TELEGRAM_API_URL,
     "ALERT_TELEGRAM_TIMEOUT": "10",
+    "ALERT_FILLS": "false",  # `watch` alerts each entry and exit fill
 }
 
 
@@ -113,6 +114,7 @@ class Settings:
     alert_telegram_chat_id: str | None = None
     alert_telegram_api_url: str = TELEGRAM_API_URL
     alert_telegram_timeout: float = 10.0
+    alert_fills: bool = False  # an alert per entry fill and exit fill, seen by `watch`
     rearm_protection: bool = True  # `watch` restores a missing stop (one OCO exit order)
     # the day's entry rules (tradectl/domain/day_rules.py); None: off
     no_new_entries_before_close: int | None = None  # minutes before Alpaca's next close
@@ -240,6 +242,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
         **_telegram(raw),
+        alert_fills=_bool("ALERT_FILLS", raw("ALERT_FILLS")),
         rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
         no_new_entries_before_close=optional(minutes, "NO_NEW_ENTRIES_BEFORE_CLOSE", raw),
         max_trades_per_day=optional(_positive_int, "MAX_TRADES_PER_DAY", raw),

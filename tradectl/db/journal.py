@@ -156,6 +156,15 @@ class Journal:
         if rows:
             self._session.execute(insert(Event), rows)
 
+    def initial_stop(self, position_id: int) -> Decimal | None:
+        """The stop the position was opened with (its first position_created event)."""
+        details = self._session.scalars(
+            select(Event.details).where(Event.kind == "position_created",
+                                        Event.position_id == position_id)
+            .order_by(Event.id).limit(1)).first()
+        stop = details.get("stop") if isinstance(details, dict) else None
+        return Decimal(str(stop)) if isinstance(stop, str | int | float) else None
+
     def event_details(self, kind: str, *, since: datetime) -> list[dict[str, Any] | None]:
         """The details of every `kind` event since `since`."""
         return list(self._session.scalars(

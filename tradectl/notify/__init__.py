@@ -1,7 +1,8 @@
 """Where alerts go: a small Protocol for a delivery channel, the message it carries, and the set
 of channels configured.
 
-`smtp.py` is the e-mail channel, `webhook.py` the JSON webhook (Slack, Discord, ntfy, ...).
+`smtp.py` is the e-mail channel, `webhook.py` the JSON webhook (Slack, Discord, ntfy, ...),
+`telegram.py` the Telegram Bot API.
 Channels talk to the network: callers never hold a database transaction while they send.
 """
 
@@ -32,7 +33,7 @@ class Channel(Protocol):
 
     @property
     def name(self) -> str:
-        """Its key in the outbox (`alerts.channel`): "e-mail", "webhook"."""
+        """Its key in the outbox (`alerts.channel`): "e-mail", "webhook", "telegram"."""
         ...
 
     @property

@@ -27,6 +27,7 @@ from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.row_views import position_view
 from tradectl.services.row_views import recent_events as newest_events
+from tradectl.services.watch.fill_alerts import queue_fill_alerts, snapshot
 from tradectl.services.watch.rearm import keep_protected
 from tradectl.services.watch.reconcile import OrderBook, exit_orders, sync_position
 from tradectl.views import EventView, PositionView
@@ -153,7 +154,8 @@ def note_refused_keys(db: Database, stream: StreamStatus, recorded: bool) -> boo
 
 
 def apply_trade_updates(db: Database, known: KnownOrders, orders: Sequence[Order],
-                        now: datetime, recent_events: int) -> Applied:
+                        now: datetime, recent_events: int, *,
+                        fill_channels: Channels | None = None) -> Applied:
     """Sync the positions these updates concern, in one transaction; record what changed, and
     a bracket leg that ended while its position is still open."""
     tops: dict[str, Order] = {}
@@ -167,6 +169,7 @@ def apply_trade_updates(db: Database, known: KnownOrders, orders: Sequence[Order
     changes: list[str] = []
     with db.transaction() as journal:
         live = journal.live_positions()
+        before = snapshot(live)
         for position in live:
             entry = book.entry_of(position)
             if position.alpaca_status == "alpaca_disabled" or (
@@ -184,6 +187,7 @@ def apply_trade_updates(db: Database, known: KnownOrders, orders: Sequence[Order
                             journal, position, "bracket_leg_ended",
                             f"the {name} leg {leg.status} at Alpaca while the position is open",
                             order_id=leg.id, order_status=leg.status))
+        queue_fill_alerts(journal, fill_channels, live, before)
         positions = tuple(position_view(p) for p in live
                           if p.status in LIVE_POSITION_STATUSES)
         touched = _touched(live, OrderBook.of(known.orders()), orders)

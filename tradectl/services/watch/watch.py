@@ -38,6 +38,7 @@ from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.halt.emergency_stop import emergency_stop
 from tradectl.services.halt.offline_stop import complete_offline_stops
 from tradectl.services.row_views import cycle_view, position_view, recent_events
+from tradectl.services.watch.fill_alerts import queue_fill_alerts, snapshot
 from tradectl.services.watch.holdings import split_holdings
 from tradectl.services.watch.rearm import keep_protected
 from tradectl.services.watch.reconcile import OrderBook, sync_live_positions
@@ -72,8 +73,10 @@ class Watcher:
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
                  driver_lock: NamedLock | None = None, rearm_protection: bool = True,
                  stream_down_interval: float = STREAM_DOWN_SECONDS,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, alert_fills: bool = False) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
+        # ALERT_FILLS: the channels fills are alerted on (services/fill_alerts.py), or None
+        self.fill_channels = channel if alert_fills else None
         self.clock = clock
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
@@ -247,7 +250,7 @@ class Watcher:
             if not orders:
                 return report
             applied = apply_trade_updates(self.db, self.known_orders, orders, report.at,
-                                          RECENT_EVENTS)
+                                          RECENT_EVENTS, fill_channels=self.fill_channels)
             report = replace(report, changes=applied.changes, positions=applied.positions,
                              events=applied.events)
             if applied.touched and self.broker is not None and self.seat.confirm():
@@ -283,8 +286,10 @@ class Watcher:
                                cycle_id=report.cycle_id, details={"http_status": error.status})
             elif state is not None:
                 report = replace(report, account=state.account)
+                before = snapshot(live)
                 changes = sync_live_positions(journal, live, OrderBook.of(state.orders),
                                               {p.symbol: p for p in state.positions}, report.at)
+                queue_fill_alerts(journal, self.fill_channels, live, before)
             positions, external = split_holdings([position_view(p) for p in live],
                                                  state.positions if state is not None else [])
             report = replace(report, changes=report.changes + tuple(changes),
@@ -383,7 +388,7 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
              rearm_protection: bool = True,
              stream_down_interval: float = STREAM_DOWN_SECONDS,
-             clock: Clock = SYSTEM_CLOCK) -> Iterator[Watcher]:
+             clock: Clock = SYSTEM_CLOCK, alert_fills: bool = False) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: the one holding the driver lock. Another
     stands by and takes over when it is gone (services/watch/watch_driver.py). `read_only` never
     takes the lock and never pulls the stop."""
@@ -392,7 +397,8 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
                        drives_stops=lock is not None, interval=interval, spool=spool,
                        gate_wait=gate_wait, driver_lock=lock,
                        rearm_protection=rearm_protection,
-                       stream_down_interval=stream_down_interval, clock=clock)
+                       stream_down_interval=stream_down_interval, clock=clock,
+                       alert_fills=alert_fills)
 
     try:
         if read_only:
