@@ -131,7 +131,7 @@ SECRETS = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "SMTP_PASSWORD", "ALERT_TELEGR
 # it is added here.
 UNGUARDED = frozenset({*SECRETS, "SMTP_USERNAME", "ALPACA_TIMEOUT", "ALPACA_STREAM",
                        "WATCH_INTERVAL", "SMTP_TIMEOUT", "ALERT_EMAIL_FROM",
-                       "ALERT_WEBHOOK_TIMEOUT"})
+                       "ALERT_WEBHOOK_TIMEOUT", "ALERT_TELEGRAM_TIMEOUT"})
 
 
 def check_working_env(path: Path, working: Mapping[str, str], outside: Mapping[str, str],
