@@ -8,14 +8,7 @@ import typer
 
 from tradectl.cli.app import JsonOption, app
 from tradectl.cli.dry_run import DryRunOption
-from tradectl.cli.wiring import (
-    alert_channels,
-    broker,
-    database,
-    gate_wait,
-    settings,
-    stop_spool,
-)
+from tradectl.cli.wiring import alert_channels, broker, database, settings, stop_spool
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded and e-mailed.")]
 
@@ -33,37 +26,21 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
 
     if not reason.strip():
         raise InputError("--reason must not be empty: say why trading is stopped")
-    from tradectl.cli.early_halt import take
+    if not dry_run:  # the stop itself (a plain `halt --reason R` runs it without Typer)
+        from tradectl.cli.early_halt import halt_now
 
-    # Flatten first: the stop is written ahead (a small fsynced file) and the close-all is on
-    # the wire before the database layer is imported (before Typer, from the executable); the
-    # latch is written meanwhile.
-    begun = None if dry_run else take(reason)
-    config = begun.config if begun is not None else settings()
-    adapter = begun.broker if begun is not None else broker(config)
-    start = begun.start if begun is not None else None
-    spool = stop_spool(config)
-    if adapter is not None and not dry_run and start is None:
-        from tradectl.services.first_close import start_stop
-
-        start = start_stop(adapter, spool, reason)
+        raise typer.Exit(halt_now(reason, as_json))
+    config = settings()
+    adapter, spool = broker(config), stop_spool(config)
     try:
         db = database(config, dry_run=dry_run)
     except DatabaseError:  # the stop does not depend on the database: it says so and goes on
         db = database(config, ensure_schema=False)
-    if dry_run:
-        from tradectl.cli.dry_run import show
-        from tradectl.services.halt_preview import preview_halt
+    from tradectl.cli.dry_run import show
+    from tradectl.services.halt_preview import preview_halt
 
-        show(preview_halt(db, adapter, alert_channels(config), reason,
-                          trading_mode=config.trading_mode, spool=spool), as_json)
-    from tradectl.render.halt import halt_report
-    from tradectl.services.emergency_stop import emergency_stop
-
-    report = emergency_stop(db, adapter, alert_channels(config), reason, spool=spool,
-                            gate_wait=gate_wait(config), start=start)
-    halt_report(report, as_json)
-    raise typer.Exit(report.exit_code)
+    show(preview_halt(db, adapter, alert_channels(config), reason,
+                      trading_mode=config.trading_mode, spool=spool), as_json)
 
 
 @app.command("resume")
