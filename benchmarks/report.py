@@ -5,7 +5,8 @@ real trade leaves (created, accepted, synced, closed), on SQLite and on PostgreS
 Prints, per database: the report query alone (in process, `trading_report`) and the real command
 (the console script as a subprocess, process start to exit; the import floor beside it), each as
 wall time and CPU time (user + system: on a loaded machine, what the process itself cost; the
-command's CPU time does not count the database server's).
+command's CPU time does not count the database server's), and PASS or MISS against the target.
+Each command runs once untimed first, with bytecode caching on, so the figures are a warm start.
 
     python benchmarks/report.py [--trades N] [--runs N] [--pg-url postgresql://...]
 """
@@ -13,6 +14,7 @@ command's CPU time does not count the database server's).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -108,12 +110,16 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path, label: str) -> tuple[
 
 
 def time_commands(url: str, cwd: Path, runs: int) -> list[tuple[str, float, float]]:
+    # Bytecode is read and written as a user's install does: with PYTHONDONTWRITEBYTECODE set,
+    # a source checkout recompiles tradectl on every start; one run first, untimed, warms it.
     env = environment(DATABASE_URL=url)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     figures = []
     for label, argv in (("tradectl report", [*tradectl_argv(), "report"]),
                         ("tradectl report --json", [*tradectl_argv(), "report", "--json"]),
                         ("tradectl report --csv", [*tradectl_argv(), "report", "--csv"]),
                         ("import floor", import_floor_argv())):
+        run(argv, env, cwd).check(label)
         samples = [timed(argv, env, cwd, label) for _ in range(runs)]
         figures.append((label, statistics.median(w for w, _ in samples),
                         statistics.median(c for _, c in samples)))
@@ -132,17 +138,22 @@ def bench(label: str, url: str, trades: int, runs: int, cwd: Path) -> list[tuple
     commands = time_commands(url, cwd, runs)
     rows = [("trading_report (in process)", seconds(query), seconds(query_cpu))]
     rows += [(name, seconds(wall), seconds(cpu)) for name, wall, cpu in commands]
-    print_table(f"{label}, {trades} closed trades (median of {runs})",
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print_table(f"{label}, {trades} closed trades (median of {runs}; load {load} after)",
                 ("what", "wall s", "CPU s"), rows)
+    # The target is wall time; on a shared machine that is mostly the queue for the cores, so the
+    # CPU time (what the process itself cost) is judged beside it.
+    timed_commands = [(name, wall, cpu) for name, wall, cpu in commands if name != "import floor"]
     return [(f"{label}: {name} under {TARGET:g} s", wall < TARGET,
-             f"wall {wall:.3f} s, CPU {cpu:.3f} s") for name, wall, cpu in commands
-            if name != "import floor"]
+             f"wall {wall:.3f} s, CPU {cpu:.3f} s") for name, wall, cpu in timed_commands] + [
+        (f"{label}: {name} CPU under {TARGET:g} s", cpu < TARGET, f"CPU {cpu:.3f} s")
+        for name, _, cpu in timed_commands]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a server where a scratch database may be made (and dropped)")
     args = parser.parse_args()

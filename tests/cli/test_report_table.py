@@ -1,10 +1,11 @@
 """`report`'s tables are written as plain columns (rich's Table takes seconds at 10,000
 trades): byte for byte what rich's borderless tables drew before, piped; folded by rich when
-wider than the console."""
+wider than the console. Its JSON document is written directly: what the JSON writer makes."""
 
 from __future__ import annotations
 
 import io
+import json
 from contextlib import redirect_stdout
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -12,9 +13,16 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
+from tradectl.market import MARKET_TZ
 from tradectl.performance import ClosedTrade, performance
 from tradectl.render import PIPED_WIDTH
-from tradectl.render.report import TRADE_COLUMNS, trade_cells, trading_report_view
+from tradectl.render.json import plain
+from tradectl.render.report import (
+    TRADE_COLUMNS,
+    report_document,
+    trade_cells,
+    trading_report_view,
+)
 
 OPENED = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 
@@ -78,3 +86,15 @@ def test_a_table_wider_than_the_console_is_folded_by_rich() -> None:
     assert ours(sample) == by_rich(sample, PIPED_WIDTH)
     assert max(len(line) for line in ours(sample).splitlines()) <= PIPED_WIDTH
     assert "X" * 90 not in ours(sample)  # folded
+
+
+def test_the_json_document_is_what_the_json_writer_makes_of_the_report() -> None:
+    sample = trades(["AAPL", "MSFT", "NVDA", "BRK.B"])
+    no_risk = ClosedTrade(9, "T", "sell", Decimal("0.5"), Decimal("0.1234"), Decimal("0.12"),
+                          Decimal("0.1234"), Decimal("-0.0017"), "unknown",
+                          OPENED.astimezone(MARKET_TZ), OPENED + timedelta(days=2))
+    report = performance([*sample, no_risk], [OPENED + timedelta(days=1)],
+                         since=date(2026, 11, 2), until=date(2026, 11, 9))
+    assert report.trades[-1].r_multiple is None
+    assert report_document(report) == plain(report)
+    assert json.dumps(report_document(report)) == json.dumps(plain(report))

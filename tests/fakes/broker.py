@@ -67,12 +67,14 @@ class OpenTransactions:
 class FakeBroker:
     """The Broker Protocol in-process. `fail(method, error, times)` makes a call raise before
     it acts; `lose_answer(method, times)` lets it act and then raise BrokerTimeout, as a lost
-    answer does. Every call is logged in `calls`; a call inside a transaction fails the test."""
+    answer does. Every call is logged in `calls`, and every write as the request it describes
+    (`*_request`) in `writes`; a call inside a transaction fails the test."""
 
     def __init__(self, transactions: OpenTransactions | None = None) -> None:
         self.state = AlpacaState()
         self.transactions = transactions
         self.calls: list[str] = []
+        self.writes: list[BrokerRequest] = []  # each write's request, sent or refused
         self._faults: dict[str, list[BrokerError]] = {}
         self._lost: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -138,8 +140,13 @@ class FakeBroker:
         return BrokerRequest("DELETE", f"{FAKE_URL}/v2/orders/{order_id}",
                              f"/v2/orders/{order_id}")
 
+    def _write(self, request: BrokerRequest) -> BrokerRequest:
+        with self._lock:
+            self.writes.append(request)
+        return request
+
     def submit_bracket(self, request: BracketRequest) -> Order:
-        body = self.bracket_order_request(request).body
+        body = self._write(self.bracket_order_request(request)).body
         assert body is not None
         return wire.parse_order(self._do("submit_bracket", lambda: self.state.submit(body)))
 
@@ -155,8 +162,8 @@ class FakeBroker:
 
     def replace_order(self, order_id: str, *, stop_price: Decimal | None = None,
                       limit_price: Decimal | None = None) -> Order:
-        request = self.replace_order_request(order_id, stop_price=stop_price,
-                                             limit_price=limit_price)
+        request = self._write(self.replace_order_request(order_id, stop_price=stop_price,
+                                                         limit_price=limit_price))
         body = request.body or {}
         return wire.parse_order(
             self._do("replace_order", lambda: self.state.replace(order_id, body)))
@@ -190,14 +197,17 @@ class FakeBroker:
         return wire.parse_canceled_orders(self._do("cancel_all_orders", self.state.cancel_all))
 
     def cancel_order(self, order_id: str) -> None:
+        self._write(self.cancel_order_request(order_id))
         self._do("cancel_order", lambda: self.state.cancel(order_id))
 
     def close_all_positions(self, *, cancel_orders: bool) -> list[SymbolOutcome]:
+        request = self._write(self.close_all_request(cancel_orders=cancel_orders))
+        cancel = request.params.get("cancel_orders") == "true"
         return wire.parse_closed_positions(
-            self._do("close_all_positions", lambda: self.state.close_all(cancel_orders)))
+            self._do("close_all_positions", lambda: self.state.close_all(cancel)))
 
     def close_position(self, symbol: str, qty: Decimal | None = None) -> Order:
-        request = self.close_position_request(symbol, qty)  # what goes is what is described
+        request = self._write(self.close_position_request(symbol, qty))  # as described
         sent = Decimal(request.params["qty"]) if "qty" in request.params else None
         return wire.parse_order(
             self._do("close_position", lambda: self.state.close_position(symbol, qty=sent)))

@@ -1,5 +1,5 @@
-"""The dry runs' services on the in-process fakes: they read (never inside a transaction), they
-never write to the broker, the database or an alert channel."""
+"""The plans the dry runs show, on the in-process fakes: they read (never inside a transaction),
+they never write to the broker, the database or an alert channel."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from tradectl.broker import BracketRequest
 from tradectl.db.models import Alert, Cycle, Event, Position
 from tradectl.db.session import Database
 from tradectl.notify import Channels
-from tradectl.services.adjust_preview import preview_adjust
-from tradectl.services.close_preview import preview_close
-from tradectl.services.halt_preview import preview_halt
+from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
+from tradectl.services.close_plan import close_dry_run, plan_close
+from tradectl.services.halt_plan import halt_dry_run, plan_halt
+from tradectl.services.open_plan import open_dry_run, plan_open
 from tradectl.services.open_position import place_open, quote_open
-from tradectl.services.open_preview import preview_open
 from tradectl.services.pre_trade import send_pre_trade_reads
 
 READS = {"account", "list_positions", "list_orders", "clock", "latest_trade_price"}
@@ -34,8 +34,8 @@ def test_the_previews_only_read(db: Database, broker: FakeBroker, channel: FakeC
         broker, BracketRequest("MSFT", "buy", 2, Decimal(390), Decimal(420), None, "day"))))
     before, calls = rows(db), len(broker.calls)
     quote = quote_open(None, send_pre_trade_reads(broker, spec), risk_budget=Decimal(100))
-    opened = preview_open(db, broker, LIMITS, quote, trading_mode="paper")
-    halted = preview_halt(db, broker, channels, "checking", trading_mode="paper")
+    opened = open_dry_run(plan_open(db, broker, LIMITS, quote), trading_mode="paper")
+    halted = halt_dry_run(plan_halt(db, broker, channels, "checking"), trading_mode="paper")
     assert set(broker.calls[calls:]) <= READS
     assert rows(db) == before and channel.sent == []
     # 100 / |150 - 145| = 20 shares; the book holds MSFT, not AAPL
@@ -53,8 +53,8 @@ def test_close_and_adjust_previews_judge_a_row_alpaca_has_moved_on_and_leave_it_
     place_open(db, broker, LIMITS, quote_open(db, send_pre_trade_reads(
         broker, BracketRequest("MSFT", "buy", 2, Decimal(390), Decimal(420), None, "day"))))
     before, calls = rows(db), len(broker.calls)
-    closed = preview_close(db, broker, "MSFT", trading_mode="paper")
-    adjusted = preview_adjust(db, broker, "MSFT", stop=Decimal(395), target=None,
+    closed = close_dry_run(plan_close(db, broker, "MSFT"), trading_mode="paper")
+    adjusted = adjust_dry_run(plan_adjust(db, broker, "MSFT", stop=Decimal(395), target=None),
                               trading_mode="paper")
     assert set(broker.calls[calls:]) <= READS
     assert rows(db) == before and channel.sent == []

@@ -37,10 +37,10 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
     except DatabaseError:  # the stop does not depend on the database: it says so and goes on
         db = database(config, ensure_schema=False)
     from tradectl.cli.dry_run import show
-    from tradectl.services.halt_preview import preview_halt
+    from tradectl.services.halt_plan import halt_dry_run, plan_halt
 
-    show(preview_halt(db, adapter, alert_channels(config), reason,
-                      trading_mode=config.trading_mode, spool=spool), as_json)
+    plan = plan_halt(db, adapter, alert_channels(config), reason, spool=spool)
+    show(halt_dry_run(plan, trading_mode=config.trading_mode), as_json)
 
 
 @app.command("resume")

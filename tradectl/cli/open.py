@@ -77,11 +77,10 @@ def open_command(
     db = database(config, dry_run=dry_run)
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.open_preview import preview_open
+        from tradectl.services.open_plan import open_dry_run, plan_open
 
-        show(preview_open(db, adapter, risk_limits(config),
-                          quote_open(None, reads, risk_budget),
-                          trading_mode=config.trading_mode), as_json)
+        plan = plan_open(db, adapter, risk_limits(config), quote_open(None, reads, risk_budget))
+        show(open_dry_run(plan, trading_mode=config.trading_mode), as_json)
     from tradectl.cli.pending_stops import finish_pending_stops
 
     finish_pending_stops(config, db, adapter)  # a stop killed mid-flight: completed, latched

@@ -31,10 +31,10 @@ def close_command(position: PositionArgument, dry_run: DryRunOption = False,
     config = settings()
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.close_preview import preview_close
+        from tradectl.services.close_plan import close_dry_run, plan_close
 
-        show(preview_close(database(config, dry_run=True), broker(config), position,
-                           trading_mode=config.trading_mode), as_json)
+        plan = plan_close(database(config, dry_run=True), broker(config), position)
+        show(close_dry_run(plan, trading_mode=config.trading_mode), as_json)
     from tradectl.cli.pending_stops import finish_pending_stops
 
     db, adapter = database(config), broker(config)
@@ -70,10 +70,11 @@ def adjust_command(
     config = settings()
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.adjust_preview import preview_adjust
+        from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
 
-        show(preview_adjust(database(config, dry_run=True), broker(config), position, stop=new_stop,
-                            target=new_target, trading_mode=config.trading_mode), as_json)
+        planned = plan_adjust(database(config, dry_run=True), broker(config), position,
+                              stop=new_stop, target=new_target)
+        show(adjust_dry_run(planned, trading_mode=config.trading_mode), as_json)
     report = adjust_position(database(config), broker(config), position, stop=new_stop,
                              target=new_target)
     adjust_report(report, as_json)

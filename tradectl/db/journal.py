@@ -1,5 +1,6 @@
 """The unit of work: what a transaction hands a service. Named reads and writes over one session,
-and the only place outside the models that writes SQLAlchemy queries.
+and, with report_rows.py (the report's Core reads), the only place outside the models that writes
+SQLAlchemy queries.
 
 Commits are explicit: leaving `Database.transaction()` without `journal.commit()` rolls back.
 """
@@ -9,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any
 
 from sqlalchemy import and_, insert, inspect, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from tradectl.db.models import LIVE_POSITION_STATUSES, Alert, Cycle, Event, Position, utcnow
 
@@ -36,23 +37,6 @@ EVENT_KINDS = frozenset({
 
 # How far before the oldest live position an orders read begins (clock skew, submit latency).
 ORDERS_WINDOW_MARGIN = timedelta(minutes=1)
-
-
-class ClosedPosition(Protocol):
-    """The columns of a closed position the report reads (journal.closed_positions)."""
-
-    id: int
-    symbol: str
-    side: str
-    qty: Decimal
-    filled_qty: Decimal | None
-    filled_avg_price: Decimal | None
-    exit_price: Decimal | None
-    stop_loss: Decimal
-    realized_pl: Decimal | None
-    close_reason: str | None
-    created_at: datetime
-    closed_at: datetime | None
 
 
 class Journal:
@@ -141,48 +125,6 @@ class Journal:
         values = self._session.scalars(select(Position.realized_pl).where(
             Position.closed_at >= since, Position.realized_pl.is_not(None)))
         return sum((v for v in values if v is not None), Decimal(0))
-
-    # -- the trading report ------------------------------------------------------------------
-
-    def closed_positions(self, since: datetime | None,
-                         until: datetime | None) -> list[tuple[ClosedPosition, Decimal]]:
-        """Positions that held shares and are closed with a realized P&L, closed in
-        [since, until), in the order they closed, each with its initial stop: the one the position
-        was opened with (its position_created event), whatever became of the bracket since.
-
-        One pass: the positions joined to their position_created event (ix_events_position_id),
-        read as plain rows with the report's columns (no ORM object per trade)."""
-        opened = aliased(Event)
-        columns = (Position.id, Position.symbol, Position.side, Position.qty, Position.filled_qty,
-                   Position.filled_avg_price, Position.exit_price, Position.stop_loss,
-                   Position.realized_pl, Position.close_reason, Position.created_at,
-                   Position.closed_at)
-        query = (select(*columns, opened.details).outerjoin(opened, and_(
-            opened.position_id == Position.id, opened.kind == "position_created"))
-            .where(Position.status == "closed", Position.realized_pl.is_not(None),
-                   Position.filled_avg_price.is_not(None), Position.exit_price.is_not(None),
-                   Position.closed_at.is_not(None)))
-        if since is not None:
-            query = query.where(Position.closed_at >= since)
-        if until is not None:
-            query = query.where(Position.closed_at < until)
-        closed = {}
-        ordered = query.order_by(Position.closed_at, Position.id)
-        for p in self._session.connection().execute(ordered):  # plain rows, not ORM objects
-            stop = p.details.get("stop") if isinstance(p.details, dict) else None
-            closed[p.id] = (cast("ClosedPosition", p),
-                            Decimal(stop) if isinstance(stop, str) else p.stop_loss)
-        return list(closed.values())
-
-    def stops_pulled(self, since: datetime | None, until: datetime | None) -> list[datetime]:
-        """When each emergency stop (halt, or the loss limit) latched its cycle."""
-        query = select(Cycle.stopped_at).where(Cycle.stopped_at.is_not(None))
-        if since is not None:
-            query = query.where(Cycle.stopped_at >= since)
-        if until is not None:
-            query = query.where(Cycle.stopped_at < until)
-        return [at for at in self._session.scalars(query.order_by(Cycle.stopped_at))
-                if at is not None]
 
     # -- events ----------------------------------------------------------------------------
 

@@ -9,23 +9,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import sessionmaker
 
 from tradectl.db.advisory_lock import AdvisoryLock
+from tradectl.db.columns import HEAD_REVISION
 from tradectl.db.locks import FileLock, NamedLock, ProcessLock, holding
-from tradectl.db.models import HEAD_REVISION
 from tradectl.db.url import masked_url, normalize_url, scrubbed, unusable_url, usable_url
 from tradectl.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
+    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.orm import Session, sessionmaker
 
     from tradectl.db.journal import Journal
 
@@ -127,7 +127,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url, create_private=create_private)
         self.dialect = self.engine.dialect.name
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @cached_property
+    def _sessions(self) -> sessionmaker[Session]:
+        # The ORM is imported when a command first needs it: `report` reads through Core alone.
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -156,14 +162,26 @@ class Database:
     def _unit_of_work(self, *, read_only: bool) -> Iterator[Journal]:
         from tradectl.db.journal import Journal
 
-        try:
-            with self._sessions() as session:
-                if read_only:
-                    session.autoflush = False
-                    session.connection(execution_options={READ_ONLY: True})
-                yield Journal(session)
+        with self._database_errors(), self._sessions() as session:
+            if read_only:
+                session.autoflush = False
+                session.connection(execution_options={READ_ONLY: True})
+            yield Journal(session)
             # closing the session rolls back what was not committed (and, unlike rollback(),
             # leaves the loaded objects readable)
+
+    @contextmanager
+    def read_rows(self) -> Iterator[Connection]:
+        """A read of plain rows through SQLAlchemy Core, without the ORM (db/report_rows.py):
+        like read(), no write lock on SQLite, and nothing kept (the end rolls back)."""
+        with self._database_errors(), self.engine.connect() as connection:
+            yield connection.execution_options(**{READ_ONLY: True})
+
+    @contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """Database faults as DatabaseError."""
+        try:
+            yield
         except (DBAPIError, SQLAlchemyError) as err:
             if isinstance(err, DBAPIError) or "connect" in str(err):
                 raise describe_db_error(self.url, err) from None

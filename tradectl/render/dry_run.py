@@ -1,11 +1,10 @@
 """Rendering of every `--dry-run`: the shared envelope (the rules, the requests, the notes, the
-verdict) around each command's own plan, drawn by the section registered for its type below.
+verdict) around each command's own plan summary, drawn by the section its type matches (`_section`).
 With --json, the DryRun as one object."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tradectl.render import dollars, literal, money, price_text, quantity, stdout
@@ -14,11 +13,8 @@ from tradectl.render.json import plain, print_json
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tradectl.services.adjust_preview import AdjustPlan
-    from tradectl.services.close_preview import ClosePlan
+    from tradectl.services import dry_run
     from tradectl.services.dry_run import DryRun, OrderToCancel
-    from tradectl.services.halt_preview import HaltPlan
-    from tradectl.services.open_preview import OpenPlan
 
 
 def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
@@ -29,7 +25,7 @@ def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
     console = stdout()
     console.print(f"[bold cyan]DRY RUN[/] of `{report.command}` ({report.trading_mode}): "
                   "nothing was written or sent")
-    _SECTIONS[type(report.plan).__name__](console, report.plan)
+    _section(console, report.plan)
     if report.checks:
         console.print("rules")
         width = max(len(c.rule) for c in report.checks)
@@ -53,7 +49,24 @@ def dry_run_report(report: DryRun[Any], as_json: bool) -> None:
         console.print(f"verdict  [green bold]would go ahead[/] (exit {code})")
 
 
-def _open_section(console: Console, plan: OpenPlan) -> None:
+def _section(console: Console, plan: object) -> None:
+    """The command's own section, by the summary's type."""
+    from tradectl.services.dry_run import AdjustSummary, CloseSummary, HaltSummary, OpenSummary
+
+    match plan:
+        case OpenSummary():
+            _open_section(console, plan)
+        case HaltSummary():
+            _halt_section(console, plan)
+        case CloseSummary():
+            _close_section(console, plan)
+        case AdjustSummary():
+            _adjust_section(console, plan)
+        case _:
+            raise TypeError(f"no dry-run section for {type(plan).__name__}")
+
+
+def _open_section(console: Console, plan: dry_run.OpenSummary) -> None:
     entry = f"limit {money(plan.entry)}" if plan.entry is not None else "at market"
     console.print(f"order    {plan.side} {plan.qty} {plan.symbol} {entry}, stop "
                   f"{money(plan.stop)}, target {money(plan.target)} ({plan.time_in_force})")
@@ -73,7 +86,7 @@ def _open_section(console: Console, plan: OpenPlan) -> None:
     console.print(f"cycle    {cycle}")
 
 
-def _halt_section(console: Console, plan: HaltPlan) -> None:
+def _halt_section(console: Console, plan: dry_run.HaltSummary) -> None:
     from rich.table import Table
 
     cycle = f"cycle {plan.cycle_id}" if plan.cycle_id is not None else "a first cycle"
@@ -132,7 +145,7 @@ def _position_line(console: Console, position_id: int, symbol: str, side: str,
     console.print(f"position #{position_id} {symbol} ({side}, {status})")
 
 
-def _close_section(console: Console, plan: ClosePlan) -> None:
+def _close_section(console: Console, plan: dry_run.CloseSummary) -> None:
     _position_line(console, plan.position_id, plan.symbol, plan.side, plan.status)
     console.print(f"exits    stop {money(plan.stop)}, target {money(plan.target)}")
     if plan.last_price is not None:
@@ -152,7 +165,7 @@ def _close_section(console: Console, plan: ClosePlan) -> None:
     console.print(f"cycle    {plan.cycle_status}")
 
 
-def _adjust_section(console: Console, plan: AdjustPlan) -> None:
+def _adjust_section(console: Console, plan: dry_run.AdjustSummary) -> None:
     from rich.table import Table
 
     _position_line(console, plan.position_id, plan.symbol, plan.side, plan.status)
@@ -168,11 +181,3 @@ def _adjust_section(console: Console, plan: AdjustPlan) -> None:
         console.print(table)
     if plan.stop is not None:
         console.print(f"after    stop {money(plan.stop)}, target {money(plan.target)}")
-
-
-_SECTIONS: dict[str, Callable[[Console, Any], None]] = {
-    "OpenPlan": _open_section,
-    "HaltPlan": _halt_section,
-    "ClosePlan": _close_section,
-    "AdjustPlan": _adjust_section,
-}

@@ -9,24 +9,31 @@ services/market_close.py. The close is never sent twice: a lost answer, or a clo
 midway, is settled from Alpaca's orders once its lock is free (by the next watch tick, or by the
 next `close`, which sends it again only when Alpaca never had it).
 
+Plan then execute: `close_plan.plan_located` reads Alpaca and decides (the exact DELETEs), under
+the exit lock; `execute_close` writes ahead, sends exactly those, records the answers.
+
 Shares Alpaca no longer holds for the row (sold by hand) are taken from Alpaca's positions and
 orders first (services/outside.py): the close sells only what is left, the P&L is Alpaca's.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
-
-from tradectl.broker import Broker, BrokerPosition
+from tradectl.broker import Broker
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError, BrokerNotConfigured, InputError, RefusedError
+from tradectl.errors import BrokerError, RefusedError
 from tradectl.notify import Channels
-from tradectl.services.interrupted_close import exit_lock, settle_in_doubt
+from tradectl.services.close_plan import (  # noqa: F401  (find_position: re-exported)
+    ALREADY_CLOSING,
+    CloseDecision,
+    ClosePlan,
+    decide,
+    find_position,
+    locate,
+    plan_located,
+)
+from tradectl.services.interrupted_close import exit_lock
 from tradectl.services.market_close import (  # noqa: F401  (re-exported: the close's vocabulary)
     ExitOutcome,
     close_at_market,
@@ -34,64 +41,49 @@ from tradectl.services.market_close import (  # noqa: F401  (re-exported: the cl
     mark_unprotected,
 )
 from tradectl.services.orders import ENTRY_DEAD, apply_entry_order
-from tradectl.services.outside import (
-    OutsideExit,
-    apply_outside_exits,
-    describe,
-    outside_fills,
-    own_order_ids,
-)
-from tradectl.services.protection import CancelTarget, account_shares, cancel_targets
-from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
+from tradectl.services.outside import describe
+from tradectl.services.protection import CancelTarget
 from tradectl.services.row_views import position_view
 
-
-def find_position(journal: Journal, ref: str) -> Position:
-    """A live position by id (`12`, `#12`) or by symbol; exit 2 when there is none (or the
-    symbol names several: then the id is needed)."""
-    text = ref.strip().lstrip("#")
-    live = journal.live_positions()
-    if text.isascii() and text.isdigit():
-        found = [p for p in live if p.id == int(text)]
-        if not found:
-            raise InputError(f"no live position #{text} (see `tradectl status`)")
-        return found[0]
-    matching = [p for p in live if p.symbol == text.upper()]
-    if not matching:
-        raise InputError(f"no live position in {text.upper()!r} (see `tradectl status`)")
-    if len(matching) > 1:
-        ids = ", ".join(f"#{p.id}" for p in matching)
-        raise InputError(f"{text.upper()} has {len(matching)} live positions ({ids}): "
-                         "name one by its id")
-    return matching[0]
+CHANGED = "changed since the plan was made"
 
 
 def close_position(db: Database, broker: Broker | None, channel: Channels | None,
                    ref: str) -> ExitOutcome:
-    with db.read() as journal:
-        row = find_position(journal, ref)
-        position_id, since = row.id, journal.orders_window_start()
-        local = row.alpaca_status == "alpaca_disabled"
-    if local:
-        return _close_locally(db, position_id)
-    broker = needs_keys(broker, row)
-    with exit_lock(db, position_id) as lock:  # until the answer is recorded
+    """The real `close`: under the position's exit lock, `execute_close(plan)`."""
+    located = locate(db, ref)
+    if located.action == "close_locally":
+        return execute_close(db, broker, channel, located)
+    with exit_lock(db, located.position_id) as lock:  # until the answer is recorded
         if not lock:
-            raise RefusedError(f"{row.symbol} #{position_id}: another close is still running "
-                               "(of it, or of a position sharing its lock): try again in a "
-                               "moment", rule="close_running")
-        return _close_locked(db, broker, channel, position_id, since)
+            raise RefusedError(f"{located.symbol} #{located.position_id}: another close is "
+                               "still running (of it, or of a position sharing its lock): try "
+                               "again in a moment", rule="close_running")
+        # read with the lock held: no close runs
+        plan = plan_located(db, broker, located, lock_held=True)
+        return execute_close(db, broker, channel, plan)
 
 
-def _close_locked(db: Database, broker: Broker, channel: Channels | None, position_id: int,
-                  since: datetime) -> ExitOutcome:
-    book, market = read_for_close(broker, since)  # read with the lock held: no close runs
+def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
+                  plan: ClosePlan) -> ExitOutcome:
+    """Under the exit lock the plan was made with: write the plan ahead (the row brought in
+    line as the plan saw it; refused if the row changed since), then send exactly the plan's
+    cancels and close, and record the answers."""
+    if plan.action == "close_locally":
+        return _close_locally(db, plan.position_id)
+    if plan.refusal is not None:
+        raise plan.refusal
+    if not plan.lock_held:  # whoever writes a close ahead holds the exit lock until the answer
+        raise ValueError("a close is planned and executed under its exit lock")
+    assert plan.decision is not None and broker is not None
     with db.transaction() as journal:
-        row = journal.position_for_update(position_id)
-        now = utcnow()
-        settle_in_doubt(journal, row, list(book.by_id.values()), journal.tracked_order_ids(),
-                        now, interrupted=True)
-        decision = decide_close(row, book, market, now)
+        row = journal.position_for_update(plan.position_id)
+        decision = decide(journal, row, plan, utcnow())
+        if decision.sends() != plan.decision.sends() or decision.outcome != \
+                plan.decision.outcome:
+            raise RefusedError(f"{plan.symbol} #{plan.position_id}: {CHANGED} (a tick or "
+                               "another command moved it): nothing was sent; try again",
+                               rule="changed_since_plan")
         for done in decision.outside:
             journal.record("outside_exit", f"{row.symbol}: {describe(done)}",
                            cycle_id=row.cycle_id, position_id=row.id,
@@ -108,78 +100,12 @@ def _close_locked(db: Database, broker: Broker, channel: Channels | None, positi
     if decision.outcome is not None:
         return ExitOutcome(view, decision.outcome,
                            notes=tuple(describe(d) for d in decision.outside))
-    cancel = list(decision.cancel)
-    if decision.held is None:
-        return _cancel_entry(db, broker, position_id, cancel)
-    working_entry = next((t.order for t in cancel if t.order.id == view.alpaca_order_id), None)
-    return close_at_market(db, broker, channel, position_id, cancel=cancel, held=decision.held,
-                           account_qty=decision.account_qty, view=view, entry=working_entry)
-
-
-ALREADY_CLOSING = "a close is already working: `tradectl watch` records its fill"
-
-
-def needs_keys(broker: Broker | None, row: Position) -> Broker:
-    if broker is None:
-        raise BrokerNotConfigured(f"{row.symbol} #{row.id} was sent to Alpaca: closing it "
-                                  "needs the keys (ALPACA_API_KEY, ALPACA_SECRET_KEY)")
-    return broker
-
-
-def read_for_close(broker: Broker, since: datetime) -> tuple[OrderBook, list[BrokerPosition]]:
-    """Alpaca's orders (since the oldest live position) and positions, side by side."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="close") as pool:
-        orders = pool.submit(broker.list_orders, status="all", after=since)
-        held = pool.submit(broker.list_positions)
-        return OrderBook.of(orders.result()), held.result()
-
-
-@dataclass(frozen=True)
-class CloseDecision:
-    """What `close` does with one position, from one read of Alpaca. `outcome`: nothing to
-    send, and why (already_closing, or the status Alpaca settled it in); else the orders to
-    cancel, then `held` shares to close (None: an unfilled entry, cancelled instead),
-    `account_qty` the account's shares in the symbol."""
-
-    outcome: str | None
-    cancel: tuple[CancelTarget, ...] = ()
-    held: Decimal | None = None
-    account_qty: Decimal | None = None
-    synced: str | None = None  # what the row took from Alpaca's orders first
-    outside: tuple[OutsideExit, ...] = ()  # shares Alpaca no longer holds for it (by hand)
-
-
-def decide_close(row: Position, book: OrderBook, market: list[BrokerPosition],
-                 now: datetime) -> CloseDecision:
-    """The close's decision, shared by the real command (on the row it then writes ahead) and
-    `close --dry-run` (on a read-only unit of work). Brings the row in line with Alpaca's
-    orders and positions first; RefusedError (exit 3) when there is nothing it can do yet."""
-    if row.status == "closing":
-        return CloseDecision("already_closing")
-    synced = sync_position(row, book, now)  # an entry or an exit Alpaca settled since the tick
-    entry = book.entry_of(row)
-    if row.status not in ("pending", "open"):
-        return CloseDecision(row.status, synced=synced)
-    if not row.filled_qty:
-        if entry is None:
-            raise RefusedError(f"{row.symbol}: its order's outcome is not known yet: nothing "
-                               "to cancel until Alpaca's orders settle it (`tradectl status`)",
-                               rule="outcome_unknown")
-        return CloseDecision(None, (CancelTarget(entry, entry.id),), synced=synced)
-    holding = next((p for p in market if p.symbol == row.symbol), None)
-    fills = outside_fills(book, own_order_ids([row], book))
-    outside = tuple(apply_outside_exits([row], holding, book, fills, now, unexplained=True))
-    if row.status != "open":  # Alpaca holds none of it: settled from its fills
-        return CloseDecision(row.status, synced=synced, outside=outside)
-    if account_shares(holding, row.side) <= 0:
-        raise RefusedError(f"{row.symbol}: Alpaca holds no {row.symbol} position while its "
-                           "own exit orders are still working: nothing to close; `tradectl "
-                           "watch` records how they end", rule="nothing_held")
-    exited = sum((o.filled_qty for o in exit_orders(row, book)), Decimal(0))
-    held = row.filled_qty - exited - (row.outside_qty or Decimal(0))
-    assert holding is not None
-    return CloseDecision(None, tuple(cancel_targets(row, book)), held, abs(holding.qty),
-                         synced, outside)
+    cancel = list(plan.decision.cancel)
+    if plan.decision.held is None:
+        return _cancel_entry(db, broker, plan.position_id, cancel)
+    return close_at_market(db, broker, channel, plan.position_id, cancel=cancel,
+                           held=plan.decision.held, account_qty=plan.decision.account_qty,
+                           view=view, entry=plan.working_entry)
 
 
 def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> None:

@@ -14,9 +14,22 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tradectl.broker import Broker, SymbolOutcome
+from tradectl.broker import Broker, BrokerRequest, SymbolOutcome
 from tradectl.db.spool import STARTED, Claim, OfflineStop, StopSpool
 from tradectl.errors import BrokerError
+
+# The stop's first write: one request closes every position, cancelling every order first. The
+# dry run shows `close_all_request`; the stop sends `close_all` (here, or from flatten.py when
+# it did not go early): one definition, so what `halt --dry-run` shows is what `halt` sends.
+_CANCEL_ORDERS = True
+
+
+def close_all_request(broker: Broker) -> BrokerRequest:
+    return broker.close_all_request(cancel_orders=_CANCEL_ORDERS)
+
+
+def close_all(broker: Broker) -> list[SymbolOutcome]:
+    return broker.close_all_positions(cancel_orders=_CANCEL_ORDERS)
 
 
 class FirstClose:
@@ -37,7 +50,7 @@ class FirstClose:
 
     def _run(self) -> None:
         try:
-            self._outcomes = self.broker.close_all_positions(cancel_orders=True)
+            self._outcomes = close_all(self.broker)
         except BrokerError as err:
             self._error = err
         except Exception as err:  # a bug must not lose the stop: the fallback closes each

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tradectl.broker import Account, Broker, BrokerPosition, Clock, Order, SymbolOutcome
 from tradectl.errors import BrokerError
+from tradectl.services.first_close import close_all
 
 if TYPE_CHECKING:
     from tradectl.services.first_close import FirstClose
@@ -63,8 +64,7 @@ def flatten_account(
         if not close:
             result = Flattening("none")
         else:
-            answer = first.result() if first is not None else \
-                broker.close_all_positions(cancel_orders=True)
+            answer = first.result() if first is not None else close_all(broker)
             result = Flattening("close_all", {o.key: o for o in answer})
     except BrokerError as err:
         result = Flattening("fallback")

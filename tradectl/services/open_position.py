@@ -1,65 +1,48 @@
-"""Open a bracket position in two steps with a value between them: `quote_open` (the pre-trade
-reads, the bracket against the market, the trade's exposure), then `place_open` (risk rules,
-write-ahead, one submit, the answer recorded). The caller may confirm the quote in between.
+"""`tradectl open`: plan then execute. `open_plan.quote_open` waits for the pre-trade reads and
+checks the bracket against the market (the caller may confirm the quote); `place_open` settles
+rows of unknown outcome, plans (`open_plan.plan_open`: the rules, the exact POST, the row) and
+executes the plan: under the trading gate the rules are judged again as the row is written
+ahead (a plan is a decision on a snapshot: what changed since refuses, and says so), one submit,
+the answer recorded.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, Order
-from tradectl.db.journal import Journal
-from tradectl.db.models import Cycle, Position, utcnow
+from tradectl.broker import Broker, Order
+from tradectl.db.models import Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import (
     BrokerError,
     BrokerTimeout,
     BrokerUnreachable,
-    CycleStoppedError,
     DatabaseError,
     InputError,
     RefusedError,
 )
-from tradectl.formats import price_text
-from tradectl.market import trading_day_start
-from tradectl.risk import (
-    BookState,
-    RiskLimits,
-    RiskSizing,
-    RuleCheck,
-    applicable_baseline,
-    check_bracket_against_base,
-    pre_trade_checks,
-    size_by_risk,
-    trade_exposure,
-)
+from tradectl.risk import RiskLimits
 from tradectl.services.gate import trading_gate
+from tradectl.services.open_plan import (  # noqa: F401  (quote_open: re-exported)
+    OpenPlan,
+    OpenQuote,
+    judge_open,
+    plan_open,
+    quote_open,
+    spec_details,
+)
 from tradectl.services.orders import apply_entry_order
-from tradectl.services.pre_trade import PreTradeReads
 from tradectl.services.reconcile import (
     UNKNOWN,
     outcome_unknown,
     settle_unknown_orders,
     write_outcome_unknown,
 )
-from tradectl.services.row_views import position_view, stopped_message
+from tradectl.services.row_views import position_view
 from tradectl.views import PositionView
 
-
-@dataclass(frozen=True)
-class OpenQuote:
-    """The order as it would go out, and what the risk checks will see."""
-
-    spec: BracketRequest
-    base_price: Decimal | None  # the limit entry, or the last trade for a market entry
-    notional: Decimal
-    risk: Decimal
-    account: Account | None
-    positions: tuple[BrokerPosition, ...] = ()
-    sizing: RiskSizing | None = None  # `--risk`: how the quantity was found
+CHANGED = "the book changed since the plan was made"
 
 
 @dataclass(frozen=True)
@@ -69,48 +52,27 @@ class OpenOutcome:
     warnings: tuple[str, ...] = ()
 
 
-def quote_open(db: Database | None, reads: PreTradeReads,
-               risk_budget: Decimal | None = None) -> OpenQuote:
-    """Wait for the pre-trade reads and check the bracket against the market. With a
-    `risk_budget` (`open --risk`) the quantity is sized from the price now known. A failed read
-    is logged unless `db` is None (a dry run writes nothing)."""
-    spec = reads.spec
-    try:
-        facts = reads.facts()
-    except BrokerError as err:
-        if db is not None:
-            with db.transaction() as journal:  # nothing was sent; say why nothing was
-                journal.record("broker_error", f"{spec.symbol}: pre-trade checks could not "
-                               f"read Alpaca: {err.message}",
-                               details={"http_status": err.status, **_spec_details(spec)})
-                journal.commit()
-        raise
-    if spec.entry is None and facts.base_price is not None:
-        check_bracket_against_base(spec, facts.base_price, base_name="the last trade")
-    sizing = None
-    if risk_budget is not None:
-        if facts.base_price is None:
-            raise InputError("--risk needs a price to size the trade: pass --entry, or set "
-                             "the Alpaca keys so that the last trade can be read")
-        sizing = size_by_risk(risk_budget, facts.base_price, spec.stop)
-        spec = replace(spec, qty=sizing.qty)
-    notional, risk = trade_exposure(spec, facts.base_price)
-    return OpenQuote(spec, facts.base_price, notional, risk, facts.account, facts.positions,
-                     sizing)
-
-
 def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
                quote: OpenQuote) -> OpenOutcome:
+    """The real `open`: `execute_open(plan_open(...))`, once unknown outcomes are settled."""
     if broker is not None:
         _settle_unknown_orders(db, broker)
+    return execute_open(db, broker, limits, plan_open(db, broker, limits, quote))
+
+
+def execute_open(db: Database, broker: Broker | None, limits: RiskLimits,
+                 plan: OpenPlan) -> OpenOutcome:
+    """Write the plan's row ahead and send the plan's bracket, once; record the answer."""
+    if (plan.request is None) != (broker is None):
+        raise ValueError("the plan was made for another broker")
     # The gate makes "check the cycle, then submit" one step against a concurrent halt: once the
     # halt's latch has committed, no open can still be on its way to the broker.
     with trading_gate(db):
-        position_id, request = _write_ahead(db, quote, limits, broker_backed=broker is not None)
+        position_id = _write_ahead(db, plan, limits, broker_backed=broker is not None)
         if broker is None:
             return _record_without_broker(db, position_id)
         try:
-            order = broker.submit_bracket(request)
+            order = broker.submit_bracket(plan.bracket)
         except BrokerError as err:
             if not write_outcome_unknown(err):
                 return _record_failure(db, position_id, err)
@@ -118,7 +80,7 @@ def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
             lost = err
         else:
             return _record_order(db, position_id, order)
-    return _look_up_lost_answer(db, broker, position_id, request.client_order_id, lost)
+    return _look_up_lost_answer(db, broker, position_id, plan.bracket.client_order_id, lost)
 
 
 def _settle_unknown_orders(db: Database, broker: Broker) -> None:
@@ -135,90 +97,43 @@ def _settle_unknown_orders(db: Database, broker: Broker) -> None:
     settle_unknown_orders(db, orders, utcnow())
 
 
-def _write_ahead(db: Database, quote: OpenQuote, limits: RiskLimits,
-                 *, broker_backed: bool) -> tuple[int, BracketRequest]:
-    """Refuse (and log why) or store the pending position, committed before any order is sent."""
-    spec = quote.spec
+def _write_ahead(db: Database, plan: OpenPlan, limits: RiskLimits, *,
+                 broker_backed: bool) -> int:
+    """Refuse (and log why) or store the plan's pending row, committed before any order is
+    sent. The rules are judged again here, under the gate: the plan's refusal stands, and a
+    rule that fails now refuses what the plan allowed."""
+    spec, quote = plan.bracket, plan.quote
     if spec.qty <= 0:  # `--risk` sizes it in quote_open; nothing may go out unsized
         raise InputError(f"no quantity for {spec.symbol}: pass --qty or --risk")
     with db.transaction() as journal:
         cycle = journal.current_cycle()
-        _, refusal = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed)
+        _, now = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed)
+        refusal = plan.refusal or _changed(now)
         if refusal is not None:
             journal.record("refused", f"{spec.symbol}: {refusal.message}", cycle_id=cycle.id,
                            details={"rule": refusal.rule, "figures": refusal.figures,
-                                    **_spec_details(spec)})
+                                    **spec_details(spec)})
             journal.commit()
             raise refusal
-        request = replace(spec, client_order_id=f"tradectl-{uuid.uuid4().hex}")
         position = journal.add_position(Position(
             cycle_id=cycle.id, symbol=spec.symbol, side=spec.side, qty=Decimal(spec.qty),
             entry_price=spec.entry, stop_loss=spec.stop, take_profit=spec.target,
             time_in_force=spec.time_in_force, status="pending",
-            client_order_id=request.client_order_id))
-        entry = f"limit {price_text(spec.entry)}" if spec.entry is not None else "at market"
-        journal.record("position_created",
-                       f"{spec.side} {spec.qty} {spec.symbol} {entry}, stop "
-                       f"{price_text(spec.stop)}, target {price_text(spec.target)}",
-                       cycle_id=cycle.id, position_id=position.id,
-                       details={**_spec_details(spec), "base_price": quote.base_price,
+            client_order_id=spec.client_order_id))
+        journal.record("position_created", plan.created, cycle_id=cycle.id,
+                       position_id=position.id,
+                       details={**spec_details(spec), "base_price": quote.base_price,
                                 "risk_budget": quote.sizing.budget if quote.sizing else None})
         journal.commit()
-        return position.id, request
+        return position.id
 
 
-def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: RiskLimits, *,
-               broker_backed: bool) -> tuple[list[RuleCheck], RefusedError | None]:
-    """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
-    failed rule makes, if any. Reads only: `open` and its dry run judge alike."""
-    checks = pre_trade_checks(quote.spec, quote.base_price,
-                              _book(journal, cycle, quote, broker_backed), limits,
-                              quote.sizing.budget if quote.sizing else None)
-    if cycle is not None and cycle.status != "active":
-        message = stopped_message(cycle)
-        return ([RuleCheck("cycle_stopped", False, message, {"cycle_id": str(cycle.id)}),
-                 *checks],
-                CycleStoppedError(message, rule="cycle_stopped",
-                                  figures={"cycle_id": str(cycle.id)},
-                                  hint="`tradectl resume --reason ...`"))
-    state = f"cycle {cycle.id} is active" if cycle else "no cycle yet: the first one starts now"
-    checks.insert(0, RuleCheck("cycle_stopped", True, state,
-                               {"cycle_id": str(cycle.id)} if cycle else {}))
-    failed = next((c for c in checks if not c.passed), None)
-    if failed is None:
-        return checks, None
-    return checks, RefusedError(f"refused by {failed.rule}: {failed.message}", rule=failed.rule,
-                                figures=failed.figures)
-
-
-def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
-          broker_backed: bool) -> BookState:
-    """A broker-backed open counts the rows sent to a broker and the broker's own positions;
-    an open without keys counts the rows recorded locally."""
-    live = [p for p in journal.live_positions()
-            if (p.alpaca_status != "alpaca_disabled") == broker_backed]
-    account = quote.account
-    if account is not None:
-        day_pnl: Decimal | None = account.day_pnl
-    else:  # no broker: the day's realized P&L from our own records is all we know
-        day_pnl = journal.realized_pl_since(trading_day_start(utcnow()))
-    tracked = {p.symbol for p in live}
-    return BookState(
-        open_symbols=frozenset(p.symbol for p in live if not outcome_unknown(p)),
-        open_count=len(live),
-        day_pnl=day_pnl,
-        buying_power=account.buying_power if account is not None else None,
-        unknown_symbols=frozenset(p.symbol for p in live if outcome_unknown(p)),
-        untracked=tuple((p.symbol, abs(p.qty)) for p in quote.positions
-                        if p.symbol not in tracked),
-        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow())
-        if cycle is not None else None,
-    )
-
-
-def _spec_details(spec: BracketRequest) -> dict[str, Any]:
-    return {"symbol": spec.symbol, "side": spec.side, "qty": spec.qty, "stop": spec.stop,
-            "target": spec.target, "entry": spec.entry, "time_in_force": spec.time_in_force}
+def _changed(refusal: RefusedError | None) -> RefusedError | None:
+    """A refusal the plan did not see: the same rule and figures, saying what changed."""
+    if refusal is None:
+        return None
+    return type(refusal)(f"{refusal.message} ({CHANGED})", rule=refusal.rule,
+                         figures=refusal.figures, hint=refusal.hint)
 
 
 def _record_without_broker(db: Database, position_id: int) -> OpenOutcome:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from tradectl.db.report_rows import ClosedRow, closed_positions, stops_pulled
 from tradectl.db.session import Database
 from tradectl.errors import InputError
 from tradectl.market import MARKET_TZ
-from tradectl.performance import Performance, performance, trading_day
-from tradectl.services.row_views import closed_trade
+from tradectl.performance import ClosedTrade, Performance, performance, trading_day
 
 
 def trading_report(db: Database, *, since: date | None, until: date | None,
@@ -18,13 +18,22 @@ def trading_report(db: Database, *, since: date | None, until: date | None,
     included); without `since` from the first one recorded, without `until` to today."""
     if since is not None and until is not None and since > until:
         raise InputError(f"--since {since} is after --until {until}")
-    with db.read() as journal:
-        start, end = _day_start(since), _day_start(until + timedelta(days=1)) if until else None
-        trades = [closed_trade(p, stop) for p, stop in journal.closed_positions(start, end)]
-        stops = journal.stops_pulled(start, end)
+    start, end = _day_start(since), _day_start(until + timedelta(days=1)) if until else None
+    with db.read_rows() as connection:
+        trades = closed_trades(closed_positions(connection, start, end))
+        stops = stops_pulled(connection, start, end)
     first = min([trading_day(t.closed_at) for t in trades] + [trading_day(s) for s in stops],
                 default=trading_day(now))
     return performance(trades, stops, since=since or first, until=until or trading_day(now))
+
+
+def closed_trades(rows: list[ClosedRow]) -> list[ClosedTrade]:
+    """The journal's closed positions as the report's arithmetic reads them: the shares filled
+    (else those asked for), and its close reason or "unknown"."""
+    return [ClosedTrade(pid, symbol, side, filled or qty, entry, exit_, stop, pl,
+                        reason or "unknown", opened, closed)
+            for pid, symbol, side, qty, filled, entry, exit_, stop, pl, reason, opened, closed
+            in rows]
 
 
 def _day_start(day: date | None) -> datetime | None:

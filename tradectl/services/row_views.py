@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-from tradectl.db.journal import ClosedPosition, Journal, position_values
+from tradectl.db.journal import Journal, position_values
 from tradectl.db.models import Alert, Cycle, Event, Position
-from tradectl.performance import ClosedTrade
 from tradectl.views import AlertView, CycleView, EventView, PositionView
 
 
@@ -44,16 +42,6 @@ def recent_events(journal: Journal, limit: int, *, symbol: str | None = None,
 def alert_view(alert: Alert) -> AlertView:
     return AlertView(alert.id, alert.created_at, alert.subject, alert.status, alert.attempts,
                      alert.last_error, alert.channel)
-
-
-def closed_trade(position: ClosedPosition, initial_stop: Decimal) -> ClosedTrade:
-    """A closed position (journal.closed_positions) as the report's arithmetic reads it."""
-    p = position
-    assert p.filled_avg_price is not None and p.exit_price is not None
-    assert p.realized_pl is not None and p.closed_at is not None
-    return ClosedTrade(p.id, p.symbol, p.side, p.filled_qty or p.qty, p.filled_avg_price,
-                       p.exit_price, initial_stop, p.realized_pl, p.close_reason or "unknown",
-                       p.created_at, p.closed_at)
 
 
 def stopped_message(cycle: Cycle | CycleView) -> str:

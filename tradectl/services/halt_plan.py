@@ -1,5 +1,8 @@
-"""`halt --dry-run`: what the emergency stop would cancel and close, from a live read of the
-broker and the database, and the request it would send first. Nothing is latched, cancelled,
+"""`halt`'s plan: what the emergency stop would cancel and close, from a live read of the broker
+and the database, and the request it sends first. The real stop sends that close-all before
+anything is read (cli/early_halt.py: speed first), so it cannot wait for a plan; instead the
+plan's request and the stop's come from one definition (`first_close.close_all_request` and
+`close_all`). `halt --dry-run` shows the plan (`halt_dry_run`): nothing is latched, cancelled,
 closed, recorded or alerted."""
 
 from __future__ import annotations
@@ -8,42 +11,26 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from tradectl.broker import Account, Broker, BrokerPosition, Clock, Order
+from tradectl.broker import Account, Broker, BrokerPosition, BrokerRequest, Clock, Order
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.errors import BrokerError, DatabaseError, ExitCode, InputError
 from tradectl.notify import Channels
-from tradectl.services.dry_run import DryRun, OrderToCancel
-from tradectl.views import Money, Price, Quantity
+from tradectl.services.dry_run import DryRun, HaltSummary, OrderToCancel, PositionToClose
+from tradectl.services.first_close import close_all_request
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class PositionToClose:
-    symbol: str
-    side: str  # long | short
-    qty: Quantity
-    last_price: Price | None
-    market_value: Money | None
-    unrealized_pl: Money | None
-    position_ids: tuple[int, ...]  # tradectl's rows for it; none: opened elsewhere
-
-
-@dataclass(frozen=True)
 class HaltPlan:
-    reason: str
-    cycle_id: int | None  # the cycle the stop would latch (None: a first one would be made)
-    already_stopped: bool
-    orders: tuple[OrderToCancel, ...] = ()
-    positions: tuple[PositionToClose, ...] = ()
-    entries_to_cancel: tuple[str, ...] = ()  # tracked symbols with an entry still working
-    closed_locally: tuple[str, ...] = ()  # positions recorded without a broker
-    market_open: bool | None = None
-    equity: Money | None = None
-    day_pnl: Money | None = None
-    alerts: tuple[str, ...] = ()  # where the alert would go
-    spooled_stops: int = 0  # stops made without the database, recorded first
+    """The stop as it would go: `summary`, the close-all it sends first (`requests`), what
+    else it would do or could not read (`notes`), and the exit code it would have."""
+
+    summary: HaltSummary
+    requests: tuple[BrokerRequest, ...] = ()
+    notes: tuple[str, ...] = ()
+    exit_code: ExitCode = ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -55,8 +42,9 @@ class _Book:
     local: tuple[str, ...]
 
 
-def preview_halt(db: Database, broker: Broker | None, channels: Channels | None, reason: str,
-                 *, trading_mode: str, spool: StopSpool | None = None) -> DryRun[HaltPlan]:
+def plan_halt(db: Database, broker: Broker | None, channels: Channels | None, reason: str,
+              *, spool: StopSpool | None = None) -> HaltPlan:
+    """Reads only (the database, then the broker's four reads side by side)."""
     reason = reason.strip()
     if not reason:
         raise InputError("--reason must not be empty: say why trading is stopped")
@@ -70,15 +58,15 @@ def preview_halt(db: Database, broker: Broker | None, channels: Channels | None,
                      "flattens the account, alerts directly and spools its record")
         exit_code = ExitCode.DATABASE
     alerts = tuple(f"{c.name} to {c.recipients}" for c in channels or ())
-    plan = HaltPlan(reason, book.cycle_id, book.stopped, alerts=alerts,
+    plan = HaltSummary(reason, book.cycle_id, book.stopped, alerts=alerts,
                     spooled_stops=spool.pending_count() if spool else 0)
     if not alerts:
         notes.append("no alert channel is configured: the stop would alert nobody")
     if broker is None:
         notes.append("Alpaca is not configured: nothing would be sent to a broker; the "
                      "positions recorded locally would be closed in the database only")
-        return DryRun("halt", trading_mode, replace(plan, closed_locally=book.local),
-                      notes=tuple(notes), exit_code=exit_code)
+        return HaltPlan(replace(plan, closed_locally=book.local), notes=tuple(notes),
+                        exit_code=exit_code)
     reads = _read_broker(broker)
     positions, orders, clock, account = reads.positions, reads.orders, reads.clock, reads.account
     notes += reads.errors
@@ -99,9 +87,12 @@ def preview_halt(db: Database, broker: Broker | None, channels: Channels | None,
                  "(DELETE /v2/positions/{symbol}), retried within 60 s")
     if plan.market_open is False and plan.positions:
         notes.append("the market is closed: the close orders would fill when it opens")
-    return DryRun("halt", trading_mode, plan,
-                  requests=(broker.close_all_request(cancel_orders=True),),
-                  notes=tuple(notes), exit_code=exit_code)
+    return HaltPlan(plan, (close_all_request(broker),), tuple(notes), exit_code)
+
+
+def halt_dry_run(plan: HaltPlan, *, trading_mode: str) -> DryRun[HaltSummary]:
+    return DryRun("halt", trading_mode, plan.summary, requests=plan.requests, notes=plan.notes,
+                  exit_code=plan.exit_code)
 
 
 def _read_book(db: Database) -> _Book:
@@ -131,7 +122,7 @@ class _Reads:
 
 def _read_broker(broker: Broker) -> _Reads:
     """The four reads side by side; a failed one is a note (and None)."""
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="halt-preview") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="halt-plan") as pool:
         positions, orders = pool.submit(broker.list_positions), pool.submit(broker.list_orders)
         clock, account = pool.submit(broker.clock), pool.submit(broker.account)
     errors: list[str] = []
