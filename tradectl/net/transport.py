@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpcore
 
@@ -29,6 +29,8 @@ from tradectl.net import Answer, HttpFailure
 
 _BROKEN: tuple[type[Exception], ...] = (httpcore.NetworkError, httpcore.RemoteProtocolError,
                                         httpcore.ProxyError)
+_KEPT = "/%:@!$&'()*+,;=?~"  # a URL's own punctuation, and escapes already made
+
 _UNUSABLE: tuple[type[Exception], ...] = (httpcore.UnsupportedProtocol,
                                           httpcore.LocalProtocolError)
 
@@ -190,7 +192,7 @@ def _prepared(client: Client, url: str, params: Mapping[str, Any] | None, json: 
     try:
         target = httpcore.URL(_with_query(url, params))
         lines = [(name.encode("ascii"), value.encode("latin-1")) for name, value in sent.values()]
-    except (UnicodeError, ValueError):
+    except (UnicodeError, ValueError, TypeError):
         raise HttpFailure("url", "the URL is not usable") from None
     return target, lines, content
 
@@ -201,9 +203,18 @@ def _by_name(headers: Mapping[str, str]) -> dict[str, tuple[str, str]]:
 
 
 def _with_query(url: str, params: Mapping[str, Any] | None) -> str:
+    """The URL as httpcore takes it (ASCII: an international host in IDNA, anything else
+    percent-encoded, as httpx did), with `params` added to its query."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http(s) URL with a host")
+    if not url.isascii():
+        host = parts.hostname.encode("idna").decode("ascii")
+        netloc = parts.netloc.rpartition("@")
+        hostport = host + (f":{parts.port}" if parts.port is not None else "")
+        url = urlunsplit((parts.scheme, netloc[0] + netloc[1] + hostport,
+                          quote(parts.path, safe=_KEPT), quote(parts.query, safe=_KEPT),
+                          quote(parts.fragment, safe=_KEPT)))
     if not params:
         return url
     query = urlencode([(k, str(v)) for k, v in params.items()], quote_via=quote, safe="")
