@@ -1,6 +1,7 @@
 """Shared fixtures: a database per backend (SQLite file, scratch Postgres database), a private
 PostgreSQL server to stop and restart (tests/support/pg_cluster.py), the fake Alpaca server, an
-SMTP sink and an in-process CLI runner with a clean environment."""
+SMTP sink, an in-process CLI runner with a clean environment, and a command's Context made of
+the in-process fakes (tests/support/context.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.context import FakeParts
 from tests.support.db import orm_session
 from tests.support.pg_cluster import PrivateCluster, unusable_reason
 from tests.support.tls import LocalCertificate
@@ -30,6 +32,8 @@ from tradectl.db.session import Database
 if TYPE_CHECKING:
     import psycopg
     from aiosmtpd.smtp import SMTP, Envelope, Session
+
+    from tradectl.cli.app import Context
 
 PG_ADMIN_URL = os.environ.get(
     "TRADECTL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -196,7 +200,10 @@ class Cli:
         monkeypatch.setenv("XDG_CONFIG_HOME", str(cwd / "config"))  # tradectl's own directory
         monkeypatch.chdir(cwd)
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
+    def __call__(self, *args: str, env: dict[str, str] | None = None,
+                 context: Context | None = None) -> CliResult:
+        """`context`: the command's parts handed in (tests/support/context.py) instead of built
+        from the settings."""
         from tradectl.cli import main
 
         merged = {**self.env, **(env or {})}
@@ -207,7 +214,7 @@ class Cli:
             code = 0
             with redirect_stdout(out), redirect_stderr(err):
                 try:
-                    main(list(args))
+                    main(list(args), context=context)
                 except SystemExit as exit_:
                     code = int(exit_.code or 0)
         return CliResult(code, out.getvalue(), err.getvalue())
@@ -218,6 +225,13 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> C
     runner = Cli(monkeypatch, tmp_path)
     runner.env["DATABASE_URL"] = database_url
     return runner
+
+
+@pytest.fixture
+def parts(cli: Cli, db: Database) -> FakeParts:
+    """A Context's parts from the in-process fakes, on the database `cli` uses: run a command
+    with them as `cli(..., context=parts.context())`."""
+    return FakeParts.build(db, cli.cwd / "config" / "tradectl")
 
 
 def closed_port() -> int:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
 from tests.conftest import Cli, closed_port
 from tests.fakes.alpaca import FakeAlpaca
+from tests.support.context import FakeParts
 from tests.support.db import orm_session
 from tradectl.db.models import Alert, Cycle, Event, Position
 from tradectl.db.session import Database
@@ -18,8 +17,8 @@ NOW = datetime.now(UTC)
 
 
 
-def only_reads(fake: FakeAlpaca) -> bool:
-    return all(r.method == "GET" for r in fake.requests)
+READS = {"account", "list_positions", "list_orders", "get_order", "find_order_by_client_id",
+         "latest_trade_price", "clock"}  # the in-process broker's calls that change nothing
 
 
 def position(cycle_id: int, symbol: str, status: str, **fields: object) -> Position:
@@ -69,16 +68,18 @@ def test_status_of_an_empty_journal_without_keys(cli: Cli) -> None:
     assert "no positions yet" in text.stdout and "Alpaca not configured" in text.stdout
 
 
-def test_status_shows_positions_with_their_pl(trader: Cli, fake: FakeAlpaca) -> None:
-    book(trader.env["DATABASE_URL"])
-    journal(trader.env["DATABASE_URL"],
+def test_status_shows_positions_with_their_pl(cli: Cli, parts: FakeParts) -> None:
+    book(cli.env["DATABASE_URL"])
+    journal(cli.env["DATABASE_URL"],
             position(1, "SHOP", "open", side="sell", qty=Decimal(3), filled_qty=Decimal(3),
                      filled_avg_price=Decimal(100), alpaca_order_id="order-shop"))
-    fake.add_position("AAPL", 2, "150")
+    fake = parts.broker
+    assert fake is not None
+    fake.state.add_position("AAPL", Decimal(2), Decimal(150))
     fake.set_price("AAPL", "155.25")
-    fake.add_position("SHOP", -3, "100")
+    fake.state.add_position("SHOP", Decimal(-3), Decimal(100))
     fake.set_price("SHOP", "96.50")
-    result = trader("status", "--json")
+    result = cli("status", "--json", context=parts.context())
     assert result.code == 0, result.output
     document = result.json()
     by_symbol = {p["symbol"]: p for p in document["positions"]}
@@ -89,9 +90,10 @@ def test_status_shows_positions_with_their_pl(trader: Cli, fake: FakeAlpaca) -> 
     assert by_symbol["MSFT"]["status"] == "pending" and by_symbol["MSFT"]["unrealized_pl"] is None
     assert by_symbol["TSLA"]["realized_pl"] == "-12.50"
     assert document["realized_pl_today"] == "-12.50"
-    assert document["broker"]["account"]["account_number"] == fake.account()["account_number"]
+    assert document["broker"]["account"]["account_number"] == \
+        fake.state.account()["account_number"]
     assert document["warnings"] == []
-    text = trader("status")
+    text = cli("status", context=parts.context())
     assert text.code == 0
     lines = {line.split()[1]: line for line in text.stdout.splitlines()
              if line.split()[:1] in (["1"], ["2"], ["3"], ["4"])}
@@ -99,7 +101,7 @@ def test_status_shows_positions_with_their_pl(trader: Cli, fake: FakeAlpaca) -> 
     assert lines["TSLA"].split()[-3] == "-$12.50"
     assert "lmt 395.00" in lines["MSFT"]
     assert "realized P&L -$12.50" in text.stdout
-    assert only_reads(fake)
+    assert not [call for call in fake.calls if call not in READS]
 
 
 def test_status_shows_a_stopped_cycle_with_reason_and_time(cli: Cli) -> None:
@@ -130,10 +132,9 @@ def test_broker_failure_degrades_the_view_but_not_the_exit_code(trader: Cli) -> 
     assert rejected.code == 0 and "401" in rejected.json()["broker"]["error"]
 
 
-@pytest.mark.usefixtures("fake")
-def test_journal_position_alpaca_does_not_hold_is_warned(trader: Cli) -> None:
-    book(trader.env["DATABASE_URL"])  # the fake holds nothing
-    document = trader("status", "--json").json()
+def test_journal_position_alpaca_does_not_hold_is_warned(cli: Cli, parts: FakeParts) -> None:
+    book(cli.env["DATABASE_URL"])  # the fake holds nothing
+    document = cli("status", "--json", context=parts.context()).json()
     assert document["warnings"] == [
         "#1 AAPL: open in the journal but Alpaca holds no AAPL position"]
 
@@ -219,10 +220,11 @@ def test_log_filters_by_symbol_kind_and_limit(cli: Cli) -> None:
     assert cli("log", "--symbol", "AAPL;DROP").code == 2
 
 
-@pytest.mark.usefixtures("fake")
-def test_log_shows_what_open_recorded(trader: Cli) -> None:
-    assert trader("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160").code == 0
-    found = trader("log", "--json").json()["events"]
+def test_log_shows_what_open_recorded(cli: Cli, parts: FakeParts) -> None:
+    opened = cli("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160",
+                 context=parts.context())
+    assert opened.code == 0, opened.output
+    found = cli("log", "--json", context=parts.context()).json()["events"]
     assert [e["kind"] for e in found] == ["order_submitted", "position_created", "cycle_started"]
     assert found[0]["symbol"] == "AAPL" and found[0]["details"]["alpaca_order_id"]
 

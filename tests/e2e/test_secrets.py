@@ -333,12 +333,12 @@ def test_no_cassette_holds_the_keys_it_was_recorded_with() -> None:
 
 
 def test_the_channels_reprs_hide_the_password_and_the_webhook_url() -> None:
-    from tradectl.cli.wiring import alert_channels
+    from tradectl.cli.app import Context
 
     config = load_settings({"SMTP_HOST": "127.0.0.1", "SMTP_USERNAME": "probe-user",
                             "SMTP_PASSWORD": SMTP_PASSWORD, "ALERT_EMAIL_TO": "a@example.test",
                             "ALERT_WEBHOOK_URL": WEBHOOK_URL}, app_dir=Path("/nonexistent"))
-    channels = alert_channels(config)
+    channels = Context(settings=config).channels
     assert channels is not None and channels.names == ("e-mail", "webhook")
     email, webhook = channels
     assert isinstance(email, SmtpChannel)

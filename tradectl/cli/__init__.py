@@ -1,5 +1,7 @@
-"""The command line: each command parses, calls its services, renders. Heavy modules (SQLAlchemy,
-rich, the broker adapter) are imported inside commands so that `tradectl --help` stays instant.
+"""The command line: each command parses, calls its use case with the parts of its Context
+(cli/app.py), renders. Heavy modules (SQLAlchemy, rich, the broker adapter) are imported inside
+commands, and the Context builds each part on first use, so that `tradectl --help` stays
+instant.
 
 Nothing is imported here at module level: a plain `tradectl halt` sends its close-all before, and
 runs without, Typer and the command modules (cli/early_halt.py), and `tradectl.cli.wiring` can be
@@ -13,11 +15,14 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tradectl.cli.context import Context
 
-def main(argv: list[str] | None = None) -> NoReturn:
+
+def main(argv: list[str] | None = None, *, context: Context | None = None) -> NoReturn:
     """Run the CLI. The one place that turns an outcome into an exit code: usage errors and
     tradectl's own errors become one line on stderr (with the hint) and their ExitCode; with
-    --json, also one JSON object on stdout."""
+    --json, also one JSON object on stdout. `context`: the parts the command works with, when
+    the caller (a test) built them; otherwise the root command builds them from the settings."""
     import typer
     from typer._click.exceptions import NoArgsIsHelpError
 
@@ -32,7 +37,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     interrupted = _InterruptSeen()
     try:
         with interrupted:
-            result = app(args=argv, standalone_mode=False)
+            result = app(args=argv, standalone_mode=False, obj=context)
         code = result if isinstance(result, int) else ExitCode.OK
         if interrupted.seen and code == ExitCode.INTERRUPTED:  # Typer's answer to Ctrl-C
             code = _failed("interrupted", ExitCode.INTERRUPTED, None, {}, as_json)

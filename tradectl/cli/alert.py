@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import alert_channels, settings
+from tradectl.cli.app import JsonOption, app, context
 
 alert_app = typer.Typer(help="Alert channels: e-mail and webhook.", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
 
 
 @alert_app.command("test")
-def alert_test_command(as_json: JsonOption = False) -> None:
+def alert_test_command(typer_ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Send a test alert to every configured channel (e-mail, webhook) and say what happened.
 
     Nothing is written to the database and no order is involved. Exit 0 when every channel took
@@ -23,7 +22,7 @@ def alert_test_command(as_json: JsonOption = False) -> None:
     from tradectl.render.alert import alert_test_report
     from tradectl.services.alerts import send_test_alert
 
-    config = settings()
-    report = send_test_alert(alert_channels(config), trading_mode=config.trading_mode)
+    ctx = context(typer_ctx)
+    report = send_test_alert(ctx.channels, trading_mode=ctx.settings.trading_mode)
     alert_test_report(report, as_json)
     raise typer.Exit(report.exit_code)

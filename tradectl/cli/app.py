@@ -1,4 +1,5 @@
-"""The Typer application and its global options. Commands live in sibling modules."""
+"""The Typer application, its global options, and the one Context every command is handed
+(defined in cli/context.py). Commands live in sibling modules."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from typing import Annotated
 import typer
 
 from tradectl import __version__
+from tradectl.cli.context import Context
+
+__all__ = ["Context", "JsonOption", "app", "context", "db_app"]
+
+
+def context(typer_ctx: typer.Context) -> Context:
+    """The Context of this run, as the root command made it (or as a test handed it in)."""
+    return typer_ctx.ensure_object(Context)
+
 
 app = typer.Typer(
     name="tradectl",
@@ -29,8 +39,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    typer_ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
     """Open Alpaca bracket positions, watch the day's risk, pull the emergency stop."""
+    del version  # answered by its eager callback
+    context(typer_ctx)  # one per run, its parts built on first use

@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import broker, env_file, settings
+from tradectl.cli.app import JsonOption, app, context
 
 
 @app.command("check-alpaca")
 def check_alpaca_command(
+    typer_ctx: typer.Context,
     symbol: Annotated[
         str, typer.Option("--symbol", help="Symbol whose latest trade is read.")
     ] = "AAPL",
@@ -31,11 +31,12 @@ def check_alpaca_command(
     from tradectl.services.check_alpaca import check_alpaca, configuration_failed
 
     ticker = parse_symbol(symbol)
+    ctx = context(typer_ctx)
     try:
-        config = settings()
-    except ConfigError as err:
-        report = configuration_failed(err, env_file())
+        config = ctx.settings
+    except ConfigError as err:  # reported as the first check, with its likely cause
+        report = configuration_failed(err, ctx.env_file)
     else:
-        report = check_alpaca(config, broker(config), env_file=env_file(), symbol=ticker)
+        report = check_alpaca(config, ctx.broker, env_file=ctx.env_file, symbol=ticker)
     check_report(report, as_json)
     raise typer.Exit(report.exit_code)

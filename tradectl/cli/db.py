@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, db_app
-from tradectl.cli.wiring import database, settings
+from tradectl.cli.app import JsonOption, context, db_app
 
 
 @db_app.command("upgrade")
 def db_upgrade(
+    typer_ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     as_json: JsonOption = False,
 ) -> None:
@@ -20,21 +20,21 @@ def db_upgrade(
     from tradectl.db.url import masked_url
     from tradectl.render.db import schema_report
 
-    config = settings()
-    db = database(config, ensure_schema=False)
+    ctx = context(typer_ctx)
+    db = ctx.database_as_is
     before = db.schema_revision()
     db.upgrade(revision)
-    schema_report(masked_url(config.database_url), db.schema_revision(), HEAD_REVISION, as_json,
-                  upgraded_from=before, upgraded=True)
+    schema_report(masked_url(ctx.settings.database_url), db.schema_revision(), HEAD_REVISION,
+                  as_json, upgraded_from=before, upgraded=True)
 
 
 @db_app.command("current")
-def db_current(as_json: JsonOption = False) -> None:
+def db_current(typer_ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the schema revision of the database. Example: tradectl db current"""
     from tradectl.db.models import HEAD_REVISION
     from tradectl.db.url import masked_url
     from tradectl.render.db import schema_report
 
-    config = settings()
-    revision = database(config, ensure_schema=False).schema_revision()
-    schema_report(masked_url(config.database_url), revision, HEAD_REVISION, as_json)
+    ctx = context(typer_ctx)
+    revision = ctx.database_as_is.schema_revision()
+    schema_report(masked_url(ctx.settings.database_url), revision, HEAD_REVISION, as_json)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tradectl.broker import Broker
+    from tradectl.cli.context import Context
     from tradectl.config import Settings
     from tradectl.services.first_close import StopStart
 
@@ -61,41 +62,27 @@ def halt_early(argv: list[str]) -> int | None:
     if _begun is None:
         return None
     from tradectl.cli import outcome
+    from tradectl.cli.context import Context
 
     reason, as_json = _begun.reason, "--json" in argv
-    return outcome(lambda: halt_now(reason, as_json), as_json)
+    return outcome(lambda: halt_now(Context(), reason, as_json), as_json)
 
 
-def halt_now(reason: str, as_json: bool) -> int:
+def halt_now(ctx: Context, reason: str, as_json: bool) -> int:
     """Latch, sweep, record and report the stop (begun early, or begun here); its exit code."""
-    from tradectl.cli.wiring import (
-        alert_channels,
-        broker,
-        database,
-        gate_wait,
-        settings,
-        stop_spool,
-    )
-    from tradectl.errors import DatabaseError
+    from tradectl.services.first_close import begin_stop
 
     begun = take(reason)
-    config = begun.config if begun is not None else settings()
-    adapter = begun.broker if begun is not None else broker(config)
-    start = begun.start if begun is not None else None
-    spool = stop_spool(config)
-    if adapter is not None and start is None:
-        from tradectl.services.first_close import start_stop
-
-        start = start_stop(adapter, spool, reason)
-    try:
-        db = database(config)
-    except DatabaseError:  # the stop does not depend on the database: it says so and goes on
-        db = database(config, ensure_schema=False)
+    if begun is not None:
+        ctx.adopt(settings=begun.config, broker=begun.broker)
+    adapter, spool = ctx.broker, ctx.spool
+    start = begin_stop(adapter, spool, reason, begun.start if begun is not None else None)
+    db = ctx.stop_database(dry_run=False)  # a database fault is reported, the stop goes on
     from tradectl.render.halt import halt_report
     from tradectl.services.emergency_stop import emergency_stop
 
-    report = emergency_stop(db, adapter, alert_channels(config), reason, spool=spool,
-                            gate_wait=gate_wait(config), start=start)
+    report = emergency_stop(db, adapter, ctx.channels, reason, spool=spool,
+                            gate_wait=ctx.gate_wait, start=start)
     halt_report(report, as_json)
     return report.exit_code
 

@@ -6,15 +6,14 @@ from typing import Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
+from tradectl.cli.app import JsonOption, app, context
 from tradectl.cli.dry_run import DryRunOption
-from tradectl.cli.wiring import alert_channels, broker, database, settings, stop_spool
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded and e-mailed.")]
 
 
 @app.command("halt")
-def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
+def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRunOption = False,
                  as_json: JsonOption = False) -> None:
     """EMERGENCY STOP: block new entries, cancel every order, close every position, alert.
 
@@ -22,29 +21,27 @@ def halt_command(reason: ReasonOption, dry_run: DryRunOption = False,
 
     Example: tradectl halt --reason "news: trading halted on AAPL"
     """
-    from tradectl.errors import DatabaseError, InputError
+    from tradectl.errors import InputError
 
     if not reason.strip():
         raise InputError("--reason must not be empty: say why trading is stopped")
     if not dry_run:  # the stop itself (a plain `halt --reason R` runs it without Typer)
         from tradectl.cli.early_halt import halt_now
 
-        raise typer.Exit(halt_now(reason, as_json))
-    config = settings()
-    adapter, spool = broker(config), stop_spool(config)
-    try:
-        db = database(config, dry_run=dry_run)
-    except DatabaseError:  # the stop does not depend on the database: it says so and goes on
-        db = database(config, ensure_schema=False)
+        raise typer.Exit(halt_now(context(typer_ctx), reason, as_json))
+    ctx = context(typer_ctx)
+    adapter, spool = ctx.broker, ctx.spool
+    db = ctx.stop_database(dry_run=True)  # a database fault is reported, the plan goes on
     from tradectl.cli.dry_run import show
     from tradectl.services.halt_plan import halt_dry_run, plan_halt
 
-    plan = plan_halt(db, adapter, alert_channels(config), reason, spool=spool)
-    show(halt_dry_run(plan, trading_mode=config.trading_mode), as_json)
+    plan = plan_halt(db, adapter, ctx.channels, reason, spool=spool)
+    show(halt_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
 
 
 @app.command("resume")
 def resume_command(
+    typer_ctx: typer.Context,
     reason: ReasonOption,
     force: Annotated[
         bool, typer.Option("--force", help="Resume even if the day's loss is past the limit.")
@@ -58,9 +55,7 @@ def resume_command(
     from tradectl.render.halt import resume_report
     from tradectl.services.resume import resume_trading
 
-    config = settings()
-    report = resume_trading(
-        database(config), broker(config), alert_channels(config), reason,
-        daily_loss_limit=config.daily_loss_limit, force=force,
-    )
+    ctx = context(typer_ctx)
+    report = resume_trading(ctx.database, ctx.broker, ctx.channels, reason,
+                            daily_loss_limit=ctx.settings.daily_loss_limit, force=force)
     resume_report(report, as_json)

@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import database, settings
+from tradectl.cli.app import JsonOption, app, context
 
 
 @app.command("log")
 def log_command(
+    typer_ctx: typer.Context,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100_000, help="Most events shown.")
     ] = 50,
@@ -37,5 +37,5 @@ def log_command(
     if kind is not None and kind not in EVENT_KINDS:
         raise InputError(f"--kind {kind!r} is not a kind of event; the kinds are: "
                          f"{', '.join(sorted(EVENT_KINDS))}")
-    config = settings()
-    event_log(recent_events(database(config), limit=limit, symbol=ticker, kind=kind), as_json)
+    db = context(typer_ctx).database
+    event_log(recent_events(db, limit=limit, symbol=ticker, kind=kind), as_json)

@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
+from tradectl.cli.app import JsonOption, app, context
 from tradectl.cli.dry_run import DryRunOption
-from tradectl.cli.wiring import broker, check_database_url, database, risk_limits, settings
 
 
 @app.command("open")
 def open_command(
+    typer_ctx: typer.Context,
     symbol: Annotated[str, typer.Argument(help="Ticker, e.g. AAPL.")],
     stop: Annotated[str, typer.Option("--stop", help="Stop-loss price.")],
     target: Annotated[str, typer.Option("--target", help="Take-profit price.")],
@@ -55,7 +55,8 @@ def open_command(
         entry=parse_price(entry, "--entry") if entry is not None else None,
         time_in_force="gtc" if gtc else "day",
     )
-    config = settings()  # the mode follows the endpoint: Alpaca's live host is live
+    ctx = context(typer_ctx)
+    config = ctx.settings  # the mode follows the endpoint: Alpaca's live host is live
     confirm = config.trading_mode == "live" and not yes and not dry_run
     if confirm and not sys.stdin.isatty():
         host = urlsplit(config.alpaca_base_url).hostname
@@ -67,29 +68,29 @@ def open_command(
     # The order of events is the latency budget: settings and the bracket's shape are checked
     # first (bad input sends nothing), then the pre-trade reads go out and SQLAlchemy is imported
     # and the database opened while they are in flight.
-    check_database_url(config)
-    adapter = broker(config)
+    ctx.check_database_url()
+    adapter = ctx.broker
     from tradectl.services.pre_trade import send_pre_trade_reads
 
     reads = send_pre_trade_reads(adapter, spec)
     from tradectl.services.open_position import place_open, quote_open
 
-    db = database(config, dry_run=dry_run)
+    db = ctx.dry_run_database if dry_run else ctx.database
     if dry_run:
         from tradectl.cli.dry_run import show
         from tradectl.services.open_plan import open_dry_run, plan_open
 
-        plan = plan_open(db, adapter, risk_limits(config), quote_open(None, reads, risk_budget))
+        plan = plan_open(db, adapter, ctx.risk_limits, quote_open(None, reads, risk_budget))
         show(open_dry_run(plan, trading_mode=config.trading_mode), as_json)
     from tradectl.cli.pending_stops import finish_pending_stops
 
-    finish_pending_stops(config, db, adapter)  # a stop killed mid-flight: completed, latched
+    finish_pending_stops(ctx)  # a stop killed mid-flight: completed, latched
     quote = quote_open(db, reads, risk_budget)
     if confirm:
         render.stderr().print(order_preview(quote, config.trading_mode))
         if not typer.confirm("Send this LIVE order?", default=False, err=True):
             raise Aborted("not confirmed: nothing was written or sent")
-    outcome = place_open(db, adapter, risk_limits(config), quote)
+    outcome = place_open(db, adapter, ctx.risk_limits, quote)
     open_outcome(outcome, as_json, quote.sizing)
     failure = outcome.broker_error
     if failure is not None and as_json:  # its document says so already: one object only

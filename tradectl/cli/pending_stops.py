@@ -9,23 +9,19 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from tradectl.broker import Broker
-    from tradectl.config import Settings
-    from tradectl.db.session import Database
+    from tradectl.cli.app import Context
 
 
-def finish_pending_stops(config: Settings, db: Database, adapter: Broker | None) -> None:
+def finish_pending_stops(ctx: Context) -> None:
     """Each stop finished gets a line on stderr (stdout stays the command's own)."""
-    from tradectl.cli.wiring import alert_channels, stop_spool
-
-    spool = stop_spool(config)
+    db, adapter, spool = ctx.database, ctx.broker, ctx.spool
     if spool is None or not spool.has_pending():
         return
     from tradectl.errors import DatabaseError
     from tradectl.services.offline_stop import complete_offline_stops
 
     try:
-        lines = complete_offline_stops(db, spool, adapter, alert_channels(config))
+        lines = complete_offline_stops(db, spool, adapter, ctx.channels)
     except DatabaseError as err:  # the command itself meets the same fault and says so
         typer.echo(f"tradectl: a spooled emergency stop waits for the database: {err.message}",
                    err=True)

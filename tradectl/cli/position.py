@@ -7,17 +7,16 @@ from typing import Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
+from tradectl.cli.app import JsonOption, app, context
 from tradectl.cli.dry_run import DryRunOption
-from tradectl.cli.wiring import alert_channels, broker, database, settings
 
 PositionArgument = Annotated[
     str, typer.Argument(metavar="SYMBOL|POSITION_ID", help="A symbol (AAPL) or an id (12).")]
 
 
 @app.command("close")
-def close_command(position: PositionArgument, dry_run: DryRunOption = False,
-                  as_json: JsonOption = False) -> None:
+def close_command(typer_ctx: typer.Context, position: PositionArgument,
+                  dry_run: DryRunOption = False, as_json: JsonOption = False) -> None:
     """Exit one position now: cancel its stop and take-profit, close its shares at market.
 
     An unfilled entry is cancelled instead. Allowed while trading is stopped; other positions
@@ -28,24 +27,24 @@ def close_command(position: PositionArgument, dry_run: DryRunOption = False,
     from tradectl.render.position import close_report
     from tradectl.services.close_position import close_position
 
-    config = settings()
+    ctx = context(typer_ctx)
     if dry_run:
         from tradectl.cli.dry_run import show
         from tradectl.services.close_plan import close_dry_run, plan_close
 
-        plan = plan_close(database(config, dry_run=True), broker(config), position)
-        show(close_dry_run(plan, trading_mode=config.trading_mode), as_json)
+        plan = plan_close(ctx.dry_run_database, ctx.broker, position)
+        show(close_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
     from tradectl.cli.pending_stops import finish_pending_stops
 
-    db, adapter = database(config), broker(config)
-    finish_pending_stops(config, db, adapter)
-    outcome = close_position(db, adapter, alert_channels(config), position)
+    finish_pending_stops(ctx)
+    outcome = close_position(ctx.database, ctx.broker, ctx.channels, position)
     close_report(outcome, as_json)
     raise typer.Exit(outcome.exit_code)
 
 
 @app.command("adjust")
 def adjust_command(
+    typer_ctx: typer.Context,
     position: PositionArgument,
     stop: Annotated[str | None, typer.Option("--stop", help="New stop-loss price.")] = None,
     target: Annotated[
@@ -67,15 +66,15 @@ def adjust_command(
 
     new_stop = parse_price(stop, "--stop") if stop is not None else None
     new_target = parse_price(target, "--target") if target is not None else None
-    config = settings()
+    ctx = context(typer_ctx)
     if dry_run:
         from tradectl.cli.dry_run import show
         from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
 
-        planned = plan_adjust(database(config, dry_run=True), broker(config), position,
-                              stop=new_stop, target=new_target)
-        show(adjust_dry_run(planned, trading_mode=config.trading_mode), as_json)
-    report = adjust_position(database(config), broker(config), position, stop=new_stop,
+        planned = plan_adjust(ctx.dry_run_database, ctx.broker, position, stop=new_stop,
+                              target=new_target)
+        show(adjust_dry_run(planned, trading_mode=ctx.settings.trading_mode), as_json)
+    report = adjust_position(ctx.database, ctx.broker, position, stop=new_stop,
                              target=new_target)
     adjust_report(report, as_json)
     raise typer.Exit(report.exit_code)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import database, settings
+from tradectl.cli.app import JsonOption, app, context
 
 
 @app.command("report")
 def report_command(
+    typer_ctx: typer.Context,
     since: Annotated[str | None, typer.Option(
         "--since", help="First trading day, YYYY-MM-DD (default: the first recorded).")] = None,
     until: Annotated[str | None, typer.Option(
@@ -35,8 +34,8 @@ def report_command(
         raise InputError("--json and --csv: pick one")
     first = parse_day(since, "--since") if since is not None else None
     last = parse_day(until, "--until") if until is not None else None
-    result = trading_report(database(settings()), since=first, until=last,
-                            now=datetime.now(UTC))
+    ctx = context(typer_ctx)
+    result = trading_report(ctx.database, since=first, until=last, now=ctx.clock.now())
     if as_csv:
         report_csv(result)
     else:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tradectl.cli.app import JsonOption, app
-from tradectl.cli.wiring import broker, database, settings
+import typer
+
+from tradectl.cli.app import JsonOption, app, context
 
 
 @app.command("status")
-def status_command(as_json: JsonOption = False) -> None:
+def status_command(typer_ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show where trading stands: mode, cycle, positions and P&L, pending alerts, the account.
 
     The positions are those in the database: the live ones and the 10 most recent others. The
@@ -17,12 +18,10 @@ def status_command(as_json: JsonOption = False) -> None:
     Example: tradectl status --json
     """
     from tradectl.cli.pending_stops import finish_pending_stops
-    from tradectl.cli.wiring import alert_channels
     from tradectl.render.status import status_report
     from tradectl.services.status import trading_status
 
-    config = settings()
-    db, adapter = database(config), broker(config)
-    finish_pending_stops(config, db, adapter)
-    status_report(trading_status(db, adapter, mode=config.trading_mode,
-                                 channel=alert_channels(config)), as_json)
+    ctx = context(typer_ctx)
+    finish_pending_stops(ctx)
+    status_report(trading_status(ctx.database, ctx.broker, mode=ctx.settings.trading_mode,
+                                 channel=ctx.channels), as_json)

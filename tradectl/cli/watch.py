@@ -7,25 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tradectl.cli.app import JsonOption, app
+from tradectl.cli.app import Context, JsonOption, app, context
 
 if TYPE_CHECKING:
-    from tradectl.config import Settings
     from tradectl.errors import ExitCode
-
-from tradectl.cli.wiring import (
-    alert_channels,
-    broker,
-    database,
-    gate_wait,
-    settings,
-    stop_spool,
-    trade_updates,
-)
 
 
 @app.command("watch")
 def watch_command(
+    typer_ctx: typer.Context,
     interval: Annotated[
         float | None, typer.Option("--interval", help="Seconds between ticks (WATCH_INTERVAL).")
     ] = None,
@@ -47,14 +37,14 @@ def watch_command(
 
     from tradectl.errors import ExitCode, InputError
 
-    config = settings()
-    period = interval if interval is not None else config.watch_interval
+    ctx = context(typer_ctx)
+    period = interval if interval is not None else ctx.settings.watch_interval
     if not 0 < period <= 86400:
         raise InputError(f"--interval must be more than 0 and at most 86400 seconds, "
                          f"got {period:g}")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: Ctrl-C
     try:
-        code = _loop(config, period, once=once, read_only=read_only, as_json=as_json,
+        code = _loop(ctx, period, once=once, read_only=read_only, as_json=as_json,
                      stream=not (once or no_stream))
     except KeyboardInterrupt:
         code = ExitCode.OK  # Ctrl-C leaves cleanly in every state and never triggers a stop
@@ -63,7 +53,7 @@ def watch_command(
     raise typer.Exit(code)
 
 
-def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
+def _loop(ctx: Context, period: float, *, once: bool, read_only: bool,
           as_json: bool, stream: bool) -> ExitCode:
     import gc
     from contextlib import nullcontext
@@ -71,13 +61,13 @@ def _loop(config: Settings, period: float, *, once: bool, read_only: bool,
     from tradectl.render.watch import WatchDisplay
     from tradectl.services.watch import watching
 
-    updates = trade_updates(config) if stream else None
+    config = ctx.settings
+    updates = ctx.trade_updates() if stream else None
     # The stream starts once this watch may run (it holds the driver lock or only looks) and
     # connects while the first tick reads the broker; it is stopped on the way out.
-    with watching(database(config), broker(config), alert_channels(config),
+    with watching(ctx.database, ctx.broker, ctx.channels,
                   daily_loss_limit=config.daily_loss_limit, interval=period,
-                  read_only=read_only, spool=stop_spool(config),
-                  gate_wait=gate_wait(config),
+                  read_only=read_only, spool=ctx.spool, gate_wait=ctx.gate_wait,
                   rearm_protection=config.rearm_protection,
                   stream_down_interval=config.watch_stream_down_interval) as watcher, \
             updates or nullcontext():

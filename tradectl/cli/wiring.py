@@ -1,5 +1,6 @@
-"""The composition root: settings from the environment and .env, then the database, the broker,
-the alert channel and the stop spool every command is given.
+"""How each part of a command's Context (cli/app.py) is built: settings from the environment and
+.env, then the database, the broker, the alert channels and the stop spool. `halt`'s early
+close-all (cli/early_halt.py) builds its parts here before Typer loads.
 
 The only place that reads the process environment.
 """
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
     from tradectl.notify import Channels
-    from tradectl.risk import RiskLimits
 
 
 def env_file() -> Path:
@@ -235,19 +235,3 @@ def warn_if_open_to_others(paths: list[Path]) -> None:
 
 _warned: set[Path] = set()  # said once per command (main() clears it with close_opened)
 
-
-def risk_limits(config: Settings) -> RiskLimits:
-    from tradectl.risk import RiskLimits
-
-    return RiskLimits(
-        max_open_positions=config.max_open_positions,
-        max_position_notional=config.max_position_notional,
-        max_risk_per_trade=config.max_risk_per_trade,
-        daily_loss_limit=config.daily_loss_limit,
-    )
-
-
-def gate_wait(config: Settings) -> float:
-    """How long the stop waits for an `open` mid-submit: its one request's timeouts, and a
-    second for the rest (connect is capped at 5 s in the adapter)."""
-    return config.alpaca_timeout + min(config.alpaca_timeout, 5.0) + 1.0

@@ -90,3 +90,13 @@ def start_stop(broker: Broker, spool: StopSpool | None, reason: str, *,
     note = None if why is None else (f"the stop could not be written ahead to the local spool "
                                      f"({why}): sent anyway")
     return StopStart(began, ahead, FirstClose(broker) if send else None, note)
+
+
+def begin_stop(broker: Broker | None, spool: StopSpool | None, reason: str,
+               begun: StopStart | None = None) -> StopStart | None:
+    """`halt`'s first step: the stop written ahead and its close-all sent, unless the executable
+    did both already (`begun`: cli/early_halt.py). Without a broker nothing is sent: the stop
+    latches and records only."""
+    if begun is not None or broker is None:
+        return begun
+    return start_stop(broker, spool, reason)
