@@ -137,3 +137,15 @@ class BrokerNotConfigured(TradectlError):
     """Alpaca keys are not set: the action needs a broker."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class IllegalTransition(TradectlError):
+    """A position was asked to move in a way its lifecycle does not allow (domain/states.py):
+    the transaction is rolled back, nothing is recorded."""
+
+    def __init__(self, state: str, event: str) -> None:
+        self.state, self.event = str(state), str(event)  # an enum's value, not its repr
+        super().__init__(f"a position that is {self.state!r} cannot take {self.event!r}")
+
+    def facts(self) -> dict[str, Any]:
+        return {"state": self.state, "event": self.event}

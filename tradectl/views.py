@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
-Price = Annotated[Decimal, "price"]  # on Alpaca's tick: 145.00, 0.1234
-Money = Annotated[Decimal, "money"]  # dollars: at least cents, finer digits kept
-Quantity = Annotated[Decimal, "quantity"]  # shares: 10, 2.5
+from tradectl.domain.money import Money, Price, Quantity
 
 
 @dataclass(frozen=True)

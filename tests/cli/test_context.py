@@ -104,3 +104,12 @@ def test_watch_once_ticks_on_the_parts_handed_in(cli: Cli, parts: FakeParts) -> 
     result = cli("watch", "--once", "--json", context=parts.context())
     assert result.code == 0, result.output
     assert parts.broker is not None and "account" in parts.broker.calls
+
+
+def test_commands_read_the_time_from_the_clock_handed_in(cli: Cli, parts: FakeParts) -> None:
+    """The Context's clock is the services' one clock: the stop latches at its time."""
+    assert cli(*OPEN, context=parts.context()).code == 0
+    parts.clock.advance(90)
+    result = cli("halt", "--reason", "clock test", "--json", context=parts.context())
+    assert result.code == 0, result.output
+    assert result.json()["stopped_at"].startswith("2026-12-07T15:01:30")

@@ -1,7 +1,7 @@
 """Hostile input: `open` and the settings fed arbitrary strings, unicode, huge and tiny numbers,
 NaN/inf, negative zero, sub-tick prices and SQL meta-characters. Either the command does exactly
 what was asked or it exits 2 with one line; never a traceback, a row or a broker call on
-rejection. Validity is decided by a small model written here, not by tradectl.risk."""
+rejection. Validity is decided by a small model written here, not by tradectl.domain."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def examples(count: int) -> settings:
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-# -- the model: what a valid input is, written from the help texts, not from tradectl.risk ---------
+# -- the model: what a valid input is, written from the help texts, not from tradectl.domain -------
 
 
 def is_digits(part: str, most: int) -> bool:

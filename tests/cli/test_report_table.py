@@ -13,8 +13,8 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
-from tradectl.market import MARKET_TZ
-from tradectl.performance import ClosedTrade, performance
+from tradectl.domain.calendar import MARKET_TZ
+from tradectl.domain.performance import ClosedTrade, performance
 from tradectl.render import PIPED_WIDTH
 from tradectl.render.json import plain
 from tradectl.render.report import (

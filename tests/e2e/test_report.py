@@ -18,7 +18,7 @@ import pytest
 import tests.fakes.alpaca.broker as fake_engine
 from tests.conftest import Cli
 from tests.fakes.alpaca import FakeAlpaca
-from tradectl.market import MARKET_TZ
+from tradectl.domain.calendar import MARKET_TZ
 
 Run = Callable[..., None]
 

@@ -12,8 +12,8 @@ import pytest
 from tests.fakes.broker import FakeBroker, FakeChannel, OpenTransactions
 from tradectl.broker import BracketRequest
 from tradectl.db.session import Database
+from tradectl.domain.pre_trade import RiskLimits
 from tradectl.notify import Channels
-from tradectl.risk import RiskLimits
 
 LIMITS = RiskLimits(max_open_positions=10, max_position_notional=Decimal(25_000),
                     max_risk_per_trade=Decimal(500), daily_loss_limit=Decimal(2000))

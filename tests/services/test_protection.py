@@ -4,7 +4,7 @@ lost answers never sent again, one alert per gap, siblings left alone."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from tests.services.conftest import bracket, open_position
 from tests.support.db import orm_session
 from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import FixedClock
 from tradectl.errors import BrokerError, BrokerTimeout, InputError
 from tradectl.notify import Channels
 from tradectl.services.adjust import adjust_position
@@ -287,3 +288,32 @@ def test_close_of_a_position_whose_stop_already_filled_records_that_and_sends_no
     outcome = close_position(db, broker, Channels((channel,)), "AAPL")
     assert outcome.state == "closed" and outcome.position.close_reason == "stop_loss"
     assert "cancel_order" not in broker.calls and "close_position" not in broker.calls
+
+
+def test_a_refused_restore_is_tried_again_once_the_injected_clock_passes_the_retry_delay(
+    db: Database, broker: FakeBroker, channel: FakeChannel,
+) -> None:
+    """Time comes from the clock the watch is given: the gap's times are its, and moving it
+    (not the rows) is what lets the restore go again."""
+    expire_the_legs(db, broker, channel)
+    clock = FixedClock(datetime.now(UTC))
+    watcher = Watcher(db, broker, Channels((channel,)), daily_loss_limit=Decimal(2000),
+                      drives_stops=True, clock=clock)
+    broker.fail("submit_oco_exit", BrokerError("Alpaca 403: account is restricted", status=403))
+    assert watcher.tick().at == clock.now()
+    assert (row(db).unprotected_since, row(db).restore_sent_at) == (clock.now(), clock.now())
+    clock.advance(RESTORE_RETRY.total_seconds() - 1)
+    assert watcher.tick().positions[0].protected is False
+    assert broker.calls.count("submit_oco_exit") == 1
+    clock.advance(1)
+    assert watcher.tick().positions[0].protected is True
+    assert broker.calls.count("submit_oco_exit") == 2
+
+
+def test_close_records_when_it_was_sent_by_the_clock_it_is_given(
+    db: Database, broker: FakeBroker, channel: FakeChannel,
+) -> None:
+    an_open_aapl(db, broker, channel)
+    clock = FixedClock(datetime.now(UTC) + timedelta(seconds=3))
+    close_position(db, broker, Channels((channel,)), "AAPL", clock=clock)
+    assert row(db).exit_sent_at == clock.now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -12,6 +13,8 @@ from tradectl.broker import Order
 from tradectl.db.models import Cycle, Money, Position
 from tradectl.db.session import Database
 from tradectl.services.orders import apply_bracket, apply_entry_order
+
+NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
 
 
 def entry(status: str = "filled", filled: str = "10", legs: tuple[Order, ...] = ()) -> Order:
@@ -40,12 +43,12 @@ def test_an_unchanged_order_leaves_the_position_untouched(db: Database) -> None:
     stored_position(db)
     with orm_session(db) as session:
         position = session.scalars(select(Position)).one()
-        assert apply_entry_order(position, entry()) is True
+        assert apply_entry_order(position, entry(), NOW) is True
         assert position.status == "open" and position.filled_avg_price == Decimal("150.00")
     with orm_session(db) as session:
         position = session.scalars(select(Position)).one()
-        assert apply_entry_order(position, entry()) is False
-        assert apply_bracket(position, entry(legs=(leg("limit", "new"), leg("stop", "new")))) \
+        assert apply_entry_order(position, entry(), NOW) is False
+        assert apply_bracket(position, entry(legs=(leg("limit", "new"), leg("stop", "new"))), NOW) \
             is None
         assert not session.dirty
 
@@ -54,13 +57,22 @@ def test_a_partial_fill_then_a_filled_leg_close_the_position(db: Database) -> No
     stored_position(db)
     with orm_session(db) as session:
         position = session.scalars(select(Position)).one()
-        assert apply_bracket(position, entry("partially_filled", "4")) == \
+        assert apply_bracket(position, entry("partially_filled", "4"), NOW) == \
             "open (partially_filled)"
         assert position.filled_qty == 4
         change = apply_bracket(position, entry(legs=(leg("limit", "filled", "160.00"),
-                                                     leg("stop", "canceled"))))
+                                                     leg("stop", "canceled"))), NOW)
         assert change == "closed by take_profit at 160.00"
         assert position.realized_pl == Decimal("100.00")  # 10 x (160 - 150)
+        assert position.closed_at == NOW  # the leg's order says no fill time: the clock's
+
+
+def test_an_entry_cancelled_unfilled_ends_at_the_time_it_is_seen(db: Database) -> None:
+    stored_position(db)
+    with orm_session(db) as session:
+        position = session.scalars(select(Position)).one()
+        assert apply_entry_order(position, entry("expired", "0"), NOW) is True
+        assert (position.status, position.closed_at) == ("cancelled", NOW)
 
 
 def test_money_reads_back_its_value_and_sign() -> None:

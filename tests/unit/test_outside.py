@@ -60,7 +60,7 @@ def test_a_hand_sale_is_taken_from_the_row_at_the_newest_fills() -> None:
     assert (done.qty, done.price, done.settled) == (Decimal(4), Decimal("151"), False)
     assert (position.outside_qty, position.outside_pl) == (Decimal(4), Decimal(4))
     assert outside_exits([position], {"AAPL": holding("6")}, book, LATER) == []  # once
-    close(position, Decimal(152), "manual", by_hand("close", "6", "152", minutes=9))
+    close(position, Decimal(152), "manual", by_hand("close", "6", "152", minutes=9), LATER)
     assert position.realized_pl == Decimal(4) + Decimal(12)  # share for share
 
 

@@ -5,8 +5,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tradectl.errors import InputError
-from tradectl.performance import (
+from tradectl.domain.performance import (
     ClosedTrade,
     bar_lengths,
     max_drawdown,
@@ -14,6 +13,7 @@ from tradectl.performance import (
     performance,
     trade_row,
 )
+from tradectl.errors import InputError
 
 # 15:00 UTC is 10:00 in New York (EST): the same trading day
 DAY1 = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)

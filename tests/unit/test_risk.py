@@ -5,22 +5,18 @@ from decimal import Decimal as D
 import pytest
 
 from tradectl.broker import BracketRequest
-from tradectl.errors import InputError
-from tradectl.risk import (
-    BookState,
-    RiskLimits,
+from tradectl.domain.bracket import (
     check_bracket_against_base,
     check_bracket_shape,
     check_exit_prices,
-    loss_limit_reached,
-    loss_warning_reached,
-    parse_price,
     parse_qty,
     parse_side,
     parse_symbol,
-    pre_trade_refusal,
-    tick_for,
 )
+from tradectl.domain.loss_limit import loss_limit_reached, loss_warning_reached
+from tradectl.domain.money import parse_price, tick_for
+from tradectl.domain.pre_trade import BookState, RiskLimits, pre_trade_refusal
+from tradectl.errors import InputError
 
 LIMITS = RiskLimits(
     max_open_positions=3,

@@ -6,15 +6,10 @@ from decimal import Decimal as D
 import pytest
 
 from tests.unit.test_risk import EMPTY_BOOK, LIMITS, spec
+from tradectl.domain.bracket import MAX_QTY, size_by_risk
+from tradectl.domain.money import parse_dollars
+from tradectl.domain.pre_trade import BookState, pre_trade_checks, pre_trade_refusal
 from tradectl.errors import InputError
-from tradectl.risk import (
-    MAX_QTY,
-    BookState,
-    parse_dollars,
-    pre_trade_checks,
-    pre_trade_refusal,
-    size_by_risk,
-)
 
 
 @pytest.mark.parametrize("budget, price, stop, qty, risk", [

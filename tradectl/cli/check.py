@@ -25,9 +25,9 @@ def check_alpaca_command(
 
     Example: tradectl check-alpaca --symbol MSFT
     """
+    from tradectl.domain.bracket import parse_symbol
     from tradectl.errors import ConfigError
     from tradectl.render.check import check_report
-    from tradectl.risk import parse_symbol
     from tradectl.services.check_alpaca import check_alpaca, configuration_failed
 
     ticker = parse_symbol(symbol)

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
     from tradectl.domain.clock import Clock
+    from tradectl.domain.pre_trade import RiskLimits
     from tradectl.notify import Channels
-    from tradectl.risk import RiskLimits
 
 
 class Context:
@@ -131,7 +131,7 @@ class Context:
 
     @property
     def risk_limits(self) -> RiskLimits:
-        from tradectl.risk import RiskLimits
+        from tradectl.domain.pre_trade import RiskLimits
 
         config = self.settings
         return RiskLimits(

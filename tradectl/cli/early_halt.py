@@ -76,13 +76,14 @@ def halt_now(ctx: Context, reason: str, as_json: bool) -> int:
     if begun is not None:
         ctx.adopt(settings=begun.config, broker=begun.broker)
     adapter, spool = ctx.broker, ctx.spool
-    start = begin_stop(adapter, spool, reason, begun.start if begun is not None else None)
+    start = begin_stop(adapter, spool, reason, begun.start if begun is not None else None,
+                       clock=ctx.clock)
     db = ctx.stop_database(dry_run=False)  # a database fault is reported, the stop goes on
     from tradectl.render.halt import halt_report
     from tradectl.services.emergency_stop import emergency_stop
 
     report = emergency_stop(db, adapter, ctx.channels, reason, spool=spool,
-                            gate_wait=ctx.gate_wait, start=start)
+                            gate_wait=ctx.gate_wait, start=start, clock=ctx.clock)
     halt_report(report, as_json)
     return report.exit_code
 

@@ -57,5 +57,6 @@ def resume_command(
 
     ctx = context(typer_ctx)
     report = resume_trading(ctx.database, ctx.broker, ctx.channels, reason,
-                            daily_loss_limit=ctx.settings.daily_loss_limit, force=force)
+                            daily_loss_limit=ctx.settings.daily_loss_limit, force=force,
+                            clock=ctx.clock)
     resume_report(report, as_json)

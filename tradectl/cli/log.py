@@ -28,9 +28,9 @@ def log_command(
     Example: tradectl log --symbol AAPL --kind order_submitted --limit 20
     """
     from tradectl.db.journal import EVENT_KINDS
+    from tradectl.domain.bracket import parse_symbol
     from tradectl.errors import InputError
     from tradectl.render.log import event_log
-    from tradectl.risk import parse_symbol
     from tradectl.services.audit_log import recent_events
 
     ticker = parse_symbol(symbol) if symbol is not None else None

@@ -38,9 +38,10 @@ def open_command(
     """
     from tradectl import render
     from tradectl.broker import BracketRequest
+    from tradectl.domain.bracket import parse_qty, parse_side, parse_symbol
+    from tradectl.domain.money import parse_dollars, parse_price
     from tradectl.errors import Aborted, InputError
     from tradectl.render.open import open_outcome, order_preview
-    from tradectl.risk import parse_dollars, parse_price, parse_qty, parse_side, parse_symbol
 
     if (qty is None) == (risk is None):
         raise InputError("pass either --qty (shares) or --risk (dollars), not "
@@ -80,7 +81,8 @@ def open_command(
         from tradectl.cli.dry_run import show
         from tradectl.services.open_plan import open_dry_run, plan_open
 
-        plan = plan_open(db, adapter, ctx.risk_limits, quote_open(None, reads, risk_budget))
+        plan = plan_open(db, adapter, ctx.risk_limits, quote_open(None, reads, risk_budget),
+                         clock=ctx.clock)
         show(open_dry_run(plan, trading_mode=config.trading_mode), as_json)
     from tradectl.cli.pending_stops import finish_pending_stops
 
@@ -90,7 +92,7 @@ def open_command(
         render.stderr().print(order_preview(quote, config.trading_mode))
         if not typer.confirm("Send this LIVE order?", default=False, err=True):
             raise Aborted("not confirmed: nothing was written or sent")
-    outcome = place_open(db, adapter, ctx.risk_limits, quote)
+    outcome = place_open(db, adapter, ctx.risk_limits, quote, clock=ctx.clock)
     open_outcome(outcome, as_json, quote.sizing)
     failure = outcome.broker_error
     if failure is not None and as_json:  # its document says so already: one object only

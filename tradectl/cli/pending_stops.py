@@ -21,7 +21,7 @@ def finish_pending_stops(ctx: Context) -> None:
     from tradectl.services.offline_stop import complete_offline_stops
 
     try:
-        lines = complete_offline_stops(db, spool, adapter, ctx.channels)
+        lines = complete_offline_stops(db, spool, adapter, ctx.channels, clock=ctx.clock)
     except DatabaseError as err:  # the command itself meets the same fault and says so
         typer.echo(f"tradectl: a spooled emergency stop waits for the database: {err.message}",
                    err=True)

@@ -32,12 +32,12 @@ def close_command(typer_ctx: typer.Context, position: PositionArgument,
         from tradectl.cli.dry_run import show
         from tradectl.services.close_plan import close_dry_run, plan_close
 
-        plan = plan_close(ctx.dry_run_database, ctx.broker, position)
+        plan = plan_close(ctx.dry_run_database, ctx.broker, position, clock=ctx.clock)
         show(close_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
     from tradectl.cli.pending_stops import finish_pending_stops
 
     finish_pending_stops(ctx)
-    outcome = close_position(ctx.database, ctx.broker, ctx.channels, position)
+    outcome = close_position(ctx.database, ctx.broker, ctx.channels, position, clock=ctx.clock)
     close_report(outcome, as_json)
     raise typer.Exit(outcome.exit_code)
 
@@ -60,8 +60,8 @@ def adjust_command(
 
     Example: tradectl adjust AAPL --stop 148
     """
+    from tradectl.domain.money import parse_price
     from tradectl.render.position import adjust_report
-    from tradectl.risk import parse_price
     from tradectl.services.adjust import adjust_position
 
     new_stop = parse_price(stop, "--stop") if stop is not None else None
@@ -72,9 +72,9 @@ def adjust_command(
         from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
 
         planned = plan_adjust(ctx.dry_run_database, ctx.broker, position, stop=new_stop,
-                              target=new_target)
+                              target=new_target, clock=ctx.clock)
         show(adjust_dry_run(planned, trading_mode=ctx.settings.trading_mode), as_json)
     report = adjust_position(ctx.database, ctx.broker, position, stop=new_stop,
-                             target=new_target)
+                             target=new_target, clock=ctx.clock)
     adjust_report(report, as_json)
     raise typer.Exit(report.exit_code)

@@ -25,8 +25,8 @@ def report_command(
 
     Days are New York trading days. Example: tradectl report --since 2026-11-02 --until 2026-11-06
     """
+    from tradectl.domain.performance import parse_day
     from tradectl.errors import InputError
-    from tradectl.performance import parse_day
     from tradectl.render.report import report_csv, trading_report_view
     from tradectl.services.report import trading_report
 

@@ -24,4 +24,4 @@ def status_command(typer_ctx: typer.Context, as_json: JsonOption = False) -> Non
     ctx = context(typer_ctx)
     finish_pending_stops(ctx)
     status_report(trading_status(ctx.database, ctx.broker, mode=ctx.settings.trading_mode,
-                                 channel=ctx.channels), as_json)
+                                 channel=ctx.channels, clock=ctx.clock), as_json)

@@ -69,7 +69,8 @@ def _loop(ctx: Context, period: float, *, once: bool, read_only: bool,
                   daily_loss_limit=config.daily_loss_limit, interval=period,
                   read_only=read_only, spool=ctx.spool, gate_wait=ctx.gate_wait,
                   rearm_protection=config.rearm_protection,
-                  stream_down_interval=config.watch_stream_down_interval) as watcher, \
+                  stream_down_interval=config.watch_stream_down_interval,
+                  clock=ctx.clock) as watcher, \
             updates or nullcontext():
         # A long-running loop needs the collector (the executable starts with it off), but not
         # to rescan the imports on every full collection: freeze what exists now.

@@ -7,7 +7,7 @@ import sys
 from functools import cache
 from typing import TYPE_CHECKING
 
-from tradectl.formats import (  # noqa: F401  (the formats, for every renderer)
+from tradectl.domain.money import (  # noqa: F401  (the formats, for every renderer)
     cents,
     dollars,
     money,

@@ -17,7 +17,7 @@ from tradectl.render import (
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
-    from tradectl.risk import RiskSizing
+    from tradectl.domain.bracket import RiskSizing
     from tradectl.services.open_position import OpenOutcome, OpenQuote
 
 _DOCUMENT_FIELDS = (

@@ -10,9 +10,9 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tradectl.formats import CENT, cents, dollars, price_text, quantity_text
-from tradectl.market import MARKET_TZ
-from tradectl.performance import bar_lengths
+from tradectl.domain.calendar import MARKET_TZ
+from tradectl.domain.money import CENT, cents, dollars, price_text, quantity_text
+from tradectl.domain.performance import bar_lengths
 from tradectl.render import stdout
 from tradectl.render.json import plain
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from decimal import Decimal
 
-    from tradectl.performance import Performance, Totals, TradeRow
+    from tradectl.domain.performance import Performance, Totals, TradeRow
 
 BAR_WIDTH = 24  # characters on each side of the axis
 CSV_COLUMNS = ("position_id", "symbol", "side", "qty", "entry", "exit", "realized_pl",

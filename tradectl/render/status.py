@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tradectl.formats import CENT
+from tradectl.domain.money import CENT
 from tradectl.render import STATUS_STYLE, cents, dollars, literal, money, one_line, quantity, stdout
 from tradectl.render.check import account_document
 from tradectl.render.json import plain, print_json

@@ -24,12 +24,13 @@ from decimal import Decimal
 from tradectl.broker import Broker
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import Price, price_text
 from tradectl.errors import BrokerError, ExitCode
-from tradectl.formats import price_text
 from tradectl.services.adjust_plan import AdjustPlan, LegPlan, plan_adjust, price_of
 from tradectl.services.reconcile import write_outcome_unknown
 from tradectl.services.row_views import position_view
-from tradectl.views import PositionView, Price
+from tradectl.views import PositionView
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,10 @@ class AdjustReport:
 
 
 def adjust_position(db: Database, broker: Broker | None, ref: str, *, stop: Decimal | None,
-                    target: Decimal | None) -> AdjustReport:
+                    target: Decimal | None, clock: Clock = SYSTEM_CLOCK) -> AdjustReport:
     """The real `adjust`: `execute_adjust(plan_adjust(...))`."""
-    return execute_adjust(db, broker, plan_adjust(db, broker, ref, stop=stop, target=target))
+    return execute_adjust(db, broker, plan_adjust(db, broker, ref, stop=stop, target=target,
+                                                  clock=clock))
 
 
 def execute_adjust(db: Database, broker: Broker | None, plan: AdjustPlan) -> AdjustReport:

@@ -12,16 +12,17 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerRequest, Order
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.bracket import check_exit_prices
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import Price, price_text
+from tradectl.domain.pre_trade import RuleCheck
 from tradectl.errors import BrokerNotConfigured, InputError, RefusedError
-from tradectl.formats import price_text
-from tradectl.risk import RuleCheck, check_exit_prices
 from tradectl.services.close_plan import find_position
 from tradectl.services.dry_run import AdjustSummary, DryRun, LegPlan
 from tradectl.services.protection import working_exits
 from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook
-from tradectl.views import Price
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class AdjustPlan:
 
 
 def plan_adjust(db: Database, broker: Broker | None, ref: str, *, stop: Decimal | None,
-                target: Decimal | None) -> AdjustPlan:
+                target: Decimal | None, clock: Clock = SYSTEM_CLOCK) -> AdjustPlan:
     """Reads only: a read of the database, then Alpaca's orders and the last trade."""
     check_asked(stop, target)
     with db.read() as journal:
@@ -59,7 +60,7 @@ def plan_adjust(db: Database, broker: Broker | None, ref: str, *, stop: Decimal 
     with db.read() as journal:
         row = journal.position(position_id)
         try:
-            legs = decide_legs(row, book, stop, target, last_trade)
+            legs = decide_legs(row, book, stop, target, last_trade, clock.now())
         except RefusedError as err:
             return AdjustPlan(summary, refusal=err)
         was = (row.stop_loss, row.take_profit)
@@ -102,12 +103,12 @@ def read_for_adjust(broker: Broker, since: datetime, symbol: str) -> tuple[Order
 
 
 def decide_legs(row: Position, book: OrderBook, stop: Decimal | None, target: Decimal | None,
-                last_trade: Decimal) -> tuple[LegPlan, ...]:
+                last_trade: Decimal, now: datetime) -> tuple[LegPlan, ...]:
     """Validate (exit 2, nothing sent; exit 3 while a restore's outcome is unknown) and decide
     each leg asked for: its working order (or none), the price now, the new price."""
     working_stop, working_target = working_exits(row, book)
     if row.restore_client_order_id and row.restore_order_id is None and \
-            row.restore_sent_at is not None and utcnow() - row.restore_sent_at < UNKNOWN_GRACE \
+            row.restore_sent_at is not None and now - row.restore_sent_at < UNKNOWN_GRACE \
             and book.by_client_id.get(row.restore_client_order_id) is None:
         raise RefusedError(f"{row.symbol}: the restore of its stop has an outcome not known "
                            "yet: try again once `tradectl watch` has settled it",

@@ -28,8 +28,9 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from tradectl.db.journal import Journal
-from tradectl.db.models import Alert, utcnow
+from tradectl.db.models import Alert
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.errors import ExitCode, InputError
 from tradectl.notify import Channel, Channels, Notice
 
@@ -150,7 +151,8 @@ def queue_alert(journal: Journal, channels: Channels | None, kind: str, subject:
     return True
 
 
-def deliver_pending(db: Database, channels: Channels | None) -> Delivery:
+def deliver_pending(db: Database, channels: Channels | None, *,
+                    clock: Clock = SYSTEM_CLOCK) -> Delivery:
     """Send every queued alert nobody else is sending, oldest first, each channel on its own and
     all side by side. Never raises for channel faults: they are recorded on the alert, which
     stays pending for that channel only."""
@@ -164,7 +166,7 @@ def deliver_pending(db: Database, channels: Channels | None) -> Delivery:
             if count:
                 lease = timedelta(seconds=channel.send_budget(count)) + LEASE_MARGIN
                 claims[channel.name] = [notice(a) for a in
-                                        journal.claim_alerts(channel.name, utcnow(), lease)]
+                                        journal.claim_alerts(channel.name, clock.now(), lease)]
                 waiting[channel.name] = count
         journal.commit()
     sending = [c for c in channels if claims.get(c.name)]
@@ -174,7 +176,7 @@ def deliver_pending(db: Database, channels: Channels | None) -> Delivery:
     claimed = {c.name: claims[c.name] for c in sending}
     wait = _wait.get()
     done, delivery = _within(
-        lambda: record_delivery(db, claimed, _send_side_by_side(sending, claims)), wait)
+        lambda: record_delivery(db, claimed, _send_side_by_side(sending, claims), clock), wait)
     if done and delivery is not None:
         return delivery
     return Delivery(tuple(ChannelDelivery(name, 0, len(notices), _still_sending(wait))
@@ -193,7 +195,7 @@ def _send_side_by_side(channels: Sequence[Channel], claims: dict[str, list[Notic
 
 
 def record_delivery(db: Database, claims: dict[str, list[Notice]],
-                    results: dict[str, dict[int, str | None]]) -> Delivery:
+                    results: dict[str, dict[int, str | None]], clock: Clock) -> Delivery:
     deliveries = []
     with db.transaction() as journal:
         for name, notices in claims.items():
@@ -203,7 +205,7 @@ def record_delivery(db: Database, claims: dict[str, list[Notice]],
             for n in notices:
                 if n.key not in sent:
                     failed[answers.get(n.key) or "no answer from the channel"].append(n.key)
-            journal.alerts_sent(sent, utcnow())
+            journal.alerts_sent(sent, clock.now())
             for reason, keys in failed.items():
                 journal.alerts_not_sent(keys, reason)
             first = next(iter(failed), None)
@@ -220,11 +222,11 @@ def notice(alert: Alert) -> Notice:
                   created_at=alert.created_at, cycle_id=alert.cycle_id)
 
 
-def send_directly(channels: Channels, subject: str, body: str, *, kind: str,
+def send_directly(channels: Channels, subject: str, body: str, *, kind: str, clock: Clock,
                   facts: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """One alert to every channel at once, without the outbox (the database could not take
     it, or it is a test): per channel, None when sent or why not."""
-    message = Notice(0, subject, body, kind=kind, facts=facts, created_at=utcnow())
+    message = Notice(0, subject, body, kind=kind, facts=facts, created_at=clock.now())
     wait = _wait.get()
     done, results = _within(
         lambda: _send_side_by_side(list(channels), {c.name: [message] for c in channels}), wait)
@@ -272,18 +274,19 @@ class AlertTestReport:
         return ExitCode.BROKER if any(not c.sent for c in self.channels) else ExitCode.OK
 
 
-def send_test_alert(channels: Channels | None, *, trading_mode: str) -> AlertTestReport:
+def send_test_alert(channels: Channels | None, *, trading_mode: str,
+                    clock: Clock = SYSTEM_CLOCK) -> AlertTestReport:
     """A test alert to every channel, directly (no outbox: a test is not retried later)."""
     if not channels:
         raise InputError(f"no alert channel is configured: {SETTINGS_HINT}")
-    at = utcnow()
+    at = clock.now()
     subject = "tradectl test alert: alerts reach you here"
     body = (f"A test sent by `tradectl alert test` at {at:%Y-%m-%d %H:%M:%S} UTC "
             f"({trading_mode} trading).\nNothing happened to the account. An emergency stop "
             f"is alerted on every channel configured: {', '.join(channels.names)}.\n")
     # A test waits for each channel's own worst case: it is what the user asked to see.
     with waiting_at_most(max(c.send_budget(1) for c in channels) + 1):
-        results = send_directly(channels, subject, body, kind="test",
+        results = send_directly(channels, subject, body, kind="test", clock=clock,
                                 facts={"test": True, "trading_mode": trading_mode})
     return AlertTestReport(tuple(ChannelTest(c.name, c.recipients, results.get(c.name))
                                  for c in channels))

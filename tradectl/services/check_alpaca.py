@@ -12,6 +12,8 @@ from typing import Literal, TypeVar
 
 from tradectl.broker import Account, Broker, Clock
 from tradectl.config import LIVE_BASE_URL, PAPER_BASE_URL, Settings, mask_secret, mask_url
+from tradectl.domain.calendar import MARKET_TZ
+from tradectl.domain.money import CENT, dollars
 from tradectl.errors import (
     BrokerError,
     BrokerProtocolError,
@@ -20,9 +22,6 @@ from tradectl.errors import (
     ConfigError,
     ExitCode,
 )
-from tradectl.formats import dollars
-from tradectl.market import MARKET_TZ
-from tradectl.risk import CENT
 from tradectl.services.database_check import Check, DatabaseFacts, database_checks
 from tradectl.trust import Route, route
 

@@ -14,8 +14,10 @@ from decimal import Decimal
 
 from tradectl.broker import Broker, BrokerPosition, BrokerRequest, Order
 from tradectl.db.journal import Journal
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.money import Price
 from tradectl.errors import BrokerNotConfigured, ExitCode, InputError, RefusedError
 from tradectl.services.dry_run import CloseSummary, DryRun, OrderToCancel
 from tradectl.services.interrupted_close import settle_in_doubt
@@ -23,7 +25,6 @@ from tradectl.services.market_close import close_qty
 from tradectl.services.outside import OutsideExit, apply_outside_exits, outside_fills, own_order_ids
 from tradectl.services.protection import CancelTarget, account_shares, cancel_targets
 from tradectl.services.reconcile import OrderBook, exit_orders, sync_position
-from tradectl.views import Price
 
 ALREADY_CLOSING = "a close is already working: `tradectl watch` records its fill"
 
@@ -122,16 +123,17 @@ def locate(db: Database, ref: str) -> ClosePlan:
                          row.stop_loss, row.take_profit, cycle.status if cycle else "none")
 
 
-def plan_close(db: Database, broker: Broker | None, ref: str) -> ClosePlan:
+def plan_close(db: Database, broker: Broker | None, ref: str, *,
+               clock: Clock = SYSTEM_CLOCK) -> ClosePlan:
     """`close --dry-run`'s plan: reads only, without the exit lock."""
     located = locate(db, ref)
     if located.action == "close_locally":
         return located
-    return plan_located(db, broker, located, lock_held=False)
+    return plan_located(db, broker, located, lock_held=False, clock=clock)
 
 
 def plan_located(db: Database, broker: Broker | None, located: ClosePlan, *,
-                 lock_held: bool) -> ClosePlan:
+                 lock_held: bool, clock: Clock = SYSTEM_CLOCK) -> ClosePlan:
     """Read Alpaca, then decide on the row as a read of the database shows it (nothing is
     written). `lock_held`: the caller holds the exit lock, so a close in doubt is settled as
     the write will settle it."""
@@ -141,7 +143,7 @@ def plan_located(db: Database, broker: Broker | None, located: ClosePlan, *,
     with db.read() as journal:  # the row is brought in line with Alpaca, never written
         row = journal.position(located.position_id)
         try:
-            decision = decide(journal, row, plan, utcnow())
+            decision = decide(journal, row, plan, clock.now())
         except RefusedError as err:
             return replace(plan, status=row.status, refusal=err)
         entry_order_id = row.alpaca_order_id

@@ -18,10 +18,14 @@ orders first (services/outside.py): the close sells only what is left, the P&L i
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tradectl.broker import Broker
 from tradectl.db.journal import Journal
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError, RefusedError
 from tradectl.notify import Channels
 from tradectl.services.close_plan import (  # noqa: F401  (find_position: re-exported)
@@ -49,28 +53,28 @@ CHANGED = "changed since the plan was made"
 
 
 def close_position(db: Database, broker: Broker | None, channel: Channels | None,
-                   ref: str) -> ExitOutcome:
+                   ref: str, *, clock: Clock = SYSTEM_CLOCK) -> ExitOutcome:
     """The real `close`: under the position's exit lock, `execute_close(plan)`."""
     located = locate(db, ref)
     if located.action == "close_locally":
-        return execute_close(db, broker, channel, located)
+        return execute_close(db, broker, channel, located, clock=clock)
     with exit_lock(db, located.position_id) as lock:  # until the answer is recorded
         if not lock:
             raise RefusedError(f"{located.symbol} #{located.position_id}: another close is "
                                "still running (of it, or of a position sharing its lock): try "
                                "again in a moment", rule="close_running")
         # read with the lock held: no close runs
-        plan = plan_located(db, broker, located, lock_held=True)
-        return execute_close(db, broker, channel, plan)
+        plan = plan_located(db, broker, located, lock_held=True, clock=clock)
+        return execute_close(db, broker, channel, plan, clock=clock)
 
 
 def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
-                  plan: ClosePlan) -> ExitOutcome:
+                  plan: ClosePlan, *, clock: Clock = SYSTEM_CLOCK) -> ExitOutcome:
     """Under the exit lock the plan was made with: write the plan ahead (the row brought in
     line as the plan saw it; refused if the row changed since), then send exactly the plan's
     cancels and close, and record the answers."""
     if plan.action == "close_locally":
-        return _close_locally(db, plan.position_id)
+        return _close_locally(db, plan.position_id, clock.now())
     if plan.refusal is not None:
         raise plan.refusal
     if not plan.lock_held:  # whoever writes a close ahead holds the exit lock until the answer
@@ -78,7 +82,8 @@ def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
     assert plan.decision is not None and broker is not None
     with db.transaction() as journal:
         row = journal.position_for_update(plan.position_id)
-        decision = decide(journal, row, plan, utcnow())
+        now = clock.now()
+        decision = decide(journal, row, plan, now)
         if decision.sends() != plan.decision.sends() or decision.outcome != \
                 plan.decision.outcome:
             raise RefusedError(f"{plan.symbol} #{plan.position_id}: {CHANGED} (a tick or "
@@ -91,7 +96,7 @@ def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
                                     "outside_qty": row.outside_qty,
                                     "outside_pl": row.outside_pl})
         if decision.outcome is None:
-            _write_ahead(journal, row, decision)
+            _write_ahead(journal, row, decision, now)
         journal.commit()
         view = position_view(row)
     if decision.outcome == "already_closing":
@@ -102,13 +107,14 @@ def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
                            notes=tuple(describe(d) for d in decision.outside))
     cancel = list(plan.decision.cancel)
     if plan.decision.held is None:
-        return _cancel_entry(db, broker, plan.position_id, cancel)
+        return _cancel_entry(db, broker, plan.position_id, cancel, clock)
     return close_at_market(db, broker, channel, plan.position_id, cancel=cancel,
                            held=plan.decision.held, account_qty=plan.decision.account_qty,
-                           view=view, entry=plan.working_entry)
+                           view=view, entry=plan.working_entry, clock=clock)
 
 
-def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> None:
+def _write_ahead(journal: Journal, row: Position, decision: CloseDecision,
+                 now: datetime) -> None:
     """Record what the close will do before anything is sent."""
     row.close_reason = "manual"
     if decision.held is None:
@@ -116,7 +122,8 @@ def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> No
         journal.record("close_requested", f"{row.symbol}: close requested: cancelling the "
                        f"unfilled entry {entry.id}", cycle_id=row.cycle_id, position_id=row.id)
         return
-    row.status, row.exit_sent_at, row.exit_order_id = "closing", utcnow(), None
+    move(row, PositionEvent.CLOSE_SENT)
+    row.exit_sent_at, row.exit_order_id = now, None
     journal.record("close_requested",
                    f"{row.symbol}: close requested: cancelling {len(decision.cancel)} exit "
                    f"order group(s), then closing {decision.held:f} at market",
@@ -126,7 +133,7 @@ def _write_ahead(journal: Journal, row: Position, decision: CloseDecision) -> No
 
 
 def _cancel_entry(db: Database, broker: Broker, position_id: int,
-                  cancel: list[CancelTarget]) -> ExitOutcome:
+                  cancel: list[CancelTarget], clock: Clock) -> ExitOutcome:
     """An entry that has not filled is cancelled instead (its legs go with it), and recorded
     as Alpaca then shows it."""
     entry = cancel[0].order
@@ -143,7 +150,7 @@ def _cancel_entry(db: Database, broker: Broker, position_id: int,
             return ExitOutcome(position_view(row), "failed", error=err.message)
     with db.transaction() as journal:
         row = journal.position(position_id)
-        apply_entry_order(row, now)
+        apply_entry_order(row, now, clock.now())
         dead = now.status in ENTRY_DEAD or row.status != "pending"
         state = row.status if dead else "cancelling"
         journal.record("entry_cancelled" if state == "cancelled" else "entry_cancel_sent",
@@ -154,10 +161,11 @@ def _cancel_entry(db: Database, broker: Broker, position_id: int,
         return ExitOutcome(position_view(row), state, 1)
 
 
-def _close_locally(db: Database, position_id: int) -> ExitOutcome:
+def _close_locally(db: Database, position_id: int, now: datetime) -> ExitOutcome:
     with db.transaction() as journal:
         row = journal.position_for_update(position_id)
-        row.status, row.closed_at, row.close_reason = "closed", utcnow(), "manual"
+        move(row, PositionEvent.CLOSED_LOCALLY)
+        row.closed_at, row.close_reason = now, "manual"
         journal.record("position_closed", f"{row.symbol}: closed locally (never at a broker)",
                        cycle_id=row.cycle_id, position_id=row.id)
         journal.commit()

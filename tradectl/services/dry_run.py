@@ -17,9 +17,10 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 
 from tradectl.broker import BrokerRequest, Order
+from tradectl.domain.bracket import RiskSizing
+from tradectl.domain.money import Money, Price, Quantity
+from tradectl.domain.pre_trade import RuleCheck
 from tradectl.errors import ExitCode
-from tradectl.risk import RiskSizing, RuleCheck
-from tradectl.views import Money, Price, Quantity
 
 P = TypeVar("P")
 

@@ -19,9 +19,10 @@ from datetime import datetime
 
 from tradectl.broker import Broker
 from tradectl.db.journal import ORDERS_WINDOW_MARGIN
-from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import STARTED, Claim, StopSpool
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.states import CycleState
 from tradectl.errors import DatabaseError, InputError
 from tradectl.notify import Channels
 from tradectl.services.alerts import (
@@ -66,7 +67,7 @@ def emergency_stop(
     db: Database, broker: Broker | None, channel: Channels | None, reason: str, *,
     spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
     fallback_deadline: float = 60.0, start: StopStart | None = None,
-    completing: Claim | None = None,
+    completing: Claim | None = None, clock: Clock = SYSTEM_CLOCK,
 ) -> HaltReport:
     """`start`: the stop already written ahead and its close-all already sent (`halt`); without
     it the stop is written ahead here and the close-all follows the latch. `completing`: an
@@ -77,20 +78,20 @@ def emergency_stop(
         raise InputError("--reason must not be empty: say why trading is stopped")
     notes: list[str] = []
     if start is None and completing is None and broker is not None:
-        start = start_stop(broker, spool, reason, send=False)
+        start = start_stop(broker, spool, reason, send=False, clock=clock)
     if start is not None and start.note:
         notes.append(start.note)
     claims = [completing] if completing is not None else []
     if spool is not None and completing is None:
         with suppress(DatabaseError):  # the latch below meets the same fault and says so
-            claims += _earlier_stops(db, spool, broker)
-    began = min([c.stop.stopped_at for c in claims] + [start.began if start else utcnow()])
+            claims += _earlier_stops(db, spool, broker, clock)
+    began = min([c.stop.stopped_at for c in claims] + [start.began if start else clock.now()])
     notes += [completed_note(c.stop) for c in claims]
     latch: _Latch | None = None
     database_error: str | None = None
     try:
         latch = _latch(db, claims[0].stop.reason if claims else reason, gate_wait, notes,
-                       began, completing is not None)
+                       began, completing is not None, clock)
     except DatabaseError as err:
         database_error = _db_message(err)
     report = HaltReport(
@@ -104,29 +105,29 @@ def emergency_stop(
     if latch is not None and latch.superseded:
         return _superseded(db, spool, claims, replace(report, notes=tuple(notes)))
     if broker is None:
-        return _without_broker(db, channel, report, notes, latch, database_error)
+        return _without_broker(db, channel, report, notes, latch, database_error, clock)
     return _flatten_and_record(
         db, broker, channel, report, notes, database_error,
         StopFiles(spool, own, claims), fallback_deadline,
-        start.first if start is not None else None, close=completing is None)
+        start.first if start is not None else None, close=completing is None, clock=clock)
 
 
 def _without_broker(db: Database, channel: Channels | None, report: HaltReport,
                     notes: list[str], latch: _Latch | None,
-                    database_error: str | None) -> HaltReport:
+                    database_error: str | None, clock: Clock) -> HaltReport:
     if latch is not None:
         notes.append("Alpaca is not configured: nothing was sent to a broker; positions "
                      "were closed in the database only")
-        report, queued = close_locally(db, report, channel)
-        return _alerted(db, channel, replace(report, notes=tuple(notes)), queued)
+        report, queued = close_locally(db, report, channel, clock)
+        return _alerted(db, channel, replace(report, notes=tuple(notes)), queued, clock)
     return _alerted(db, channel, replace(report, database_error=database_error,
-                                         notes=tuple(notes)), False)
+                                         notes=tuple(notes)), False, clock)
 
 
 def _flatten_and_record(
     db: Database, broker: Broker, channel: Channels | None, report: HaltReport,
     notes: list[str], database_error: str | None, files: StopFiles, fallback_deadline: float,
-    first: FirstClose | None, *, close: bool,
+    first: FirstClose | None, *, close: bool, clock: Clock,
 ) -> HaltReport:
     stopped_at = report.stopped_at
     since, entries, tracked = stopped_at - ORDERS_WINDOW_MARGIN, set[str](), set[str]()
@@ -137,7 +138,8 @@ def _flatten_and_record(
             database_error = _db_message(err)
     flattening = flatten_account(broker, orders_since=since, tracked_orders=tracked,
                                  deadline_seconds=fallback_deadline, first=first,
-                                 started=report.began or stopped_at, close=close)
+                                 started=report.began or stopped_at, close=close,
+                                 clock=clock)
     cancels = cancel_still_working(broker, flattening.orders, entries,
                                     flattening.sweep_cancelled)
     answers = BrokerAnswers(flattening.outcomes, flattening.orders, flattening.broker_error,
@@ -153,7 +155,7 @@ def _flatten_and_record(
     if database_error is None:
         try:
             report, queued = record_stop(db, replace(report, notes=tuple(notes)), answers,
-                                         channel, files.stop_ids)
+                                         channel, files.stop_ids, clock)
         except DatabaseError as err:
             database_error = _db_message(err)
         else:
@@ -162,13 +164,14 @@ def _flatten_and_record(
         report = unrecorded_report(replace(report, notes=tuple(notes)), answers,
                                    database_error, flattening, files)
     report = replace(report, broker_requests=getattr(broker, "requests_sent", None))
-    return _alerted(db, channel, report, queued)
+    return _alerted(db, channel, report, queued, clock)
 
 
-def _earlier_stops(db: Database, spool: StopSpool, broker: Broker | None) -> list[Claim]:
+def _earlier_stops(db: Database, spool: StopSpool, broker: Broker | None,
+                   clock: Clock) -> list[Claim]:
     """Record the stops spooled without the database, and claim those whose process ended
     before their record: this stop completes them (one record, one alert)."""
-    complete_offline_stops(db, spool)
+    complete_offline_stops(db, spool, clock=clock)
     if broker is None or not spool.has_pending():
         return []
     claims = []
@@ -203,7 +206,7 @@ def _db_message(err: DatabaseError) -> str:
 
 
 def _latch(db: Database, reason: str, gate_wait: float, notes: list[str], at: datetime,
-           completing: bool) -> _Latch:
+           completing: bool, clock: Clock) -> _Latch:
     """Stop the cycle and commit: from here on `open` refuses. `at`: when the stop began (a
     stop completed after a `resume` started a newer cycle is not latched). The gate is waited
     for at most `gate_wait` (an `open` submitting holds it for up to ALPACA_TIMEOUT); past that
@@ -214,19 +217,21 @@ def _latch(db: Database, reason: str, gate_wait: float, notes: list[str], at: da
                 notes.append(f"another process held the trading gate for {gate_wait:.0f}s: "
                              "latched without it; an order it was sending may land after "
                              "this stop: run `tradectl halt` again to close it")
-            return _write_latch(db, reason, at, completing)
+            return _write_latch(db, reason, at, completing, clock)
     except OSError as err:  # the lock file beside a SQLite database cannot be opened
         raise DatabaseError(f"the trading gate cannot be taken: {err}") from None
 
 
-def _write_latch(db: Database, reason: str, at: datetime, completing: bool) -> _Latch:
+def _write_latch(db: Database, reason: str, at: datetime, completing: bool,
+                 clock: Clock) -> _Latch:
     with db.transaction() as journal:
         cycle = journal.latest_cycle() or journal.start_cycle()
         if completing and cycle.status == "active" and cycle.started_at > at:
             return _Latch(cycle.id, at, reason, False, superseded=True)
         already = cycle.status == "stopped"
         if not already:  # as of the commit: no order is sent after this moment
-            cycle.status, cycle.stopped_at, cycle.stop_reason = "stopped", utcnow(), reason
+            cycle.status, cycle.stopped_at = CycleState.STOPPED.value, clock.now()
+            cycle.stop_reason = reason
         journal.record("emergency_stop", f"emergency stop{' (again)' if already else ''}: "
                        f"{reason}", cycle_id=cycle.id, details={"reason": reason})
         journal.commit()
@@ -248,18 +253,19 @@ def _window(db: Database, stopped_at: datetime, already: bool,
 
 
 def _alerted(db: Database, channel: Channels | None, report: HaltReport,
-             queued: bool) -> HaltReport:
+             queued: bool, clock: Clock) -> HaltReport:
     """Deliver the queued alert, or send it directly to every channel when the database could
     not queue it."""
     if not channel:
         return replace(report, alert=NOT_CONFIGURED)
     if queued:
         try:
-            return replace(report, alert=delivery_summary(deliver_pending(db, channel)))
+            return replace(report, alert=delivery_summary(deliver_pending(db, channel,
+                                                                          clock=clock)))
         except DatabaseError as err:
             return replace(report, alert=f"queued; not sent yet ({err.message})")
     if report.database_error is None:
         return report
     results = send_directly(channel, alert_subject(report), alert_body(report),
-                            kind="emergency_stop", facts=alert_facts(report))
+                            kind="emergency_stop", facts=alert_facts(report), clock=clock)
     return replace(report, alert=f"{direct_summary(results)} (the database could not queue it)")

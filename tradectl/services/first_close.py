@@ -12,10 +12,11 @@ from __future__ import annotations
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from tradectl.broker import Broker, BrokerRequest, SymbolOutcome
 from tradectl.db.spool import STARTED, Claim, OfflineStop, StopSpool
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.errors import BrokerError
 
 # The stop's first write: one request closes every position, cancelling every order first. The
@@ -35,9 +36,9 @@ def close_all(broker: Broker) -> list[SymbolOutcome]:
 class FirstClose:
     """DELETE /v2/positions?cancel_orders=true, started now in a thread of its own."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, clock: Clock) -> None:
         self.broker = broker
-        self.started = datetime.now(UTC)
+        self.started = clock.now()
         self._outcomes: list[SymbolOutcome] | None = None
         self._error: BrokerError | None = None
         self._thread = threading.Thread(target=self._run, name="tradectl-close-all", daemon=True)
@@ -79,24 +80,25 @@ class StopStart:
 
 
 def start_stop(broker: Broker, spool: StopSpool | None, reason: str, *,
-               send: bool = True) -> StopStart:
+               send: bool = True, clock: Clock = SYSTEM_CLOCK) -> StopStart:
     """Write the stop ahead (fsynced, locked while this process lives), then, with `send`,
     send the close-all. Nothing here waits on the network or imports the database layer."""
-    began = datetime.now(UTC)
+    began = clock.now()
     ahead, why = None, None
     if spool is not None:
         ahead, why = spool.write_ahead(OfflineStop(began, reason.strip(), {}, None,
                                                    state=STARTED))
     note = None if why is None else (f"the stop could not be written ahead to the local spool "
                                      f"({why}): sent anyway")
-    return StopStart(began, ahead, FirstClose(broker) if send else None, note)
+    return StopStart(began, ahead, FirstClose(broker, clock) if send else None, note)
 
 
 def begin_stop(broker: Broker | None, spool: StopSpool | None, reason: str,
-               begun: StopStart | None = None) -> StopStart | None:
+               begun: StopStart | None = None, *,
+               clock: Clock = SYSTEM_CLOCK) -> StopStart | None:
     """`halt`'s first step: the stop written ahead and its close-all sent, unless the executable
     did both already (`begun`: cli/early_halt.py). Without a broker nothing is sent: the stop
     latches and records only."""
     if begun is not None or broker is None:
         return begun
-    return start_stop(broker, spool, reason)
+    return start_stop(broker, spool, reason, clock=clock)

@@ -11,11 +11,13 @@ from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 from tradectl.broker import Account, Broker, BrokerPosition, Clock, Order, SymbolOutcome
+from tradectl.domain.clock import SYSTEM_CLOCK
+from tradectl.domain.clock import Clock as TimeSource
 from tradectl.errors import BrokerError
 from tradectl.services.first_close import close_all
 
@@ -52,14 +54,15 @@ def flatten_account(
     broker: Broker, *, orders_since: datetime, tracked_orders: Collection[str] = (),
     deadline_seconds: float = 60.0, sleep: Callable[[float], None] = time.sleep,
     first: FirstClose | None = None, started: datetime | None = None, close: bool = True,
+    clock: TimeSource = SYSTEM_CLOCK,
 ) -> Flattening:
     """`tracked_orders`: the order ids the caller must see afterwards (entries and earlier
     closes); with the closes submitted here, the orders read may stop once it has them all.
     `first`: the close-all already sent (its answer is awaited here). `started`: when the stop
     began (its closes are those Alpaca shows from then on). `close` False: reads only (a stop
     being completed by a later command, with nothing left to close)."""
-    deadline = time.monotonic() + deadline_seconds
-    started = started or (first.started if first is not None else datetime.now(UTC))
+    deadline = clock.monotonic() + deadline_seconds
+    started = started or (first.started if first is not None else clock.now())
     try:
         if not close:
             result = Flattening("none")
@@ -74,16 +77,16 @@ def flatten_account(
         if failed:
             result.path = "fallback"
             result.notes.append(f"{len(failed)} symbol(s) failed in close-all; retrying each")
-        _fallback(broker, result, failed or None, deadline, sleep)
+        _fallback(broker, result, failed or None, deadline, sleep, clock)
     closes = {o.order.id for o in result.outcomes.values() if o.order is not None}
     _read_state(broker, result, orders_since, {*tracked_orders, *closes})
     _closes_without_an_answer(result, started, tracked_orders)
-    _sweep(broker, result, deadline, sleep)
+    _sweep(broker, result, deadline, sleep, clock)
     return result
 
 
 def _sweep(broker: Broker, result: Flattening, deadline: float,
-           sleep: Callable[[float], None]) -> None:
+           sleep: Callable[[float], None], clock: TimeSource) -> None:
     """Shares Alpaca holds beyond what this stop's working closes cover were bought or sold
     after the close-all (an `open` submitting while the latch waited for it): cancel the working
     orders of that symbol (a filled entry's exits hold the shares), then close what is held."""
@@ -106,7 +109,7 @@ def _sweep(broker: Broker, result: Flattening, deadline: float,
             return broker.close_position(symbol, qty)
 
         try:
-            order = _retry(close, deadline, sleep, also=_still_held)
+            order = _retry(close, deadline, sleep, clock, also=_still_held)
         except BrokerError as err:
             if err.status == 404:
                 continue
@@ -140,7 +143,7 @@ def _closes_without_an_answer(result: Flattening, started: datetime,
 
 def _fallback(
     broker: Broker, result: Flattening, symbols: list[str] | None, deadline: float,
-    sleep: Callable[[float], None],
+    sleep: Callable[[float], None], clock: TimeSource,
 ) -> None:
     # Reads and cancels are retried by the adapter itself; only the closes need our loop.
     if symbols is None:
@@ -156,7 +159,7 @@ def _fallback(
 
     def close_one(symbol: str) -> SymbolOutcome:
         try:
-            order = _retry(lambda: broker.close_position(symbol), deadline, sleep,
+            order = _retry(lambda: broker.close_position(symbol), deadline, sleep, clock,
                            also=_still_held)
         except BrokerError as err:
             if err.status == 404:  # nothing left to close
@@ -188,7 +191,7 @@ def _still_held(err: BrokerError) -> bool:
 
 
 def _retry(
-    call: Callable[[], T], deadline: float, sleep: Callable[[float], None],
+    call: Callable[[], T], deadline: float, sleep: Callable[[float], None], clock: TimeSource,
     also: Callable[[BrokerError], bool] = lambda _err: False,
 ) -> T:
     for pause in (*RETRY_BACKOFF, None):
@@ -196,7 +199,7 @@ def _retry(
             return call()
         except BrokerError as err:
             retryable = err.transient or also(err)
-            if not retryable or pause is None or time.monotonic() + pause > deadline:
+            if not retryable or pause is None or clock.monotonic() + pause > deadline:
                 raise
             sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -8,8 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tradectl.domain.money import cents, dollars
 from tradectl.errors import ExitCode
-from tradectl.formats import cents, dollars
 from tradectl.services.alerts import NOT_CONFIGURED
 from tradectl.services.stop_record import SymbolReport
 

@@ -12,7 +12,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 from tradectl.broker import BrokerPosition
-from tradectl.risk import CENT, position_pnl
+from tradectl.domain.loss_limit import position_pnl
+from tradectl.domain.money import CENT
 from tradectl.services.protection import account_shares
 from tradectl.views import ExternalPositionView, PositionView, overlaid
 

@@ -26,6 +26,7 @@ from tradectl.db.journal import Journal
 from tradectl.db.locks import NamedLock
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.market_close import mark_unprotected
@@ -112,12 +113,13 @@ def settle_in_doubt(journal: Journal, row: Position, orders: list[Order], taken:
     assert row.exit_sent_at is not None
     found = lost_close(row, orders, taken)
     if found is not None:
-        apply_exit_order(row, found)
+        apply_exit_order(row, found, now)
         taken.add(found.id)
         row.alpaca_error = None
         message = f"{row.symbol}: close order {found.id} found at Alpaca ({found.status})"
     elif interrupted or now - row.exit_sent_at >= UNKNOWN_GRACE:
-        row.status, row.exit_sent_at, row.close_reason = "open", None, None
+        move(row, PositionEvent.CLOSE_FAILED)
+        row.exit_sent_at, row.close_reason = None, None
         row.alpaca_error = INTERRUPTED if interrupted else \
             f"{NEVER_REACHED}: the position is open"
         message = f"{row.symbol}: {row.alpaca_error}"
@@ -134,7 +136,8 @@ def settle_and_flag(journal: Journal, channel: Channels | None, row: Position,
     reason and one alert (the gap's: `watch` sends none more until it is protected again)."""
     message = settle_in_doubt(journal, row, orders, taken, now, interrupted=interrupted)
     if message is not None and row.status == "open" and working_exits(row, book)[0] is None:
-        mark_unprotected(journal, channel, row, INTERRUPTED if interrupted else NEVER_REACHED)
+        mark_unprotected(journal, channel, row, INTERRUPTED if interrupted else NEVER_REACHED,
+                         now)
     return message
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Broker, Order
 from tradectl.db.journal import Journal
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import Clock
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError, ExitCode
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
@@ -63,8 +66,8 @@ def close_qty(held: Decimal, account_qty: Decimal | None) -> Decimal | None:
 
 def close_at_market(db: Database, broker: Broker, channel: Channels | None, position_id: int, *,
                     cancel: list[CancelTarget], held: Decimal, account_qty: Decimal | None,
-                    view: PositionView, entry: Order | None = None, gap: bool = False,
-                    sleep: Callable[[float], None] = time.sleep) -> ExitOutcome:
+                    view: PositionView, clock: Clock, entry: Order | None = None,
+                    gap: bool = False, sleep: Callable[[float], None] = time.sleep) -> ExitOutcome:
     """After the write-ahead (`closing`, `exit_sent_at`, `close_reason`): cancel, close,
     record what Alpaca said. No transaction is open while Alpaca is called. `entry`: a partly
     filled entry still working, cancelled first; what it filled meanwhile is closed too. `gap`:
@@ -82,12 +85,12 @@ def close_at_market(db: Database, broker: Broker, channel: Channels | None, posi
         held += now.filled_qty - entry.filled_qty
         account_qty = None if account_qty is None else account_qty + now.filled_qty \
             - entry.filled_qty
-        _record_entry(db, position_id, now)
+        _record_entry(db, position_id, now, clock)
     try:
-        order = _close(broker, view.symbol, close_qty(held, account_qty), sleep)
+        order = _close(broker, view.symbol, close_qty(held, account_qty), sleep, clock)
     except BrokerError as err:
-        return _record_close_error(db, channel, position_id, err, cancelled, gap)
-    return _record_close(db, position_id, order, cancelled)
+        return _record_close_error(db, channel, position_id, err, cancelled, gap, clock)
+    return _record_close(db, position_id, order, cancelled, clock)
 
 
 def _cancel(broker: Broker, targets: list[CancelTarget], side: str) -> tuple[int, str | None]:
@@ -119,32 +122,33 @@ def _cancel(broker: Broker, targets: list[CancelTarget], side: str) -> tuple[int
 
 
 def _close(broker: Broker, symbol: str, qty: Decimal | None,
-           sleep: Callable[[float], None]) -> Order:
+           sleep: Callable[[float], None], clock: Clock) -> Order:
     """One close, tried again only when Alpaca refused it without acting: the shares still
     held by a cancel that has not landed (403 insufficient qty), or the rate limit (429)."""
-    deadline = time.monotonic() + CLOSE_DEADLINE_SECONDS
+    deadline = clock.monotonic() + CLOSE_DEADLINE_SECONDS
     for pause in (*CLOSE_BACKOFF, None):
         try:
             return broker.close_position(symbol, qty)
         except BrokerError as err:
             refused = err.status == 429 or (err.status == 403 and "insufficient qty" in
                                             err.message)
-            if not refused or pause is None or time.monotonic() + pause > deadline:
+            if not refused or pause is None or clock.monotonic() + pause > deadline:
                 raise
             sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _record_entry(db: Database, position_id: int, entry: Order) -> None:
+def _record_entry(db: Database, position_id: int, entry: Order, clock: Clock) -> None:
     with db.transaction() as journal:
-        apply_entry_order(journal.position(position_id), entry)
+        apply_entry_order(journal.position(position_id), entry, clock.now())
         journal.commit()
 
 
-def _record_close(db: Database, position_id: int, order: Order, cancelled: int) -> ExitOutcome:
+def _record_close(db: Database, position_id: int, order: Order, cancelled: int,
+                  clock: Clock) -> ExitOutcome:
     with db.transaction() as journal:
         row = journal.position(position_id)
-        apply_exit_order(row, order)
+        apply_exit_order(row, order, clock.now())
         row.alpaca_error = None
         journal.record(f"position_{row.status}",
                        f"{row.symbol}: {row.status} at market by {row.close_reason} "
@@ -155,7 +159,7 @@ def _record_close(db: Database, position_id: int, order: Order, cancelled: int) 
 
 
 def _record_close_error(db: Database, channel: Channels | None, position_id: int,
-                        err: BrokerError, cancelled: int, gap: bool) -> ExitOutcome:
+                        err: BrokerError, cancelled: int, gap: bool, clock: Clock) -> ExitOutcome:
     with db.transaction() as journal:
         row = journal.position(position_id)
         if write_outcome_unknown(err):
@@ -165,16 +169,18 @@ def _record_close_error(db: Database, channel: Channels | None, position_id: int
                            cycle_id=row.cycle_id, position_id=row.id)
             state = "unknown"
         else:
-            row.status, row.close_reason = "open", None
+            move(row, PositionEvent.CLOSE_FAILED)
+            row.close_reason = None
             row.exit_sent_at = row.exit_sent_at if gap else None
             journal.record("close_failed", f"{row.symbol}: close failed: {err.message}",
                            cycle_id=row.cycle_id, position_id=row.id,
                            details={"http_status": err.status, "cancelled": cancelled})
             if gap:
-                mark_unprotected(journal, channel, row, f"{GAP_CLOSE_FAILED}: {err.message}")
+                mark_unprotected(journal, channel, row, f"{GAP_CLOSE_FAILED}: {err.message}",
+                                 clock.now())
             elif cancelled:
                 mark_unprotected(journal, channel, row, f"its exit orders were cancelled and "
-                                 f"the close failed: {err.message}")
+                                 f"the close failed: {err.message}", clock.now())
             else:
                 row.alpaca_error = f"close failed: {err.message}"
             state = "failed"
@@ -186,7 +192,8 @@ def _record_not_sent(db: Database, position_id: int, why: str, cancelled: int) -
     """The close was not sent: the row is open again; the next tick sees what protects it."""
     with db.transaction() as journal:
         row = journal.position(position_id)
-        row.status, row.exit_sent_at, row.close_reason = "open", None, None
+        move(row, PositionEvent.CLOSE_FAILED)
+        row.exit_sent_at, row.close_reason = None, None
         row.alpaca_error = why
         journal.record("close_failed", f"{row.symbol}: {why}", cycle_id=row.cycle_id,
                        position_id=row.id, details={"cancelled": cancelled})
@@ -195,13 +202,13 @@ def _record_not_sent(db: Database, position_id: int, why: str, cancelled: int) -
 
 
 def mark_unprotected(journal: Journal, channel: Channels | None, row: Position,
-                     reason: str) -> bool:
+                     reason: str, now: datetime) -> bool:
     """Held shares with no working stop that tradectl cannot restore now: say why on the row;
     the first time in a gap, log it and queue one alert. True if this started the gap."""
     row.protection_error = reason
     if row.unprotected_since is not None:
         return False
-    row.unprotected_since = utcnow()
+    row.unprotected_since = now
     side = "long" if row.side == "buy" else "short"
     journal.record("unprotected", f"{row.symbol}: UNPROTECTED: {reason}", cycle_id=row.cycle_id,
                    position_id=row.id, details={"exit_side": exit_side(row.side)})

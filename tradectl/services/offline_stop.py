@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from tradectl.db.session import Database
 from tradectl.db.spool import STARTED, Claim, OfflineStop, StopSpool
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.states import CycleState, PositionEvent, move
 
 if TYPE_CHECKING:
     from tradectl.broker import Broker
@@ -29,7 +31,8 @@ _EVENT_SKEW = timedelta(minutes=5)
 
 
 def complete_offline_stops(db: Database, spool: StopSpool, broker: Broker | None = None,
-                           channel: Channels | None = None) -> list[str]:
+                           channel: Channels | None = None, *,
+                           clock: Clock = SYSTEM_CLOCK) -> list[str]:
     """Record every spooled stop this process can claim; returns a line per stop finished.
     Stops whose process ended early need the broker: without it they wait."""
     if not spool.has_pending():
@@ -42,18 +45,19 @@ def complete_offline_stops(db: Database, spool: StopSpool, broker: Broker | None
             elif recorded_already(db, claim.stop):
                 StopSpool.done(claim)
             elif broker is not None:
-                finished.append(_complete_interrupted(db, spool, broker, channel, claim))
+                finished.append(_complete_interrupted(db, spool, broker, channel, claim,
+                                                      clock))
         finally:
             claim.release()
     return finished
 
 
 def _complete_interrupted(db: Database, spool: StopSpool, broker: Broker,
-                          channel: Channels | None, claim: Claim) -> str:
+                          channel: Channels | None, claim: Claim, clock: Clock) -> str:
     from tradectl.services.emergency_stop import emergency_stop
 
     report = emergency_stop(db, broker, channel, claim.stop.reason, spool=spool,
-                            completing=claim)
+                            completing=claim, clock=clock)
     outcome = ("recorded" if report.database_error is None else
                f"flattened, not recorded ({report.database_error})")
     return f"{completed_note(claim.stop)}: {outcome}; alert: {report.alert}"
@@ -78,7 +82,7 @@ def _record_offline(db: Database, spool: StopSpool, claim: Claim) -> str:
         cycle = journal.latest_cycle() or journal.start_cycle()
         # A cycle started after the stop was a deliberate `resume`: leave it trading.
         if cycle.status == "active" and cycle.started_at <= stop.stopped_at:
-            cycle.status, cycle.stopped_at = "stopped", stop.stopped_at
+            cycle.status, cycle.stopped_at = CycleState.STOPPED.value, stop.stopped_at
             cycle.stop_reason = stop.reason
         for position in journal.live_positions():
             close = stop.close_orders.get(position.symbol)
@@ -87,7 +91,7 @@ def _record_offline(db: Database, spool: StopSpool, claim: Claim) -> str:
                 # The orders sync applies the entry's fills, then this close.
                 position.exit_order_id, position.close_reason = close, "emergency_stop"
                 if position.status == "open":
-                    position.status = "closing"
+                    move(position, PositionEvent.CLOSE_SENT)
         line = (f"the emergency stop of {stop.stopped_at:%Y-%m-%d %H:%M:%S} UTC ran without "
                 f"the database ({stop.database_error}); recorded now: {stop.reason}")
         journal.record("emergency_stop_recorded", line, cycle_id=cycle.id,

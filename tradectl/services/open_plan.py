@@ -8,26 +8,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition, BrokerRequest
 from tradectl.db.journal import Journal
-from tradectl.db.models import Cycle, utcnow
+from tradectl.db.models import Cycle
 from tradectl.db.session import Database
-from tradectl.errors import BrokerError, CycleStoppedError, ExitCode, InputError, RefusedError
-from tradectl.formats import price_text
-from tradectl.market import trading_day_start
-from tradectl.risk import (
+from tradectl.domain.bracket import RiskSizing, check_bracket_against_base, size_by_risk
+from tradectl.domain.calendar import trading_day_start
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.loss_limit import applicable_baseline
+from tradectl.domain.money import price_text
+from tradectl.domain.pre_trade import (
     BookState,
     RiskLimits,
-    RiskSizing,
     RuleCheck,
-    applicable_baseline,
-    check_bracket_against_base,
     pre_trade_checks,
-    size_by_risk,
     trade_exposure,
 )
+from tradectl.errors import BrokerError, CycleStoppedError, ExitCode, InputError, RefusedError
 from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER, DryRun, OpenSummary
 from tradectl.services.pre_trade import PreTradeReads
 from tradectl.services.reconcile import outcome_unknown
@@ -95,12 +95,12 @@ def quote_open(db: Database | None, reads: PreTradeReads,
 
 
 def plan_open(db: Database, broker: Broker | None, limits: RiskLimits,
-              quote: OpenQuote) -> OpenPlan:
+              quote: OpenQuote, *, clock: Clock = SYSTEM_CLOCK) -> OpenPlan:
     """Reads only (one read transaction); nothing is sent."""
     with db.read() as journal:
         cycle = journal.latest_cycle()
         checks, refusal = judge_open(journal, cycle, quote, limits,
-                                     broker_backed=broker is not None)
+                                     broker_backed=broker is not None, now=clock.now())
         unknown = sorted({p.symbol for p in journal.live_positions() if outcome_unknown(p)})
         cycle_id, cycle_status = (cycle.id, cycle.status) if cycle else (None, "none")
     bracket = replace(quote.spec, client_order_id=f"tradectl-{uuid.uuid4().hex}")
@@ -110,12 +110,13 @@ def plan_open(db: Database, broker: Broker | None, limits: RiskLimits,
 
 
 def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: RiskLimits, *,
-               broker_backed: bool) -> tuple[list[RuleCheck], RefusedError | None]:
+               broker_backed: bool,
+               now: datetime) -> tuple[list[RuleCheck], RefusedError | None]:
     """Every rule's verdict on the quote (the stopped cycle first), and the refusal the first
     failed rule makes, if any. Reads only: the plan judges, and the write-ahead judges again
     under the trading gate."""
     checks = pre_trade_checks(quote.spec, quote.base_price,
-                              _book(journal, cycle, quote, broker_backed), limits,
+                              _book(journal, cycle, quote, broker_backed, now), limits,
                               quote.sizing.budget if quote.sizing else None)
     if cycle is not None and cycle.status != "active":
         message = stopped_message(cycle)
@@ -135,7 +136,7 @@ def judge_open(journal: Journal, cycle: Cycle | None, quote: OpenQuote, limits: 
 
 
 def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
-          broker_backed: bool) -> BookState:
+          broker_backed: bool, now: datetime) -> BookState:
     """A broker-backed open counts the rows sent to a broker and the broker's own positions;
     an open without keys counts the rows recorded locally."""
     live = [p for p in journal.live_positions()
@@ -144,7 +145,7 @@ def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
     if account is not None:
         day_pnl: Decimal | None = account.day_pnl
     else:  # no broker: the day's realized P&L from our own records is all we know
-        day_pnl = journal.realized_pl_since(trading_day_start(utcnow()))
+        day_pnl = journal.realized_pl_since(trading_day_start(now))
     tracked = {p.symbol for p in live}
     return BookState(
         open_symbols=frozenset(p.symbol for p in live if not outcome_unknown(p)),
@@ -154,7 +155,7 @@ def _book(journal: Journal, cycle: Cycle | None, quote: OpenQuote,
         unknown_symbols=frozenset(p.symbol for p in live if outcome_unknown(p)),
         untracked=tuple((p.symbol, abs(p.qty)) for p in quote.positions
                         if p.symbol not in tracked),
-        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, utcnow())
+        loss_baseline=applicable_baseline(cycle.loss_baseline, cycle.baseline_at, now)
         if cycle is not None else None,
     )
 

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradectl.broker import Broker, Order
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.pre_trade import RiskLimits
+from tradectl.domain.states import AlpacaStatusMark, PositionEvent, PositionState, move
 from tradectl.errors import (
     BrokerError,
     BrokerTimeout,
@@ -22,7 +25,6 @@ from tradectl.errors import (
     InputError,
     RefusedError,
 )
-from tradectl.risk import RiskLimits
 from tradectl.services.gate import trading_gate
 from tradectl.services.open_plan import (  # noqa: F401  (quote_open: re-exported)
     OpenPlan,
@@ -53,37 +55,40 @@ class OpenOutcome:
 
 
 def place_open(db: Database, broker: Broker | None, limits: RiskLimits,
-               quote: OpenQuote) -> OpenOutcome:
+               quote: OpenQuote, *, clock: Clock = SYSTEM_CLOCK) -> OpenOutcome:
     """The real `open`: `execute_open(plan_open(...))`, once unknown outcomes are settled."""
     if broker is not None:
-        _settle_unknown_orders(db, broker)
-    return execute_open(db, broker, limits, plan_open(db, broker, limits, quote))
+        _settle_unknown_orders(db, broker, clock)
+    return execute_open(db, broker, limits, plan_open(db, broker, limits, quote, clock=clock),
+                        clock=clock)
 
 
 def execute_open(db: Database, broker: Broker | None, limits: RiskLimits,
-                 plan: OpenPlan) -> OpenOutcome:
+                 plan: OpenPlan, *, clock: Clock = SYSTEM_CLOCK) -> OpenOutcome:
     """Write the plan's row ahead and send the plan's bracket, once; record the answer."""
     if (plan.request is None) != (broker is None):
         raise ValueError("the plan was made for another broker")
     # The gate makes "check the cycle, then submit" one step against a concurrent halt: once the
     # halt's latch has committed, no open can still be on its way to the broker.
     with trading_gate(db):
-        position_id = _write_ahead(db, plan, limits, broker_backed=broker is not None)
+        position_id = _write_ahead(db, plan, limits, broker_backed=broker is not None,
+                                   clock=clock)
         if broker is None:
             return _record_without_broker(db, position_id)
         try:
             order = broker.submit_bracket(plan.bracket)
         except BrokerError as err:
             if not write_outcome_unknown(err):
-                return _record_failure(db, position_id, err)
+                return _record_failure(db, position_id, err, clock)
             _record_unknown(db, position_id, err)  # a lost answer: the order may exist
             lost = err
         else:
-            return _record_order(db, position_id, order)
-    return _look_up_lost_answer(db, broker, position_id, plan.bracket.client_order_id, lost)
+            return _record_order(db, position_id, order, clock)
+    return _look_up_lost_answer(db, broker, position_id, plan.bracket.client_order_id, lost,
+                                clock)
 
 
-def _settle_unknown_orders(db: Database, broker: Broker) -> None:
+def _settle_unknown_orders(db: Database, broker: Broker, clock: Clock) -> None:
     """Rows whose order outcome is unknown are settled from Alpaca's orders before the risk
     rules look at the book (one read, only when there are such rows)."""
     with db.read() as journal:
@@ -94,11 +99,11 @@ def _settle_unknown_orders(db: Database, broker: Broker) -> None:
         orders = broker.list_orders(status="all", after=since)
     except BrokerError:
         return  # still unknown: the rules refuse the symbol
-    settle_unknown_orders(db, orders, utcnow())
+    settle_unknown_orders(db, orders, clock.now())
 
 
 def _write_ahead(db: Database, plan: OpenPlan, limits: RiskLimits, *,
-                 broker_backed: bool) -> int:
+                 broker_backed: bool, clock: Clock) -> int:
     """Refuse (and log why) or store the plan's pending row, committed before any order is
     sent. The rules are judged again here, under the gate: the plan's refusal stands, and a
     rule that fails now refuses what the plan allowed."""
@@ -107,7 +112,8 @@ def _write_ahead(db: Database, plan: OpenPlan, limits: RiskLimits, *,
         raise InputError(f"no quantity for {spec.symbol}: pass --qty or --risk")
     with db.transaction() as journal:
         cycle = journal.current_cycle()
-        _, now = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed)
+        _, now = judge_open(journal, cycle, quote, limits, broker_backed=broker_backed,
+                            now=clock.now())
         refusal = plan.refusal or _changed(now)
         if refusal is not None:
             journal.record("refused", f"{spec.symbol}: {refusal.message}", cycle_id=cycle.id,
@@ -118,7 +124,7 @@ def _write_ahead(db: Database, plan: OpenPlan, limits: RiskLimits, *,
         position = journal.add_position(Position(
             cycle_id=cycle.id, symbol=spec.symbol, side=spec.side, qty=Decimal(spec.qty),
             entry_price=spec.entry, stop_loss=spec.stop, take_profit=spec.target,
-            time_in_force=spec.time_in_force, status="pending",
+            time_in_force=spec.time_in_force, status=PositionState.PENDING.value,
             client_order_id=spec.client_order_id))
         journal.record("position_created", plan.created, cycle_id=cycle.id,
                        position_id=position.id,
@@ -139,7 +145,8 @@ def _changed(refusal: RefusedError | None) -> RefusedError | None:
 def _record_without_broker(db: Database, position_id: int) -> OpenOutcome:
     with db.transaction() as journal:
         position = journal.position(position_id)
-        position.status, position.alpaca_status = "open", "alpaca_disabled"
+        move(position, PositionEvent.RECORDED_LOCALLY)
+        position.alpaca_status = AlpacaStatusMark.LOCAL_ONLY.value
         journal.record("recorded_locally",
                        f"{position.symbol}: Alpaca is not configured; position recorded, "
                        "no order sent", cycle_id=position.cycle_id, position_id=position.id)
@@ -150,12 +157,12 @@ def _record_without_broker(db: Database, position_id: int) -> OpenOutcome:
         "recorded locally and no order was sent",))
 
 
-def _record_order(db: Database, position_id: int, order: Order,
+def _record_order(db: Database, position_id: int, order: Order, clock: Clock,
                   warnings: tuple[str, ...] = ()) -> OpenOutcome:
     try:
         with db.transaction() as journal:
             position = journal.position(position_id)
-            apply_entry_order(position, order)
+            apply_entry_order(position, order, clock.now())
             position.alpaca_error = None
             journal.record(
                 "order_submitted",
@@ -171,13 +178,15 @@ def _record_order(db: Database, position_id: int, order: Order,
                             hint=err.hint) from None
 
 
-def _record_failure(db: Database, position_id: int, err: BrokerError) -> OpenOutcome:
+def _record_failure(db: Database, position_id: int, err: BrokerError,
+                    clock: Clock) -> OpenOutcome:
     """Alpaca said no (rejected) or was never reached (failed): either way no order exists."""
     with db.transaction() as journal:
         position = journal.position(position_id)
-        position.status = "failed" if isinstance(err, BrokerUnreachable) else "rejected"
-        position.alpaca_status, position.alpaca_error = "error", err.message
-        position.closed_at = utcnow()
+        move(position, PositionEvent.NEVER_PLACED if isinstance(err, BrokerUnreachable)
+             else PositionEvent.ENTRY_REJECTED)
+        position.alpaca_status, position.alpaca_error = AlpacaStatusMark.ERROR.value, err.message
+        position.closed_at = clock.now()
         journal.record("broker_error", f"{position.symbol}: {err.message}",
                        cycle_id=position.cycle_id, position_id=position.id,
                        details={"http_status": err.status, "alpaca_code": err.code})
@@ -204,7 +213,7 @@ def _record_unknown(db: Database, position_id: int, err: BrokerError) -> None:
 
 
 def _look_up_lost_answer(db: Database, broker: Broker, position_id: int, client_order_id: str,
-                         err: BrokerError) -> OpenOutcome:
+                         err: BrokerError, clock: Clock) -> OpenOutcome:
     """Never re-send the order: ask for it by client_order_id once. Found -> recorded like an
     answer; not found (yet) or the look-up failed -> it stays unknown, exit 4."""
     try:
@@ -212,7 +221,7 @@ def _look_up_lost_answer(db: Database, broker: Broker, position_id: int, client_
     except BrokerError:
         order = None
     if order is not None:
-        return _record_order(db, position_id, order, warnings=(
+        return _record_order(db, position_id, order, clock, warnings=(
             f"Alpaca's answer was lost ({err.message}); the order was found by its "
             "client_order_id",))
     with db.read() as journal:

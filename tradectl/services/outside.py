@@ -24,8 +24,9 @@ from typing import Any
 from tradectl.broker import BrokerPosition, Order
 from tradectl.db.journal import Journal, loaded_values
 from tradectl.db.models import Position
-from tradectl.formats import dollars, price_text, quantity_text
-from tradectl.risk import position_pnl
+from tradectl.domain.loss_limit import position_pnl
+from tradectl.domain.money import dollars, price_text, quantity_text
+from tradectl.domain.states import PositionEvent, move
 from tradectl.services.protection import WORKING, account_shares, exit_side
 from tradectl.services.reconcile import OrderBook, exit_orders
 
@@ -150,7 +151,8 @@ def _record(row: Position, qty: Decimal, price: Decimal | None, left: Decimal,
     row.outside_qty = (row.outside_qty or Decimal(0)) + qty
     row.outside_pl = (row.outside_pl or Decimal(0)) + pl if pl is not None and known else None
     if left <= 0:
-        row.status, row.close_reason, row.closed_at = "closed", OUTSIDE, when
+        move(row, PositionEvent.EXITED)
+        row.close_reason, row.closed_at = OUTSIDE, when
         row.exit_price, row.realized_pl = price, row.outside_pl
         row.unprotected_since = row.protection_error = None
         row.alpaca_error = None if price is not None else (

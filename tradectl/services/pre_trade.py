@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradectl.broker import Account, BracketRequest, Broker, BrokerPosition
-from tradectl.risk import check_bracket_shape
+from tradectl.domain.bracket import check_bracket_shape
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import BrokerPosition, Order
+from tradectl.domain.states import ProtectionState
 from tradectl.services.reconcile import UNKNOWN_GRACE, Holding, OrderBook, exit_orders
 
 # Statuses in which an order still stands at Alpaca (issue 13). `held` is a bracket leg waiting
@@ -32,7 +33,8 @@ RESTORE_RETRY = timedelta(seconds=60)
 GAP_CLOSE_FAILED = "the close at market through the stop failed"
 CLOCK_SKEW = timedelta(seconds=5)  # between this machine's clock and Alpaca's timestamps
 
-PROTECTED, UNPROTECTED, CLOSING = "protected", "unprotected", "closing"
+PROTECTED, UNPROTECTED, CLOSING = (ProtectionState.PROTECTED, ProtectionState.UNPROTECTED,
+                                   ProtectionState.CLOSING)
 RESTORE, CLOSE_GAPPED = "restore", "close_gapped"
 
 

@@ -29,8 +29,10 @@ from tradectl.broker import Broker, BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import Clock
+from tradectl.domain.money import price_text
+from tradectl.domain.states import PositionEvent, move
 from tradectl.errors import BrokerError
-from tradectl.formats import price_text
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
 from tradectl.services.interrupted_close import (
@@ -72,7 +74,7 @@ class ProtectionReport:
 
 def keep_protected(db: Database, broker: Broker, channel: Channels | None, *,
                    orders: list[Order], held: list[BrokerPosition],
-                   views: tuple[PositionView, ...], now: datetime, rearm: bool,
+                   views: tuple[PositionView, ...], now: datetime, clock: Clock, rearm: bool,
                    stopped: bool, act: bool = True,
                    gate_wait: float = GATE_WAIT_SECONDS) -> ProtectionReport:
     """`views`: the live positions as the tick's sync left them. `stopped`: the cycle is
@@ -107,13 +109,13 @@ def keep_protected(db: Database, broker: Broker, channel: Channels | None, *,
                                               interrupted=row.id in free and fresh is not None)
                     changes += [settled] if settled else []
                     verdict = verdicts[row.id] = _judge(row, book, market, blocked, now)
-                    changes += _record_verdict(journal, channel, row, verdict, book)
+                    changes += _record_verdict(journal, channel, row, verdict, book, now)
                     if verdict.action is not None:
                         plans.append(_plan(row, verdict, book, market.get(row.symbol)))
                 journal.commit()
     errors: list[str] = []
     for plan in plans:
-        verdict, change, error = _act(db, broker, channel, plan, now, gate_wait)
+        verdict, change, error = _act(db, broker, channel, plan, now, gate_wait, clock)
         verdicts[plan.position_id] = verdict
         changes += change
         errors += [error] if error else []
@@ -197,7 +199,7 @@ def _row_changes(row: Holding, verdict: Verdict, book: OrderBook) -> list[_Chang
 
 
 def _record_verdict(journal: Journal, channel: Channels | None, row: Position, verdict: Verdict,
-                    book: OrderBook) -> list[str]:
+                    book: OrderBook, now: datetime) -> list[str]:
     changes: list[str] = []
     for change in _row_changes(row, verdict, book):
         for name, value in change.values.items():
@@ -207,13 +209,13 @@ def _record_verdict(journal: Journal, channel: Channels | None, row: Position, v
                            position_id=row.id, details=change.details)
             changes.append(change.message)
         if change.unprotected is not None \
-                and mark_unprotected(journal, channel, row, change.unprotected):
+                and mark_unprotected(journal, channel, row, change.unprotected, now):
             changes.append(f"{row.symbol}: UNPROTECTED: {change.unprotected}")
     return changes
 
 
 def _act(db: Database, broker: Broker, channel: Channels | None, plan: Plan, now: datetime,
-         gate_wait: float) -> tuple[Verdict, list[str], str | None]:
+         gate_wait: float, clock: Clock) -> tuple[Verdict, list[str], str | None]:
     with db.lock("cycle", wait=gate_wait) as gate:
         if not gate:
             return plan.verdict, [f"{plan.symbol}: the trading gate is busy: its protection is "
@@ -223,20 +225,21 @@ def _act(db: Database, broker: Broker, channel: Channels | None, plan: Plan, now
         except BrokerError:
             last = plan.last_trade
         if last is not None and gapped_through(plan.side, plan.stop, last):
-            return _close_gapped(db, broker, channel, replace(plan, last_trade=last), now)
-        return restore(db, broker, channel, plan, now)
+            return _close_gapped(db, broker, channel, replace(plan, last_trade=last), now,
+                                 clock)
+        return restore(db, broker, channel, plan, now, clock)
 
 
 def _close_gapped(db: Database, broker: Broker, channel: Channels | None, plan: Plan,
-                  now: datetime) -> tuple[Verdict, list[str], str | None]:
+                  now: datetime, clock: Clock) -> tuple[Verdict, list[str], str | None]:
     with exit_lock(db, plan.position_id, wait=0) as lock:  # a `close` of it is running
         if not lock:
             return replace(plan.verdict, action=None), [], None
-        return _close_gapped_locked(db, broker, channel, plan, now)
+        return _close_gapped_locked(db, broker, channel, plan, now, clock)
 
 
 def _close_gapped_locked(db: Database, broker: Broker, channel: Channels | None, plan: Plan,
-                         now: datetime) -> tuple[Verdict, list[str], str | None]:
+                         now: datetime, clock: Clock) -> tuple[Verdict, list[str], str | None]:
     held = plan.verdict.held
     with db.transaction() as journal:
         row = still_open(journal, plan)
@@ -245,7 +248,8 @@ def _close_gapped_locked(db: Database, broker: Broker, channel: Channels | None,
         message = (f"{row.symbol}: gapped through the stop {price_text(row.stop_loss)} (last "
                    f"trade {price_text(plan.last_trade) if plan.last_trade else '?'}): closing "
                    f"{held:f} at market")
-        row.status, row.close_reason, row.exit_sent_at = "closing", "stop_loss", now
+        move(row, PositionEvent.CLOSE_SENT)
+        row.close_reason, row.exit_sent_at = "stop_loss", now
         row.exit_order_id = None
         journal.record("gapped_through_stop", message, cycle_id=row.cycle_id,
                        position_id=row.id, details={"last_trade": plan.last_trade,
@@ -260,7 +264,8 @@ def _close_gapped_locked(db: Database, broker: Broker, channel: Channels | None,
         journal.commit()
         view = position_view(row)
     outcome = close_at_market(db, broker, channel, plan.position_id, cancel=list(plan.cancel),
-                              held=held, account_qty=plan.account_qty, view=view, gap=True)
+                              held=held, account_qty=plan.account_qty, view=view, gap=True,
+                              clock=clock)
     state = {"failed": UNPROTECTED, "closing": CLOSING, "unknown": CLOSING}.get(outcome.state)
     summary = f"{plan.symbol}: " + {
         "closed": f"closed at market (order {outcome.close_order_id})",

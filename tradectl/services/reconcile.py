@@ -19,8 +19,9 @@ from tradectl.broker import BrokerPosition, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.money import price_or_none
+from tradectl.domain.states import AlpacaStatusMark, PositionEvent, move
 from tradectl.errors import BrokerError, BrokerTimeout, BrokerUnreachable
-from tradectl.formats import price_or_none
 from tradectl.services.orders import (
     apply_bracket,
     apply_entry_order,
@@ -33,7 +34,7 @@ from tradectl.services.orders import (
 # up after ALPACA_TIMEOUT, and an `open` mid-submit holds its row for at most that long. Ten
 # minutes covers both with room for a slow proxy and clock skew between Alpaca and this machine.
 UNKNOWN_GRACE = timedelta(minutes=10)
-UNKNOWN = "unknown"
+UNKNOWN = AlpacaStatusMark.UNKNOWN.value
 
 
 class Holding(Protocol):
@@ -173,28 +174,29 @@ def sync_position(position: Position, book: OrderBook, now: datetime) -> str | N
     if exit_order is not None:  # closed outside its bracket: the entry's fills, then the close
         before = position.status
         if order is not None:
-            apply_entry_order(position, order)
+            apply_entry_order(position, order, now)
         if position.filled_qty:  # an entry that never filled has nothing to exit
-            apply_exit_order(position, exit_order)
+            apply_exit_order(position, exit_order, now)
             position.alpaca_error = None
         if position.close_reason == "emergency_stop":
-            position.alpaca_status = "closed_by_emergency_stop"
+            position.alpaca_status = AlpacaStatusMark.CLOSED_BY_EMERGENCY_STOP.value
         if position.status == before:
             return None
         return (f"closed at {price_or_none(position.exit_price)}" if position.status == "closed"
                 else position.status)
     if order is not None:
         recovered = outcome_unknown(position)
-        change = apply_bracket(position, order)
+        change = apply_bracket(position, order, now)
         if position.status == "open" and _beyond_bracket(position, order):
             # a restore's OCO or a replaced leg filled
-            change = apply_exit_fills(position, exit_orders(position, book)) or change
+            change = apply_exit_fills(position, exit_orders(position, book), now) or change
         if recovered:
             position.alpaca_error = None
             return f"order {order.id} found by client_order_id ({order.status})"
         return change
     if outcome_unknown(position) and now - position.created_at >= UNKNOWN_GRACE:
-        position.status, position.alpaca_status = "failed", "error"
+        move(position, PositionEvent.NEVER_PLACED)
+        position.alpaca_status = AlpacaStatusMark.ERROR.value
         position.alpaca_error = (f"Alpaca's orders have not shown this client_order_id for "
                                  f"{UNKNOWN_GRACE.seconds // 60} minutes: it was never placed")
         position.closed_at = now

@@ -1,5 +1,5 @@
 """`report`: how trading went over a period, from the database alone (what the broker said when
-each trade closed). The arithmetic is `tradectl.performance`; this reads the rows."""
+each trade closed). The arithmetic is `tradectl.domain.performance`; this reads the rows."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import date, datetime, time, timedelta
 
 from tradectl.db.report_rows import ClosedRow, closed_positions, stops_pulled
 from tradectl.db.session import Database
+from tradectl.domain.calendar import MARKET_TZ
+from tradectl.domain.performance import ClosedTrade, Performance, performance, trading_day
 from tradectl.errors import InputError
-from tradectl.market import MARKET_TZ
-from tradectl.performance import ClosedTrade, Performance, performance, trading_day
 
 
 def trading_report(db: Database, *, since: date | None, until: date | None,

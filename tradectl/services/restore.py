@@ -16,8 +16,9 @@ from tradectl.broker import Broker, OcoExitRequest, Order
 from tradectl.db.journal import Journal
 from tradectl.db.models import Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import Clock
+from tradectl.domain.money import price_text
 from tradectl.errors import BrokerError
-from tradectl.formats import price_text
 from tradectl.notify import Channels
 from tradectl.services.market_close import mark_unprotected
 from tradectl.services.protection import (
@@ -59,7 +60,7 @@ def still_open(journal: Journal, plan: Plan) -> Position | None:
 
 
 def restore(db: Database, broker: Broker, channel: Channels | None, plan: Plan,
-             now: datetime) -> tuple[Verdict, list[str], str | None]:
+            now: datetime, clock: Clock) -> tuple[Verdict, list[str], str | None]:
     verdict = plan.verdict
     with db.transaction() as journal:
         row = still_open(journal, plan)
@@ -82,19 +83,19 @@ def restore(db: Database, broker: Broker, channel: Channels | None, plan: Plan,
         order: Order | None = broker.submit_oco_exit(request)
     except BrokerError as err:
         if not write_outcome_unknown(err):
-            return _record_restore_refused(db, channel, plan, err)
+            return _record_restore_refused(db, channel, plan, err, clock)
         try:  # never sent again: looked up once, at once, as `open` does
             order = broker.find_order_by_client_id(request.client_order_id)
         except BrokerError:
             order = None
         if order is None:  # Alpaca's orders settle it on a later tick
-            return _record_restore_unknown(db, channel, plan, err)
+            return _record_restore_unknown(db, channel, plan, err, clock)
     assert order is not None
-    return _record_restored(db, channel, plan, order)
+    return _record_restored(db, channel, plan, order, clock)
 
 
 def _record_restored(db: Database, channel: Channels | None, plan: Plan,
-                     order: Order) -> tuple[Verdict, list[str], str | None]:
+                     order: Order, clock: Clock) -> tuple[Verdict, list[str], str | None]:
     stop = next((leg for leg in order.legs if leg.type in STOP_TYPES), None)
     working = order.status in WORKING
     with db.transaction() as journal:
@@ -111,7 +112,7 @@ def _record_restored(db: Database, channel: Channels | None, plan: Plan,
                            position_id=row.id, details={"oco_order_id": order.id})
         else:
             message = f"{row.symbol}: the restore OCO {order.id} is {order.status} at Alpaca"
-            mark_unprotected(journal, channel, row, message)
+            mark_unprotected(journal, channel, row, message, clock.now())
         journal.commit()
     state = PROTECTED if working else UNPROTECTED
     return (replace(plan.verdict, state=state, action=None, stop=stop, target=order,
@@ -119,7 +120,8 @@ def _record_restored(db: Database, channel: Channels | None, plan: Plan,
 
 
 def _record_restore_refused(db: Database, channel: Channels | None, plan: Plan,
-                            err: BrokerError) -> tuple[Verdict, list[str], str | None]:
+                            err: BrokerError,
+                            clock: Clock) -> tuple[Verdict, list[str], str | None]:
     reason = f"restore refused: {err.message}"
     with db.transaction() as journal:
         row = journal.position(plan.position_id)
@@ -127,14 +129,15 @@ def _record_restore_refused(db: Database, channel: Channels | None, plan: Plan,
         journal.record("protection_failed", f"{row.symbol}: {reason}", cycle_id=row.cycle_id,
                        position_id=row.id, details={"http_status": err.status,
                                                     "alpaca_code": err.code})
-        mark_unprotected(journal, channel, row, reason)
+        mark_unprotected(journal, channel, row, reason, clock.now())
         journal.commit()
     return (replace(plan.verdict, action=None, reason=reason),
             [f"{plan.symbol}: UNPROTECTED: {reason}"], f"{plan.symbol}: {reason}")
 
 
 def _record_restore_unknown(db: Database, channel: Channels | None, plan: Plan,
-                            err: BrokerError) -> tuple[Verdict, list[str], str | None]:
+                            err: BrokerError,
+                            clock: Clock) -> tuple[Verdict, list[str], str | None]:
     reason = (f"restore outcome unknown ({err.message}): settled from Alpaca's orders, not "
               "sent again")
     with db.transaction() as journal:
@@ -142,7 +145,7 @@ def _record_restore_unknown(db: Database, channel: Channels | None, plan: Plan,
         journal.record("protection_unknown", f"{row.symbol}: {reason}", cycle_id=row.cycle_id,
                        position_id=row.id,
                        details={"client_order_id": row.restore_client_order_id})
-        mark_unprotected(journal, channel, row, reason)
+        mark_unprotected(journal, channel, row, reason, clock.now())
         journal.commit()
     return (replace(plan.verdict, action=None, reason=reason),
             [f"{plan.symbol}: UNPROTECTED: {reason}"], f"{plan.symbol}: {reason}")

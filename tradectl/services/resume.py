@@ -7,15 +7,14 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from tradectl.broker import Broker
-from tradectl.db.models import utcnow
 from tradectl.db.session import Database
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.loss_limit import loss_limit_reached
+from tradectl.domain.money import Money, dollars
 from tradectl.errors import InputError, RefusedError
-from tradectl.formats import dollars
 from tradectl.notify import Channels
-from tradectl.risk import loss_limit_reached
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.gate import trading_gate
-from tradectl.views import Money
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class ResumeReport:
 
 def resume_trading(
     db: Database, broker: Broker | None, channel: Channels | None, reason: str, *,
-    daily_loss_limit: Decimal, force: bool = False,
+    daily_loss_limit: Decimal, force: bool = False, clock: Clock = SYSTEM_CLOCK,
 ) -> ResumeReport:
     reason = reason.strip()
     if not reason:
@@ -56,7 +55,7 @@ def resume_trading(
                 hint="wait for the next trading day, or pass --force")
         cycle = journal.start_cycle()
         if over_limit and force:  # the limit counts again from here, for the rest of the day
-            cycle.loss_baseline, cycle.baseline_at = day_pnl, utcnow()
+            cycle.loss_baseline, cycle.baseline_at = day_pnl, clock.now()
         who = _who()
         journal.record(
             "cycle_resumed",
@@ -67,7 +66,7 @@ def resume_trading(
                      "loss_baseline": cycle.loss_baseline})
         journal.commit()
         report = ResumeReport(cycle.id, True, previous.id, day_pnl, force, cycle.loss_baseline)
-    return replace(report, alerts_sent=deliver_pending(db, channel).sent)
+    return replace(report, alerts_sent=deliver_pending(db, channel, clock=clock).sent)
 
 
 def _who() -> str:

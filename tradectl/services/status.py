@@ -14,12 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from tradectl.broker import Account, Broker, BrokerPosition, Order
-from tradectl.db.models import utcnow
 from tradectl.db.session import Database
+from tradectl.domain.calendar import trading_day_start
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.loss_limit import applicable_baseline
 from tradectl.errors import BrokerError, DatabaseError
-from tradectl.market import trading_day_start
 from tradectl.notify import Channels
-from tradectl.risk import applicable_baseline
 from tradectl.services.alerts import deliver_pending
 from tradectl.services.holdings import split_holdings
 from tradectl.services.interrupted_close import (
@@ -68,12 +68,12 @@ class StatusReport:
 
 
 def trading_status(
-    db: Database, broker: Broker | None, *, mode: str, now: datetime | None = None,
-    channel: Channels | None = None,
+    db: Database, broker: Broker | None, *, mode: str, channel: Channels | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> StatusReport:
     """`channel`: where the alert for a close killed midway goes (sent within the usual
     delivery wait; what is not sent stays pending for watch, halt or resume)."""
-    now = now or utcnow()
+    now = clock.now()
     report, unknown, since = _journal(db, mode, now, broker is not None)
     if broker is None:
         return report
@@ -86,7 +86,7 @@ def trading_status(
         return replace(report, broker_error=reason)
     if orders is not None and settle_unknown_orders(db, orders, now):
         report, _, _ = _journal(db, mode, now, True)
-    if orders is not None and _settle_interrupted(db, broker, channel, report, orders, now):
+    if orders is not None and _settle_interrupted(db, broker, channel, report, orders, clock):
         report, _, _ = _journal(db, mode, now, True)
     if orders is not None:
         report = replace(report, positions=_protection(report, orders, held, now))
@@ -97,13 +97,13 @@ def trading_status(
 
 
 def _settle_interrupted(db: Database, broker: Broker, channel: Channels | None,
-                        report: StatusReport, orders: list[Order], now: datetime) -> bool:
+                        report: StatusReport, orders: list[Order], clock: Clock) -> bool:
     """Closes killed midway settled, their alerts sent; True when something changed. A
     database fault leaves them as they were (shown UNPROTECTED all the same)."""
     try:
-        if not settle_for_status(db, broker, channel, report.positions, orders, now):
+        if not settle_for_status(db, broker, channel, report.positions, orders, clock.now()):
             return False
-        deliver_pending(db, channel)
+        deliver_pending(db, channel, clock=clock)
     except DatabaseError:
         return False
     return True

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tradectl.broker import Order, SymbolOutcome
-from tradectl.db.models import Position, utcnow
+from tradectl.db.models import Position
+from tradectl.domain.states import AlpacaStatusMark, PositionEvent, move
 from tradectl.services.orders import ENTRY_DEAD, apply_exit_order
 from tradectl.services.reconcile import OrderBook
 
@@ -50,7 +51,7 @@ class BrokerAnswers:
 
 
 def record_symbol(symbol: str, positions: list[Position], answers: BrokerAnswers,
-                  book: OrderBook, log: Log) -> SymbolReport:
+                  book: OrderBook, log: Log, now: datetime) -> SymbolReport:
     """Record each tracked position of `symbol` and report the symbol as the rows now say."""
     outcome = answers.outcomes.get(symbol)
     close_error = _close_error(outcome, answers.broker_error)
@@ -62,7 +63,7 @@ def record_symbol(symbol: str, positions: list[Position], answers: BrokerAnswers
         if not position.filled_qty and position.status not in ("open", "closing"):
             states.append(_record_entry(position, answers, book, close, log))
         else:
-            states.append(_record_holding(position, close, close_error, book, log))
+            states.append(_record_holding(position, close, close_error, book, log, now))
     if not positions:  # a position tradectl did not open
         states.append(("failed", close_error) if close_error else
                       ("flat", None) if close is None else
@@ -85,21 +86,22 @@ def _close_error(outcome: SymbolOutcome | None, broker_error: str | None) -> str
 
 
 def _record_holding(position: Position, close: Order | None, close_error: str | None,
-                    book: OrderBook, log: Log) -> tuple[str, str | None]:
+                    book: OrderBook, log: Log, now: datetime) -> tuple[str, str | None]:
     """A position that holds shares (or did): closed, closing, or why not."""
     if close_error is not None:
         position.alpaca_error = f"emergency stop: {close_error}"
         log(position, "close_failed", f"close failed, still open at the broker: {close_error}")
         return "failed", close_error
     if close is not None:
-        position.alpaca_status, position.close_reason = "closed_by_emergency_stop", "emergency_stop"
+        position.alpaca_status = AlpacaStatusMark.CLOSED_BY_EMERGENCY_STOP.value
+        position.close_reason = "emergency_stop"
         position.alpaca_error = None
-        apply_exit_order(position, close)
+        apply_exit_order(position, close, now)
         log(position, f"position_{position.status}", f"{position.status} by the emergency stop")
         return position.status, None
     earlier = book.by_id.get(position.exit_order_id) if position.exit_order_id else None
     if earlier is not None:  # closed by an earlier stop (one spooled without the database too)
-        if apply_exit_order(position, earlier):
+        if apply_exit_order(position, earlier, now):
             log(position, f"position_{position.status}", "emergency close order "
                 f"{'filled' if position.status == 'closed' else 'sent'}")
         return position.status, None
@@ -160,7 +162,8 @@ def cancelled_per_symbol(orders: list[Order], stopped_at: datetime) -> dict[str,
     return counts
 
 
-def mark_closed_locally(position: Position, log: Log) -> None:
-    position.status, position.closed_at = "closed", utcnow()
+def mark_closed_locally(position: Position, log: Log, now: datetime) -> None:
+    move(position, PositionEvent.CLOSED_LOCALLY)
+    position.closed_at = now
     position.close_reason = "emergency_stop"
     log(position, "position_closed", "closed locally by the emergency stop (never at a broker)")

@@ -15,6 +15,7 @@ from tradectl.db.journal import event_row
 from tradectl.db.models import Position
 from tradectl.db.session import Database
 from tradectl.db.spool import Claim, OfflineStop, StopSpool, unrecorded
+from tradectl.domain.clock import Clock
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.alerts import queue_alert
@@ -92,7 +93,8 @@ def cancel_still_working(broker: Broker, orders: list[Order] | None,
 
 
 def record_stop(db: Database, report: HaltReport, answers: BrokerAnswers,
-            channel: Channels | None, stop_ids: list[str]) -> tuple[HaltReport, bool]:
+                channel: Channels | None, stop_ids: list[str],
+                clock: Clock) -> tuple[HaltReport, bool]:
     """Write what the broker said about every live position, then report from those rows and
     queue the alert in the same transaction."""
     book = OrderBook.of(answers.orders or [])
@@ -105,20 +107,21 @@ def record_stop(db: Database, report: HaltReport, answers: BrokerAnswers,
                                 details={"close_order_id": position.exit_order_id}))
 
     with db.transaction() as journal:
+        now = clock.now()
         tracked: dict[str, list[Position]] = defaultdict(list)
         local: list[SymbolReport] = []
         for position in journal.live_positions():
             if position.alpaca_status == "alpaca_disabled":
-                mark_closed_locally(position, log)
+                mark_closed_locally(position, log, now)
                 local.append(SymbolReport(position.symbol, "closed_locally", (position.id,)))
                 continue
             entry = book.entry_of(position)
             if entry is not None:
-                apply_entry_order(position, entry)
+                apply_entry_order(position, entry, now)
             tracked[position.symbol].append(position)
         symbols = [*local]
         for symbol in sorted(set(tracked) | set(answers.outcomes)):
-            result = record_symbol(symbol, tracked.get(symbol, []), answers, book, log)
+            result = record_symbol(symbol, tracked.get(symbol, []), answers, book, log, now)
             symbols.append(replace(result, cancelled_orders=cancelled.get(symbol, 0)))
             if result.external and result.close_order_id:
                 events.append(event_row(
@@ -148,13 +151,14 @@ def _with_symbols(report: HaltReport, symbols: list[SymbolReport]) -> HaltReport
     return replace(report, symbols=tuple(symbols), notes=tuple(notes))
 
 
-def close_locally(db: Database, report: HaltReport,
-                   channel: Channels | None) -> tuple[HaltReport, bool]:
+def close_locally(db: Database, report: HaltReport, channel: Channels | None,
+                  clock: Clock) -> tuple[HaltReport, bool]:
     symbols: list[SymbolReport] = []
     with db.transaction() as journal:
+        now = clock.now()
         for position in journal.live_positions():
             mark_closed_locally(position, lambda p, kind, message: journal.record(
-                kind, f"{p.symbol}: {message}", cycle_id=p.cycle_id, position_id=p.id))
+                kind, f"{p.symbol}: {message}", cycle_id=p.cycle_id, position_id=p.id), now)
             symbols.append(SymbolReport(position.symbol, "closed_locally", (position.id,)))
         report = replace(report, symbols=tuple(symbols))
         queued = queue_alert(journal, channel, "emergency_stop", alert_subject(report),

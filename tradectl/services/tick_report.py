@@ -7,8 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Account, BrokerPosition, Order
+from tradectl.domain.loss_limit import loss_since_baseline
 from tradectl.errors import ExitCode
-from tradectl.risk import loss_since_baseline
 from tradectl.services.emergency_stop import HaltReport
 from tradectl.views import EventView, ExternalPositionView, PositionView
 

@@ -14,7 +14,6 @@ known, so an expired day leg is restored at once rather than at the next tick.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,6 +22,7 @@ from tradectl.broker import Broker, Order, StreamStatus, TradeUpdates
 from tradectl.db.journal import Journal
 from tradectl.db.models import LIVE_POSITION_STATUSES, Position
 from tradectl.db.session import Database
+from tradectl.domain.clock import Clock
 from tradectl.errors import BrokerError
 from tradectl.notify import Channels
 from tradectl.services.rearm import keep_protected
@@ -110,7 +110,8 @@ def _merged(known: Order, update: Order) -> Order:
 
 
 def arrivals(updates: TradeUpdates, seconds: float, *, while_down: float | None = None,
-             seen: StreamStatus | None = None) -> Iterator[tuple[list[Order], StreamStatus]]:
+             seen: StreamStatus | None = None,
+             clock: Clock) -> Iterator[tuple[list[Order], StreamStatus]]:
     """The wait between two ticks, on the stream's queue: each batch of updates, or a change of
     the stream's state, as it comes, for `seconds`.
 
@@ -118,12 +119,12 @@ def arrivals(updates: TradeUpdates, seconds: float, *, while_down: float | None 
     lasts at most `while_down` seconds, and it ends as soon as the stream connects (again) after
     `seen`, its state when the tick read the orders, so the next tick reads at once whatever
     happened in the gap (Alpaca never replays it)."""
-    now = time.monotonic()
+    now = clock.monotonic()
     deadline = now + seconds
     shown = seen or updates.status()
     if while_down is not None and shown.state != "connected":
         deadline = min(deadline, now + while_down)
-    while (left := deadline - time.monotonic()) > 0:
+    while (left := deadline - clock.monotonic()) > 0:
         orders = updates.take(left)
         status = updates.status()
         if orders or status != shown:
@@ -134,7 +135,7 @@ def arrivals(updates: TradeUpdates, seconds: float, *, while_down: float | None 
             if status.state == "connected" and was.state != "connected":
                 return  # connected again: the next tick now
             if status.state != "connected":
-                deadline = min(deadline, time.monotonic() + while_down)
+                deadline = min(deadline, clock.monotonic() + while_down)
 
 
 def note_refused_keys(db: Database, stream: StreamStatus, recorded: bool) -> bool:
@@ -232,7 +233,7 @@ def _current(position: Position, book: OrderBook) -> bool:
 
 def protect_touched(db: Database, broker: Broker, channel: Channels | None,
                     known: KnownOrders, applied: Applied, report: StreamReport, *, rearm: bool,
-                    gate_wait: float, recent_events: int) -> StreamReport:
+                    gate_wait: float, recent_events: int, clock: Clock) -> StreamReport:
     """The tick's protection check (the same rules: the cycle active, REARM_PROTECTION, one
     restore per gap, no network wait inside a transaction) for the positions a batch touched,
     on the orders as known and a fresh read of Alpaca's positions (the shares held, a close's
@@ -241,6 +242,7 @@ def protect_touched(db: Database, broker: Broker, channel: Channels | None,
     try:
         found = keep_protected(db, broker, channel, orders=known.orders(),
                                held=broker.list_positions(), views=views, now=report.at,
+                               clock=clock,
                                rearm=rearm, stopped=applied.cycle_status == "stopped",
                                gate_wait=gate_wait)
     except BrokerError as err:

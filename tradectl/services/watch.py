@@ -19,19 +19,19 @@ from decimal import Decimal
 
 from tradectl.broker import Account, Broker, Order, StreamStatus, TradeUpdates
 from tradectl.db.locks import NamedLock
-from tradectl.db.models import utcnow
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
-from tradectl.errors import BrokerError, DatabaseError
-from tradectl.formats import dollars
-from tradectl.notify import Channels
-from tradectl.risk import (
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.loss_limit import (
     applicable_baseline,
     loss_limit_reached,
     loss_limit_reason,
     loss_since_baseline,
     loss_warning_reached,
 )
+from tradectl.domain.money import dollars
+from tradectl.errors import BrokerError, DatabaseError
+from tradectl.notify import Channels
 from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
 from tradectl.services.emergency_stop import emergency_stop
 from tradectl.services.gate import GATE_WAIT_SECONDS
@@ -70,8 +70,10 @@ class Watcher:
                  daily_loss_limit: Decimal, drives_stops: bool, interval: float = 60.0,
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
                  driver_lock: NamedLock | None = None, rearm_protection: bool = True,
-                 stream_down_interval: float = STREAM_DOWN_SECONDS) -> None:
+                 stream_down_interval: float = STREAM_DOWN_SECONDS,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
+        self.clock = clock
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
         self.limit, self.interval = daily_loss_limit, interval
@@ -84,7 +86,7 @@ class Watcher:
         self._last_cycle_status = "unknown"
         self._last_baseline: Decimal | None = None
         self._database_failures = 0
-        self._database_retry_at = 0.0  # time.monotonic() when the database is tried again
+        self._database_retry_at = 0.0  # the clock's monotonic() when the database is tried again
         self._unrecorded: list[tuple[datetime, str]] = []  # faults seen while it was down
         self.known_orders = KnownOrders()  # the last orders read, the stream's updates over them
         self._stream_refused = False  # "refused keys" recorded since the stream last connected
@@ -114,8 +116,8 @@ class Watcher:
             return self._tick()
 
     def _tick(self) -> TickReport:
-        report = TickReport(utcnow(), None, "unknown", None, drives_stops=self.drives_stops)
-        if time.monotonic() < self._database_retry_at:
+        report = TickReport(self.clock.now(), None, "unknown", None, drives_stops=self.drives_stops)
+        if self.clock.monotonic() < self._database_retry_at:
             report = replace(report, database_failed=True,
                              error="database: unavailable; tried again after its back-off")
         report = self._check_driver(report)  # also during the back-off: a stand-by must take over
@@ -152,11 +154,11 @@ class Watcher:
         if not report.database_failed:
             self._database_failures, self._database_retry_at = 0, 0.0
             return
-        if time.monotonic() >= self._database_retry_at:  # it was tried in this tick
+        if self.clock.monotonic() >= self._database_retry_at:  # it was tried in this tick
             self._database_failures += 1
             wait = min(self.interval * 2 ** (self._database_failures - 1),
                        max(self.interval, DATABASE_RETRY_CAP_SECONDS))
-            self._database_retry_at = time.monotonic() + wait
+            self._database_retry_at = self.clock.monotonic() + wait
         faults = [report.error or "database unavailable"]
         if broker_error is not None:
             faults.append(f"watch: {broker_error.message}")
@@ -183,11 +185,13 @@ class Watcher:
 
     def _complete_offline_stops(self, report: TickReport) -> TickReport:
         assert self.spool is not None
-        recorded = complete_offline_stops(self.db, self.spool, self.broker, self.channel)
+        recorded = complete_offline_stops(self.db, self.spool, self.broker, self.channel,
+                                          clock=self.clock)
         return replace(report, changes=report.changes + tuple(recorded))
 
     def _deliver_alerts(self, report: TickReport) -> TickReport:
-        return replace(report, alerts_sent=deliver_pending(self.db, self.channel).sent)
+        return replace(report, alerts_sent=deliver_pending(self.db, self.channel,
+                                                           clock=self.clock).sent)
 
     def _read_window(self, report: TickReport) -> TickReport:
         with self.db.read() as journal:
@@ -227,14 +231,15 @@ class Watcher:
             self._stream_refused = note_refused_keys(self.db, updates.status(),
                                                      self._stream_refused)
         while_down = None if delay > self.interval else self.stream_down_interval
-        for orders, status in arrivals(updates, delay, while_down=while_down, seen=seen):
+        for orders, status in arrivals(updates, delay, while_down=while_down, seen=seen,
+                                       clock=self.clock):
             yield self.apply_updates(orders, status)
 
     def apply_updates(self, orders: Sequence[Order], stream: StreamStatus) -> StreamReport:
         """Trade updates, applied on the loop's thread (the one writer) in one transaction.
         A failing database skips them: the next tick reads the orders again."""
-        report = StreamReport(utcnow(), stream)
-        if time.monotonic() < self._database_retry_at:
+        report = StreamReport(self.clock.now(), stream)
+        if self.clock.monotonic() < self._database_retry_at:
             return replace(report, error="database: unavailable; the next tick reconciles")
         try:
             self._stream_refused = note_refused_keys(self.db, stream, self._stream_refused)
@@ -247,7 +252,8 @@ class Watcher:
             if applied.touched and self.broker is not None and self.seat.confirm():
                 report = protect_touched(self.db, self.broker, self.channel, self.known_orders,
                                          applied, report, rearm=self.rearm_protection,
-                                         gate_wait=self.gate_wait, recent_events=RECENT_EVENTS)
+                                         gate_wait=self.gate_wait, recent_events=RECENT_EVENTS,
+                                         clock=self.clock)
         except DatabaseError as err:
             return replace(report, error=f"database: {err.message}")
         return report
@@ -295,6 +301,7 @@ class Watcher:
             return report
         found = keep_protected(self.db, self.broker, self.channel, orders=state.orders,
                                held=state.positions, views=report.positions, now=report.at,
+                               clock=self.clock,
                                rearm=self.rearm_protection,
                                stopped=report.cycle_status == "stopped", act=self.drives_stops)
         return replace(report, positions=found.positions, changes=report.changes + found.changes,
@@ -320,7 +327,8 @@ class Watcher:
             if loss_limit_reached(confirmed_pnl, self.limit) and self.seat.confirm():
                 reason = loss_limit_reason(confirmed_pnl, self.limit, baseline)
                 stop = emergency_stop(self.db, self.broker, self.channel, reason,
-                                      spool=self.spool, gate_wait=self.gate_wait)
+                                      spool=self.spool, gate_wait=self.gate_wait,
+                                      clock=self.clock)
                 self._last_cycle_status = "stopped"
                 return replace(report, account=confirmed, stop=stop, cycle_status="stopped",
                                stop_reason=reason, cycle_id=stop.cycle_id or report.cycle_id)
@@ -369,7 +377,8 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              daily_loss_limit: Decimal, interval: float, read_only: bool,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
              rearm_protection: bool = True,
-             stream_down_interval: float = STREAM_DOWN_SECONDS) -> Iterator[Watcher]:
+             stream_down_interval: float = STREAM_DOWN_SECONDS,
+             clock: Clock = SYSTEM_CLOCK) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: the one holding the driver lock. Another
     stands by and takes over when it is gone (services/watch_driver.py). `read_only` never
     takes the lock and never pulls the stop."""
@@ -378,7 +387,7 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
                        drives_stops=lock is not None, interval=interval, spool=spool,
                        gate_wait=gate_wait, driver_lock=lock,
                        rearm_protection=rearm_protection,
-                       stream_down_interval=stream_down_interval)
+                       stream_down_interval=stream_down_interval, clock=clock)
 
     try:
         if read_only:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from tradectl.domain.calendar import MARKET_TZ
+from tradectl.domain.money import CENT, Money, Price, Quantity
 from tradectl.errors import InputError
-from tradectl.formats import CENT
-from tradectl.market import MARKET_TZ
-from tradectl.views import Money, Price, Quantity
 
 HUNDREDTH = Decimal("0.01")
 TENTH = Decimal("0.1")
