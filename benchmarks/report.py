@@ -39,7 +39,7 @@ from sqlalchemy import insert
 
 from tradectl.db.models import Cycle, Event, Position
 from tradectl.db.session import Database
-from tradectl.services.report import trading_report
+from tradectl.services.report.report import trading_report
 
 TARGET = 1.0
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)

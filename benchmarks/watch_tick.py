@@ -28,7 +28,7 @@ from tests.support.db import orm_session
 from tradectl.broker import Account, BrokerPosition, Clock, Order
 from tradectl.db.models import Cycle, Position
 from tradectl.db.session import Database
-from tradectl.services.watch import Watcher
+from tradectl.services.watch.watch import Watcher
 
 NOW = datetime.now(UTC)
 

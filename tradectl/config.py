@@ -12,6 +12,16 @@ from urllib.parse import urlsplit
 
 from tradectl import trust
 from tradectl.errors import ConfigError
+from tradectl.rule_settings import (  # Amount and Cooldown: the settings' own values
+    DOLLARS,
+    Amount,
+    Cooldown,
+    cooldown,
+    dollars_or_percent,
+    minutes,
+    money_or_percent,
+    optional,
+)
 
 TradingMode = Literal["paper", "live"]
 
@@ -38,6 +48,11 @@ DEFAULTS: dict[str, str | None] = {
     "MAX_POSITION_NOTIONAL": "25000",
     "MAX_RISK_PER_TRADE": "500",
     "REARM_PROTECTION": "true",
+    # the trader's day at entry (docs/commands/open.md#the-days-rules); each off unless set
+    "NO_NEW_ENTRIES_BEFORE_CLOSE": None,
+    "MAX_TRADES_PER_DAY": None,
+    "COOLDOWN_AFTER_LOSSES": None,
+    "DAILY_PROFIT_TARGET": None,
     "SMTP_HOST": None,
     "SMTP_PORT": "587",
     "SMTP_USERNAME": None,
@@ -54,10 +69,7 @@ DEFAULTS: dict[str, str | None] = {
 }
 
 
-_DOLLARS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
-
-
 @dataclass(frozen=True)
 class Settings:
     trading_mode: TradingMode
@@ -66,11 +78,11 @@ class Settings:
     alpaca_timeout: float
     database_url: str
     database_is_default: bool
-    daily_loss_limit: Decimal
+    daily_loss_limit: Decimal | Amount  # dollars, or Amount(percent=True) of last_equity
     watch_interval: float
     max_open_positions: int
     max_position_notional: Decimal
-    max_risk_per_trade: Decimal
+    max_risk_per_trade: Decimal | Amount  # dollars, or Amount(percent=True) of last_equity
     alpaca_api_key: str | None = field(default=None, repr=False)
     alpaca_secret_key: str | None = field(default=None, repr=False)
     alpaca_stream: bool = True  # `watch` follows Alpaca's trade-updates stream
@@ -91,6 +103,11 @@ class Settings:
     alert_webhook_url: str | None = field(default=None, repr=False)
     alert_webhook_timeout: float = 10.0
     rearm_protection: bool = True  # `watch` restores a missing stop (one OCO exit order)
+    # the day's entry rules (tradectl/domain/day_rules.py); None: off
+    no_new_entries_before_close: int | None = None  # minutes before Alpaca's next close
+    max_trades_per_day: int | None = None
+    cooldown_after_losses: Cooldown | None = None
+    daily_profit_target: Amount | None = None  # dollars, or % of the day's starting equity
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
     alpaca_trusted_hosts: tuple[str, ...] = ()  # hosts besides Alpaca's the keys may go to
@@ -189,13 +206,13 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alpaca_stream=_bool("ALPACA_STREAM", raw("ALPACA_STREAM")),
         database_url=database_url or default_database_url(app_dir),
         database_is_default=database_url is None,
-        daily_loss_limit=_money("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
+        daily_loss_limit=dollars_or_percent("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
         watch_interval=_positive_number("WATCH_INTERVAL", raw("WATCH_INTERVAL"), "seconds"),
         watch_stream_down_interval=_positive_number(
             "WATCH_STREAM_DOWN_INTERVAL", raw("WATCH_STREAM_DOWN_INTERVAL"), "seconds"),
         max_open_positions=_positive_int("MAX_OPEN_POSITIONS", raw("MAX_OPEN_POSITIONS")),
         max_position_notional=_money("MAX_POSITION_NOTIONAL", raw("MAX_POSITION_NOTIONAL")),
-        max_risk_per_trade=_money("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
+        max_risk_per_trade=dollars_or_percent("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
         smtp_host=raw("SMTP_HOST"),
         smtp_port=_port("SMTP_PORT", raw("SMTP_PORT")),
         smtp_username=raw("SMTP_USERNAME"),
@@ -211,6 +228,10 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
         rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
+        no_new_entries_before_close=optional(minutes, "NO_NEW_ENTRIES_BEFORE_CLOSE", raw),
+        max_trades_per_day=optional(_positive_int, "MAX_TRADES_PER_DAY", raw),
+        cooldown_after_losses=optional(cooldown, "COOLDOWN_AFTER_LOSSES", raw),
+        daily_profit_target=optional(money_or_percent, "DAILY_PROFIT_TARGET", raw),
         app_dir=app_dir,
         alpaca_trusted_hosts=trusted,
     )
@@ -218,7 +239,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
 
 def _money(name: str, text: str | None) -> Decimal:
     """Plain dollars and cents (`2000`, `1500.50`): no signs, exponents or sub-cent digits."""
-    if text is None or not _DOLLARS.fullmatch(text) or Decimal(text) <= 0:
+    if text is None or not DOLLARS.fullmatch(text) or Decimal(text) <= 0:
         raise ConfigError(f"{name} must be a positive dollar amount such as 2000, got {text!r}")
     return Decimal(text)
 
@@ -232,7 +253,7 @@ def _positive_number(name: str, text: str | None, unit: str) -> float:
 
 def _positive_int(name: str, text: str | None) -> int:
     if not text or not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) <= 0:
-        raise ConfigError(f"{name} must be a positive whole number, got {text!r}")
+        raise ConfigError(f"{name} must be a positive whole number, got {text!r}", setting=name)
     return int(text)
 
 

@@ -41,7 +41,13 @@ class InputError(TradectlError):
 
 
 class ConfigError(InputError):
-    """A setting (environment or .env) has an invalid value; the message names the variable."""
+    """A setting (environment or .env) has an invalid value; the message names the variable.
+    `setting`: its name, so that the caller that knows where it was set can say so."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 setting: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.setting = setting
 
 
 class RefusedError(TradectlError):

@@ -188,7 +188,7 @@ def test_a_relay_echoing_the_credentials_has_them_scrubbed() -> None:
 def test_check_alpaca_shows_how_alerts_travel(environ: dict[str, str], state: str, shown: str,
                                               tmp_path: Path) -> None:
     from tradectl.config import load_settings
-    from tradectl.services.check_alpaca import _alerts_check
+    from tradectl.services.check.check_alpaca import _alerts_check
 
     check = _alerts_check(load_settings(environ, app_dir=tmp_path))
     assert check.state == state and shown in check.detail, check

@@ -106,7 +106,11 @@ STATUS = closed(
     alerts=listing(closed(id=INT, created_at=TIME, subject=TEXT, status=TEXT, attempts=INT,
                           last_error=maybe(TEXT))),
     broker=closed(configured=BOOL, account=maybe(ACCOUNT), error=maybe(TEXT)),
-    warnings=listing(TEXT), external=listing(EXTERNAL), loss_baseline=maybe(MONEY))
+    warnings=listing(TEXT), external=listing(EXTERNAL), loss_baseline=maybe(MONEY),
+    rules=listing(closed(
+        name={"enum": ["entry_cutoff", "max_trades_per_day", "cooldown", "profit_target"]},
+        limit=maybe(TEXT), current=maybe(TEXT), state={"enum": ["ok", "warning", "tripped"]},
+        message=TEXT, until=maybe(TIME))))
 
 LOG = closed(events=listing(closed(
     id=INT, created_at=TIME, kind=TEXT, symbol=maybe(TEXT), message=TEXT, cycle_id=maybe(INT),

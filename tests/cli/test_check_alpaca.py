@@ -15,8 +15,8 @@ from tests.fakes.alpaca import FakeAlpaca
 from tests.support.webhook import WebhookSink
 from tradectl.db.models import HEAD_REVISION
 from tradectl.db.session import Database
-from tradectl.services.check_alpaca import NOT_ENABLED_FIX
-from tradectl.services.database_check import database_checks
+from tradectl.services.check.check_alpaca import NOT_ENABLED_FIX
+from tradectl.services.check.database_check import database_checks
 
 AUTH_CAUSE = "Invalid keys, or keys of the other mode"
 NETWORK_CAUSE = "network or wrong base URL"

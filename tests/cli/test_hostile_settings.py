@@ -30,6 +30,24 @@ def works_or_names(result: CliResult, name: str) -> None:
         assert name in assert_one_error_line(result)
 
 
+@pytest.mark.parametrize(("setting", "value"), [
+    ("NO_NEW_ENTRIES_BEFORE_CLOSE", "-3"), ("COOLDOWN_AFTER_LOSSES", "2"),
+    ("DAILY_PROFIT_TARGET", "1.5.%"), ("MAX_TRADES_PER_DAY", "0"),
+    ("DAILY_LOSS_LIMIT", "1.5.%"), ("MAX_RISK_PER_TRADE", "-1%"),
+])
+def test_a_bad_day_rule_is_exit_2_naming_the_setting_its_file_and_line(
+    offline: Cli, setting: str, value: str
+) -> None:
+    (offline.cwd / ".env").write_text(f"# the day's rules\nTRADING_MODE=paper\n{setting}={value}\n")
+    for args in (("status",), ("open", "AAPL", "--qty", "1", "--stop", "1", "--target", "2")):
+        result = offline(*args)
+        assert result.code == 2, result.output
+        line = assert_one_error_line(result)
+        assert setting in line and f"{offline.cwd / '.env'} line 3" in line
+    result = offline("status", env={setting: value})
+    assert result.code == 2 and "set in the environment" in assert_one_error_line(result)
+
+
 @FUZZ
 @given(content=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode)))
 def test_any_env_file_works_or_is_named_with_its_line(offline: Cli, content: bytes) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from tradectl.render.protection import exit_cells, protection_cell
 from tradectl.render.watch import WatchDisplay
-from tradectl.services.tick_report import TickReport
+from tradectl.services.watch.tick_report import TickReport
 from tradectl.views import PositionView, overlaid
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)

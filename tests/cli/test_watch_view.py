@@ -9,7 +9,7 @@ from rich.console import Console
 
 from tradectl.broker import Account
 from tradectl.render.watch import WatchDisplay
-from tradectl.services.tick_report import TickReport
+from tradectl.services.watch.tick_report import TickReport
 from tradectl.views import ExternalPositionView, PositionView
 
 NOW = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)

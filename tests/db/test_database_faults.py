@@ -14,7 +14,7 @@ from tests.fakes.alpaca import FakeAlpaca
 from tradectl.db import session as db_session
 from tradectl.db.models import Event, Position
 from tradectl.db.session import Database
-from tradectl.services.watch import Watcher
+from tradectl.services.watch.watch import Watcher
 
 OPEN = ("open", "AAPL", "--qty", "1", "--stop", "145", "--target", "160")
 

@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from tradectl.db import report_rows
 from tradectl.db.models import Base, Cycle, Event, Position
 from tradectl.db.session import Database
-from tradectl.services.report import trading_report
+from tradectl.services.report.report import trading_report
 
 OPENED = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)  # 10:00 in New York
 
@@ -84,7 +84,7 @@ def test_the_report_path_imports_no_orm(tmp_path: Path) -> None:
     Database(url).upgrade()
     code = ("import sys; from datetime import UTC, datetime\n"
             "from tradectl.db.session import Database\n"
-            "from tradectl.services.report import trading_report\n"
+            "from tradectl.services.report.report import trading_report\n"
             f"trading_report(Database({url!r}), since=None, until=None, now=datetime.now(UTC))\n"
             "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.orm')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -18,7 +18,7 @@ from tests.support.db import orm_session
 from tradectl.broker.alpaca import AlpacaBroker
 from tradectl.db.models import Cycle, Event, Position, utcnow
 from tradectl.db.session import Database
-from tradectl.services.reconcile import UNKNOWN_GRACE
+from tradectl.services.watch.reconcile import UNKNOWN_GRACE
 
 
 def tick(cli: Cli, *extra: str) -> dict:
@@ -116,7 +116,7 @@ def test_one_bad_equity_reading_does_not_flatten(trader: Cli, fake: FakeAlpaca) 
 
 
 def test_the_loss_warning_is_given_once(trader: Cli, fake: FakeAlpaca) -> None:
-    from tradectl.services.watch import Watcher
+    from tradectl.services.watch.watch import Watcher
 
     fake.set_last_equity("100085")
     db = Database(trader.env["DATABASE_URL"])
@@ -279,7 +279,7 @@ def test_ctrl_c_leaves_cleanly_without_a_stop(fake: FakeAlpaca, sqlite_url: str,
 def test_sql_statements_per_tick_do_not_grow_with_the_book(trader: Cli, fake: FakeAlpaca) -> None:
     from sqlalchemy import event
 
-    from tradectl.services.watch import Watcher
+    from tradectl.services.watch.watch import Watcher
 
     db = Database(trader.env["DATABASE_URL"])
     broker = AlpacaBroker(api_key=fake.api_key, secret_key=fake.secret_key, base_url=fake.url,

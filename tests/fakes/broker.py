@@ -85,6 +85,15 @@ class FakeBroker:
         with self._lock:
             self.state.set_price(symbol, Decimal(price))
 
+    def set_clock(self, timestamp: datetime, *, next_close: datetime,
+                  next_open: datetime | None = None, is_open: bool = True) -> None:
+        """Pin Alpaca's clock (what `clock()` answers), as FakeAlpaca.set_clock does."""
+        from tests.fakes.alpaca.market_clock import MarketClock
+
+        with self._lock:
+            self.state.clock = MarketClock(timestamp, next_open or next_close, next_close)
+            self.state.market_open = is_open
+
     def fail(self, method: str, error: BrokerError, times: int = 1) -> None:
         self._faults.setdefault(method, []).extend([error] * times)
 
@@ -216,12 +225,10 @@ class FakeBroker:
         return wire.parse_account(self._do("account", self.state.account))
 
     def clock(self) -> Clock:
-        from tradectl.db.models import utcnow
-
-        now = utcnow()
+        """The fake's market clock (market_clock.py), as /v2/clock answers it."""
         with self._lock:
             self._enter("clock")
-            return Clock(self.state.market_open, now, now, now)
+            return wire.parse_clock(self.state.clock.v2(self.state.market_open))
 
     def latest_trade_price(self, symbol: str) -> Decimal:
         with self._lock:

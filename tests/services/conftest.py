@@ -56,8 +56,8 @@ def bracket(symbol: str = "AAPL", stop: str = "145", target: str = "160",
 
 
 def open_position(db: Database, broker: FakeBroker, spec: BracketRequest) -> None:
-    from tradectl.services.open_position import place_open, quote_open
-    from tradectl.services.pre_trade import send_pre_trade_reads
+    from tradectl.services.open.open_position import place_open, quote_open
+    from tradectl.services.open.pre_trade import send_pre_trade_reads
 
     outcome = place_open(db, broker, LIMITS, quote_open(db, send_pre_trade_reads(broker, spec)))
     assert outcome.broker_error is None, outcome.broker_error

@@ -17,10 +17,10 @@ from tradectl.db.session import Database
 from tradectl.errors import InputError
 from tradectl.notify import Channels
 from tradectl.services.alerts import deliver_pending, send_test_alert
-from tradectl.services.emergency_stop import emergency_stop
-from tradectl.services.open_position import place_open, quote_open
-from tradectl.services.pre_trade import send_pre_trade_reads
-from tradectl.services.watch import Watcher
+from tradectl.services.halt.emergency_stop import emergency_stop
+from tradectl.services.open.open_position import place_open, quote_open
+from tradectl.services.open.pre_trade import send_pre_trade_reads
+from tradectl.services.watch.watch import Watcher
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from tradectl.db.models import Alert, Cycle, Position, utcnow
 from tradectl.db.session import Database
 from tradectl.errors import BrokerTimeout
 from tradectl.notify import Channels
-from tradectl.services.emergency_stop import emergency_stop
-from tradectl.services.open_position import place_open, quote_open
-from tradectl.services.pre_trade import send_pre_trade_reads
-from tradectl.services.resume import resume_trading
-from tradectl.services.watch import Watcher
+from tradectl.services.halt.emergency_stop import emergency_stop
+from tradectl.services.halt.resume import resume_trading
+from tradectl.services.open.open_position import place_open, quote_open
+from tradectl.services.open.pre_trade import send_pre_trade_reads
+from tradectl.services.watch.watch import Watcher
 
 
 def test_the_guard_fails_a_broker_call_made_inside_a_transaction(

@@ -17,18 +17,18 @@ from tradectl.db.models import Event, Position
 from tradectl.db.session import Database
 from tradectl.errors import CycleStoppedError, RefusedError
 from tradectl.notify import Channels
-from tradectl.services.adjust import adjust_position, execute_adjust
-from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
-from tradectl.services.close_plan import close_dry_run, locate, plan_close, plan_located
-from tradectl.services.close_position import close_position, execute_close
 from tradectl.services.dry_run import CLIENT_ORDER_ID_PLACEHOLDER
-from tradectl.services.emergency_stop import emergency_stop
-from tradectl.services.first_close import start_stop
-from tradectl.services.halt_plan import halt_dry_run, plan_halt
-from tradectl.services.interrupted_close import exit_lock
-from tradectl.services.open_plan import open_dry_run, plan_open, quote_open
-from tradectl.services.open_position import CHANGED, execute_open
-from tradectl.services.pre_trade import send_pre_trade_reads
+from tradectl.services.halt.emergency_stop import emergency_stop
+from tradectl.services.halt.first_close import start_stop
+from tradectl.services.halt.halt_plan import halt_dry_run, plan_halt
+from tradectl.services.open.open_plan import open_dry_run, plan_open, quote_open
+from tradectl.services.open.open_position import CHANGED, execute_open
+from tradectl.services.open.pre_trade import send_pre_trade_reads
+from tradectl.services.position.adjust import adjust_position, execute_adjust
+from tradectl.services.position.adjust_plan import adjust_dry_run, plan_adjust
+from tradectl.services.position.close_plan import close_dry_run, locate, plan_close, plan_located
+from tradectl.services.position.close_position import close_position, execute_close
+from tradectl.services.position.interrupted_close import exit_lock
 
 
 def sent_after(broker: FakeBroker, mark: int) -> list[BrokerRequest]:

@@ -10,7 +10,7 @@ import pytest
 
 from tradectl.broker import Account, BracketRequest, BrokerPosition
 from tradectl.errors import BrokerUnreachable, InputError
-from tradectl.services.pre_trade import MarketFacts, send_pre_trade_reads
+from tradectl.services.open.pre_trade import MarketFacts, send_pre_trade_reads
 
 ACCOUNT = Account(
     account_number="PA1", status="ACTIVE", currency="USD", cash=Decimal(100_000),

@@ -12,12 +12,12 @@ from tradectl.broker import BracketRequest
 from tradectl.db.models import Alert, Cycle, Event, Position
 from tradectl.db.session import Database
 from tradectl.notify import Channels
-from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
-from tradectl.services.close_plan import close_dry_run, plan_close
-from tradectl.services.halt_plan import halt_dry_run, plan_halt
-from tradectl.services.open_plan import open_dry_run, plan_open
-from tradectl.services.open_position import place_open, quote_open
-from tradectl.services.pre_trade import send_pre_trade_reads
+from tradectl.services.halt.halt_plan import halt_dry_run, plan_halt
+from tradectl.services.open.open_plan import open_dry_run, plan_open
+from tradectl.services.open.open_position import place_open, quote_open
+from tradectl.services.open.pre_trade import send_pre_trade_reads
+from tradectl.services.position.adjust_plan import adjust_dry_run, plan_adjust
+from tradectl.services.position.close_plan import close_dry_run, plan_close
 
 READS = {"account", "list_positions", "list_orders", "clock", "latest_trade_price"}
 

@@ -18,12 +18,12 @@ from tradectl.db.session import Database
 from tradectl.domain.clock import FixedClock
 from tradectl.errors import BrokerError, BrokerTimeout, InputError
 from tradectl.notify import Channels
-from tradectl.services.adjust import adjust_position
-from tradectl.services.close_position import close_position
+from tradectl.services.position.adjust import adjust_position
+from tradectl.services.position.close_position import close_position
 from tradectl.services.protection import RESTORE_RETRY
-from tradectl.services.reconcile import UNKNOWN_GRACE
-from tradectl.services.tick_report import TickReport
-from tradectl.services.watch import Watcher
+from tradectl.services.watch.reconcile import UNKNOWN_GRACE
+from tradectl.services.watch.tick_report import TickReport
+from tradectl.services.watch.watch import Watcher
 
 
 def tick(db: Database, broker: FakeBroker, channel: FakeChannel, **options: Any) -> TickReport:

@@ -18,7 +18,7 @@ from tradectl.broker import Order, StreamStatus, wire
 from tradectl.db.models import Cycle, Event
 from tradectl.db.session import Database
 from tradectl.notify import Channels
-from tradectl.services.watch import Watcher
+from tradectl.services.watch.watch import Watcher
 
 CONNECTED = StreamStatus("connected")
 

@@ -1,6 +1,7 @@
-"""Who drives `watch`'s stops (services/watch_driver.py), on process locks: a stand-by takes over
-when the driver lets go, a driver that lost its lock to another stands by, and one that cannot
-check its lock (the database unreachable) keeps driving and keeps a stand-by standing by."""
+"""Who drives `watch`'s stops (services/watch/watch_driver.py), on process locks: a stand-by
+takes over when the driver lets go, a driver that lost its lock to another stands by, and one
+that cannot check its lock (the database unreachable) keeps driving and keeps a stand-by
+standing by."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from tradectl.db.locks import NamedLock, ProcessLock
 from tradectl.errors import DatabaseError
-from tradectl.services.watch_driver import DriverSeat
+from tradectl.services.watch.watch_driver import DriverSeat
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from typing import Any
 
 from tradectl.broker import BrokerPosition, Order
 from tradectl.db.models import Position
-from tradectl.services.holdings import split_holdings
 from tradectl.services.orders import close
-from tradectl.services.outside import NOT_HELD, OUTSIDE, outside_exits
-from tradectl.services.reconcile import OrderBook
 from tradectl.services.row_views import position_view
+from tradectl.services.watch.holdings import split_holdings
+from tradectl.services.watch.outside import NOT_HELD, OUTSIDE, outside_exits
+from tradectl.services.watch.reconcile import OrderBook
 
 OPENED = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
 LATER = OPENED + timedelta(minutes=5)

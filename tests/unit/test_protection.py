@@ -25,7 +25,7 @@ from tradectl.services.protection import (
     lost_close,
     protection_verdict,
 )
-from tradectl.services.reconcile import UNKNOWN_GRACE, OrderBook, sync_position
+from tradectl.services.watch.reconcile import UNKNOWN_GRACE, OrderBook, sync_position
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Trade updates applied between ticks (services/trade_updates.py): a leg's update finds its
+"""Trade updates applied between ticks (services/watch/trade_updates.py): a leg's update finds its
 bracket, an older update never takes back a fill, only the positions a batch is about are
 touched, and what happened is recorded. On SQLite and Postgres."""
 
@@ -15,8 +15,12 @@ from tests.support.db import orm_session
 from tradectl.broker import Order, StreamStatus
 from tradectl.db.models import Cycle, Event, Position, utcnow
 from tradectl.db.session import Database
-from tradectl.services.reconcile import UNKNOWN_GRACE
-from tradectl.services.trade_updates import KnownOrders, apply_trade_updates, note_refused_keys
+from tradectl.services.watch.reconcile import UNKNOWN_GRACE
+from tradectl.services.watch.trade_updates import (
+    KnownOrders,
+    apply_trade_updates,
+    note_refused_keys,
+)
 
 TAKE_PROFIT = Order("leg-tp", "", "AAPL", "sell", "limit", "new", Decimal(10), Decimal(0), None,
                     limit_price=Decimal(160))

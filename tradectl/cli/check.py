@@ -28,7 +28,7 @@ def check_alpaca_command(
     from tradectl.domain.bracket import parse_symbol
     from tradectl.errors import ConfigError
     from tradectl.render.check import check_report
-    from tradectl.services.check_alpaca import check_alpaca, configuration_failed
+    from tradectl.services.check.check_alpaca import check_alpaca, configuration_failed
 
     ticker = parse_symbol(symbol)
     ctx = context(typer_ctx)

@@ -131,6 +131,8 @@ class Context:
 
     @property
     def risk_limits(self) -> RiskLimits:
+        """The risk rules as set, the day's entry rules (`day`) among them."""
+        from tradectl.cli.wiring import day_limits
         from tradectl.domain.pre_trade import RiskLimits
 
         config = self.settings
@@ -139,6 +141,7 @@ class Context:
             max_position_notional=config.max_position_notional,
             max_risk_per_trade=config.max_risk_per_trade,
             daily_loss_limit=config.daily_loss_limit,
+            day=day_limits(config),
         )
 
     @property

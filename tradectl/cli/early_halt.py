@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tradectl.broker import Broker
     from tradectl.cli.context import Context
     from tradectl.config import Settings
-    from tradectl.services.first_close import StopStart
+    from tradectl.services.halt.first_close import StopStart
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def halt_early(argv: list[str]) -> int | None:
 
 def halt_now(ctx: Context, reason: str, as_json: bool) -> int:
     """Latch, sweep, record and report the stop (begun early, or begun here); its exit code."""
-    from tradectl.services.first_close import begin_stop
+    from tradectl.services.halt.first_close import begin_stop
 
     begun = take(reason)
     if begun is not None:
@@ -80,7 +80,7 @@ def halt_now(ctx: Context, reason: str, as_json: bool) -> int:
                        clock=ctx.clock)
     db = ctx.stop_database(dry_run=False)  # a database fault is reported, the stop goes on
     from tradectl.render.halt import halt_report
-    from tradectl.services.emergency_stop import emergency_stop
+    from tradectl.services.halt.emergency_stop import emergency_stop
 
     report = emergency_stop(db, adapter, ctx.channels, reason, spool=spool,
                             gate_wait=ctx.gate_wait, start=start, clock=ctx.clock)
@@ -104,7 +104,7 @@ def start_early(argv: list[str]) -> None:
         return
     if adapter is None:
         return
-    from tradectl.services.first_close import start_stop
+    from tradectl.services.halt.first_close import start_stop
 
     _begun = EarlyStop(reason, config, adapter, start_stop(adapter, stop_spool(config), reason))
 

@@ -33,7 +33,7 @@ def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRun
     adapter, spool = ctx.broker, ctx.spool
     db = ctx.stop_database(dry_run=True)  # a database fault is reported, the plan goes on
     from tradectl.cli.dry_run import show
-    from tradectl.services.halt_plan import halt_dry_run, plan_halt
+    from tradectl.services.halt.halt_plan import halt_dry_run, plan_halt
 
     plan = plan_halt(db, adapter, ctx.channels, reason, spool=spool)
     show(halt_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
@@ -53,7 +53,7 @@ def resume_command(
     Example: tradectl resume --reason "reviewed positions, new day"
     """
     from tradectl.render.halt import resume_report
-    from tradectl.services.resume import resume_trading
+    from tradectl.services.halt.resume import resume_trading
 
     ctx = context(typer_ctx)
     report = resume_trading(ctx.database, ctx.broker, ctx.channels, reason,

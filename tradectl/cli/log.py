@@ -31,7 +31,7 @@ def log_command(
     from tradectl.domain.bracket import parse_symbol
     from tradectl.errors import InputError
     from tradectl.render.log import event_log
-    from tradectl.services.audit_log import recent_events
+    from tradectl.services.report.audit_log import recent_events
 
     ticker = parse_symbol(symbol) if symbol is not None else None
     if kind is not None and kind not in EVENT_KINDS:

@@ -20,8 +20,8 @@ def open_command(
     target: Annotated[str, typer.Option("--target", help="Take-profit price.")],
     qty: Annotated[str | None, typer.Option("--qty", help="Whole shares.")] = None,
     risk: Annotated[str | None, typer.Option(
-        "--risk", help="Dollars to risk instead of --qty: the most whole shares whose "
-        "qty x |price - stop| fits.")] = None,
+        "--risk", help="Dollars to risk instead of --qty (or 0.5% of the equity): the most "
+        "whole shares whose qty x |price - stop| fits.")] = None,
     entry: Annotated[
         str | None, typer.Option("--entry", help="Limit entry price (default: market).")
     ] = None,
@@ -39,14 +39,14 @@ def open_command(
     from tradectl import render
     from tradectl.broker import BracketRequest
     from tradectl.domain.bracket import parse_qty, parse_side, parse_symbol
-    from tradectl.domain.money import parse_dollars, parse_price
+    from tradectl.domain.money import parse_price, parse_risk_budget
     from tradectl.errors import Aborted, InputError
     from tradectl.render.open import open_outcome, order_preview
 
     if (qty is None) == (risk is None):
         raise InputError("pass either --qty (shares) or --risk (dollars), not "
                          + ("both" if qty is not None else "neither"))
-    risk_budget = parse_dollars(risk, "--risk") if risk is not None else None
+    risk_budget = parse_risk_budget(risk) if risk is not None else None
     spec = BracketRequest(
         symbol=parse_symbol(symbol),
         side=parse_side(side),
@@ -71,15 +71,16 @@ def open_command(
     # and the database opened while they are in flight.
     ctx.check_database_url()
     adapter = ctx.broker
-    from tradectl.services.pre_trade import send_pre_trade_reads
+    from tradectl.services.open.pre_trade import send_pre_trade_reads
 
-    reads = send_pre_trade_reads(adapter, spec)
-    from tradectl.services.open_position import place_open, quote_open
+    reads = send_pre_trade_reads(
+        adapter, spec, market_clock=config.no_new_entries_before_close is not None)
+    from tradectl.services.open.open_position import place_open, quote_open
 
     db = ctx.dry_run_database if dry_run else ctx.database
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.open_plan import open_dry_run, plan_open
+        from tradectl.services.open.open_plan import open_dry_run, plan_open
 
         plan = plan_open(db, adapter, ctx.risk_limits, quote_open(None, reads, risk_budget),
                          clock=ctx.clock)

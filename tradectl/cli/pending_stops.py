@@ -18,7 +18,7 @@ def finish_pending_stops(ctx: Context) -> None:
     if spool is None or not spool.has_pending():
         return
     from tradectl.errors import DatabaseError
-    from tradectl.services.offline_stop import complete_offline_stops
+    from tradectl.services.halt.offline_stop import complete_offline_stops
 
     try:
         lines = complete_offline_stops(db, spool, adapter, ctx.channels, clock=ctx.clock)

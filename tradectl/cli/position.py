@@ -25,12 +25,12 @@ def close_command(typer_ctx: typer.Context, position: PositionArgument,
     Example: tradectl close AAPL
     """
     from tradectl.render.position import close_report
-    from tradectl.services.close_position import close_position
+    from tradectl.services.position.close_position import close_position
 
     ctx = context(typer_ctx)
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.close_plan import close_dry_run, plan_close
+        from tradectl.services.position.close_plan import close_dry_run, plan_close
 
         plan = plan_close(ctx.dry_run_database, ctx.broker, position, clock=ctx.clock)
         show(close_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
@@ -62,14 +62,14 @@ def adjust_command(
     """
     from tradectl.domain.money import parse_price
     from tradectl.render.position import adjust_report
-    from tradectl.services.adjust import adjust_position
+    from tradectl.services.position.adjust import adjust_position
 
     new_stop = parse_price(stop, "--stop") if stop is not None else None
     new_target = parse_price(target, "--target") if target is not None else None
     ctx = context(typer_ctx)
     if dry_run:
         from tradectl.cli.dry_run import show
-        from tradectl.services.adjust_plan import adjust_dry_run, plan_adjust
+        from tradectl.services.position.adjust_plan import adjust_dry_run, plan_adjust
 
         planned = plan_adjust(ctx.dry_run_database, ctx.broker, position, stop=new_stop,
                               target=new_target, clock=ctx.clock)

@@ -28,7 +28,7 @@ def report_command(
     from tradectl.domain.performance import parse_day
     from tradectl.errors import InputError
     from tradectl.render.report import report_csv, trading_report_view
-    from tradectl.services.report import trading_report
+    from tradectl.services.report.report import trading_report
 
     if as_json and as_csv:
         raise InputError("--json and --csv: pick one")

@@ -59,7 +59,7 @@ def _loop(ctx: Context, period: float, *, once: bool, read_only: bool,
     from contextlib import nullcontext
 
     from tradectl.render.watch import WatchDisplay
-    from tradectl.services.watch import watching
+    from tradectl.services.watch.watch import watching
 
     config = ctx.settings
     updates = ctx.trade_updates() if stream else None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tradectl.config import Settings
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
+    from tradectl.domain.day_rules import DayLimits
     from tradectl.notify import Channels
 
 
@@ -86,8 +87,35 @@ def text_line(data: bytes, offset: int) -> int:
 
 def settings() -> Settings:
     from tradectl.config import load_settings
+    from tradectl.errors import ConfigError
 
-    return load_settings(load_environment(), app_dir=app_dir())
+    try:
+        return load_settings(load_environment(), app_dir=app_dir())
+    except ConfigError as err:
+        if err.setting is None:
+            raise
+        raise ConfigError(f"{err.message} ({where_set(err.setting)})", hint=err.hint,
+                          setting=err.setting) from None
+
+
+def where_set(name: str) -> str:
+    """Where a setting's value came from, as load_environment() ranks them: the process
+    environment, tradectl's own .env, the working directory's (with the line that set it)."""
+    import io
+
+    from dotenv.parser import parse_stream
+
+    if os.environ.get(name, "").strip():
+        return "set in the environment"
+    for path in (own_env_file(), env_file()):
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        lines = [b.original.line for b in parse_stream(io.StringIO(text)) if b.key == name]
+        if lines:
+            return f"{path} line {lines[-1]}"
+    return "set in the environment"
 
 
 def app_dir() -> Path:
@@ -235,3 +263,15 @@ def warn_if_open_to_others(paths: list[Path]) -> None:
 
 _warned: set[Path] = set()  # said once per command (main() clears it with close_opened)
 
+
+def day_limits(config: Settings) -> DayLimits:
+    """The day's entry rules as set (each None: off)."""
+    from tradectl.domain.day_rules import Cooldown, DayLimits
+
+    cooldown = config.cooldown_after_losses
+    return DayLimits(
+        entry_cutoff_minutes=config.no_new_entries_before_close,
+        max_trades_per_day=config.max_trades_per_day,
+        cooldown=Cooldown(cooldown.losses, cooldown.minutes) if cooldown else None,
+        profit_target=config.daily_profit_target,
+    )

@@ -126,6 +126,21 @@ class Journal:
             Position.closed_at >= since, Position.realized_pl.is_not(None)))
         return sum((v for v in values if v is not None), Decimal(0))
 
+    def entries_since(self, since: datetime) -> int:
+        """Entries sent (or recorded locally) since `since`: every position created since then
+        but those whose entry Alpaca rejected or never received."""
+        rows = self._session.scalars(select(Position.id).where(
+            Position.created_at >= since, Position.status.not_in(("rejected", "failed"))))
+        return len(rows.all())
+
+    def latest_closed_trades(self, limit: int) -> list[tuple[datetime, Decimal]]:
+        """(closed_at, realized_pl) of the `limit` trades closed last, newest first."""
+        rows = self._session.execute(
+            select(Position.closed_at, Position.realized_pl)
+            .where(Position.closed_at.is_not(None), Position.realized_pl.is_not(None))
+            .order_by(Position.closed_at.desc(), Position.id.desc()).limit(limit))
+        return [(closed_at, pnl) for closed_at, pnl in rows if closed_at and pnl is not None]
+
     # -- events ----------------------------------------------------------------------------
 
     def record(

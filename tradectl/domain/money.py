@@ -10,6 +10,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
+from tradectl.domain.limits import Limit, PercentOf
 from tradectl.errors import InputError
 
 Price = Annotated[Decimal, "price"]  # on Alpaca's tick: 145.00, 0.1234
@@ -22,6 +23,7 @@ MAX_PRICE = Decimal("1000000")
 
 _PLAIN_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")
 _DOLLARS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,2})?")
+_PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?%")
 
 
 def tick_for(price: Decimal) -> Decimal:
@@ -37,6 +39,17 @@ def parse_dollars(text: str, option: str) -> Decimal:
         raise InputError(f"{option} must be a positive dollar amount such as 500 or 250.50, "
                          f"got {text!r}")
     return Decimal(value)
+
+
+def parse_risk_budget(text: str) -> Limit:
+    """`open --risk`: dollars (`250`), or a percentage of the account's equity (`0.5%`)."""
+    value = text.strip()
+    if not value.endswith("%"):
+        return parse_dollars(value, "--risk")
+    if not _PERCENT.fullmatch(value) or not 0 < Decimal(value[:-1]) <= 100:
+        raise InputError(f"--risk must be dollars such as 250, or a percentage of the equity "
+                         f"from 0.0001% to 100% such as 0.5%, got {text!r}")
+    return PercentOf(Decimal(value[:-1]))
 
 
 def parse_price(text: str, option: str) -> Decimal:

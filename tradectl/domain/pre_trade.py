@@ -3,10 +3,12 @@ trade, cheapest facts first. Plain values in, verdicts out; no I/O."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tradectl.domain.bracket import BracketSpec
+from tradectl.domain.day_rules import DayLimits
+from tradectl.domain.limits import Limit, is_percent, limit_dollars, limit_text
 from tradectl.domain.loss_limit import loss_limit_reached, loss_since_baseline
 from tradectl.domain.money import dollars
 
@@ -15,8 +17,9 @@ from tradectl.domain.money import dollars
 class RiskLimits:
     max_open_positions: int
     max_position_notional: Decimal
-    max_risk_per_trade: Decimal
-    daily_loss_limit: Decimal
+    max_risk_per_trade: Limit  # dollars, or a percentage of the day's starting equity
+    daily_loss_limit: Limit  # the same
+    day: DayLimits = field(default_factory=DayLimits)  # the day's entry rules
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class BookState:
     unknown_symbols: frozenset[str] = frozenset()
     untracked: tuple[tuple[str, Decimal], ...] = ()
     loss_baseline: Decimal | None = None  # a forced resume's day P&L, while it applies
+    day_start_equity: Decimal | None = None  # Alpaca's last_equity: a percentage limit's base
 
 
 @dataclass(frozen=True)
@@ -86,16 +90,25 @@ def pre_trade_checks(
     `budget`: `open --risk`'s dollars, refused above MAX_RISK_PER_TRADE whatever the whole
     shares it buys happen to risk."""
     notional, risk = trade_exposure(spec, base)
-    risk_check = _risk_check(risk, limits)
-    if budget is not None and budget > limits.max_risk_per_trade:
+    risk_limit = limit_dollars(limits.max_risk_per_trade, book.day_start_equity)
+    risk_check = _risk_check(risk, risk_limit, limits.max_risk_per_trade)
+    if budget is not None and risk_limit is not None and budget > risk_limit:
         risk_check = RuleCheck(
             "max_risk_per_trade", False, f"risk budget {dollars(budget)} (--risk) is above "
-            f"MAX_RISK_PER_TRADE {dollars(limits.max_risk_per_trade)}",
-            {"risk_budget": str(budget), "risk": str(risk),
-             "limit": str(limits.max_risk_per_trade)})
+            f"MAX_RISK_PER_TRADE {_limit_shown(risk_limit, limits.max_risk_per_trade)}",
+            {"risk_budget": str(budget), "risk": str(risk), "limit": str(risk_limit)})
+    loss_limit = limit_dollars(limits.daily_loss_limit, book.day_start_equity)
     return [_symbol_check(spec, book), _count_check(book, limits),
             _notional_check(notional, limits), risk_check,
-            _loss_check(book, limits), _buying_power_check(notional, book)]
+            _loss_check(book, loss_limit, limits.daily_loss_limit),
+            _buying_power_check(notional, book)]
+
+
+def _limit_shown(dollars_limit: Decimal, setting: Limit) -> str:
+    """`$500.00`, or `$500.00 (1% of the day's starting equity)`."""
+    shown = dollars(dollars_limit)
+    return f"{shown} ({limit_text(setting)} of the day's starting equity)" \
+        if is_percent(setting) else shown
 
 
 def _symbol_check(spec: BracketSpec, book: BookState) -> RuleCheck:
@@ -132,32 +145,36 @@ def _notional_check(notional: Decimal, limits: RiskLimits) -> RuleCheck:
                     "MAX_POSITION_NOTIONAL", limits.max_position_notional)
 
 
-def _risk_check(risk: Decimal, limits: RiskLimits) -> RuleCheck:
+def _risk_check(risk: Decimal, limit: Decimal | None, setting: Limit) -> RuleCheck:
+    if limit is None:
+        return RuleCheck("max_risk_per_trade", True, f"MAX_RISK_PER_TRADE {limit_text(setting)}"
+                         " needs the day's starting equity: not checked without a broker",
+                         {"risk": str(risk), "limit": "None"})
     return _at_most("max_risk_per_trade", "risk", risk, " (qty x |price - stop|)",
-                    "MAX_RISK_PER_TRADE", limits.max_risk_per_trade)
+                    "MAX_RISK_PER_TRADE", limit, _limit_shown(limit, setting))
 
 
 def _at_most(rule: str, what: str, value: Decimal, how: str, setting: str,
-             limit: Decimal) -> RuleCheck:
+             limit: Decimal, shown: str | None = None) -> RuleCheck:
     passed = value <= limit
     return RuleCheck(rule, passed, f"{what} {dollars(value)}{how} is "
-                     f"{'within' if passed else 'above'} {setting} {dollars(limit)}",
+                     f"{'within' if passed else 'above'} {setting} {shown or dollars(limit)}",
                      {what: str(value), "limit": str(limit)})
 
 
-def _loss_check(book: BookState, limits: RiskLimits) -> RuleCheck:
+def _loss_check(book: BookState, limit: Decimal | None, setting: Limit) -> RuleCheck:
     rule = "daily_loss_limit"
     figures = {"day_pnl": str(book.day_pnl), "loss_baseline": str(book.loss_baseline),
-               "limit": str(limits.daily_loss_limit)}
-    if book.day_pnl is None:
+               "limit": str(limit)}
+    if book.day_pnl is None or limit is None:
         return RuleCheck(rule, True, "the day's P&L is not known: not checked", figures)
     loss = loss_since_baseline(book.day_pnl, book.loss_baseline)
     since = " since the forced resume" if book.loss_baseline is not None else ""
-    if loss_limit_reached(loss, limits.daily_loss_limit):
+    if loss_limit_reached(loss, limit):
         return RuleCheck(rule, False, f"the day's loss{since} {dollars(-loss)} is past "
-                         f"DAILY_LOSS_LIMIT {dollars(limits.daily_loss_limit)}", figures)
+                         f"DAILY_LOSS_LIMIT {_limit_shown(limit, setting)}", figures)
     return RuleCheck(rule, True, f"the day's P&L{since} {dollars(loss)} is short of "
-                     f"-DAILY_LOSS_LIMIT {dollars(-limits.daily_loss_limit)}", figures)
+                     f"-DAILY_LOSS_LIMIT -{_limit_shown(limit, setting)}", figures)
 
 
 def _buying_power_check(notional: Decimal, book: BookState) -> RuleCheck:

@@ -12,7 +12,7 @@ from tradectl.render.json import print_json
 
 if TYPE_CHECKING:
     from tradectl.broker import Account
-    from tradectl.services.check_alpaca import CheckReport
+    from tradectl.services.check.check_alpaca import CheckReport
 
 _MARKS = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
 _EXIT_MEANING = {ExitCode.BAD_INPUT: "configuration", ExitCode.BROKER: "broker",

@@ -9,8 +9,8 @@ from tradectl.render import dollars, literal, stdout
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
-    from tradectl.services.emergency_stop import HaltReport
-    from tradectl.services.resume import ResumeReport
+    from tradectl.services.halt.emergency_stop import HaltReport
+    from tradectl.services.halt.resume import ResumeReport
 
 _STATE_STYLE = {
     "closed": "green", "closing": "yellow", "cancelled": "dim", "flat": "dim",

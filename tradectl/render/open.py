@@ -18,7 +18,7 @@ from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
     from tradectl.domain.bracket import RiskSizing
-    from tradectl.services.open_position import OpenOutcome, OpenQuote
+    from tradectl.services.open.open_position import OpenOutcome, OpenQuote
 
 _DOCUMENT_FIELDS = (
     "id", "cycle_id", "symbol", "side", "qty", "entry_price", "stop_loss", "take_profit",

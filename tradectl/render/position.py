@@ -9,8 +9,8 @@ from tradectl.render import dollars, literal, money, stdout
 from tradectl.render.json import plain, print_json
 
 if TYPE_CHECKING:
-    from tradectl.services.adjust import AdjustReport
-    from tradectl.services.close_position import ExitOutcome
+    from tradectl.services.position.adjust import AdjustReport
+    from tradectl.services.position.close_position import ExitOutcome
 
 _STATE_STYLE = {
     "closed": "green", "closing": "yellow", "cancelled": "dim", "cancelling": "yellow",

@@ -13,7 +13,8 @@ from tradectl.render.json import plain, print_json
 from tradectl.render.protection import exit_cells, protection_mark
 
 if TYPE_CHECKING:
-    from tradectl.services.status import StatusReport
+    from tradectl.domain.day_rules import RuleVerdict
+    from tradectl.services.report.status import StatusReport
     from tradectl.views import PositionView
 
 
@@ -32,6 +33,8 @@ def status_report(report: StatusReport, as_json: bool) -> None:
         ("alerts", _alerts_line(report)),
     ):
         console.print(f"{label:<9}{text}")
+    for rule in report.rules:
+        console.print(f"{'rule':<9}{_rule_line(rule)}")
     for warning in report.warnings:
         console.print(f"[yellow]{'!':<9}{literal(warning)}[/]")
     if report.positions or report.external:
@@ -110,6 +113,18 @@ def _account_line(report: StatusReport) -> str:
             f"{baseline}{blocked}")
 
 
+RULE_STYLE = {"ok": "green", "warning": "yellow", "tripped": "red bold"}
+
+
+def _rule_line(rule: RuleVerdict) -> str:
+    return f"{rule.rule} [{RULE_STYLE[rule.state]}]{rule.state}[/]: {literal(rule.message)}"
+
+
+def rules_document(rules: tuple[RuleVerdict, ...]) -> list[dict[str, Any]]:
+    return [{"name": r.rule, "limit": r.limit, "current": r.current, "state": r.state,
+             "message": r.message, "until": plain(r.until)} for r in rules]
+
+
 def _alerts_line(report: StatusReport) -> str:
     if not report.alerts:
         return "none pending"
@@ -151,5 +166,6 @@ def status_document(report: StatusReport) -> dict[str, Any]:
         "warnings": list(report.warnings),
         "external": plain(report.external),
         "loss_baseline": plain(report.loss_baseline, "money"),
+        "rules": rules_document(report.rules),
     }
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tradectl.broker import StreamStatus
+from tradectl.domain.limits import Limit, limit_dollars
 from tradectl.render import cents, dollars, money, one_line, quantity, stdout
 from tradectl.render.json import plain, print_json
 from tradectl.render.protection import exit_cells, protection_cell
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
-    from tradectl.services.tick_report import TickReport
-    from tradectl.services.trade_updates import StreamReport
+    from tradectl.services.watch.tick_report import TickReport
+    from tradectl.services.watch.trade_updates import StreamReport
     from tradectl.views import ExternalPositionView, PositionView
 
 GAUGE_WIDTH = 30
@@ -29,7 +30,7 @@ STREAM_STYLES = {"connected": "green", "connecting": "yellow", "reconnecting": "
 
 
 class WatchDisplay:
-    def __init__(self, *, mode: str, limit: Decimal, interval: float, as_json: bool, live: bool,
+    def __init__(self, *, mode: str, limit: Limit, interval: float, as_json: bool, live: bool,
                  broker_enabled: bool) -> None:
         self.mode, self.limit, self.interval = mode, limit, interval
         self.as_json, self.broker_enabled = as_json, broker_enabled
@@ -96,9 +97,10 @@ class WatchDisplay:
         parts = [f"{result.at:%Y-%m-%dT%H:%M:%SZ}", self.mode.upper(),
                  f"cycle={result.cycle_status}"]
         if result.account is not None:
+            limit = limit_dollars(self.limit, result.account.last_equity)
             parts += [f"equity={cents(result.account.equity)}",
                       f"day_pnl={cents(result.account.day_pnl)}",
-                      f"limit=-{cents(self.limit)}"]
+                      f"limit=-{cents(limit) if limit is not None else 'unknown'}"]
             if result.loss_baseline is not None:
                 parts.append(f"baseline={cents(result.loss_baseline)}")
         elif not self.broker_enabled:
@@ -176,13 +178,16 @@ class WatchDisplay:
         from rich.text import Text
 
         pnl = result.loss_pnl or Decimal(0)
-        used = min(max(-pnl / self.limit, Decimal(0)), Decimal(1)) if self.limit else Decimal(0)
+        # a percentage is of the day's starting equity (Alpaca's last_equity)
+        limit = limit_dollars(self.limit, result.account.last_equity if result.account else None)
+        limit = limit or Decimal(0)
+        used = min(max(-pnl / limit, Decimal(0)), Decimal(1)) if limit else Decimal(0)
         filled = int(used * GAUGE_WIDTH)
         style = "red" if used >= Decimal("0.8") else "yellow" if used >= Decimal("0.5") else "green"
         label = f"day P&L {dollars(result.day_pnl)}"
         if result.loss_baseline is not None:
             label += f" ({dollars(pnl)} since the forced resume)"
-        return Text.assemble(f"{label} of {dollars(-self.limit)} limit  ",
+        return Text.assemble(f"{label} of {dollars(-limit)} limit  ",
                              ("█" * filled, style), ("░" * (GAUGE_WIDTH - filled), "dim"),
                              f" {used:.0%}")
 

@@ -89,7 +89,7 @@ def apply_exit_order(position: Position, order: Order, now: datetime) -> bool:
 def close(position: Position, exit_price: Decimal, reason: str, order: Order,
           now: datetime) -> None:
     """The last of the position's shares exited at `exit_price`. Shares exited outside
-    tradectl before (services/outside.py) count at their own fills: the P&L is Alpaca's share
+    tradectl before (services/watch/outside.py) count at their own fills: the P&L is Alpaca's share
     for share (unknown when their price is)."""
     outside = position.outside_qty or Decimal(0)
     qty = (position.filled_qty or position.qty) - outside

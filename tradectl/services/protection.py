@@ -1,6 +1,6 @@
 """Is a tracked position's stop working at Alpaca? The pure decision: a position, one read of
 Alpaca's orders (an OrderBook), the last trade and the time in; a verdict out (protected or not,
-the working stop and take-profit, and what to do about a gap). No I/O: `services/rearm.py`
+the working stop and take-profit, and what to do about a gap). No I/O: `services/watch/rearm.py`
 acts on the verdict in `watch`; `status`, `close` and `adjust` read it.
 
 A stop protects the held shares when it is one of the position's own exit orders (its bracket's
@@ -17,7 +17,7 @@ from typing import Any
 
 from tradectl.broker import BrokerPosition, Order
 from tradectl.domain.states import ProtectionState
-from tradectl.services.reconcile import UNKNOWN_GRACE, Holding, OrderBook, exit_orders
+from tradectl.services.watch.reconcile import UNKNOWN_GRACE, Holding, OrderBook, exit_orders
 
 # Statuses in which an order still stands at Alpaca (issue 13). `held` is a bracket leg waiting
 # for its entry (or a stop Alpaca keeps held until it triggers); pending_replace is still the old

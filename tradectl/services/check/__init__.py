@@ -1,0 +1,1 @@
+"""check-alpaca: can trading work here."""

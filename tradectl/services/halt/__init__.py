@@ -1,0 +1,1 @@
+"""halt and resume: the emergency stop, its sweep, its record and report."""

@@ -1,0 +1,1 @@
+"""close and adjust: one position's exits changed, cancelled or closed."""

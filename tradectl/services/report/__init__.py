@@ -1,0 +1,1 @@
+"""report, log and status: what happened, read from the database and Alpaca."""

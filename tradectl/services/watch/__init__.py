@@ -1,0 +1,1 @@
+"""watch: the tick, Alpaca's orders onto positions, protection kept working."""

@@ -1,0 +1,404 @@
+"""The risk loop: each tick brings the database in line with the broker, computes the day's P&L,
+and pulls the emergency stop when the loss limit is reached (confirmed by a second read). The
+loop's policy lives here too: the tick's exit code, the back-off; who drives is watch_driver.py.
+
+A tick never waits on the network inside a transaction: the broker is read first, then the
+database is written in one short transaction. A database fault fails the tick like a broker
+fault does; the broker side (the loss limit, the stop) still runs without it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from tradectl.broker import Account, Broker, Order, StreamStatus, TradeUpdates
+from tradectl.db.locks import NamedLock
+from tradectl.db.session import Database
+from tradectl.db.spool import StopSpool
+from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.limits import Limit, limit_dollars
+from tradectl.domain.loss_limit import (
+    applicable_baseline,
+    loss_limit_reached,
+    loss_limit_reason,
+    loss_since_baseline,
+    loss_warning_reached,
+)
+from tradectl.domain.money import dollars
+from tradectl.errors import BrokerError, DatabaseError
+from tradectl.notify import Channels
+from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
+from tradectl.services.gate import GATE_WAIT_SECONDS
+from tradectl.services.halt.emergency_stop import emergency_stop
+from tradectl.services.halt.offline_stop import complete_offline_stops
+from tradectl.services.row_views import cycle_view, position_view, recent_events
+from tradectl.services.watch.holdings import split_holdings
+from tradectl.services.watch.rearm import keep_protected
+from tradectl.services.watch.reconcile import OrderBook, sync_live_positions
+from tradectl.services.watch.tick_report import BrokerState, TickReport
+from tradectl.services.watch.trade_updates import (
+    KnownOrders,
+    StreamReport,
+    apply_trade_updates,
+    arrivals,
+    note_refused_keys,
+    protect_touched,
+)
+from tradectl.services.watch.watch_driver import DriverSeat
+from tradectl.views import ExternalPositionView
+
+RECENT_EVENTS = 8
+STREAM_DOWN_SECONDS = 5.0  # WATCH_STREAM_DOWN_INTERVAL's default
+MAX_BACKOFF_SECONDS = 300.0
+UNRECORDED = 50  # faults kept, while the database is down, to be recorded once it is back
+# A failing database is tried again after 1, 2, 4... ticks, at most this far apart: a restart or
+# a failover takes seconds to tens of seconds, and a refused connection costs nothing.
+DATABASE_RETRY_CAP_SECONDS = 30.0
+
+
+class Watcher:
+    """Keeps what must survive between ticks: the driver lock, whether the 80% warning was given
+    this cycle, the last orders window, and the database's health (faults to record once it is
+    back, and when to try it again)."""
+
+    def __init__(self, db: Database, broker: Broker | None, channel: Channels | None, *,
+                 daily_loss_limit: Limit, drives_stops: bool, interval: float = 60.0,
+                 spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
+                 driver_lock: NamedLock | None = None, rearm_protection: bool = True,
+                 stream_down_interval: float = STREAM_DOWN_SECONDS,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
+        self.clock = clock
+        self.rearm_protection = rearm_protection
+        self.gate_wait, self.driver_lock = gate_wait, driver_lock
+        self.limit, self.interval = daily_loss_limit, interval
+        self.stream_down_interval = stream_down_interval
+        self.seat = DriverSeat(driver_lock, drives=drives_stops)
+        self._driver_notes: list[str] = []  # role changes to record once the database answers
+        self._warned_cycles: set[int | None] = set()
+        self._delay = interval
+        self._since: datetime | None = None
+        self._last_cycle_status = "unknown"
+        self._last_baseline: Decimal | None = None
+        self._database_failures = 0
+        self._database_retry_at = 0.0  # the clock's monotonic() when the database is tried again
+        self._unrecorded: list[tuple[datetime, str]] = []  # faults seen while it was down
+        self.known_orders = KnownOrders()  # the last orders read, the stream's updates over them
+        self._stream_refused = False  # "refused keys" recorded since the stream last connected
+
+    @property
+    def drives_stops(self) -> bool:
+        return self.seat.drives
+
+    # -- the loop's policy ----------------------------------------------------------------
+
+    def next_delay(self, report: TickReport, stream: StreamStatus | None = None) -> float:
+        """Back off while Alpaca rate-limits; back to normal once it answers; every few seconds
+        while the stream is not connected (only ticks see fills then). A failing database does
+        not slow the loop: it is tried again with its own back-off."""
+        if report.rate_limited:
+            self._delay = min(self._delay * 2, MAX_BACKOFF_SECONDS)
+        elif stream is not None and stream.state != "connected":
+            self._delay = min(self.interval, self.stream_down_interval)
+        else:
+            self._delay = self.interval
+        return self._delay
+
+    # -- one tick ---------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        with waiting_at_most(loop_wait(self.interval)):  # alerts never hold up a tick
+            return self._tick()
+
+    def _tick(self) -> TickReport:
+        report = TickReport(self.clock.now(), None, "unknown", None, drives_stops=self.drives_stops)
+        if self.clock.monotonic() < self._database_retry_at:
+            report = replace(report, database_failed=True,
+                             error="database: unavailable; tried again after its back-off")
+        report = self._check_driver(report)  # also during the back-off: a stand-by must take over
+        if self.spool is not None:
+            report = self._guarded(report, self._complete_offline_stops)
+        report = self._guarded(report, self._read_window)
+        state, error = self._read_broker(report)
+        report = self._guarded(report, lambda r: self._sync(r, state, error))
+        report = self._guarded(report, lambda r: self._protect(r, state))
+        if report.database_failed and state is not None:
+            report = replace(report, account=state.account,
+                             external=tuple(ExternalPositionView.of(p) for p in state.positions))
+        if state is not None and self.drives_stops:
+            report = self._check_loss_limit(report)
+        report = self._guarded(report, self._deliver_alerts)
+        if report.stop is not None:  # show the positions as the stop left them
+            report = self._guarded(report, self._views)
+        self._note_database(report, error)
+        return replace(report, drives_stops=self.drives_stops,
+                       standing_by=self.seat.role == "standby", driver=self.seat.driver)
+
+    def _guarded(self, report: TickReport,
+                 step: Callable[[TickReport], TickReport]) -> TickReport:
+        """Run a database step; a fault fails the tick instead of the loop, and the tick's later
+        database steps are skipped (they would wait on the same fault)."""
+        if report.database_failed:
+            return report
+        try:
+            return step(report)
+        except DatabaseError as err:
+            return replace(report, error=f"database: {err.message}", database_failed=True)
+
+    def _note_database(self, report: TickReport, broker_error: BrokerError | None) -> None:
+        if not report.database_failed:
+            self._database_failures, self._database_retry_at = 0, 0.0
+            return
+        if self.clock.monotonic() >= self._database_retry_at:  # it was tried in this tick
+            self._database_failures += 1
+            wait = min(self.interval * 2 ** (self._database_failures - 1),
+                       max(self.interval, DATABASE_RETRY_CAP_SECONDS))
+            self._database_retry_at = self.clock.monotonic() + wait
+        faults = [report.error or "database unavailable"]
+        if broker_error is not None:
+            faults.append(f"watch: {broker_error.message}")
+        self._unrecorded = (self._unrecorded + [(report.at, f) for f in faults])[-UNRECORDED:]
+
+    def _check_driver(self, report: TickReport) -> TickReport:
+        """The driver verifies its lock every tick (a database restart frees a session lock), a
+        stand-by tries for it (services/watch/watch_driver.py); a change is shown, and recorded as a
+        `watch_driver` event once the database answers."""
+        notes = self.seat.check()
+        self._driver_notes += notes
+        report = replace(report, changes=(*report.changes, *notes),
+                         drives_stops=self.drives_stops)
+        return self._guarded(report, self._record_driver_notes)
+
+    def _record_driver_notes(self, report: TickReport) -> TickReport:
+        if self._driver_notes:
+            with self.db.transaction() as journal:
+                for note in self._driver_notes:
+                    journal.record("watch_driver", note, cycle_id=report.cycle_id)
+                journal.commit()
+            self._driver_notes = []
+        return report
+
+    def _complete_offline_stops(self, report: TickReport) -> TickReport:
+        assert self.spool is not None
+        recorded = complete_offline_stops(self.db, self.spool, self.broker, self.channel,
+                                          clock=self.clock)
+        return replace(report, changes=report.changes + tuple(recorded))
+
+    def _deliver_alerts(self, report: TickReport) -> TickReport:
+        return replace(report, alerts_sent=deliver_pending(self.db, self.channel,
+                                                           clock=self.clock).sent)
+
+    def _read_window(self, report: TickReport) -> TickReport:
+        with self.db.read() as journal:
+            self._since = journal.orders_window_start()
+        return report
+
+    def _read_broker(self, report: TickReport) -> tuple[BrokerState | None, BrokerError | None]:
+        """Three reads side by side, whatever the size of the book. Without the database the
+        last window read still covers the book tradectl knew about."""
+        if self.broker is None:
+            return None, None
+        since = self._since or report.at
+        try:
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                account = pool.submit(self.broker.account)
+                positions = pool.submit(self.broker.list_positions)
+                orders = pool.submit(self.broker.list_orders, status="all", after=since)
+                state = BrokerState(account.result(), positions.result(), orders.result())
+        except BrokerError as err:
+            return None, err
+        self.known_orders.reset(state.orders)
+        return state, None
+
+    # -- between ticks: Alpaca's trade updates ------------------------------------------
+
+    def between_ticks(self, delay: float, updates: TradeUpdates | None,
+                      seen: StreamStatus | None = None) -> Iterator[StreamReport]:
+        """The wait before the next tick: without the stream a sleep; with it, each batch of
+        trade updates applied as it arrives, and each change of the stream's state reported;
+        cut short when the stream connects after `seen` or is down (trade_updates.arrivals)."""
+        if updates is None:
+            time.sleep(delay)
+            return
+        # Keys refused while the tick ran: the wait below sees no change of state to report.
+        # A database fault leaves it for a later wait.
+        with suppress(DatabaseError):
+            self._stream_refused = note_refused_keys(self.db, updates.status(),
+                                                     self._stream_refused)
+        while_down = None if delay > self.interval else self.stream_down_interval
+        for orders, status in arrivals(updates, delay, while_down=while_down, seen=seen,
+                                       clock=self.clock):
+            yield self.apply_updates(orders, status)
+
+    def apply_updates(self, orders: Sequence[Order], stream: StreamStatus) -> StreamReport:
+        """Trade updates, applied on the loop's thread (the one writer) in one transaction.
+        A failing database skips them: the next tick reads the orders again."""
+        report = StreamReport(self.clock.now(), stream)
+        if self.clock.monotonic() < self._database_retry_at:
+            return replace(report, error="database: unavailable; the next tick reconciles")
+        try:
+            self._stream_refused = note_refused_keys(self.db, stream, self._stream_refused)
+            if not orders:
+                return report
+            applied = apply_trade_updates(self.db, self.known_orders, orders, report.at,
+                                          RECENT_EVENTS)
+            report = replace(report, changes=applied.changes, positions=applied.positions,
+                             events=applied.events)
+            if applied.touched and self.broker is not None and self.seat.confirm():
+                report = protect_touched(self.db, self.broker, self.channel, self.known_orders,
+                                         applied, report, rearm=self.rearm_protection,
+                                         gate_wait=self.gate_wait, recent_events=RECENT_EVENTS,
+                                         clock=self.clock)
+        except DatabaseError as err:
+            return replace(report, error=f"database: {err.message}")
+        return report
+
+    # -- bringing the database in line ---------------------------------------------------
+
+    def _sync(self, report: TickReport, state: BrokerState | None,
+              error: BrokerError | None) -> TickReport:
+        with self.db.transaction() as journal:
+            cycle = journal.latest_cycle()
+            report = replace(report, cycle_id=cycle.id if cycle else None,
+                             cycle_status=cycle.status if cycle else "none",
+                             stop_reason=cycle.stop_reason if cycle else None,
+                             loss_baseline=applicable_baseline(
+                                 cycle.loss_baseline, cycle.baseline_at, report.at)
+                             if cycle else None)
+            live = journal.live_positions()
+            changes: list[str] = []
+            for at, fault in self._unrecorded:
+                journal.record("watch_fault", f"while the database was unreachable "
+                               f"({at:%H:%M:%S} UTC): {fault}", cycle_id=report.cycle_id,
+                               details={"at": at})
+            if error is not None:
+                report = replace(report, error=error.message, rate_limited=error.status == 429)
+                journal.record("broker_error", f"watch: {error.message}",
+                               cycle_id=report.cycle_id, details={"http_status": error.status})
+            elif state is not None:
+                report = replace(report, account=state.account)
+                changes = sync_live_positions(journal, live, OrderBook.of(state.orders),
+                                              {p.symbol: p for p in state.positions}, report.at)
+            positions, external = split_holdings([position_view(p) for p in live],
+                                                 state.positions if state is not None else [])
+            report = replace(report, changes=report.changes + tuple(changes),
+                             positions=positions, external=external,
+                             events=tuple(recent_events(journal, RECENT_EVENTS)))
+            journal.commit()
+        self._unrecorded = []
+        self._last_cycle_status, self._last_baseline = report.cycle_status, report.loss_baseline
+        return report
+
+    def _protect(self, report: TickReport, state: BrokerState | None) -> TickReport:
+        """Every held share has a working stop (services/watch/rearm.py), from the same reads. Only
+        the watch that drives stops acts on a gap; a read-only one shows it."""
+        if state is None or self.broker is None or report.error:
+            return report
+        found = keep_protected(self.db, self.broker, self.channel, orders=state.orders,
+                               held=state.positions, views=report.positions, now=report.at,
+                               clock=self.clock,
+                               rearm=self.rearm_protection,
+                               stopped=report.cycle_status == "stopped", act=self.drives_stops)
+        return replace(report, positions=found.positions, changes=report.changes + found.changes,
+                       unprotected=found.unprotected, protection_error=found.error)
+
+    # -- the loss limit -----------------------------------------------------------------
+
+    def _check_loss_limit(self, report: TickReport) -> TickReport:
+        if report.day_pnl is None or self.broker is None:
+            return report
+        known = report.cycle_status != "unknown"  # else the database is down: the last seen
+        status = report.cycle_status if known else self._last_cycle_status
+        baseline = report.loss_baseline if known else self._last_baseline
+        if status == "stopped":
+            return report
+        # a percentage is of the day's starting equity: Alpaca's last_equity, read each tick
+        limit = limit_dollars(self.limit, report.account.last_equity if report.account else None)
+        if limit is None:
+            return report
+        pnl = loss_since_baseline(report.day_pnl, baseline)
+        if loss_limit_reached(pnl, limit):
+            try:  # one bad equity reading must not flatten the account
+                confirmed = self.broker.account()
+            except BrokerError as err:
+                return replace(report, error=f"loss limit reading not confirmed: {err.message}")
+            confirmed_pnl = loss_since_baseline(confirmed.day_pnl, baseline)
+            if loss_limit_reached(confirmed_pnl, limit) and self.seat.confirm():
+                reason = loss_limit_reason(confirmed_pnl, limit, baseline)
+                stop = emergency_stop(self.db, self.broker, self.channel, reason,
+                                      spool=self.spool, gate_wait=self.gate_wait,
+                                      clock=self.clock)
+                self._last_cycle_status = "stopped"
+                return replace(report, account=confirmed, stop=stop, cycle_status="stopped",
+                               stop_reason=reason, cycle_id=stop.cycle_id or report.cycle_id)
+            first = report.day_pnl
+            report = self._guarded(report, lambda r: self._discarded(r, first, confirmed))
+            pnl = confirmed_pnl
+        if loss_warning_reached(pnl, limit) and report.cycle_id not in self._warned_cycles:
+            since = " since the forced resume" if baseline is not None else ""
+            warning = (f"the day's loss{since} {dollars(-pnl)} is past 80% of DAILY_LOSS_LIMIT "
+                       f"{dollars(limit)}")
+            report = replace(report, warning=warning)
+            report = self._guarded(report, lambda r: self._record_warning(r, warning))
+        return report
+
+    def _discarded(self, report: TickReport, first: Decimal, confirmed: Account) -> TickReport:
+        """The first reading reached the limit, the second did not: show and keep the second."""
+        with self.db.transaction() as journal:
+            journal.record("account_reading_discarded",
+                           f"account reading discarded: day P&L {dollars(first)} was not "
+                           f"confirmed by a second read ({dollars(confirmed.day_pnl)})",
+                           cycle_id=report.cycle_id,
+                           details={"discarded_day_pnl": first,
+                                    "confirmed_day_pnl": confirmed.day_pnl})
+            journal.commit()
+        return replace(report, account=confirmed)
+
+    def _record_warning(self, report: TickReport, warning: str) -> TickReport:
+        with self.db.transaction() as journal:
+            journal.record("loss_warning", warning, cycle_id=report.cycle_id)
+            journal.commit()
+        self._warned_cycles.add(report.cycle_id)
+        return report
+
+    def _views(self, report: TickReport) -> TickReport:
+        with self.db.read() as journal:
+            cycle = journal.latest_cycle()
+            view = cycle_view(cycle) if cycle is not None else None
+            return replace(report,
+                           positions=tuple(position_view(p) for p in journal.live_positions()),
+                           events=tuple(recent_events(journal, RECENT_EVENTS)),
+                           cycle_id=view.id if view else report.cycle_id)
+
+
+@contextmanager
+def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
+             daily_loss_limit: Limit, interval: float, read_only: bool,
+             spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
+             rearm_protection: bool = True,
+             stream_down_interval: float = STREAM_DOWN_SECONDS,
+             clock: Clock = SYSTEM_CLOCK) -> Iterator[Watcher]:
+    """One `watch` per database drives automatic stops: the one holding the driver lock. Another
+    stands by and takes over when it is gone (services/watch/watch_driver.py). `read_only` never
+    takes the lock and never pulls the stop."""
+    def watcher(lock: NamedLock | None) -> Watcher:
+        return Watcher(db, broker, channel, daily_loss_limit=daily_loss_limit,
+                       drives_stops=lock is not None, interval=interval, spool=spool,
+                       gate_wait=gate_wait, driver_lock=lock,
+                       rearm_protection=rearm_protection,
+                       stream_down_interval=stream_down_interval, clock=clock)
+
+    try:
+        if read_only:
+            yield watcher(None)
+            return
+        with db.lock("watch-driver", wait=0) as driver:  # held, or not yet: standing by
+            yield watcher(driver)
+    finally:
+        drain()  # alerts a tick left going out, each bounded by its channel
