@@ -135,3 +135,23 @@ def test_status_shows_the_drop_from_the_recorded_peak(db: Database, broker: Fake
     (rule,) = report.rules
     assert (rule.rule, rule.limit, rule.current, rule.state) == (
         "drawdown_from_peak", "500", "450.00", "warning")
+
+
+def test_an_unreadable_history_keeps_the_readings_and_is_tried_again(
+    db: Database, broker: FakeBroker, channel: FakeChannel,
+) -> None:
+    from tradectl.errors import BrokerError
+
+    broker.set_equity_history([(NOON, "100600")])
+    broker.fail("equity_history", BrokerError("Alpaca 500: internal error", status=500))
+    clock = at(broker, NOON + timedelta(hours=1), "100300")
+    watch = watcher(db, broker, channel, clock)
+    first = watch.tick()
+    assert first.stop is None and "drawdown: portfolio history: Alpaca 500" in first.changes[-1]
+    assert recorded(db) == (Decimal("100300"), clock.at)  # this reading, kept meanwhile
+
+    clock.at += timedelta(minutes=1)
+    at(broker, clock.at, "100100")
+    second = watch.tick()  # the history read again: its noon peak counts
+    assert second.stop is not None and "peak $100,600.00" in (second.stop_reason or "")
+    assert broker.calls.count("equity_history") == 2

@@ -108,6 +108,8 @@ class WatchDisplay:
             parts.append("pnl=unknown (P&L needs a broker: set ALPACA_API_KEY)")
         held = sum(1 for p in result.positions if p.is_live) + len(result.external)
         parts.append(f"positions={held}")  # what is open after the tick
+        parts += [f"{r.rule}={r.state} ({r.current or '-'} of {r.limit or '-'})"
+                  for r in result.rules]
         if result.external:
             parts.append(f"external={len(result.external)}")
         if result.standing_by:
