@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from tests.conftest import closed_port
 from tests.fakes.broker import FakeBroker, FakeChannel
 from tradectl.db.session import Database
 from tradectl.domain.clock import FixedClock
@@ -155,3 +156,22 @@ def test_an_unreadable_history_keeps_the_readings_and_is_tried_again(
     second = watch.tick()  # the history read again: its noon peak counts
     assert second.stop is not None and "peak $100,600.00" in (second.stop_reason or "")
     assert broker.calls.count("equity_history") == 2
+
+
+def test_without_its_database_the_peak_in_memory_still_stops_the_day(
+    db: Database, broker: FakeBroker, channel: FakeChannel,
+) -> None:
+    clock = at(broker, NOON, "100600")
+    watch = watcher(db, broker, channel, clock)
+    watch.tick()
+    gone = Database(f"postgresql://nobody@127.0.0.1:{closed_port()}/tradectl")
+    assert watch.peaks is not None
+    watch.db = watch.peaks.db = gone  # the database is unreachable from here on
+    broker.transactions = channel.transactions = None
+    clock.at = NOON + timedelta(hours=3)
+    at(broker, clock.at, "100050")
+    report = watch.tick()
+    assert report.database_failed and report.rules[0].state == "tripped"
+    assert broker.calls.count("close_all_positions") == 1  # the stop, from the peak in memory
+    assert report.stop is not None and report.stop.database_error is not None
+    gone.dispose()

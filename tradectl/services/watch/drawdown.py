@@ -32,16 +32,18 @@ class DayPeaks:
         self._history_owed: date | None = None  # the day whose history could not be read yet
         self.error: str | None = None  # the last tick's: the history or the record unreadable
 
-    def judge(self, account: Account, at: datetime) -> RuleVerdict:
-        """The rule on this reading, the peak brought up to it (and recorded if it rose)."""
-        return drawdown_from_peak(self.limit, self.peak(account.equity, at), account.equity)
+    def judge(self, account: Account, at: datetime, *, database: bool = True) -> RuleVerdict:
+        """The rule on this reading, the peak brought up to it (and recorded if it rose).
+        `database=False`: the tick found it down; the peak in memory alone until it is back."""
+        peak = self.peak(account.equity, at, database=database)
+        return drawdown_from_peak(self.limit, peak, account.equity)
 
     def again(self, account: Account) -> RuleVerdict:
         """The rule on a second reading (the stop's confirmation), against the same peak."""
         peak = self._peak[0] if self._peak is not None else None
         return drawdown_from_peak(self.limit, peak, account.equity)
 
-    def peak(self, equity: Decimal, at: datetime) -> Decimal:
+    def peak(self, equity: Decimal, at: datetime, *, database: bool = True) -> Decimal:
         day_start = trading_day_start(at)
         day = day_start.date()
         if self._day != day:  # a new trading day starts from nothing
@@ -50,10 +52,13 @@ class DayPeaks:
         seen: list[Seen] = [(equity, at, "account")]
         if self._peak is not None:
             seen.append(self._peak)
-        try:
-            recorded = self._recorded(day)
-        except DatabaseError as err:
-            self.error = f"database: {err.message}"
+        recorded = None
+        if database:
+            try:
+                recorded = self._recorded(day)
+            except DatabaseError as err:
+                self.error, database = f"database: {err.message}", False
+        if not database:  # kept in memory; written once the database answers again
             self._peak = max(seen)
             return self._peak[0]
         if recorded is not None:

@@ -364,7 +364,7 @@ class Watcher:
         first = report.account
         if first is None:
             return report
-        verdict = self.peaks.judge(first, report.at)
+        verdict = self.peaks.judge(first, report.at, database=not report.database_failed)
         report = replace(report, rules=(*report.rules, verdict))
         if self.peaks.error is not None:
             report = replace(report, changes=(*report.changes, f"drawdown: {self.peaks.error}"))
