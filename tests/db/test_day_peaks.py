@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.db.test_db import empty_url as empty_url  # noqa: F401  (the fixture, both backends)
+# the fixture: an empty database on each backend
+from tests.db.test_db import empty_url as empty_url
 from tradectl.db.session import Database
 
 DAY = date(2026, 11, 30)
@@ -18,7 +19,7 @@ AT = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(empty_url: str) -> Iterator[Database]:  # noqa: F811
+def db(empty_url: str) -> Iterator[Database]:
     database = Database(empty_url)
     database.upgrade()
     yield database
@@ -53,7 +54,7 @@ def test_two_writers_of_the_days_first_peak_keep_the_higher(db: Database) -> Non
         try:
             start.wait(5)
             raise_peak(db, equity)
-        except BaseException as err:  # noqa: BLE001  (reported by the assertion below)
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=write, args=(e,)) for e in ("100500", "100700")]
