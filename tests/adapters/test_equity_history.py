@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.adapters.fake_alpaca.spec_log import spec_problems
 from tests.adapters.test_spec_conformance import adapter
 from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker import EquityPoint, wire
@@ -32,6 +33,7 @@ def test_the_adapter_reads_todays_1_minute_equity_from_the_days_start(fake: Fake
     (request,) = [r for r in fake.requests if r.path == "/v2/account/portfolio/history"]
     assert request.query == {"start": "2026-11-30T05:00:00+00:00", "timeframe": "1Min",
                              "intraday_reporting": "extended_hours"}
+    assert spec_problems(fake) == {}  # the request and the answer as Alpaca's spec says
 
 
 def decoded(text: str) -> object:
