@@ -1,6 +1,8 @@
 """The risk loop: each tick brings the database in line with the broker, computes the day's P&L,
-and pulls the emergency stop when the loss limit is reached (confirmed by a second read). The
-loop's policy lives here too: the tick's exit code, the back-off; who drives is watch_driver.py.
+and pulls the emergency stop when the loss limit is reached, or the equity has fallen
+MAX_DRAWDOWN_FROM_PEAK below the day's peak (services/watch/drawdown.py); each confirmed by a
+second read. The loop's policy lives here too: the tick's exit code, the back-off; who drives
+is watch_driver.py.
 
 A tick never waits on the network inside a transaction: the broker is read first, then the
 database is written in one short transaction. A database fault fails the tick like a broker
