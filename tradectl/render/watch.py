@@ -28,6 +28,7 @@ STREAM_OFF = StreamStatus("off")
 STREAM_STYLES = {"connected": "green", "connecting": "yellow", "reconnecting": "yellow",
                  "unauthorized": "bold red", "off": "dim"}
 
+RULE_STYLES = {"ok": "green", "warning": "yellow", "tripped": "bold red"}
 
 class WatchDisplay:
     def __init__(self, *, mode: str, limit: Limit, interval: float, as_json: bool, live: bool,
@@ -107,6 +108,8 @@ class WatchDisplay:
             parts.append("pnl=unknown (P&L needs a broker: set ALPACA_API_KEY)")
         held = sum(1 for p in result.positions if p.is_live) + len(result.external)
         parts.append(f"positions={held}")  # what is open after the tick
+        parts += [f"{r.rule}={r.state} ({r.current or '-'} of {r.limit or '-'})"
+                  for r in result.rules]
         if result.external:
             parts.append(f"external={len(result.external)}")
         if result.standing_by:
@@ -166,6 +169,8 @@ class WatchDisplay:
         elif not self.broker_enabled:
             lines.append(Text("P&L needs a broker: set ALPACA_API_KEY and ALPACA_SECRET_KEY",
                               style="yellow"))
+        lines += [Text(f"rule {r.rule} {r.state}: {one_line(r.message)}",
+                       style=RULE_STYLES[r.state]) for r in result.rules]
         lines.append(Text(f"stream: {stream_text(self._stream)}",
                           style=STREAM_STYLES[self._stream.state]))
         for note, style in ((result.warning, "bold yellow"), (result.error, "bold red"),
@@ -273,6 +278,8 @@ def _external_row(x: ExternalPositionView) -> tuple[Any, ...]:
 
 
 def tick_document(result: TickReport) -> dict[str, Any]:
+    from tradectl.render.status import rules_document
+
     account = result.account
     return {
         "at": result.at,
@@ -299,4 +306,5 @@ def tick_document(result: TickReport) -> dict[str, Any]:
             "alert": result.stop.alert,
         },
         "alerts_sent": result.alerts_sent,
+        "rules": rules_document(result.rules),
     }

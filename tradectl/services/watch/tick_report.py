@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradectl.broker import Account, BrokerPosition, Order
+from tradectl.domain.day_rules import RuleVerdict
 from tradectl.domain.loss_limit import loss_since_baseline
 from tradectl.errors import ExitCode
 from tradectl.services.halt.emergency_stop import HaltReport
@@ -36,6 +37,7 @@ class TickReport:
     alerts_sent: int = 0
     unprotected: tuple[str, ...] = ()  # "AAPL #3": held shares with no working stop at Alpaca
     protection_error: str | None = None  # a restore or a gap's close Alpaca refused this tick
+    rules: tuple[RuleVerdict, ...] = ()  # the rules `watch` enforces, as judged this tick
 
     @property
     def role(self) -> str:
