@@ -1,6 +1,7 @@
 """Secrets taken out of a server's error text and of the HTTP libraries' log records while a
 channel sends: a webhook's URL and a Telegram bot's token travel in the request's URL, which
-httpx logs at DEBUG. The scrub ignores case (a server may echo a token upper- or lower-cased)."""
+an HTTP library may log at DEBUG. The scrub ignores case (a server may echo a token upper- or
+lower-cased)."""
 
 from __future__ import annotations
 

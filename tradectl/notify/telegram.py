@@ -3,7 +3,7 @@ JSON `chat_id` and `text`), to https://api.telegram.org or a self-hosted Bot API
 (ALERT_TELEGRAM_API_URL).
 
 The bot's token sits in the URL's path, so it is a secret: it is never in an error text, a repr,
-a log record (httpx's DEBUG lines are redacted while a send runs) or a stored row; the channel is
+a log record (httpcore's DEBUG lines are redacted while a send runs) or a stored row; the channel is
 shown as the chat and the API's host. The text is plain (no parse_mode: an alert's reason cannot
 turn into markup) and cut at Telegram's 4096 characters, saying so at its end: one alert is one
 message, so its delivery is one record. Telegram answers `{"ok": true, ...}`, or `ok: false`
