@@ -13,6 +13,7 @@ from tradectl.domain.limits import Limit, limit_dollars
 from tradectl.render import cents, dollars, money, one_line, quantity, stdout
 from tradectl.render.json import plain, print_json
 from tradectl.render.protection import exit_cells, protection_cell
+from tradectl.render.status import rule_line, rules_document
 from tradectl.views import overlaid
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ class WatchDisplay:
         if result.unprotected:
             parts.append(f"UNPROTECTED: {', '.join(result.unprotected)}")
         parts.append(f"stream: {stream_text(self._stream)}")
+        parts += [f"rule {r.rule}={r.state}" + (f" ({r.current}/{r.limit})" if r.current else "")
+                  for r in result.rules]
         parts += [f"change: {one_line(c)}" for c in result.changes]
         if result.warning:
             parts.append(f"WARNING: {one_line(result.warning)}")
@@ -168,6 +171,7 @@ class WatchDisplay:
                               style="yellow"))
         lines.append(Text(f"stream: {stream_text(self._stream)}",
                           style=STREAM_STYLES[self._stream.state]))
+        lines += [Text.from_markup(f"rule {rule_line(r)}") for r in result.rules]
         for note, style in ((result.warning, "bold yellow"), (result.error, "bold red"),
                             (update.error if update else None, "bold red")):
             if note:
@@ -290,6 +294,7 @@ def tick_document(result: TickReport) -> dict[str, Any]:
         "changes": list(result.changes),
         "unprotected": list(result.unprotected),
         "protection_error": result.protection_error,
+        "rules": rules_document(result.rules),
         "warning": result.warning,
         "error": result.error,
         "emergency_stop": None if result.stop is None else {

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Account, BrokerPosition, Order
+from tradectl.broker import Account, BrokerPosition, Clock, Order
+from tradectl.domain.day_rules import RuleVerdict
 from tradectl.domain.loss_limit import loss_since_baseline
 from tradectl.errors import ExitCode
 from tradectl.services.halt.emergency_stop import HaltReport
@@ -36,6 +37,7 @@ class TickReport:
     alerts_sent: int = 0
     unprotected: tuple[str, ...] = ()  # "AAPL #3": held shares with no working stop at Alpaca
     protection_error: str | None = None  # a restore or a gap's close Alpaca refused this tick
+    rules: tuple[RuleVerdict, ...] = ()  # each configured day rule, as `status` shows it
 
     @property
     def role(self) -> str:
@@ -67,3 +69,4 @@ class BrokerState:
     account: Account
     positions: list[BrokerPosition]
     orders: list[Order]
+    market_clock: Clock | None = None  # Alpaca's clock, read only for the rules judged on it

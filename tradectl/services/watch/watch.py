@@ -22,6 +22,7 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.day_rules import DayLimits
 from tradectl.domain.limits import Limit, limit_dollars
 from tradectl.domain.loss_limit import (
     applicable_baseline,
@@ -38,6 +39,7 @@ from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.halt.emergency_stop import emergency_stop
 from tradectl.services.halt.offline_stop import complete_offline_stops
 from tradectl.services.row_views import cycle_view, position_view, recent_events
+from tradectl.services.watch.day_close import day_rules_step, market_clock
 from tradectl.services.watch.holdings import split_holdings
 from tradectl.services.watch.rearm import keep_protected
 from tradectl.services.watch.reconcile import OrderBook, sync_live_positions
@@ -72,9 +74,9 @@ class Watcher:
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
                  driver_lock: NamedLock | None = None, rearm_protection: bool = True,
                  stream_down_interval: float = STREAM_DOWN_SECONDS,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, day: DayLimits | None = None) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
-        self.clock = clock
+        self.clock, self.day = clock, day or DayLimits()
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
         self.limit, self.interval = daily_loss_limit, interval
@@ -128,6 +130,7 @@ class Watcher:
         state, error = self._read_broker(report)
         report = self._guarded(report, lambda r: self._sync(r, state, error))
         report = self._guarded(report, lambda r: self._protect(r, state))
+        report = self._guarded(report, lambda r: self._day_rules(r, state))
         if report.database_failed and state is not None:
             report = replace(report, account=state.account,
                              external=tuple(ExternalPositionView.of(p) for p in state.positions))
@@ -206,11 +209,13 @@ class Watcher:
             return None, None
         since = self._since or report.at
         try:
-            with ThreadPoolExecutor(max_workers=3) as pool:
+            with ThreadPoolExecutor(max_workers=4) as pool:
                 account = pool.submit(self.broker.account)
                 positions = pool.submit(self.broker.list_positions)
                 orders = pool.submit(self.broker.list_orders, status="all", after=since)
-                state = BrokerState(account.result(), positions.result(), orders.result())
+                market = pool.submit(self.broker.clock) if self.day.needs_market_clock else None
+                state = BrokerState(account.result(), positions.result(), orders.result(),
+                                    market_clock(market))
         except BrokerError as err:
             return None, err
         self.known_orders.reset(state.orders)
@@ -308,6 +313,15 @@ class Watcher:
         return replace(report, positions=found.positions, changes=report.changes + found.changes,
                        unprotected=found.unprotected, protection_error=found.error)
 
+    # -- the day's rules ------------------------------------------------------------------
+
+    def _day_rules(self, report: TickReport, state: BrokerState | None) -> TickReport:
+        """Shown as `status` shows them; FLATTEN_BEFORE_CLOSE acted on by the driver."""
+        if not self.day.any:
+            return report
+        return day_rules_step(self.db, self.broker, self.channel, self.day, report, state,
+                              act=self.drives_stops, clock=self.clock)
+
     # -- the loss limit -----------------------------------------------------------------
 
     def _check_loss_limit(self, report: TickReport) -> TickReport:
@@ -383,7 +397,7 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
              rearm_protection: bool = True,
              stream_down_interval: float = STREAM_DOWN_SECONDS,
-             clock: Clock = SYSTEM_CLOCK) -> Iterator[Watcher]:
+             clock: Clock = SYSTEM_CLOCK, day: DayLimits | None = None) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: the one holding the driver lock. Another
     stands by and takes over when it is gone (services/watch/watch_driver.py). `read_only` never
     takes the lock and never pulls the stop."""
@@ -392,7 +406,7 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
                        drives_stops=lock is not None, interval=interval, spool=spool,
                        gate_wait=gate_wait, driver_lock=lock,
                        rearm_protection=rearm_protection,
-                       stream_down_interval=stream_down_interval, clock=clock)
+                       stream_down_interval=stream_down_interval, clock=clock, day=day)
 
     try:
         if read_only:
