@@ -119,16 +119,25 @@ def test_a_failed_flatten_is_flagged_alerted_and_tried_again_next_tick(
     open_position(db, broker, bracket("AAPL"))
     tick(db, broker, channel, minutes=None)
     broker.set_clock(CLOSE - timedelta(minutes=5), next_close=CLOSE)
-    broker.fail("close_position", BrokerError("market closed for this symbol", status=422))
+    refused = BrokerError("market closed for this symbol", status=422)
+    broker.fail("close_position", refused, times=2)
     failed = tick(db, broker, channel)
     (aapl,) = rows(db)
     assert aapl.status == "open" and aapl.close_reason is None
     assert failed.protection_error is not None and "AAPL #1" in failed.protection_error
-    assert "flatten_before_close" in [a.kind for a in channel.sent]
+    assert [a.subject for a in channel.sent if a.kind == "flatten_before_close"] == [
+        "FLATTEN BEFORE CLOSE FAILED for some day trades"]
+
+    again = tick(db, broker, channel)  # refused again: tried, flagged, not alerted twice
+    assert again.protection_error is not None and rows(db)[0].status == "open"
+    assert len([a for a in channel.sent if a.kind == "flatten_before_close"]) == 1
 
     tick(db, broker, channel)
     (aapl,) = rows(db)
     assert aapl.status == "closing" and aapl.close_reason == "flatten_before_close"
+    assert [a.subject for a in channel.sent if a.kind == "flatten_before_close"][1:] == [
+        "Flattened the day trades before the close"]
+    assert len(events(db, "flatten_before_close")) == 3
 
 
 def test_the_clock_is_read_only_when_a_rule_needs_it(db: Database, broker: FakeBroker,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tradectl.broker import Broker
 from tradectl.broker import Clock as MarketClock
@@ -35,6 +35,7 @@ from tradectl.services.watch.tick_report import BrokerState, TickReport
 from tradectl.views import PositionView
 
 SENT = ("closed", "closing", "cancelled", "cancelling", "unknown")  # a close went out
+RUNNING = "another close of it is running"
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ def flatten_day_trades(db: Database, broker: Broker, channel: Channels | None,
         return FlattenReport()
     outcomes = [_flatten_one(db, broker, channel, located, clock) for located in targets]
     changes = tuple(_change(plan, outcome, why) for plan, outcome, why in outcomes)
-    failed = [c for (_, outcome, why), c in zip(outcomes, changes, strict=True)
-              if why is not None or (outcome is not None and outcome.failed)]
-    if any(outcome is not None and outcome.state in SENT for _, outcome, _ in outcomes) \
-            or failed:
-        _alert(db, channel, verdict, changes, bool(failed))
-    return FlattenReport(changes, "; ".join(failed) if failed else None,
+    sent = [p.position_id for p, outcome, _ in outcomes
+            if outcome is not None and outcome.state in SENT]
+    failed = {p.position_id: c for (p, outcome, why), c in zip(outcomes, changes, strict=True)
+              if (why is not None and why != RUNNING) or (outcome is not None and outcome.failed)}
+    if sent or failed:
+        _record(db, channel, verdict, changes, sent, sorted(failed))
+    return FlattenReport(changes, "; ".join(failed.values()) if failed else None,
                          frozenset(plan.position_id for plan in targets))
 
 
@@ -81,7 +83,7 @@ def _flatten_one(db: Database, broker: Broker, channel: Channels | None, located
     """(the plan, the close's outcome, or why nothing was sent)."""
     with exit_lock(db, located.position_id, wait=0) as lock:
         if not lock:  # a `close` of it is running: its own answer settles it
-            return located, None, "another close of it is running"
+            return located, None, RUNNING
         try:
             plan = plan_located(db, broker, located, lock_held=True, clock=clock)
             return plan, execute_close(db, broker, channel, plan, clock=clock,
@@ -104,18 +106,25 @@ def _change(plan: ClosePlan, outcome: ExitOutcome | None, why: str | None) -> st
     }.get(outcome.state, f"{outcome.state}" + (f": {outcome.error}" if outcome.error else ""))
 
 
-def _alert(db: Database, channel: Channels | None, verdict: RuleVerdict,
-           changes: tuple[str, ...], failed: bool) -> None:
+def _record(db: Database, channel: Channels | None, verdict: RuleVerdict,
+            changes: tuple[str, ...], sent: list[int], failed: list[int]) -> None:
+    """The flatten's event, and its one alert: for closes sent, or for a failure not yet
+    alerted before this close (a retry that fails again each tick alerts once)."""
     subject = ("FLATTEN BEFORE CLOSE FAILED for some day trades" if failed
                else "Flattened the day trades before the close")
     body = (f"{verdict.message}.\n\n" + "\n".join(changes) + "\n\n"
             "Positions opened with --gtc are kept with their protection."
             + ("\nWhat failed is tried again at the next watch tick; `tradectl close SYMBOL` "
                "exits it now.\n" if failed else "\n"))
+    close = verdict.figures["next_close"]  # a tripped flatten always has Alpaca's close
+    since = datetime.fromisoformat(close) - timedelta(days=1)
     with db.transaction() as journal:
+        alerted = {i for d in journal.event_details(FLATTEN_RULE, since=since)
+                   if d and d.get("next_close") == close for i in d.get("failed", ())}
         journal.record(FLATTEN_RULE, f"{subject}: " + "; ".join(changes),
-                       details=dict(verdict.figures))
-        queue_alert(journal, channel, FLATTEN_RULE, subject, body)
+                       details={**verdict.figures, "flattened": sent, "failed": failed})
+        if sent or set(failed) - alerted:
+            queue_alert(journal, channel, FLATTEN_RULE, subject, body)
         journal.commit()
 
 
