@@ -7,7 +7,8 @@ planned on a fresh read, written ahead with close_reason `flatten_before_close`,
 cancelled, closed at market, the answer recorded). A `--gtc` position is a swing trade: kept,
 with its stop. A close that fails leaves the row as the close left it (flagged, and
 UNPROTECTED if its exits were cancelled) and is tried again next tick; a row already closing
-is not sent again. One alert per flatten: a tick that sent closes queues one, listing them.
+is not sent again. One alert per flatten (not per position): a tick that sent closes queues
+one, listing them; a failure is alerted once per position and close, however many ticks retry.
 """
 
 from __future__ import annotations
