@@ -53,6 +53,7 @@ DEFAULTS: dict[str, str | None] = {
     "MAX_TRADES_PER_DAY": None,
     "COOLDOWN_AFTER_LOSSES": None,
     "DAILY_PROFIT_TARGET": None,
+    "MAX_DRAWDOWN_FROM_PEAK": None,  # enforced by `watch` (docs/commands/watch.md)
     "FLATTEN_BEFORE_CLOSE": None,  # `watch` exits day trades; docs/commands/watch.md
     "SMTP_HOST": None,
     "SMTP_PORT": "587",
@@ -109,6 +110,7 @@ class Settings:
     max_trades_per_day: int | None = None
     cooldown_after_losses: Cooldown | None = None
     daily_profit_target: Amount | None = None  # dollars, or % of the day's starting equity
+    max_drawdown_from_peak: Amount | None = None  # dollars, or % of the day's peak equity
     flatten_before_close: int | None = None  # minutes before Alpaca's next close
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
@@ -234,6 +236,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         max_trades_per_day=optional(_positive_int, "MAX_TRADES_PER_DAY", raw),
         cooldown_after_losses=optional(cooldown, "COOLDOWN_AFTER_LOSSES", raw),
         daily_profit_target=optional(money_or_percent, "DAILY_PROFIT_TARGET", raw),
+        max_drawdown_from_peak=optional(money_or_percent, "MAX_DRAWDOWN_FROM_PEAK", raw),
         flatten_before_close=optional(minutes, "FLATTEN_BEFORE_CLOSE", raw),
         app_dir=app_dir,
         alpaca_trusted_hosts=trusted,

@@ -18,10 +18,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import pytest
 import vcr
 import yaml
 
+from tests.adapters.vcr_httpcore import VCRConnectionPool
 from tests.fakes.alpaca import FakeAlpaca
 from tradectl.broker import BracketRequest, Order
 from tradectl.broker.alpaca import AlpacaBroker
@@ -46,7 +48,7 @@ def _no_sleep(seconds: float) -> None:
 
 
 def _no_body_is_none(request: Any) -> Any:
-    """httpx sends a GET's empty body as b"", requests sent None: the same request."""
+    """httpcore sends a GET's empty body as b"", requests sent None: the same request."""
     if not request.body:
         request.body = None
     return request
@@ -59,6 +61,7 @@ def cassette_vcr(record_mode: str) -> vcr.VCR:
         match_on=("method", "path", "query", "body"),
         filter_headers=[(header, FILTERED) for header in KEY_HEADERS],
         decode_compressed_response=True,
+        custom_patches=((httpcore, "ConnectionPool", VCRConnectionPool),),
     )
 
 

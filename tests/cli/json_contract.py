@@ -84,12 +84,12 @@ HALT = closed(
 RESUME = closed(cycle_id=INT, resumed=BOOL, previous_cycle_id=maybe(INT),
                 day_pnl=maybe(MONEY), forced=BOOL, loss_baseline=maybe(MONEY), alerts_sent=INT)
 
+# a rule's state: status lists the day's rules that are set, watch the ones it enforces
 RULE = closed(
     name={"enum": ["entry_cutoff", "max_trades_per_day", "cooldown", "profit_target",
-                   "flatten_before_close"]},
+                   "drawdown_from_peak", "flatten_before_close"]},
     limit=maybe(TEXT), current=maybe(TEXT), state={"enum": ["ok", "warning", "tripped"]},
     message=TEXT, until=maybe(TIME))
-
 TICK = closed(
     at=TIME, cycle_id=maybe(INT), cycle_status={"enum": ["active", "stopped", "none",
                                                          "unknown"]},
@@ -101,7 +101,8 @@ TICK = closed(
     emergency_stop=maybe(closed(exit_code=INT, alert=TEXT, symbols=listing(closed(
         symbol=TEXT, state=TEXT, error=maybe(TEXT))))),
     alerts_sent=INT, unprotected=listing(TEXT), protection_error=maybe(TEXT),
-    rules=listing(RULE), kind={"enum": ["tick", "trade_updates"]},
+    rules=listing(RULE),
+    kind={"enum": ["tick", "trade_updates"]},
     stream=maybe(closed(state={"enum": ["connecting", "connected", "reconnecting",
                                         "unauthorized", "off"]},
                         detail=maybe(TEXT), dropped=INT)))

@@ -303,7 +303,9 @@ def test_no_secret_appears_anywhere_after_every_scenario(
     exceptions = exception_texts(probe_fake, cli.env)
 
     log = debug_log.read_text(encoding="utf-8")
-    assert "/v2/account" in log and "SELECT" in log  # the log really holds HTTP and SQL
+    # the log really holds HTTP and SQL (httpcore's DEBUG lines name each exchange's steps, not
+    # its URL, which httpx's did)
+    assert "httpcore.http11 DEBUG send_request_headers" in log and "SELECT" in log
     assert probe_fake.count("GET", "/v2/account") > 0
     sources: list[Source] = [
         *run.outputs,

@@ -23,6 +23,7 @@ from tradectl.broker import (
     BrokerPosition,
     BrokerRequest,
     Clock,
+    EquityPoint,
     OcoExitRequest,
     Order,
     SymbolOutcome,
@@ -229,6 +230,20 @@ class FakeBroker:
         with self._lock:
             self._enter("clock")
             return wire.parse_clock(self.state.clock.v2(self.state.market_open))
+
+    def equity_history(self, start: datetime) -> list[EquityPoint]:
+        """What GET /v2/account/portfolio/history answers (history.py), from `set_equity_history`
+        points (none set: one point, the current equity)."""
+        from tests.fakes.alpaca.routes import history
+
+        query = {"start": start.isoformat(), "timeframe": "1Min",
+                 "intraday_reporting": "extended_hours"}
+        return wire.parse_equity_history(
+            self._do("equity_history", lambda: history(self.state, query, None)))
+
+    def set_equity_history(self, points: Sequence[tuple[datetime, str]]) -> None:
+        with self._lock:
+            self.state.equity_points = [(moment, Decimal(value)) for moment, value in points]
 
     def latest_trade_price(self, symbol: str) -> Decimal:
         with self._lock:

@@ -130,6 +130,15 @@ class Account:
 
 
 @dataclass(frozen=True)
+class EquityPoint:
+    """One bar of Alpaca's portfolio history: the equity at the end of the window that
+    starts at `at` (Alpaca labels each window by its start)."""
+
+    at: datetime
+    equity: Decimal
+
+
+@dataclass(frozen=True)
 class Clock:
     is_open: bool
     timestamp: datetime
@@ -227,4 +236,5 @@ class Broker(Protocol):
     def close_position(self, symbol: str, qty: Decimal | None = None) -> Order: ...
     def account(self) -> Account: ...
     def clock(self) -> Clock: ...
+    def equity_history(self, start: datetime) -> list[EquityPoint]: ...
     def latest_trade_price(self, symbol: str) -> Decimal: ...

@@ -23,6 +23,7 @@ from tradectl.broker import (
     BrokerPosition,
     BrokerRequest,
     Clock,
+    EquityPoint,
     OcoExitRequest,
     Order,
     SymbolOutcome,
@@ -250,6 +251,15 @@ class AlpacaBroker:
     @_keys_scrubbed
     def clock(self) -> Clock:
         return wire.parse_clock(self._rest.read("GET", "/clock"))
+
+    @_keys_scrubbed
+    def equity_history(self, start: datetime) -> list[EquityPoint]:
+        """Today's equity in 1-minute bars from `start` (the New York day's start), extended
+        hours included: GET /v2/account/portfolio/history."""
+        params = {"start": start.isoformat(), "timeframe": "1Min",
+                  "intraday_reporting": "extended_hours"}
+        return wire.parse_equity_history(
+            self._rest.read("GET", "/account/portfolio/history", params=params))
 
     @_keys_scrubbed
     def latest_trade_price(self, symbol: str) -> Decimal:

@@ -1,4 +1,4 @@
-"""Alpaca's REST APIs over one bounded HTTP client (`tradectl.net`, on httpx): the key headers,
+"""Alpaca's REST APIs over one bounded HTTP client (`tradectl.net`, on httpcore): the key headers,
 the trading and market-data base URLs, a total deadline and a size cap on every request,
 Alpaca's error body turned into BrokerError, bounded retries of reads (never of order
 submissions), and a client-side rate limit.
@@ -66,7 +66,7 @@ class AlpacaRest:
     def __init__(self, *, api_key: str, secret_key: str, base_url: str, data_url: str,
                  timeout: float, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        # The pool opens no connection until the first request (and imports httpx only now).
+        # The pool opens no connection until the first request (and imports httpcore only now).
         self._http = BoundedHttp(base_url, data_url, headers={
             "APCA-API-KEY-ID": api_key,
             "APCA-API-SECRET-KEY": secret_key,

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
-from tradectl.broker import Account, BrokerPosition, Clock, Order, SymbolOutcome
+from tradectl.broker import Account, BrokerPosition, Clock, EquityPoint, Order, SymbolOutcome
 from tradectl.errors import BrokerProtocolError
 
 T = TypeVar("T")
@@ -165,6 +165,30 @@ def parse_clock(raw: Any) -> Clock:
             next_open=f.required(_time, "next_open"),
             next_close=f.required(_time, "next_close"),
         )
+
+
+def parse_equity_history(raw: Any) -> list[EquityPoint]:
+    """GET /v2/account/portfolio/history: `timestamp` (UNIX seconds, each window's start) and
+    `equity` side by side, of one length. A null equity (a window before the account had any)
+    is left out; any other unreadable value fails the whole answer."""
+    with _translated():
+        f = _Fields(raw, "portfolio_history")
+        stamps = _list(f.raw.get("timestamp"), "portfolio_history.timestamp")
+        equities = _list(f.raw.get("equity"), "portfolio_history.equity")
+        if len(stamps) != len(equities):
+            f.fail("equity", f"has {len(equities)} values for {len(stamps)} timestamps")
+        points = []
+        for i, (stamp, equity) in enumerate(zip(stamps, equities, strict=True)):
+            if type(stamp) is not int or not 0 < stamp < 2**34:
+                f.fail(f"timestamp[{i}]", f"is not a UNIX time ({_shown(stamp)})")
+            if equity is None:
+                continue
+            try:
+                value = _decimal(equity)
+            except ValueError as err:
+                f.fail(f"equity[{i}]", f"is not readable ({_shown(equity)}: {err})")
+            points.append(EquityPoint(datetime.fromtimestamp(stamp, UTC), value))
+        return points
 
 
 def parse_latest_trade(raw: Any, symbol: str) -> Decimal:

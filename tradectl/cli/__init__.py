@@ -3,9 +3,9 @@
 commands, and the Context builds each part on first use, so that `tradectl --help` stays
 instant.
 
-Nothing is imported here at module level: `tradectl halt` sends its close-all before Typer and
-the command modules are loaded (cli/early_halt.py), and `tradectl.cli.wiring` can be imported
-without them."""
+Nothing is imported here at module level: a plain `tradectl halt` sends its close-all before, and
+runs without, Typer and the command modules (cli/early_halt.py), and `tradectl.cli.wiring` can be
+imported without them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    from tradectl.cli.app import Context
+    from collections.abc import Callable
+
+    from tradectl.cli.context import Context
 
 
 def main(argv: list[str] | None = None, *, context: Context | None = None) -> NoReturn:
@@ -84,6 +86,22 @@ class _InterruptSeen:
         raise KeyboardInterrupt
 
 
+def outcome(run: Callable[[], int], as_json: bool) -> int:
+    """`run`'s exit code, outside Typer (the early `halt`): tradectl's errors and Ctrl-C become
+    their line and code as in `main`, and what the command opened is closed."""
+    from tradectl.cli.wiring import close_opened
+    from tradectl.errors import ExitCode, TradectlError
+
+    try:
+        return run()
+    except TradectlError as err:
+        return _failed(err.message, err.exit_code, err.hint, err.facts(), as_json)
+    except KeyboardInterrupt:
+        return _failed("interrupted", ExitCode.INTERRUPTED, None, {}, as_json)
+    finally:
+        close_opened()
+
+
 def _failed(message: str, code: int, hint: str | None, facts: dict[str, object],
             as_json: bool) -> int:
     """One line on stderr; with --json the same as one object on stdout."""
@@ -106,9 +124,11 @@ def entry() -> NoReturn:
 
     gc.disable()
     try:
-        from tradectl.cli.early_halt import start_early
+        from tradectl.cli.early_halt import halt_early
 
-        start_early(sys.argv[1:])
+        code = halt_early(sys.argv[1:])
+        if code is not None:
+            sys.exit(int(code))
         main()
     finally:
         gc.freeze()

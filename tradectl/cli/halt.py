@@ -25,35 +25,18 @@ def halt_command(typer_ctx: typer.Context, reason: ReasonOption, dry_run: DryRun
 
     if not reason.strip():
         raise InputError("--reason must not be empty: say why trading is stopped")
-    from tradectl.cli.early_halt import take
+    if not dry_run:  # the stop itself (a plain `halt --reason R` runs it without Typer)
+        from tradectl.cli.early_halt import halt_now
 
-    # Flatten first: the stop is written ahead (a small fsynced file) and the close-all is on
-    # the wire before the database layer is imported (before Typer, from the executable); the
-    # latch is written meanwhile.
+        raise typer.Exit(halt_now(context(typer_ctx), reason, as_json))
     ctx = context(typer_ctx)
-    begun = None if dry_run else take(reason)
-    if begun is not None:
-        ctx.adopt(settings=begun.config, broker=begun.broker)
     adapter, spool = ctx.broker, ctx.spool
-    from tradectl.services.halt.first_close import begin_stop
+    db = ctx.stop_database(dry_run=True)  # a database fault is reported, the plan goes on
+    from tradectl.cli.dry_run import show
+    from tradectl.services.halt.halt_plan import halt_dry_run, plan_halt
 
-    start = None if dry_run else begin_stop(adapter, spool, reason,
-                                            begun.start if begun is not None else None,
-                                            clock=ctx.clock)
-    db = ctx.stop_database(dry_run=dry_run)  # a database fault is reported, the stop goes on
-    if dry_run:
-        from tradectl.cli.dry_run import show
-        from tradectl.services.halt.halt_plan import halt_dry_run, plan_halt
-
-        plan = plan_halt(db, adapter, ctx.channels, reason, spool=spool)
-        show(halt_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
-    from tradectl.render.halt import halt_report
-    from tradectl.services.halt.emergency_stop import emergency_stop
-
-    report = emergency_stop(db, adapter, ctx.channels, reason, spool=spool,
-                            gate_wait=ctx.gate_wait, start=start, clock=ctx.clock)
-    halt_report(report, as_json)
-    raise typer.Exit(report.exit_code)
+    plan = plan_halt(db, adapter, ctx.channels, reason, spool=spool)
+    show(halt_dry_run(plan, trading_mode=ctx.settings.trading_mode), as_json)
 
 
 @app.command("resume")

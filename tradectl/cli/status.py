@@ -25,4 +25,5 @@ def status_command(typer_ctx: typer.Context, as_json: JsonOption = False) -> Non
     finish_pending_stops(ctx)
     status_report(trading_status(ctx.database, ctx.broker, mode=ctx.settings.trading_mode,
                                  channel=ctx.channels, clock=ctx.clock,
-                                 day=ctx.risk_limits.day), as_json)
+                                 day=ctx.risk_limits.day,
+                                 drawdown=ctx.settings.max_drawdown_from_peak), as_json)

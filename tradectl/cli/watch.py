@@ -70,7 +70,8 @@ def _loop(ctx: Context, period: float, *, once: bool, read_only: bool,
                   read_only=read_only, spool=ctx.spool, gate_wait=ctx.gate_wait,
                   rearm_protection=config.rearm_protection,
                   stream_down_interval=config.watch_stream_down_interval,
-                  clock=ctx.clock, day=ctx.risk_limits.day) as watcher, \
+                  clock=ctx.clock, day=ctx.risk_limits.day,
+                  drawdown=config.max_drawdown_from_peak) as watcher, \
             updates or nullcontext():
         # A long-running loop needs the collector (the executable starts with it off), but not
         # to rescan the imports on every full collection: freeze what exists now.

@@ -59,9 +59,6 @@ def read_env_file(path: Path) -> dict[str, str]:
     The line itself is never shown: it may hold a secret."""
     import io
 
-    from dotenv import dotenv_values
-    from dotenv.parser import parse_stream
-
     from tradectl.errors import ConfigError
 
     try:
@@ -73,6 +70,10 @@ def read_env_file(path: Path) -> dict[str, str]:
     except UnicodeDecodeError as err:
         line = text_line(err.object, err.start)
         raise ConfigError(f"{path} is not UTF-8 text (line {line})") from None
+    # Only now: no .env, no python-dotenv import (`halt` reads its settings before its close-all).
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             raise ConfigError(f"{path} line {binding.original.line} cannot be read: expected "

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Dialect
 
 # Head of the migration chain. Start-up compares it with the stored revision without importing
 # Alembic; tests/db/test_db.py checks it against alembic/versions.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 class Money(TypeDecorator[Decimal]):

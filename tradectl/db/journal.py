@@ -8,14 +8,22 @@ Commits are explicit: leaving `Database.transaction()` without `journal.commit()
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
-from tradectl.db.models import LIVE_POSITION_STATUSES, Alert, Cycle, Event, Position, utcnow
+from tradectl.db.models import (
+    LIVE_POSITION_STATUSES,
+    Alert,
+    Cycle,
+    DayPeak,
+    Event,
+    Position,
+    utcnow,
+)
 
 # Every kind of event tradectl records: `log --kind` accepts these (a test keeps the list in step
 # with the code).
@@ -216,6 +224,36 @@ class Journal:
         if ids:
             self._session.execute(update(Alert).where(Alert.id.in_(ids)).values(
                 last_error=error, claimed_until=None))
+
+
+    # -- the day's peak equity ---------------------------------------------------------------
+
+    def day_peak(self, day: date) -> tuple[Decimal, datetime] | None:
+        """(peak equity, when) recorded for the New York trading day `day`, if any."""
+        row = self._session.get(DayPeak, day)
+        return None if row is None else (row.peak_equity, row.peak_at)
+
+    def raise_day_peak(self, day: date, equity: Decimal, at: datetime, source: str) -> None:
+        """Keep `equity` as the day's peak unless a higher one is recorded. The row is locked
+        first (a second `watch` may write the same day): the higher of the two stays."""
+        values = {"trading_day": day, "peak_equity": equity, "peak_at": at, "source": source}
+        dialect = self._session.get_bind().dialect.name
+        if dialect == "postgresql":  # the day's first peak: a second writer's waits, no error
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            self._session.execute(pg_insert(DayPeak).values(**values)
+                                  .on_conflict_do_nothing(index_elements=["trading_day"]))
+        elif dialect == "sqlite":  # BEGIN IMMEDIATE already serialises the writers
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            self._session.execute(sqlite_insert(DayPeak).values(**values)
+                                  .on_conflict_do_nothing(index_elements=["trading_day"]))
+        row = self._session.scalars(select(DayPeak).where(DayPeak.trading_day == day)
+                                    .with_for_update()).first()
+        if row is None:
+            self._session.add(DayPeak(**values))
+        elif row.peak_equity < equity:  # compared as Decimals: SQLite keeps money as text
+            row.peak_equity, row.peak_at, row.source = equity, at, source
 
 
 def event_row(

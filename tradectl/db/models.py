@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     ForeignKey,
     Integer,
     MetaData,
@@ -147,3 +148,16 @@ class Alert(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DayPeak(Base):
+    """The day's highest equity (Alpaca's `equity`), per New York trading day, for
+    MAX_DRAWDOWN_FROM_PEAK: written only when it rises, so a restarted `watch` keeps it.
+    `source`: `account` (a tick's reading) or `history` (Alpaca's portfolio history)."""
+
+    __tablename__ = "day_peaks"
+
+    trading_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    peak_equity: Mapped[Decimal] = mapped_column(Money())
+    peak_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(16))

@@ -3,9 +3,10 @@ is read only up to a size cap, and a compressed answer is inflated only up to th
 gzip or deflate layer; a chained or unknown Content-Encoding is refused).
 
 Used by tradectl's own traffic: the Alpaca REST adapter (`broker/rest.py`) and the alert webhook
-(`notify/webhook.py`). The client underneath is httpx (with httpcore), imported on first use so
-that a command that sends nothing pays nothing; `transport.py` bounds each socket operation by
-the time left. alpaca-trade-api and its pinned urllib3 1.26 serve only the trade-updates stream.
+(`notify/webhook.py`). The client underneath is httpcore (httpx's connection layer, without
+httpx's own import cost), imported on first use so that a command that sends nothing pays
+nothing; `transport.py` bounds each socket operation by the time left. alpaca-trade-api and
+its pinned urllib3 1.26 serve only the trade-updates stream.
 
 Errors never carry the URL (a webhook's URL is its token) nor any header.
 """
@@ -20,7 +21,6 @@ from typing import Any, Literal
 
 # Alpaca's largest answers (500 orders with their legs) are well under 4 MB.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
-CHUNK = 64 * 1024
 
 Failure = Literal["connect", "tls", "url", "timeout", "broken", "too_large", "encoding"]
 
@@ -47,7 +47,7 @@ class Answer:
 
 
 class BoundedHttp:
-    """One connection pool. `verify`: an ssl.SSLContext, or None for httpx's default (certifi,
+    """One connection pool. `verify`: an ssl.SSLContext, or None for the default (certifi,
     or SSL_CERT_FILE / SSL_CERT_DIR). Thread-safe: each thread's request has its own deadline."""
 
     def __init__(self, *urls: str, headers: Mapping[str, str] | None = None,

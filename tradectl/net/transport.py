@@ -1,6 +1,10 @@
-"""The httpx side of `tradectl.net` (imported on first use: httpx and httpcore cost ~0.1 s).
+"""The httpcore side of `tradectl.net` (imported on first use).
 
-The total deadline: httpx's timeouts bound each socket read, so an answer dripping a byte a
+httpcore is the connection layer httpx is built on: one pool, HTTP/1.1, TLS, proxies. tradectl
+uses it directly because importing httpx also imports its command-line client (click, rich,
+pygments: about twice httpcore's import time), which a request never needs.
+
+The total deadline: httpcore's timeouts bound each socket read, so an answer dripping a byte a
 second never times out. Here every socket operation (connect, TLS handshake step, write, read)
 is given at most the time left before the request's deadline, through httpcore's public
 `network_backend` hook; past the deadline the next operation fails at once. The deadline lives
@@ -10,20 +14,25 @@ The DNS look-up is the one step not bounded (the resolver has no timeout to give
 
 from __future__ import annotations
 
+import json as jsonlib
+import os
 import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpcore
-import httpx
 
-from tradectl.net import CHUNK, Answer, HttpFailure
+from tradectl.net import Answer, HttpFailure
 
-_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpcore.ConnectError)
+_BROKEN: tuple[type[Exception], ...] = (httpcore.NetworkError, httpcore.RemoteProtocolError,
+                                        httpcore.ProxyError)
+_KEPT = "/%:@!$&'()*+,;=?~"  # a URL's own punctuation, and escapes already made
+
+_UNUSABLE: tuple[type[Exception], ...] = (httpcore.UnsupportedProtocol,
+                                          httpcore.LocalProtocolError)
 
 
 class _Deadline(threading.local):
@@ -76,25 +85,19 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _Transport(httpx.HTTPTransport):
-    """httpx's transport (so vcrpy's patch of `handle_request` still records and replays) on
-    a pool built with the deadline backend."""
+class Client:
+    """A connection pool and the headers every request carries."""
 
-    def __init__(self, context: ssl.SSLContext, deadline: _Deadline,
-                 proxy: str | None) -> None:
-        # httpx's own __init__ is not called: it would build a pool (and an SSL context) that
-        # is replaced at once; `handle_request` needs only `_pool`.
-        backend = _Backend(deadline)
-        if proxy:
-            self._pool = httpcore.HTTPProxy(proxy_url=proxy, ssl_context=context,
-                                            network_backend=backend)
-        else:
-            self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=backend,
-                                                 max_keepalive_connections=10)
+    def __init__(self, pool: httpcore.ConnectionPool | httpcore.HTTPProxy,
+                 headers: Mapping[str, str]) -> None:
+        self.pool, self.headers = pool, _by_name(headers)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def open_client(headers: dict[str, str], verify: ssl.SSLContext | None,
-                urls: tuple[str, ...]) -> tuple[httpx.Client, _Deadline]:
+                urls: tuple[str, ...]) -> tuple[Client, _Deadline]:
     """A client whose requests are bounded by the thread's deadline. `urls`: where it will
     send; the first one's host decides on HTTPS_PROXY / HTTP_PROXY / NO_PROXY (as requests
     did), and only an https one needs the CA bundle loaded (~0.05 s, not paid for a local
@@ -103,19 +106,39 @@ def open_client(headers: dict[str, str], verify: ssl.SSLContext | None,
     if verify is not None:
         context = verify
     elif any(u.lower().startswith("https:") for u in urls):
-        context = httpx.create_ssl_context()
+        context = default_context()
     else:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    transport = _Transport(context, deadline, _env_proxy(urls[0] if urls else None))
+    backend = _Backend(deadline)
+    proxy = _env_proxy(urls[0] if urls else None)
+    pool: httpcore.ConnectionPool | httpcore.HTTPProxy
+    if proxy:
+        pool = httpcore.HTTPProxy(proxy_url=proxy, ssl_context=context, network_backend=backend)
+    else:
+        pool = httpcore.ConnectionPool(ssl_context=context, network_backend=backend,
+                                       max_keepalive_connections=10)
     # Ask for the answer as it is: a compressed one is still inflated within the cap.
-    client = httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
-                          headers={"Accept-Encoding": "identity", **headers})
-    return client, deadline
+    return Client(pool, {"Accept": "*/*", "Accept-Encoding": "identity", **headers}), deadline
+
+
+def default_context() -> ssl.SSLContext:
+    """Verifying, on SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's bundle (httpx's
+    rule, kept)."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _env_proxy(url: str | None) -> str | None:
-    if not url:
+    # urllib.request (and http.client, email under it) only when a proxy may be set.
+    if not url or not any(name.lower().endswith("_proxy") for name in os.environ):
         return None
+    import urllib.request
+
     parts = urlsplit(url)
     proxies = urllib.request.getproxies_environment()
     if urllib.request.proxy_bypass(parts.hostname or ""):
@@ -123,37 +146,88 @@ def _env_proxy(url: str | None) -> str | None:
     return proxies.get(parts.scheme) or proxies.get("all")
 
 
-def call(client: httpx.Client, method: str, url: str, *, deadline: float, connect: float,
+def call(client: Client, method: str, url: str, *, deadline: float, connect: float,
          params: Mapping[str, Any] | None, json: Any, content: bytes | None,
          headers: Mapping[str, str] | None, reader: Callable[[str], Any]) -> Answer:
     left = max(deadline - time.monotonic(), 0.001)
-    timeout = httpx.Timeout(left, connect=min(connect, left))
+    timeout = {"connect": min(connect, left), "read": left, "write": left, "pool": left}
+    target, lines, content = _prepared(client, url, params, json, content, headers)
     try:
-        with client.stream(method, url, params=params, json=json, content=content,
-                           headers=headers, timeout=timeout) as response:
-            read = reader(response.headers.get("content-encoding", ""))
-            for chunk in response.iter_raw(CHUNK):
+        with client.pool.stream(method, target, headers=lines, content=content,
+                                extensions={"timeout": timeout}) as response:
+            answer_headers = _answer_headers(response.headers)
+            read = reader(answer_headers.get("content-encoding", ""))
+            for chunk in response.iter_stream():  # at most 64 KB a chunk (httpcore's reads)
                 read.feed(chunk)
                 if read.done:
                     break
                 if time.monotonic() > deadline:
                     raise HttpFailure("timeout", "no whole answer within the time bound")
-            answer_headers = {k.lower(): v for k, v in response.headers.items()}
-            return Answer(response.status_code, answer_headers, read.content(), read.truncated)
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError):
-        raise HttpFailure("url", "the URL is not usable") from None
-    except httpx.TimeoutException as err:
-        never = isinstance(err, httpx.ConnectTimeout)
+            return Answer(response.status, answer_headers, read.content(), read.truncated)
+    except httpcore.TimeoutException as err:
+        never = isinstance(err, httpcore.ConnectTimeout)
         raise HttpFailure("connect" if never else "timeout",
                           "no connection in time" if never else
                           "no whole answer within the time bound") from None
-    except httpx.ConnectError as err:
+    except httpcore.ConnectError as err:
         if _tls_failed(err):
             raise HttpFailure("tls", "TLS failed (certificate not trusted, wrong host name, "
                               "or not TLS)") from None
         raise HttpFailure("connect", "could not connect (refused, or unknown host)") from None
-    except _TRANSPORT_ERRORS:
+    except _BROKEN:
         raise HttpFailure("broken", "the connection broke off mid-answer") from None
+    except _UNUSABLE:
+        raise HttpFailure("url", "the URL is not usable") from None
+
+
+def _prepared(client: Client, url: str, params: Mapping[str, Any] | None, json: Any,
+              content: bytes | None, headers: Mapping[str, str] | None
+              ) -> tuple[httpcore.URL, list[tuple[bytes, bytes]], bytes | None]:
+    """The URL, the header lines and the body, checked before anything is sent."""
+    sent = {**client.headers, **_by_name(headers or {})}
+    if json is not None:  # as httpx encoded it
+        content = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"),
+                                allow_nan=False).encode()
+        sent.setdefault("content-type", ("Content-Type", "application/json"))
+    try:
+        target = httpcore.URL(_with_query(url, params))
+        lines = [(name.encode("ascii"), value.encode("latin-1")) for name, value in sent.values()]
+    except (UnicodeError, ValueError, TypeError):
+        raise HttpFailure("url", "the URL is not usable") from None
+    return target, lines, content
+
+
+def _by_name(headers: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Headers keyed by their lower-case name (a request's own replace the client's)."""
+    return {name.lower(): (name, value) for name, value in headers.items()}
+
+
+def _with_query(url: str, params: Mapping[str, Any] | None) -> str:
+    """The URL as httpcore takes it (ASCII: an international host in IDNA, anything else
+    percent-encoded, as httpx did), with `params` added to its query."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL with a host")
+    if not url.isascii():
+        host = parts.hostname.encode("idna").decode("ascii")
+        netloc = parts.netloc.rpartition("@")
+        hostport = host + (f":{parts.port}" if parts.port is not None else "")
+        url = urlunsplit((parts.scheme, netloc[0] + netloc[1] + hostport,
+                          quote(parts.path, safe=_KEPT), quote(parts.query, safe=_KEPT),
+                          quote(parts.fragment, safe=_KEPT)))
+    if not params:
+        return url
+    query = urlencode([(k, str(v)) for k, v in params.items()], quote_via=quote, safe="")
+    return f"{url}{'&' if parts.query else '?'}{query}"
+
+
+def _answer_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names; a repeated header's values joined by ", " (as httpx did)."""
+    merged: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        merged[key] = f"{merged[key]}, {text}" if key in merged else text
+    return merged
 
 
 def _tls_failed(err: BaseException) -> bool:

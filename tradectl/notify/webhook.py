@@ -2,7 +2,7 @@
 ntfy topics take the body as it is.
 
 The URL carries the hook's token, so it is a secret: it is shown only as scheme and host
-(`config.mask_url`), never in an error text, a repr or a log record (httpx's DEBUG lines are
+(`config.mask_url`), never in an error text, a repr or a log record (httpcore's DEBUG lines are
 redacted while a send runs; the scrub ignores case). A redirect is followed only to the same
 host (http -> https allowed, never back), with the same POST, at most MAX_REDIRECTS times.
 

@@ -34,7 +34,7 @@ def status_report(report: StatusReport, as_json: bool) -> None:
     ):
         console.print(f"{label:<9}{text}")
     for rule in report.rules:
-        console.print(f"{'rule':<9}{rule_line(rule)}")
+        console.print(f"{'rule':<9}{_rule_line(rule)}")
     for warning in report.warnings:
         console.print(f"[yellow]{'!':<9}{literal(warning)}[/]")
     if report.positions or report.external:
@@ -116,7 +116,7 @@ def _account_line(report: StatusReport) -> str:
 RULE_STYLE = {"ok": "green", "warning": "yellow", "tripped": "red bold"}
 
 
-def rule_line(rule: RuleVerdict) -> str:
+def _rule_line(rule: RuleVerdict) -> str:
     return f"{rule.rule} [{RULE_STYLE[rule.state]}]{rule.state}[/]: {literal(rule.message)}"
 
 

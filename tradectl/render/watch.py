@@ -13,7 +13,6 @@ from tradectl.domain.limits import Limit, limit_dollars
 from tradectl.render import cents, dollars, money, one_line, quantity, stdout
 from tradectl.render.json import plain, print_json
 from tradectl.render.protection import exit_cells, protection_cell
-from tradectl.render.status import rule_line, rules_document
 from tradectl.views import overlaid
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ STREAM_OFF = StreamStatus("off")
 STREAM_STYLES = {"connected": "green", "connecting": "yellow", "reconnecting": "yellow",
                  "unauthorized": "bold red", "off": "dim"}
 
+RULE_STYLES = {"ok": "green", "warning": "yellow", "tripped": "bold red"}
 
 class WatchDisplay:
     def __init__(self, *, mode: str, limit: Limit, interval: float, as_json: bool, live: bool,
@@ -108,6 +108,8 @@ class WatchDisplay:
             parts.append("pnl=unknown (P&L needs a broker: set ALPACA_API_KEY)")
         held = sum(1 for p in result.positions if p.is_live) + len(result.external)
         parts.append(f"positions={held}")  # what is open after the tick
+        parts += [f"{r.rule}={r.state} ({r.current or '-'} of {r.limit or '-'})"
+                  for r in result.rules]
         if result.external:
             parts.append(f"external={len(result.external)}")
         if result.standing_by:
@@ -117,8 +119,6 @@ class WatchDisplay:
         if result.unprotected:
             parts.append(f"UNPROTECTED: {', '.join(result.unprotected)}")
         parts.append(f"stream: {stream_text(self._stream)}")
-        parts += [f"rule {r.rule}={r.state}" + (f" ({r.current}/{r.limit})" if r.current else "")
-                  for r in result.rules]
         parts += [f"change: {one_line(c)}" for c in result.changes]
         if result.warning:
             parts.append(f"WARNING: {one_line(result.warning)}")
@@ -169,9 +169,10 @@ class WatchDisplay:
         elif not self.broker_enabled:
             lines.append(Text("P&L needs a broker: set ALPACA_API_KEY and ALPACA_SECRET_KEY",
                               style="yellow"))
+        lines += [Text(f"rule {r.rule} {r.state}: {one_line(r.message)}",
+                       style=RULE_STYLES[r.state]) for r in result.rules]
         lines.append(Text(f"stream: {stream_text(self._stream)}",
                           style=STREAM_STYLES[self._stream.state]))
-        lines += [Text.from_markup(f"rule {rule_line(r)}") for r in result.rules]
         for note, style in ((result.warning, "bold yellow"), (result.error, "bold red"),
                             (update.error if update else None, "bold red")):
             if note:
@@ -277,6 +278,8 @@ def _external_row(x: ExternalPositionView) -> tuple[Any, ...]:
 
 
 def tick_document(result: TickReport) -> dict[str, Any]:
+    from tradectl.render.status import rules_document
+
     account = result.account
     return {
         "at": result.at,
@@ -294,7 +297,6 @@ def tick_document(result: TickReport) -> dict[str, Any]:
         "changes": list(result.changes),
         "unprotected": list(result.unprotected),
         "protection_error": result.protection_error,
-        "rules": rules_document(result.rules),
         "warning": result.warning,
         "error": result.error,
         "emergency_stop": None if result.stop is None else {
@@ -304,4 +306,5 @@ def tick_document(result: TickReport) -> dict[str, Any]:
             "alert": result.stop.alert,
         },
         "alerts_sent": result.alerts_sent,
+        "rules": rules_document(result.rules),
     }

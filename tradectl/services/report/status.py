@@ -19,6 +19,7 @@ from tradectl.db.session import Database
 from tradectl.domain.calendar import trading_day_start
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.day_rules import DayLimits, RuleVerdict
+from tradectl.domain.limits import Limit
 from tradectl.domain.loss_limit import applicable_baseline
 from tradectl.errors import BrokerError, DatabaseError
 from tradectl.notify import Channels
@@ -38,6 +39,7 @@ from tradectl.services.protection import (
     protection_verdict,
 )
 from tradectl.services.row_views import alert_view, cycle_view, position_view
+from tradectl.services.watch.drawdown import drawdown_status
 from tradectl.services.watch.holdings import split_holdings
 from tradectl.services.watch.reconcile import OrderBook, outcome_unknown, settle_unknown_orders
 from tradectl.views import (
@@ -73,11 +75,20 @@ class StatusReport:
 
 def trading_status(
     db: Database, broker: Broker | None, *, mode: str, channel: Channels | None = None,
-    clock: Clock = SYSTEM_CLOCK, day: DayLimits | None = None,
+    clock: Clock = SYSTEM_CLOCK, day: DayLimits | None = None, drawdown: Limit | None = None,
 ) -> StatusReport:
     """`channel`: where the alert for a close killed midway goes (sent within the usual
     delivery wait; what is not sent stays pending for watch, halt or resume). `day`: the day's
-    entry rules, shown with their state."""
+    entry rules, shown with their state; `drawdown`: MAX_DRAWDOWN_FROM_PEAK, after them."""
+    report = _status(db, broker, mode=mode, channel=channel, clock=clock, day=day)
+    if drawdown is None:
+        return report
+    verdict = drawdown_status(db, drawdown, report.account, clock.now())
+    return replace(report, rules=(*report.rules, verdict))
+
+
+def _status(db: Database, broker: Broker | None, *, mode: str, channel: Channels | None,
+            clock: Clock, day: DayLimits | None) -> StatusReport:
     now, day = clock.now(), day or DayLimits()
     report, unknown, since = _journal(db, mode, now, broker is not None)
     if broker is None:

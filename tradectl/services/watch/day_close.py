@@ -136,7 +136,8 @@ def day_rules_step(db: Database, broker: Broker | None, channel: Channels | None
                    act: bool, clock: Clock) -> TickReport:
     """The tick's day rules; FLATTEN_BEFORE_CLOSE tripped: the watch that drives stops (`act`)
     exits the day trades, unless trading is stopped (the stop closed everything)."""
-    report = replace(report, rules=tuple(day_rule_verdicts_for_tick(db, day, report, state)))
+    report = replace(report, rules=(*report.rules,
+                                    *day_rule_verdicts_for_tick(db, day, report, state)))
     flatten = next((v for v in report.rules if v.rule == FLATTEN_RULE), None)
     if flatten is None or flatten.passed or state is None or broker is None or not act \
             or report.cycle_status == "stopped":

@@ -37,7 +37,7 @@ class TickReport:
     alerts_sent: int = 0
     unprotected: tuple[str, ...] = ()  # "AAPL #3": held shares with no working stop at Alpaca
     protection_error: str | None = None  # a restore or a gap's close Alpaca refused this tick
-    rules: tuple[RuleVerdict, ...] = ()  # each configured day rule, as `status` shows it
+    rules: tuple[RuleVerdict, ...] = ()  # the day rules set, as judged this tick
 
     @property
     def role(self) -> str:

@@ -1,6 +1,8 @@
 """The risk loop: each tick brings the database in line with the broker, computes the day's P&L,
-and pulls the emergency stop when the loss limit is reached (confirmed by a second read). The
-loop's policy lives here too: the tick's exit code, the back-off; who drives is watch_driver.py.
+and pulls the emergency stop when the loss limit is reached, or the equity has fallen
+MAX_DRAWDOWN_FROM_PEAK below the day's peak (services/watch/drawdown.py); each confirmed by a
+second read. The loop's policy lives here too: the tick's exit code, the back-off; who drives
+is watch_driver.py.
 
 A tick never waits on the network inside a transaction: the broker is read first, then the
 database is written in one short transaction. A database fault fails the tick like a broker
@@ -40,6 +42,7 @@ from tradectl.services.halt.emergency_stop import emergency_stop
 from tradectl.services.halt.offline_stop import complete_offline_stops
 from tradectl.services.row_views import cycle_view, position_view, recent_events
 from tradectl.services.watch.day_close import day_rules_step, market_clock
+from tradectl.services.watch.drawdown import DayPeaks
 from tradectl.services.watch.holdings import split_holdings
 from tradectl.services.watch.rearm import keep_protected
 from tradectl.services.watch.reconcile import OrderBook, sync_live_positions
@@ -74,8 +77,12 @@ class Watcher:
                  spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
                  driver_lock: NamedLock | None = None, rearm_protection: bool = True,
                  stream_down_interval: float = STREAM_DOWN_SECONDS,
-                 clock: Clock = SYSTEM_CLOCK, day: DayLimits | None = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK, drawdown: Limit | None = None,
+                 day: DayLimits | None = None) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
+        # MAX_DRAWDOWN_FROM_PEAK: the day's peak kept in the database (None: the rule is off)
+        self.peaks = (DayPeaks(db, broker, drawdown)
+                      if drawdown is not None and broker is not None else None)
         self.clock, self.day = clock, day or DayLimits()
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
@@ -136,6 +143,8 @@ class Watcher:
                              external=tuple(ExternalPositionView.of(p) for p in state.positions))
         if state is not None and self.drives_stops:
             report = self._check_loss_limit(report)
+        if state is not None and self.peaks is not None:
+            report = self._check_drawdown(report)
         report = self._guarded(report, self._deliver_alerts)
         if report.stop is not None:  # show the positions as the stop left them
             report = self._guarded(report, self._views)
@@ -362,6 +371,53 @@ class Watcher:
             report = self._guarded(report, lambda r: self._record_warning(r, warning))
         return report
 
+    # -- the drawdown from the day's peak ------------------------------------------------
+
+    def _check_drawdown(self, report: TickReport) -> TickReport:
+        """MAX_DRAWDOWN_FROM_PEAK (services/watch/drawdown.py): its verdict shown each tick;
+        tripped, a second account read confirms it before the emergency stop, as for the loss
+        limit. Only the watch that drives stops pulls it."""
+        assert self.peaks is not None and self.broker is not None
+        first = report.account
+        if first is None:
+            return report
+        verdict = self.peaks.judge(first, report.at, database=not report.database_failed)
+        report = replace(report, rules=(*report.rules, verdict))
+        if self.peaks.error is not None:
+            report = replace(report, changes=(*report.changes, f"drawdown: {self.peaks.error}"))
+        known = report.cycle_status != "unknown"
+        stopped = (report.cycle_status if known else self._last_cycle_status) == "stopped"
+        if verdict.passed or stopped or not self.drives_stops:
+            return report
+        try:  # one bad equity reading must not flatten the account
+            confirmed = self.broker.account()
+        except BrokerError as err:
+            return replace(report, error=f"drawdown reading not confirmed: {err.message}")
+        again = self.peaks.again(confirmed)
+        report = replace(report, rules=(*report.rules[:-1], again))
+        if again.passed:
+            return self._guarded(report, lambda r: self._equity_discarded(r, first.equity,
+                                                                            confirmed))
+        if not self.seat.confirm():
+            return report
+        stop = emergency_stop(self.db, self.broker, self.channel, again.message,
+                              spool=self.spool, gate_wait=self.gate_wait, clock=self.clock)
+        self._last_cycle_status = "stopped"
+        return replace(report, account=confirmed, stop=stop, cycle_status="stopped",
+                       stop_reason=again.message, cycle_id=stop.cycle_id or report.cycle_id)
+
+    def _equity_discarded(self, report: TickReport, first: Decimal,
+                          confirmed: Account) -> TickReport:
+        with self.db.transaction() as journal:
+            journal.record("account_reading_discarded",
+                           f"account reading discarded: equity {dollars(first)} was not "
+                           f"confirmed by a second read ({dollars(confirmed.equity)})",
+                           cycle_id=report.cycle_id,
+                           details={"discarded_equity": first,
+                                    "confirmed_equity": confirmed.equity})
+            journal.commit()
+        return replace(report, account=confirmed)
+
     def _discarded(self, report: TickReport, first: Decimal, confirmed: Account) -> TickReport:
         """The first reading reached the limit, the second did not: show and keep the second."""
         with self.db.transaction() as journal:
@@ -397,7 +453,8 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              spool: StopSpool | None = None, gate_wait: float = GATE_WAIT_SECONDS,
              rearm_protection: bool = True,
              stream_down_interval: float = STREAM_DOWN_SECONDS,
-             clock: Clock = SYSTEM_CLOCK, day: DayLimits | None = None) -> Iterator[Watcher]:
+             clock: Clock = SYSTEM_CLOCK, drawdown: Limit | None = None,
+             day: DayLimits | None = None) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: the one holding the driver lock. Another
     stands by and takes over when it is gone (services/watch/watch_driver.py). `read_only` never
     takes the lock and never pulls the stop."""
@@ -406,7 +463,8 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
                        drives_stops=lock is not None, interval=interval, spool=spool,
                        gate_wait=gate_wait, driver_lock=lock,
                        rearm_protection=rearm_protection,
-                       stream_down_interval=stream_down_interval, clock=clock, day=day)
+                       stream_down_interval=stream_down_interval, clock=clock,
+                       drawdown=drawdown, day=day)
 
     try:
         if read_only:
