@@ -56,6 +56,7 @@ DEFAULTS: dict[str, str | None] = {
     "COOLDOWN_AFTER_LOSSES": None,
     "DAILY_PROFIT_TARGET": None,
     "MAX_DRAWDOWN_FROM_PEAK": None,  # enforced by `watch` (docs/commands/watch.md)
+    "FLATTEN_BEFORE_CLOSE": None,  # `watch` exits day trades; docs/commands/watch.md
     "SMTP_HOST": None,
     "SMTP_PORT": "587",
     "SMTP_USERNAME": None,
@@ -123,6 +124,7 @@ class Settings:
     cooldown_after_losses: Cooldown | None = None
     daily_profit_target: Amount | None = None  # dollars, or % of the day's starting equity
     max_drawdown_from_peak: Amount | None = None  # dollars, or % of the day's peak equity
+    flatten_before_close: int | None = None  # minutes before Alpaca's next close
     # tradectl's own directory (the default database, the stop spool); not a setting
     app_dir: Path | None = None
     alpaca_trusted_hosts: tuple[str, ...] = ()  # hosts besides Alpaca's the keys may go to
@@ -251,6 +253,7 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         cooldown_after_losses=optional(cooldown, "COOLDOWN_AFTER_LOSSES", raw),
         daily_profit_target=optional(money_or_percent, "DAILY_PROFIT_TARGET", raw),
         max_drawdown_from_peak=optional(money_or_percent, "MAX_DRAWDOWN_FROM_PEAK", raw),
+        flatten_before_close=optional(minutes, "FLATTEN_BEFORE_CLOSE", raw),
         app_dir=app_dir,
         alpaca_trusted_hosts=trusted,
     )

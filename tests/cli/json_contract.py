@@ -87,7 +87,7 @@ RESUME = closed(cycle_id=INT, resumed=BOOL, previous_cycle_id=maybe(INT),
 # a rule's state: status lists the day's rules that are set, watch the ones it enforces
 RULE = closed(
     name={"enum": ["entry_cutoff", "max_trades_per_day", "cooldown", "profit_target",
-                   "drawdown_from_peak"]},
+                   "drawdown_from_peak", "flatten_before_close"]},
     limit=maybe(TEXT), current=maybe(TEXT), state={"enum": ["ok", "warning", "tripped"]},
     message=TEXT, until=maybe(TIME))
 TICK = closed(

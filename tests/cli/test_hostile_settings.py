@@ -35,6 +35,7 @@ def works_or_names(result: CliResult, name: str) -> None:
     ("DAILY_PROFIT_TARGET", "1.5.%"), ("MAX_TRADES_PER_DAY", "0"),
     ("DAILY_LOSS_LIMIT", "1.5.%"), ("MAX_RISK_PER_TRADE", "-1%"),
     ("MAX_DRAWDOWN_FROM_PEAK", "0"), ("MAX_DRAWDOWN_FROM_PEAK", "500$"),
+    ("FLATTEN_BEFORE_CLOSE", "-3"), ("FLATTEN_BEFORE_CLOSE", "abc"),
 ])
 def test_a_bad_day_rule_is_exit_2_naming_the_setting_its_file_and_line(
     offline: Cli, setting: str, value: str

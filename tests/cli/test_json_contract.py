@@ -47,6 +47,9 @@ def test_every_command_speaks_its_contract(trader: Cli, fake: FakeAlpaca) -> Non
     fake.set_price("AAPL", "161")
     valid(trader("watch", "--once", "--json"), "watch")
     valid(trader("watch", "--once", "--read-only", "--json"), "watch")
+    day_rules = {"FLATTEN_BEFORE_CLOSE": "10", "MAX_TRADES_PER_DAY": "5"}
+    watched = valid(trader("watch", "--once", "--read-only", "--json", env=day_rules), "watch")
+    assert [r["name"] for r in watched["rules"]] == ["max_trades_per_day", "flatten_before_close"]
     valid(trader("status", "--json"), "status")
     valid(trader("log", "--json"), "log")
     valid(trader("log", "--kind", "nope", "--json"), "log")

@@ -14,11 +14,13 @@ from tradectl.domain.day_rules import (
     cooldown,
     day_verdicts,
     entry_cutoff,
+    flatten_before_close,
     loss_streak,
     max_trades_per_day,
     profit_target,
 )
 from tradectl.domain.limits import limit_dollars
+from tradectl.services.day_rules import rule_checks
 
 CLOSE = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)  # 16:00 in New York
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
@@ -112,3 +114,44 @@ def test_only_the_rules_set_are_judged_in_a_fixed_order() -> None:
                        cooldown=Cooldown(2, 30), profit_target=Amount(Decimal("100")))
     assert [v.rule for v in day_verdicts(limits, figures)] == [
         "entry_cutoff", "max_trades_per_day", "cooldown", "profit_target"]
+
+
+HALF_DAY_CLOSE = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # 13:00 in New York
+
+
+def test_the_flatten_trips_one_minute_inside_its_window_and_warns_one_minute_outside() -> None:
+    inside = flatten_before_close(10, CLOSE - timedelta(minutes=9), CLOSE, True)
+    edge = flatten_before_close(10, CLOSE - timedelta(minutes=10), CLOSE, True)
+    outside = flatten_before_close(10, CLOSE - timedelta(minutes=11), CLOSE, True)
+    assert (inside.state, inside.current, inside.limit) == ("tripped", "9", "10")
+    assert "16:00 ET" in inside.message and "FLATTEN_BEFORE_CLOSE" in inside.message
+    assert edge.state == "tripped"
+    assert (outside.state, outside.current) == ("warning", "11")
+    assert flatten_before_close(10, CLOSE - timedelta(minutes=21), CLOSE, True).state == "ok"
+
+
+def test_a_half_days_early_close_is_the_one_on_alpacas_clock() -> None:
+    at_noon_45 = HALF_DAY_CLOSE - timedelta(minutes=14)
+    verdict = flatten_before_close(15, at_noon_45, HALF_DAY_CLOSE, True)
+    assert verdict.state == "tripped" and "13:00 ET" in verdict.message
+    # the same moment with a regular 16:00 close is hours away
+    assert flatten_before_close(15, at_noon_45, at_noon_45 + timedelta(hours=3),
+                                True).state == "ok"
+
+
+def test_a_closed_market_or_an_unknown_clock_flattens_nothing() -> None:
+    after = CLOSE + timedelta(minutes=5)
+    assert flatten_before_close(1440, after, CLOSE + timedelta(days=1), False).state == "ok"
+    unknown = flatten_before_close(10, None, None, None)
+    assert unknown.state == "ok" and unknown.current is None
+
+
+def test_the_flatten_is_listed_after_the_entry_rules_and_never_refuses_an_entry() -> None:
+    limits = DayLimits(entry_cutoff_minutes=5, flatten_minutes=10)
+    figures = DayFigures(now=NOW, market_now=CLOSE - timedelta(minutes=8), next_close=CLOSE,
+                         market_open=True)
+    verdicts = day_verdicts(limits, figures)
+    assert [(v.rule, v.state) for v in verdicts] == [
+        ("entry_cutoff", "warning"), ("flatten_before_close", "tripped")]
+    assert [c.rule for c in rule_checks(verdicts)] == ["entry_cutoff"]
+    assert limits.needs_market_clock and not DayLimits(max_trades_per_day=1).needs_market_clock

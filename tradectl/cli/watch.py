@@ -70,7 +70,8 @@ def _loop(ctx: Context, period: float, *, once: bool, read_only: bool,
                   read_only=read_only, spool=ctx.spool, gate_wait=ctx.gate_wait,
                   rearm_protection=config.rearm_protection,
                   stream_down_interval=config.watch_stream_down_interval,
-                  clock=ctx.clock, drawdown=config.max_drawdown_from_peak,
+                  clock=ctx.clock, day=ctx.risk_limits.day,
+                  drawdown=config.max_drawdown_from_peak,
                   alert_fills=config.alert_fills) as watcher, \
             updates or nullcontext():
         # A long-running loop needs the collector (the executable starts with it off), but not

@@ -281,4 +281,5 @@ def day_limits(config: Settings) -> DayLimits:
         max_trades_per_day=config.max_trades_per_day,
         cooldown=Cooldown(cooldown.losses, cooldown.minutes) if cooldown else None,
         profit_target=config.daily_profit_target,
+        flatten_minutes=config.flatten_before_close,
     )

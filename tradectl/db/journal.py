@@ -32,6 +32,7 @@ EVENT_KINDS = frozenset({
     "adjusted", "alert_failed", "alert_skipped", "bracket_leg_ended", "broker_error",
     "cancel_failed", "close_failed", "close_requested", "close_unknown", "cycle_resumed",
     "cycle_started", "emergency_stop", "emergency_stop_complete", "emergency_stop_recorded",
+    "flatten_before_close",  # watch exited the day trades (FLATTEN_BEFORE_CLOSE)
     "entry_cancel_pending",
     "entry_cancel_sent", "entry_cancelled", "entry_not_found", "entry_still_working",
     "entry_unknown", "exit_moved", "external_closed", "gapped_through_stop", "loss_warning",

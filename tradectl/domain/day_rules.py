@@ -16,6 +16,7 @@ from tradectl.domain.limits import CENT, Threshold, limit_dollars, limit_text
 RuleState = Literal["ok", "warning", "tripped"]
 WARNING_SHARE = Decimal("0.8")  # a limit 80% used is shown as a warning, as the loss limit's
 NEW_YORK = ZoneInfo("America/New_York")
+FLATTEN_RULE = "flatten_before_close"  # also the close_reason of the positions it exits
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,18 @@ class DayLimits:
     max_trades_per_day: int | None = None
     cooldown: Cooldown | None = None
     profit_target: Threshold | None = None
+    flatten_minutes: int | None = None  # `watch` exits day trades this long before the close
 
     @property
     def any(self) -> bool:
         return any(v is not None for v in (self.entry_cutoff_minutes, self.max_trades_per_day,
-                                           self.cooldown, self.profit_target))
+                                           self.cooldown, self.profit_target,
+                                           self.flatten_minutes))
+
+    @property
+    def needs_market_clock(self) -> bool:
+        """Alpaca's clock is read only for the rules judged on it."""
+        return self.entry_cutoff_minutes is not None or self.flatten_minutes is not None
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class DayFigures:
     recent_trades: Sequence[ClosedTrade] = ()
     day_pnl: Decimal | None = None
     day_start_equity: Decimal | None = None
+    market_open: bool | None = None  # Alpaca's clock's is_open
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,35 @@ def day_verdicts(limits: DayLimits, figures: DayFigures) -> list[RuleVerdict]:
     if limits.profit_target is not None:
         verdicts.append(profit_target(limits.profit_target, figures.day_pnl,
                                       figures.day_start_equity))
+    if limits.flatten_minutes is not None:
+        verdicts.append(flatten_before_close(limits.flatten_minutes, figures.market_now,
+                                             figures.next_close, figures.market_open))
     return verdicts
+
+
+def flatten_before_close(minutes: int, market_now: datetime | None, next_close: datetime | None,
+                         market_open: bool | None) -> RuleVerdict:
+    """`watch` exits the day trades `minutes` or fewer before Alpaca's next close, while the
+    market is open (its clock, so a half day's 13:00 close counts); a warning in the
+    `minutes` before that window."""
+    rule, limit = FLATTEN_RULE, str(minutes)
+    if market_now is None or next_close is None:
+        return RuleVerdict(rule, limit, None, "ok",
+                           "Alpaca's clock is not known: not checked", {"minutes": limit})
+    left = next_close - market_now
+    left_minutes = int(left.total_seconds() // 60)
+    figures = {"minutes": limit, "minutes_to_close": str(left_minutes),
+               "market_time": _iso(market_now), "next_close": _iso(next_close)}
+    close = f"{_hhmm(next_close, NEW_YORK)} ET"
+    if market_open and left <= timedelta(minutes=minutes):
+        return RuleVerdict(rule, limit, str(left_minutes), "tripped",
+                           f"{left_minutes} min to the close at {close}: day trades are "
+                           f"flattened (FLATTEN_BEFORE_CLOSE {minutes} min)", figures)
+    state: RuleState = ("warning" if market_open and left <= timedelta(minutes=2 * minutes)
+                        else "ok")
+    return RuleVerdict(rule, limit, str(left_minutes), state,
+                       f"{left_minutes} min to the close at {close}: day trades are "
+                       f"flattened {minutes} min before it", figures)
 
 
 def entry_cutoff(minutes: int, market_now: datetime | None,

@@ -9,7 +9,14 @@ from decimal import Decimal
 from tradectl.broker import Account, Clock
 from tradectl.db.journal import Journal
 from tradectl.domain.calendar import trading_day_start
-from tradectl.domain.day_rules import ClosedTrade, DayFigures, DayLimits, RuleVerdict, day_verdicts
+from tradectl.domain.day_rules import (
+    FLATTEN_RULE,
+    ClosedTrade,
+    DayFigures,
+    DayLimits,
+    RuleVerdict,
+    day_verdicts,
+)
 from tradectl.domain.pre_trade import RuleCheck
 
 
@@ -30,10 +37,13 @@ def day_rule_verdicts(journal: Journal, limits: DayLimits, *, now: datetime,
         now=moment, market_now=clock.timestamp if clock else None,
         next_close=clock.next_close if clock else None, trades_today=trades,
         recent_trades=recent, day_pnl=day_pnl,
-        day_start_equity=account.last_equity if account is not None else None)
+        day_start_equity=account.last_equity if account is not None else None,
+        market_open=clock.is_open if clock else None)
     return day_verdicts(limits, figures)
 
 
 def rule_checks(verdicts: list[RuleVerdict]) -> list[RuleCheck]:
-    """The verdicts as `open`'s checks: a tripped rule refuses with its message and figures."""
-    return [RuleCheck(v.rule, v.passed, v.message, v.figures) for v in verdicts]
+    """The verdicts as `open`'s checks: a tripped rule refuses with its message and figures.
+    FLATTEN_BEFORE_CLOSE is `watch`'s, never a refusal of an entry."""
+    return [RuleCheck(v.rule, v.passed, v.message, v.figures) for v in verdicts
+            if v.rule != FLATTEN_RULE]

@@ -69,10 +69,12 @@ def close_position(db: Database, broker: Broker | None, channel: Channels | None
 
 
 def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
-                  plan: ClosePlan, *, clock: Clock = SYSTEM_CLOCK) -> ExitOutcome:
+                  plan: ClosePlan, *, clock: Clock = SYSTEM_CLOCK,
+                  reason: str = "manual") -> ExitOutcome:
     """Under the exit lock the plan was made with: write the plan ahead (the row brought in
     line as the plan saw it; refused if the row changed since), then send exactly the plan's
-    cancels and close, and record the answers."""
+    cancels and close, and record the answers. `reason`: the close_reason recorded (`manual`
+    for `close`; a rule's name when `watch` closes for it)."""
     if plan.action == "close_locally":
         return _close_locally(db, plan.position_id, clock.now())
     if plan.refusal is not None:
@@ -96,7 +98,7 @@ def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
                                     "outside_qty": row.outside_qty,
                                     "outside_pl": row.outside_pl})
         if decision.outcome is None:
-            _write_ahead(journal, row, decision, now)
+            _write_ahead(journal, row, decision, now, reason)
         journal.commit()
         view = position_view(row)
     if decision.outcome == "already_closing":
@@ -114,9 +116,9 @@ def execute_close(db: Database, broker: Broker | None, channel: Channels | None,
 
 
 def _write_ahead(journal: Journal, row: Position, decision: CloseDecision,
-                 now: datetime) -> None:
+                 now: datetime, reason: str) -> None:
     """Record what the close will do before anything is sent."""
-    row.close_reason = "manual"
+    row.close_reason = reason
     if decision.held is None:
         entry = decision.cancel[0].order
         journal.record("close_requested", f"{row.symbol}: close requested: cancelling the "

@@ -97,7 +97,7 @@ def _status(db: Database, broker: Broker | None, *, mode: str, channel: Channels
     needs_orders = unknown or any(p.is_live and not p.local_only for p in report.positions)
     try:
         account, held, orders, market_clock = _read_broker(
-            broker, since if needs_orders else None, day.entry_cutoff_minutes is not None)
+            broker, since if needs_orders else None, day.needs_market_clock)
     except BrokerError as err:
         reason = err.message + (f"; {err.hint}" if err.hint else "")
         return _with_rules(db, replace(report, broker_error=reason), day, now, None, None)

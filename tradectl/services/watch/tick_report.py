@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from tradectl.broker import Account, BrokerPosition, Order
+from tradectl.broker import Account, BrokerPosition, Clock, Order
 from tradectl.domain.day_rules import RuleVerdict
 from tradectl.domain.loss_limit import loss_since_baseline
 from tradectl.errors import ExitCode
@@ -37,7 +37,7 @@ class TickReport:
     alerts_sent: int = 0
     unprotected: tuple[str, ...] = ()  # "AAPL #3": held shares with no working stop at Alpaca
     protection_error: str | None = None  # a restore or a gap's close Alpaca refused this tick
-    rules: tuple[RuleVerdict, ...] = ()  # the rules `watch` enforces, as judged this tick
+    rules: tuple[RuleVerdict, ...] = ()  # the day rules set, as judged this tick
 
     @property
     def role(self) -> str:
@@ -69,3 +69,4 @@ class BrokerState:
     account: Account
     positions: list[BrokerPosition]
     orders: list[Order]
+    market_clock: Clock | None = None  # Alpaca's clock, read only for the rules judged on it

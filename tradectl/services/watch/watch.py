@@ -24,6 +24,7 @@ from tradectl.db.locks import NamedLock
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
+from tradectl.domain.day_rules import DayLimits
 from tradectl.domain.limits import Limit, limit_dollars
 from tradectl.domain.loss_limit import (
     applicable_baseline,
@@ -40,6 +41,7 @@ from tradectl.services.gate import GATE_WAIT_SECONDS
 from tradectl.services.halt.emergency_stop import emergency_stop
 from tradectl.services.halt.offline_stop import complete_offline_stops
 from tradectl.services.row_views import cycle_view, position_view, recent_events
+from tradectl.services.watch.day_close import day_rules_step, market_clock
 from tradectl.services.watch.drawdown import DayPeaks
 from tradectl.services.watch.fill_alerts import queue_fill_alerts, snapshot
 from tradectl.services.watch.holdings import split_holdings
@@ -77,14 +79,14 @@ class Watcher:
                  driver_lock: NamedLock | None = None, rearm_protection: bool = True,
                  stream_down_interval: float = STREAM_DOWN_SECONDS,
                  clock: Clock = SYSTEM_CLOCK, drawdown: Limit | None = None,
-                 alert_fills: bool = False) -> None:
+                 day: DayLimits | None = None, alert_fills: bool = False) -> None:
         self.db, self.broker, self.channel, self.spool = db, broker, channel, spool
         # ALERT_FILLS: the channels fills are alerted on (watch/fill_alerts.py), or None
         self.fill_channels = channel if alert_fills else None
         # MAX_DRAWDOWN_FROM_PEAK: the day's peak kept in the database (None: the rule is off)
         self.peaks = (DayPeaks(db, broker, drawdown)
                       if drawdown is not None and broker is not None else None)
-        self.clock = clock
+        self.clock, self.day = clock, day or DayLimits()
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
         self.limit, self.interval = daily_loss_limit, interval
@@ -138,6 +140,7 @@ class Watcher:
         state, error = self._read_broker(report)
         report = self._guarded(report, lambda r: self._sync(r, state, error))
         report = self._guarded(report, lambda r: self._protect(r, state))
+        report = self._guarded(report, lambda r: self._day_rules(r, state))
         if report.database_failed and state is not None:
             report = replace(report, account=state.account,
                              external=tuple(ExternalPositionView.of(p) for p in state.positions))
@@ -218,11 +221,13 @@ class Watcher:
             return None, None
         since = self._since or report.at
         try:
-            with ThreadPoolExecutor(max_workers=3) as pool:
+            with ThreadPoolExecutor(max_workers=4) as pool:
                 account = pool.submit(self.broker.account)
                 positions = pool.submit(self.broker.list_positions)
                 orders = pool.submit(self.broker.list_orders, status="all", after=since)
-                state = BrokerState(account.result(), positions.result(), orders.result())
+                market = pool.submit(self.broker.clock) if self.day.needs_market_clock else None
+                state = BrokerState(account.result(), positions.result(), orders.result(),
+                                    market_clock(market))
         except BrokerError as err:
             return None, err
         self.known_orders.reset(state.orders)
@@ -321,6 +326,15 @@ class Watcher:
                                stopped=report.cycle_status == "stopped", act=self.drives_stops)
         return replace(report, positions=found.positions, changes=report.changes + found.changes,
                        unprotected=found.unprotected, protection_error=found.error)
+
+    # -- the day's rules ------------------------------------------------------------------
+
+    def _day_rules(self, report: TickReport, state: BrokerState | None) -> TickReport:
+        """Shown as `status` shows them; FLATTEN_BEFORE_CLOSE acted on by the driver."""
+        if not self.day.any:
+            return report
+        return day_rules_step(self.db, self.broker, self.channel, self.day, report, state,
+                              act=self.drives_stops, clock=self.clock)
 
     # -- the loss limit -----------------------------------------------------------------
 
@@ -445,7 +459,7 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
              rearm_protection: bool = True,
              stream_down_interval: float = STREAM_DOWN_SECONDS,
              clock: Clock = SYSTEM_CLOCK, drawdown: Limit | None = None,
-             alert_fills: bool = False) -> Iterator[Watcher]:
+             day: DayLimits | None = None, alert_fills: bool = False) -> Iterator[Watcher]:
     """One `watch` per database drives automatic stops: the one holding the driver lock. Another
     stands by and takes over when it is gone (services/watch/watch_driver.py). `read_only` never
     takes the lock and never pulls the stop."""
@@ -455,7 +469,7 @@ def watching(db: Database, broker: Broker | None, channel: Channels | None, *,
                        gate_wait=gate_wait, driver_lock=lock,
                        rearm_protection=rearm_protection,
                        stream_down_interval=stream_down_interval, clock=clock,
-                       drawdown=drawdown, alert_fills=alert_fills)
+                       drawdown=drawdown, day=day, alert_fills=alert_fills)
 
     try:
         if read_only:
