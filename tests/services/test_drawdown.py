@@ -165,8 +165,9 @@ def test_without_its_database_the_peak_in_memory_still_stops_the_day(
     watch = watcher(db, broker, channel, clock)
     watch.tick()
     gone = Database(f"postgresql://nobody@127.0.0.1:{closed_port()}/tradectl")
-    assert watch.peaks is not None
-    watch.db = watch.peaks.db = gone  # the database is unreachable from here on
+    assert watch.stops is not None and watch.stops.peaks is not None
+    # the database is unreachable from here on, for the tick and for the stops
+    watch.db = watch.stops.db = watch.stops.peaks.db = gone
     broker.transactions = channel.transactions = None
     clock.at = NOON + timedelta(hours=3)
     at(broker, clock.at, "100050")

@@ -1,7 +1,7 @@
 """The risk loop: each tick brings the database in line with the broker, computes the day's P&L,
 and pulls the emergency stop when the loss limit is reached, or the equity has fallen
-MAX_DRAWDOWN_FROM_PEAK below the day's peak (services/watch/drawdown.py); each confirmed by a
-second read. The loop's policy lives here too: the tick's exit code, the back-off; who drives
+MAX_DRAWDOWN_FROM_PEAK below the day's peak (services/watch/risk_stops.py; each confirmed by a
+second read). The loop's policy lives here too: the tick's exit code, the back-off; who drives
 is watch_driver.py.
 
 A tick never waits on the network inside a transaction: the broker is read first, then the
@@ -17,28 +17,21 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
 
-from tradectl.broker import Account, Broker, Order, StreamStatus, TradeUpdates
+from tradectl.broker import Broker, Order, StreamStatus, TradeUpdates
 from tradectl.db.locks import NamedLock
 from tradectl.db.session import Database
 from tradectl.db.spool import StopSpool
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.day_rules import DayLimits
-from tradectl.domain.limits import Limit, limit_dollars
+from tradectl.domain.limits import Limit
 from tradectl.domain.loss_limit import (
     applicable_baseline,
-    loss_limit_reached,
-    loss_limit_reason,
-    loss_since_baseline,
-    loss_warning_reached,
 )
-from tradectl.domain.money import dollars
 from tradectl.errors import BrokerError, DatabaseError
 from tradectl.notify import Channels
 from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
 from tradectl.services.gate import GATE_WAIT_SECONDS
-from tradectl.services.halt.emergency_stop import emergency_stop
 from tradectl.services.halt.offline_stop import complete_offline_stops
 from tradectl.services.row_views import cycle_view, position_view, recent_events
 from tradectl.services.watch.day_close import day_rules_step, market_clock
@@ -47,6 +40,7 @@ from tradectl.services.watch.fill_alerts import queue_fill_alerts, snapshot
 from tradectl.services.watch.holdings import split_holdings
 from tradectl.services.watch.rearm import keep_protected
 from tradectl.services.watch.reconcile import OrderBook, sync_live_positions
+from tradectl.services.watch.risk_stops import RiskStops
 from tradectl.services.watch.tick_report import BrokerState, TickReport
 from tradectl.services.watch.trade_updates import (
     KnownOrders,
@@ -84,20 +78,20 @@ class Watcher:
         # ALERT_FILLS: the channels fills are alerted on (watch/fill_alerts.py), or None
         self.fill_channels = channel if alert_fills else None
         # MAX_DRAWDOWN_FROM_PEAK: the day's peak kept in the database (None: the rule is off)
-        self.peaks = (DayPeaks(db, broker, drawdown)
-                      if drawdown is not None and broker is not None else None)
+        peaks = (DayPeaks(db, broker, drawdown)
+                 if drawdown is not None and broker is not None else None)
         self.clock, self.day = clock, day or DayLimits()
         self.rearm_protection = rearm_protection
         self.gate_wait, self.driver_lock = gate_wait, driver_lock
-        self.limit, self.interval = daily_loss_limit, interval
+        self.interval = interval
         self.stream_down_interval = stream_down_interval
         self.seat = DriverSeat(driver_lock, drives=drives_stops)
+        # the loss limit and the drawdown: the two stops a tick pulls by itself
+        self.stops = (RiskStops(db, broker, channel, self.seat, daily_loss_limit, peaks, spool,
+                                gate_wait, clock, self._guarded) if broker is not None else None)
         self._driver_notes: list[str] = []  # role changes to record once the database answers
-        self._warned_cycles: set[int | None] = set()
         self._delay = interval
         self._since: datetime | None = None
-        self._last_cycle_status = "unknown"
-        self._last_baseline: Decimal | None = None
         self._database_failures = 0
         self._database_retry_at = 0.0  # the clock's monotonic() when the database is tried again
         self._unrecorded: list[tuple[datetime, str]] = []  # faults seen while it was down
@@ -144,10 +138,10 @@ class Watcher:
         if report.database_failed and state is not None:
             report = replace(report, account=state.account,
                              external=tuple(ExternalPositionView.of(p) for p in state.positions))
-        if state is not None and self.drives_stops:
-            report = self._check_loss_limit(report)
-        if state is not None and self.peaks is not None:
-            report = self._check_drawdown(report)
+        if state is not None and self.stops is not None:
+            if self.drives_stops:
+                report = self.stops.check_loss_limit(report)
+            report = self.stops.check_drawdown(report)
         report = self._guarded(report, self._deliver_alerts)
         if report.stop is not None:  # show the positions as the stop left them
             report = self._guarded(report, self._views)
@@ -311,7 +305,8 @@ class Watcher:
                              events=tuple(recent_events(journal, RECENT_EVENTS)))
             journal.commit()
         self._unrecorded = []
-        self._last_cycle_status, self._last_baseline = report.cycle_status, report.loss_baseline
+        if self.stops is not None:
+            self.stops.seen(report)
         return report
 
     def _protect(self, report: TickReport, state: BrokerState | None) -> TickReport:
@@ -335,112 +330,6 @@ class Watcher:
             return report
         return day_rules_step(self.db, self.broker, self.channel, self.day, report, state,
                               act=self.drives_stops, clock=self.clock)
-
-    # -- the loss limit -----------------------------------------------------------------
-
-    def _check_loss_limit(self, report: TickReport) -> TickReport:
-        if report.day_pnl is None or self.broker is None:
-            return report
-        known = report.cycle_status != "unknown"  # else the database is down: the last seen
-        status = report.cycle_status if known else self._last_cycle_status
-        baseline = report.loss_baseline if known else self._last_baseline
-        if status == "stopped":
-            return report
-        # a percentage is of the day's starting equity: Alpaca's last_equity, read each tick
-        limit = limit_dollars(self.limit, report.account.last_equity if report.account else None)
-        if limit is None:
-            return report
-        pnl = loss_since_baseline(report.day_pnl, baseline)
-        if loss_limit_reached(pnl, limit):
-            try:  # one bad equity reading must not flatten the account
-                confirmed = self.broker.account()
-            except BrokerError as err:
-                return replace(report, error=f"loss limit reading not confirmed: {err.message}")
-            confirmed_pnl = loss_since_baseline(confirmed.day_pnl, baseline)
-            if loss_limit_reached(confirmed_pnl, limit) and self.seat.confirm():
-                reason = loss_limit_reason(confirmed_pnl, limit, baseline)
-                stop = emergency_stop(self.db, self.broker, self.channel, reason,
-                                      spool=self.spool, gate_wait=self.gate_wait,
-                                      clock=self.clock)
-                self._last_cycle_status = "stopped"
-                return replace(report, account=confirmed, stop=stop, cycle_status="stopped",
-                               stop_reason=reason, cycle_id=stop.cycle_id or report.cycle_id)
-            first = report.day_pnl
-            report = self._guarded(report, lambda r: self._discarded(r, first, confirmed))
-            pnl = confirmed_pnl
-        if loss_warning_reached(pnl, limit) and report.cycle_id not in self._warned_cycles:
-            since = " since the forced resume" if baseline is not None else ""
-            warning = (f"the day's loss{since} {dollars(-pnl)} is past 80% of DAILY_LOSS_LIMIT "
-                       f"{dollars(limit)}")
-            report = replace(report, warning=warning)
-            report = self._guarded(report, lambda r: self._record_warning(r, warning))
-        return report
-
-    # -- the drawdown from the day's peak ------------------------------------------------
-
-    def _check_drawdown(self, report: TickReport) -> TickReport:
-        """MAX_DRAWDOWN_FROM_PEAK (services/watch/drawdown.py): its verdict shown each tick;
-        tripped, a second account read confirms it before the emergency stop, as for the loss
-        limit. Only the watch that drives stops pulls it."""
-        assert self.peaks is not None and self.broker is not None
-        first = report.account
-        if first is None:
-            return report
-        verdict = self.peaks.judge(first, report.at, database=not report.database_failed)
-        report = replace(report, rules=(*report.rules, verdict))
-        if self.peaks.error is not None:
-            report = replace(report, changes=(*report.changes, f"drawdown: {self.peaks.error}"))
-        known = report.cycle_status != "unknown"
-        stopped = (report.cycle_status if known else self._last_cycle_status) == "stopped"
-        if verdict.passed or stopped or not self.drives_stops:
-            return report
-        try:  # one bad equity reading must not flatten the account
-            confirmed = self.broker.account()
-        except BrokerError as err:
-            return replace(report, error=f"drawdown reading not confirmed: {err.message}")
-        again = self.peaks.again(confirmed)
-        report = replace(report, rules=(*report.rules[:-1], again))
-        if again.passed:
-            return self._guarded(report, lambda r: self._equity_discarded(r, first.equity,
-                                                                            confirmed))
-        if not self.seat.confirm():
-            return report
-        stop = emergency_stop(self.db, self.broker, self.channel, again.message,
-                              spool=self.spool, gate_wait=self.gate_wait, clock=self.clock)
-        self._last_cycle_status = "stopped"
-        return replace(report, account=confirmed, stop=stop, cycle_status="stopped",
-                       stop_reason=again.message, cycle_id=stop.cycle_id or report.cycle_id)
-
-    def _equity_discarded(self, report: TickReport, first: Decimal,
-                          confirmed: Account) -> TickReport:
-        with self.db.transaction() as journal:
-            journal.record("account_reading_discarded",
-                           f"account reading discarded: equity {dollars(first)} was not "
-                           f"confirmed by a second read ({dollars(confirmed.equity)})",
-                           cycle_id=report.cycle_id,
-                           details={"discarded_equity": first,
-                                    "confirmed_equity": confirmed.equity})
-            journal.commit()
-        return replace(report, account=confirmed)
-
-    def _discarded(self, report: TickReport, first: Decimal, confirmed: Account) -> TickReport:
-        """The first reading reached the limit, the second did not: show and keep the second."""
-        with self.db.transaction() as journal:
-            journal.record("account_reading_discarded",
-                           f"account reading discarded: day P&L {dollars(first)} was not "
-                           f"confirmed by a second read ({dollars(confirmed.day_pnl)})",
-                           cycle_id=report.cycle_id,
-                           details={"discarded_day_pnl": first,
-                                    "confirmed_day_pnl": confirmed.day_pnl})
-            journal.commit()
-        return replace(report, account=confirmed)
-
-    def _record_warning(self, report: TickReport, warning: str) -> TickReport:
-        with self.db.transaction() as journal:
-            journal.record("loss_warning", warning, cycle_id=report.cycle_id)
-            journal.commit()
-        self._warned_cycles.add(report.cycle_id)
-        return report
 
     def _views(self, report: TickReport) -> TickReport:
         with self.db.read() as journal:
