@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tradectl.broker import Broker, NoStream
     from tradectl.broker.stream import TradeUpdateStream
     from tradectl.config import Settings
+    from tradectl.db.plain import ReadsRows
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
     from tradectl.domain.clock import Clock
@@ -38,7 +39,8 @@ class Context:
         given = {"settings": settings, "broker": broker, "channels": channels, "spool": spool,
                  "clock": clock,
                  # one database handed in serves every way a command opens it
-                 "database": database, "database_as_is": database, "dry_run_database": database}
+                 "database": database, "database_as_is": database, "dry_run_database": database,
+                 "report_database": database}
         # a cached_property is read from the instance first: a part handed in is never built
         self.__dict__.update({name: part for name, part in given.items() if part is not ...})
 
@@ -71,6 +73,14 @@ class Context:
         from tradectl.cli.wiring import database
 
         return database(self.settings)
+
+    @cached_property
+    def report_database(self) -> ReadsRows:
+        """Opened for `report`'s reads: at the head revision, through the database's own
+        driver, without SQLAlchemy; one to create or migrate as `database` is."""
+        from tradectl.cli.wiring import report_database
+
+        return report_database(self.settings)
 
     @cached_property
     def database_as_is(self) -> Database:

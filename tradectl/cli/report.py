@@ -35,7 +35,7 @@ def report_command(
     first = parse_day(since, "--since") if since is not None else None
     last = parse_day(until, "--until") if until is not None else None
     ctx = context(typer_ctx)
-    result = trading_report(ctx.database, since=first, until=last, now=ctx.clock.now())
+    result = trading_report(ctx.report_database, since=first, until=last, now=ctx.clock.now())
     if as_csv:
         report_csv(result)
     else:

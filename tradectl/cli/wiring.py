@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tradectl.broker.alpaca import AlpacaBroker
     from tradectl.broker.stream import TradeUpdateStream
     from tradectl.config import Settings
+    from tradectl.db.plain import PlainDatabase, ReadsRows
     from tradectl.db.session import Database
     from tradectl.db.spool import StopSpool
     from tradectl.domain.day_rules import DayLimits
@@ -132,7 +133,7 @@ def app_dir() -> Path:
 
 # What this command opened, closed by main() when the command ends (in-process callers such as
 # the tests run many commands in one interpreter: nothing may wait for the garbage collector).
-_opened: list[Database | AlpacaBroker] = []
+_opened: list[Database | PlainDatabase | AlpacaBroker] = []
 
 
 def close_opened() -> None:
@@ -165,6 +166,21 @@ def database(config: Settings, *, ensure_schema: bool = True,
                             *([config.app_dir] if config.app_dir else [])])
     if ensure_schema:
         db.ensure_schema()
+    return db
+
+
+def report_database(config: Settings) -> ReadsRows:
+    """`report`'s database: at the head revision, on its own driver without SQLAlchemy (whose
+    import outweighs 10,000 trades' reads); any other (a SQLite file to create or migrate, a URL
+    only SQLAlchemy reads) opened as database() opens it. A PostgreSQL database behind the head
+    revision, or unreachable, is refused by either with the same DatabaseError."""
+    from tradectl.db.plain import open_plain
+
+    db = open_plain(config.database_url)
+    if db is None:
+        return database(config)
+    _opened.append(db)
+    warn_if_open_to_others([*db.files(), *([config.app_dir] if config.app_dir else [])])
     return db
 
 

@@ -1,20 +1,18 @@
-"""The column types tradectl stores money and times with, and the schema's revision: apart from
-the ORM's models, so that a read through SQLAlchemy Core (`report`'s, db/report_rows.py) runs
-without importing the ORM (a quarter of such a command's start)."""
+"""The column types tradectl stores money and times with, apart from the ORM's models. They read
+a stored value as db/plain.py does (`report` reads through the driver alone), and re-export the
+schema's head revision, defined there."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import DateTime, Numeric, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 
-# Head of the migration chain. Start-up compares it with the stored revision without importing
-# Alembic; tests/db/test_db.py checks it against alembic/versions.
-HEAD_REVISION = "0009"
+from tradectl.db.plain import HEAD_REVISION as HEAD_REVISION
+from tradectl.db.plain import stored_money
 
 
 class Money(TypeDecorator[Decimal]):
@@ -38,15 +36,7 @@ class Money(TypeDecorator[Decimal]):
 
     # SQLAlchemy passes the dialect; a stored amount reads back the same from every backend.
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:  # noqa: ARG002
-        return None if value is None else _stored_money(str(value))
-
-
-@lru_cache(maxsize=1 << 14)  # a book repeats its prices: `watch` reads every row every tick
-def _stored_money(text: str) -> Decimal:
-    # Keyed by text, not by Decimal: -0 == 0, and the sign must come back as it went in.
-    # Drop the trailing zeros NUMERIC(20, 6) pads with, so 145 reads back as 145.
-    exact = Decimal(text)
-    return exact.quantize(Decimal(1)) if exact == exact.to_integral() else exact.normalize()
+        return None if value is None else stored_money(str(value))
 
 
 class UTCDateTime(TypeDecorator[datetime]):

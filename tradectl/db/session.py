@@ -18,13 +18,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from tradectl.db.advisory_lock import AdvisoryLock
-from tradectl.db.columns import HEAD_REVISION
 from tradectl.db.locks import FileLock, NamedLock, ProcessLock, holding
-from tradectl.db.url import masked_url, normalize_url, scrubbed, unusable_url, usable_url
-from tradectl.errors import ConfigError, DatabaseError
+from tradectl.db.plain import HEAD_REVISION, Rows, describe_db_error, driver_errors, schema_behind
+from tradectl.db.url import masked_url, normalize_url, unusable_url, usable_url
+from tradectl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL
     from sqlalchemy.orm import Session, sessionmaker
 
     from tradectl.db.journal import Journal
@@ -111,15 +111,6 @@ def _make_engine(parsed: URL) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
-def describe_db_error(url: str, err: BaseException) -> DatabaseError:
-    orig = getattr(err, "orig", None) or err
-    first_line = scrubbed((str(orig).strip().splitlines() or [type(orig).__name__])[0], url)
-    hint = None
-    if "locked" in first_line:
-        hint = "another tradectl process holds the database; try again"
-    return DatabaseError(f"database {masked_url(url)}: {first_line}", hint=hint)
-
-
 class Database:
     """One database: its engine, short transactions, named locks and schema migrations."""
 
@@ -171,11 +162,16 @@ class Database:
             # leaves the loaded objects readable)
 
     @contextmanager
-    def read_rows(self) -> Iterator[Connection]:
-        """A read of plain rows through SQLAlchemy Core, without the ORM (db/report_rows.py):
-        like read(), no write lock on SQLite, and nothing kept (the end rolls back)."""
+    def read_rows(self) -> Iterator[Rows]:
+        """Plain rows read on the driver's own connection, as db/plain.py reads them (the report,
+        db/report_rows.py): like read(), no write lock on SQLite, and nothing kept (the end
+        rolls back)."""
         with self._database_errors(), self.engine.connect() as connection:
-            yield connection.execution_options(**{READ_ONLY: True})
+            connection.execution_options(**{READ_ONLY: True}).begin()
+            try:
+                yield Rows(connection.connection.driver_connection, self.dialect)
+            except driver_errors() as err:
+                raise describe_db_error(self.url, err) from None
 
     @contextmanager
     def _database_errors(self) -> Iterator[None]:
@@ -239,11 +235,7 @@ class Database:
         if self.dialect == "sqlite" or (revision is None and self._empty()):
             self.upgrade()
             return
-        raise DatabaseError(
-            f"database {masked_url(self.url)} is at schema revision {revision or 'none'}, "
-            f"tradectl needs {HEAD_REVISION}",
-            hint="run `tradectl db upgrade`",
-        )
+        raise schema_behind(self.url, revision)
 
     def upgrade(self, revision: str = "head") -> None:
         from alembic import command
