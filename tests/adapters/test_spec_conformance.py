@@ -141,6 +141,7 @@ def test_every_exchange_of_the_adapter_with_the_fake_matches_the_spec(fake: Fake
     fake.set_market_open(False)
     assert broker.clock().is_open is False
     broker.account()
+    assert isinstance(broker.equity_history(datetime.now(UTC) - timedelta(days=1)), list)
     assert broker.latest_trade_price("AAPL") == Decimal("150")
     aapl = broker.submit_bracket(bracket("AAPL", "conformance-aapl"))
     assert {leg.status for leg in broker.get_order(aapl.id).legs} == {"held"}
