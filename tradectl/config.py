@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from tradectl import trust
 from tradectl.alert_settings import telegram_bot
@@ -22,6 +20,14 @@ from tradectl.rule_settings import (  # Amount and Cooldown: the settings' own v
     minutes,
     money_or_percent,
     optional,
+)
+from tradectl.setting_values import (
+    boolean,
+    email_addresses,
+    positive_int,
+    positive_number,
+    tcp_port,
+    webhook_url,
 )
 
 TradingMode = Literal["paper", "live"]
@@ -78,7 +84,6 @@ DEFAULTS: dict[str, str | None] = {
 }
 
 
-_SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 @dataclass(frozen=True)
 class Settings:
     trading_mode: TradingMode
@@ -220,36 +225,36 @@ def load_settings(environ: Mapping[str, str], *, app_dir: Path) -> Settings:
         alpaca_secret_key=raw("ALPACA_SECRET_KEY"),
         alpaca_base_url=base_url,
         alpaca_data_url=data_url,
-        alpaca_timeout=_positive_number("ALPACA_TIMEOUT", raw("ALPACA_TIMEOUT"), "seconds"),
-        alpaca_stream=_bool("ALPACA_STREAM", raw("ALPACA_STREAM")),
+        alpaca_timeout=positive_number("ALPACA_TIMEOUT", raw("ALPACA_TIMEOUT"), "seconds"),
+        alpaca_stream=boolean("ALPACA_STREAM", raw("ALPACA_STREAM")),
         database_url=database_url or default_database_url(app_dir),
         database_is_default=database_url is None,
         daily_loss_limit=dollars_or_percent("DAILY_LOSS_LIMIT", raw("DAILY_LOSS_LIMIT")),
-        watch_interval=_positive_number("WATCH_INTERVAL", raw("WATCH_INTERVAL"), "seconds"),
-        watch_stream_down_interval=_positive_number(
+        watch_interval=positive_number("WATCH_INTERVAL", raw("WATCH_INTERVAL"), "seconds"),
+        watch_stream_down_interval=positive_number(
             "WATCH_STREAM_DOWN_INTERVAL", raw("WATCH_STREAM_DOWN_INTERVAL"), "seconds"),
-        max_open_positions=_positive_int("MAX_OPEN_POSITIONS", raw("MAX_OPEN_POSITIONS")),
+        max_open_positions=positive_int("MAX_OPEN_POSITIONS", raw("MAX_OPEN_POSITIONS")),
         max_position_notional=_money("MAX_POSITION_NOTIONAL", raw("MAX_POSITION_NOTIONAL")),
         max_risk_per_trade=dollars_or_percent("MAX_RISK_PER_TRADE", raw("MAX_RISK_PER_TRADE")),
         smtp_host=raw("SMTP_HOST"),
-        smtp_port=_port("SMTP_PORT", raw("SMTP_PORT")),
+        smtp_port=tcp_port("SMTP_PORT", raw("SMTP_PORT")),
         smtp_username=raw("SMTP_USERNAME"),
         smtp_password=raw("SMTP_PASSWORD"),
-        smtp_starttls=_bool("SMTP_STARTTLS", raw("SMTP_STARTTLS")),
-        smtp_timeout=_positive_number("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), "seconds"),
-        smtp_ssl=_bool("SMTP_SSL", raw("SMTP_SSL")),
+        smtp_starttls=boolean("SMTP_STARTTLS", raw("SMTP_STARTTLS")),
+        smtp_timeout=positive_number("SMTP_TIMEOUT", raw("SMTP_TIMEOUT"), "seconds"),
+        smtp_ssl=boolean("SMTP_SSL", raw("SMTP_SSL")),
         smtp_ca_file=raw("SMTP_CA_FILE"),
-        smtp_allow_plaintext=_bool("SMTP_ALLOW_PLAINTEXT", raw("SMTP_ALLOW_PLAINTEXT")),
+        smtp_allow_plaintext=boolean("SMTP_ALLOW_PLAINTEXT", raw("SMTP_ALLOW_PLAINTEXT")),
         alert_email_from=raw("ALERT_EMAIL_FROM"),
-        alert_email_to=_addresses("ALERT_EMAIL_TO", raw("ALERT_EMAIL_TO")),
-        alert_webhook_url=_webhook_url("ALERT_WEBHOOK_URL", raw("ALERT_WEBHOOK_URL")),
-        alert_webhook_timeout=_positive_number("ALERT_WEBHOOK_TIMEOUT",
+        alert_email_to=email_addresses("ALERT_EMAIL_TO", raw("ALERT_EMAIL_TO")),
+        alert_webhook_url=webhook_url("ALERT_WEBHOOK_URL", raw("ALERT_WEBHOOK_URL")),
+        alert_webhook_timeout=positive_number("ALERT_WEBHOOK_TIMEOUT",
                                                raw("ALERT_WEBHOOK_TIMEOUT"), "seconds"),
         **_telegram(raw),
-        alert_fills=_bool("ALERT_FILLS", raw("ALERT_FILLS")),
-        rearm_protection=_bool("REARM_PROTECTION", raw("REARM_PROTECTION")),
+        alert_fills=boolean("ALERT_FILLS", raw("ALERT_FILLS")),
+        rearm_protection=boolean("REARM_PROTECTION", raw("REARM_PROTECTION")),
         no_new_entries_before_close=optional(minutes, "NO_NEW_ENTRIES_BEFORE_CLOSE", raw),
-        max_trades_per_day=optional(_positive_int, "MAX_TRADES_PER_DAY", raw),
+        max_trades_per_day=optional(positive_int, "MAX_TRADES_PER_DAY", raw),
         cooldown_after_losses=optional(cooldown, "COOLDOWN_AFTER_LOSSES", raw),
         daily_profit_target=optional(money_or_percent, "DAILY_PROFIT_TARGET", raw),
         max_drawdown_from_peak=optional(money_or_percent, "MAX_DRAWDOWN_FROM_PEAK", raw),
@@ -266,34 +271,12 @@ def _money(name: str, text: str | None) -> Decimal:
     return Decimal(text)
 
 
-def _positive_number(name: str, text: str | None, unit: str) -> float:
-    """Plain decimals from 0.001 to 86400: `1e-400` must not turn into a zero timeout."""
-    if text is None or not _SECONDS.fullmatch(text) or not 0.001 <= float(text) <= 86400:
-        raise ConfigError(f"{name} must be a number of {unit} from 0.001 to 86400, got {text!r}")
-    return float(text)
 
 
-def _positive_int(name: str, text: str | None) -> int:
-    if not text or not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) <= 0:
-        raise ConfigError(f"{name} must be a positive whole number, got {text!r}", setting=name)
-    return int(text)
 
 
-def _port(name: str, text: str | None) -> int:
-    if not text or not (text.isascii() and text.isdigit() and len(text) <= 5) or not (
-        0 < int(text) < 65536
-    ):
-        raise ConfigError(f"{name} must be a TCP port between 1 and 65535, got {text!r}")
-    return int(text)
 
 
-def _bool(name: str, text: str | None) -> bool:
-    value = (text or "").lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {text!r}")
 
 
 def _url(name: str, text: str | None) -> str | None:
@@ -308,38 +291,13 @@ def _url(name: str, text: str | None) -> str | None:
     return url
 
 
-def _webhook_url(name: str, text: str | None,
-                 example: str = "https://hooks.slack.com/services/...") -> str | None:
-    """An http(s) URL with a host. The error never repeats the value: it is a secret."""
-    if text is None:
-        return None
-    parts = urlsplit(text)
-    try:
-        parts.port  # noqa: B018  (raises on a port that is not a number)
-    except ValueError:
-        parts = parts._replace(netloc="")
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(
-            c.isspace() for c in text):
-        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, such as "
-                          f"{example} (the value is not shown: it may hold a token)")
-    return text
 
 
 def _telegram(raw: Callable[[str], str | None]) -> dict[str, Any]:
     token, chat = telegram_bot(raw)
-    api = _webhook_url("ALERT_TELEGRAM_API_URL", raw("ALERT_TELEGRAM_API_URL"),
+    api = webhook_url("ALERT_TELEGRAM_API_URL", raw("ALERT_TELEGRAM_API_URL"),
                        TELEGRAM_API_URL)
     return {"alert_telegram_bot_token": token, "alert_telegram_chat_id": chat,
             "alert_telegram_api_url": (api or TELEGRAM_API_URL).rstrip("/"),
-            "alert_telegram_timeout": _positive_number(
+            "alert_telegram_timeout": positive_number(
                 "ALERT_TELEGRAM_TIMEOUT", raw("ALERT_TELEGRAM_TIMEOUT"), "seconds")}
-
-
-def _addresses(name: str, text: str | None) -> tuple[str, ...]:
-    if text is None:
-        return ()
-    addresses = tuple(a.strip() for a in text.split(",") if a.strip())
-    for address in addresses:
-        if "@" not in address or any(c.isspace() for c in address):
-            raise ConfigError(f"{name} must be e-mail addresses separated by commas, got {text!r}")
-    return addresses

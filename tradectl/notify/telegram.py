@@ -29,6 +29,7 @@ from tradectl import __version__
 from tradectl.config import mask_url
 from tradectl.net import BoundedHttp, HttpFailure
 from tradectl.notify import Notice
+from tradectl.notify.http_batch import Unreachable, post_each
 from tradectl.notify.redact import Redact
 
 TEXT_LIMIT = 4096  # characters, Telegram's limit for one message
@@ -38,9 +39,6 @@ _READ_LIMIT = 16 * 1024  # an answer echoes the message sent: 4096 characters an
 _ERROR_TEXT_LIMIT = 200
 MAX_QUIET = 3600.0  # seconds: a retry_after beyond this is not waited out in one process
 
-
-class _Unreachable(Exception):
-    """No answer, or told to wait: the rest of the batch is not tried now."""
 
 
 class TelegramChannel:
@@ -67,26 +65,12 @@ class TelegramChannel:
         return count * self._timeout
 
     def send(self, notices: Sequence[Notice]) -> dict[int, str | None]:
-        results: dict[int, str | None] = {}
         with self._lock:
             wait = self._quiet_until - time.monotonic()
         if wait > 0:
             return {n.key: f"not tried: Telegram asked to wait {math.ceil(wait)}s more (HTTP 429)"
                     for n in notices}
-        with self._redact.installed():
-            session = BoundedHttp(self._api)
-            try:
-                for notice in notices:
-                    try:
-                        results[notice.key] = self._post(session, notice)
-                    except _Unreachable as err:
-                        results[notice.key] = str(err)
-                        for rest in notices:
-                            results.setdefault(rest.key, f"not tried: {err}")
-                        break
-            finally:
-                session.close()
-        return results
+        return post_each(self._api, self._redact, notices, self._post)
 
     def _post(self, session: BoundedHttp, notice: Notice) -> str | None:
         """None when Telegram took it, else why not (never with the token)."""
@@ -101,7 +85,7 @@ class TelegramChannel:
         except HttpFailure as err:
             if err.kind == "url":
                 return "the request could not be made (check ALERT_TELEGRAM_API_URL)"
-            raise _Unreachable(self._failure(err)) from None
+            raise Unreachable(self._failure(err)) from None
         reply = _json(answer.content)
         if 200 <= answer.status < 300 and reply.get("ok") is True:
             return None
@@ -117,7 +101,7 @@ class TelegramChannel:
             with self._lock:
                 self._quiet_until = time.monotonic() + min(retry_after or 1, MAX_QUIET)
             wait = f"; Telegram asks to wait {retry_after}s" if retry_after is not None else ""
-            raise _Unreachable(f"{error}{wait}")
+            raise Unreachable(f"{error}{wait}")
         if 200 <= answer.status < 300:
             return f"Telegram did not confirm it (ok is not true): {error}"
         return error

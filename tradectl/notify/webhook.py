@@ -22,6 +22,7 @@ from tradectl import __version__
 from tradectl.config import mask_url
 from tradectl.net import BoundedHttp, HttpFailure
 from tradectl.notify import Notice
+from tradectl.notify.http_batch import Unreachable, post_each
 from tradectl.notify.redact import Redact
 
 MAX_REDIRECTS = 3
@@ -31,9 +32,6 @@ _REDIRECTS = frozenset({301, 302, 307, 308})
 _ERROR_TEXT_LIMIT = 160
 _READ_LIMIT = 2048  # bytes of an answer read: its status, Location and the start of its text
 
-
-class _Unreachable(Exception):
-    """No answer: the next notices of the batch would wait as long, so they are not tried."""
 
 
 class WebhookChannel:
@@ -56,21 +54,7 @@ class WebhookChannel:
         return count * (1 + MAX_REDIRECTS) * self._timeout
 
     def send(self, notices: Sequence[Notice]) -> dict[int, str | None]:
-        results: dict[int, str | None] = {}
-        with self._redact.installed():
-            session = BoundedHttp(self._url)
-            try:
-                for notice in notices:
-                    try:
-                        results[notice.key] = self._post(session, notice)
-                    except _Unreachable as err:
-                        results[notice.key] = str(err)
-                        for rest in notices:
-                            results.setdefault(rest.key, f"not tried: {err}")
-                        break
-            finally:
-                session.close()
-        return results
+        return post_each(self._url, self._redact, notices, self._post)
 
     def _post(self, session: BoundedHttp, notice: Notice) -> str | None:
         """None when delivered, else why not (scrubbed of the URL)."""
@@ -86,7 +70,7 @@ class WebhookChannel:
             except HttpFailure as err:
                 if err.kind == "url":
                     return "the request could not be made (check ALERT_WEBHOOK_URL)"
-                raise _Unreachable(_failure(err, self._timeout)) from None
+                raise Unreachable(_failure(err, self._timeout)) from None
             status, location = answer.status, answer.headers.get("location")
             text = answer.content.decode("utf-8", "replace")
             if 200 <= status < 300:

@@ -25,9 +25,6 @@ from tradectl.db.spool import StopSpool
 from tradectl.domain.clock import SYSTEM_CLOCK, Clock
 from tradectl.domain.day_rules import DayLimits
 from tradectl.domain.limits import Limit
-from tradectl.domain.loss_limit import (
-    applicable_baseline,
-)
 from tradectl.errors import BrokerError, DatabaseError
 from tradectl.notify import Channels
 from tradectl.services.alerts import deliver_pending, drain, loop_wait, waiting_at_most
@@ -36,12 +33,10 @@ from tradectl.services.halt.offline_stop import complete_offline_stops
 from tradectl.services.row_views import cycle_view, position_view, recent_events
 from tradectl.services.watch.day_close import day_rules_step, market_clock
 from tradectl.services.watch.drawdown import DayPeaks
-from tradectl.services.watch.fill_alerts import queue_fill_alerts, snapshot
-from tradectl.services.watch.holdings import split_holdings
 from tradectl.services.watch.rearm import keep_protected
-from tradectl.services.watch.reconcile import OrderBook, sync_live_positions
 from tradectl.services.watch.risk_stops import RiskStops
 from tradectl.services.watch.tick_report import BrokerState, TickReport
+from tradectl.services.watch.tick_sync import sync_tick
 from tradectl.services.watch.trade_updates import (
     KnownOrders,
     StreamReport,
@@ -274,36 +269,8 @@ class Watcher:
 
     def _sync(self, report: TickReport, state: BrokerState | None,
               error: BrokerError | None) -> TickReport:
-        with self.db.transaction() as journal:
-            cycle = journal.latest_cycle()
-            report = replace(report, cycle_id=cycle.id if cycle else None,
-                             cycle_status=cycle.status if cycle else "none",
-                             stop_reason=cycle.stop_reason if cycle else None,
-                             loss_baseline=applicable_baseline(
-                                 cycle.loss_baseline, cycle.baseline_at, report.at)
-                             if cycle else None)
-            live = journal.live_positions()
-            changes: list[str] = []
-            for at, fault in self._unrecorded:
-                journal.record("watch_fault", f"while the database was unreachable "
-                               f"({at:%H:%M:%S} UTC): {fault}", cycle_id=report.cycle_id,
-                               details={"at": at})
-            if error is not None:
-                report = replace(report, error=error.message, rate_limited=error.status == 429)
-                journal.record("broker_error", f"watch: {error.message}",
-                               cycle_id=report.cycle_id, details={"http_status": error.status})
-            elif state is not None:
-                report = replace(report, account=state.account)
-                before = snapshot(live)
-                changes = sync_live_positions(journal, live, OrderBook.of(state.orders),
-                                              {p.symbol: p for p in state.positions}, report.at)
-                queue_fill_alerts(journal, self.fill_channels, live, before)
-            positions, external = split_holdings([position_view(p) for p in live],
-                                                 state.positions if state is not None else [])
-            report = replace(report, changes=report.changes + tuple(changes),
-                             positions=positions, external=external,
-                             events=tuple(recent_events(journal, RECENT_EVENTS)))
-            journal.commit()
+        report = sync_tick(self.db, report, state, error, self._unrecorded, RECENT_EVENTS,
+                           fill_channels=self.fill_channels)
         self._unrecorded = []
         if self.stops is not None:
             self.stops.seen(report)
