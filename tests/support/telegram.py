@@ -16,8 +16,10 @@ import contextlib
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.post_server import PostServer
 
 # A probe token in Telegram's shape: the bot's number, a colon, 35 characters
 BOT_TOKEN = "123456789:TgPr0beSecret-AAbbCCddEEffGGhh_7531"
@@ -33,19 +35,8 @@ class BotApi:
         self._answers: list[tuple[int, dict[str, Any]]] = []
         self._delay = 0.0
         self._lock = threading.Lock()
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                api._answer(self)
-
-            def log_message(self, *_args: Any) -> None:  # quiet
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = PostServer(self._answer)
+        self.port: int = self._http.port
 
     @property
     def url(self) -> str:
@@ -104,14 +95,12 @@ class BotApi:
             request.wfile.write(data)
 
     def start(self) -> BotApi:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         self._delay = 0.0
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
     def __enter__(self) -> BotApi:
         return self.start()

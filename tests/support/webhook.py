@@ -16,8 +16,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.post_server import PostServer
 
 TOKEN = "T000/B000/WebhookPr0be-tok-97531"
 
@@ -41,19 +43,8 @@ class WebhookSink:
         self._trickle = 0.0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                sink._answer(self)
-
-            def log_message(self, *_args: Any) -> None:  # quiet
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = PostServer(self._answer)
+        self.port: int = self._http.port
 
     @property
     def url(self) -> str:
@@ -123,15 +114,13 @@ class WebhookSink:
         request.end_headers()
 
     def start(self) -> WebhookSink:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         self._delay = 0.0
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
     def __enter__(self) -> WebhookSink:
         return self.start()
